@@ -1,0 +1,70 @@
+"""Build the FastAPI app that Reflex mounts with ``api_transformer``.
+
+Domain errors become HTTP answers here, in one place.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pacs_app.api.routes import auth as auth_routes
+from pacs_app.api.routes import users as users_routes
+from pacs_app.core.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
+
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    AuthenticationFailed: 401,
+    TooManyAttempts: 429,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+}
+
+
+def _status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+async def _domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status = _status_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationFailed):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return JSONResponse(
+        {"detail": exc.message, "code": exc.code}, status_code=status, headers=headers
+    )
+
+
+def build_api() -> FastAPI:
+    api = FastAPI(
+        title="PACS API",
+        summary="Teleradiology PACS: authentication, studies, reports, billing.",
+        version="0.1.0",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    api.add_exception_handler(DomainError, _domain_error_handler)
+    api.include_router(auth_routes.router)
+    api.include_router(users_routes.router)
+
+    @api.get("/health", tags=["system"], summary="Liveness check")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api

@@ -1,0 +1,130 @@
+"""The ``pacs`` command: operator tasks at the server's shell.
+
+    pacs migrate                       apply pending database migrations
+    pacs bootstrap                     migrate, seed demo data (development), safety checks
+    pacs create-centre NAME CODE [--currency INR]
+    pacs create-user USERNAME --role admin|centre|technician|radiologist [--centre CODE]
+                     [--email E] [--full-name N] [--password-stdin]
+    pacs set-password USERNAME [--password-stdin]
+    pacs deactivate-user USERNAME / pacs activate-user USERNAME
+
+Passwords are read from a prompt (or one line of standard input with ``--password-stdin``),
+never from the command line, where other users could see them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from pacs_app.core.errors import DomainError
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("error: the passwords do not match")
+    return first
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pacs", description="Teleradiology PACS administration")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("bootstrap", help="migrate, seed demo data in development, check safety")
+
+    c = sub.add_parser("create-centre", help="create a diagnostic centre")
+    c.add_argument("name")
+    c.add_argument("code", help="2-16 uppercase letters or digits")
+    c.add_argument("--currency", default="USD", choices=["USD", "INR", "AED"])
+
+    u = sub.add_parser("create-user", help="create a user account")
+    u.add_argument("username")
+    u.add_argument(
+        "--role", required=True, choices=["admin", "centre", "technician", "radiologist"]
+    )
+    u.add_argument(
+        "--centre",
+        help="centre code (required for centre and technician users; omit for a tele-radiologist)",
+    )
+    u.add_argument("--email")
+    u.add_argument("--full-name")
+    u.add_argument("--password-stdin", action="store_true")
+
+    s = sub.add_parser("set-password", help="set a user's password")
+    s.add_argument("username")
+    s.add_argument("--password-stdin", action="store_true")
+
+    for name in ("deactivate-user", "activate-user"):
+        a = sub.add_parser(name, help=f"{name.split('-')[0]} an account")
+        a.add_argument("username")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from pacs_app.core import db
+    from pacs_app.services import system, users
+
+    try:
+        if args.command == "migrate":
+            db.migrate()
+            print(f"database at revision {db.current_revision()}")
+            return 0
+        if args.command == "bootstrap":
+            system.bootstrap()
+            print(f"database at revision {db.current_revision()}; ready")
+            return 0
+        db.migrate()
+        with db.session_scope() as session:
+            if args.command == "create-centre":
+                centre = users.create_centre(
+                    session=session,
+                    actor=None,
+                    name=args.name,
+                    code=args.code,
+                    currency=args.currency,
+                )
+                print(f"created centre {centre.code} (id {centre.id})")
+            elif args.command == "create-user":
+                centre_id = (
+                    users.get_centre_by_code(session=session, code=args.centre).id
+                    if args.centre
+                    else None
+                )
+                user = users.create_user(
+                    session=session,
+                    actor=None,
+                    username=args.username,
+                    password=_read_password(args),
+                    role=args.role,
+                    centre_id=centre_id,
+                    email=args.email,
+                    full_name=args.full_name,
+                )
+                print(f"created {user.role.value} user {user.username} (id {user.id})")
+            elif args.command == "set-password":
+                user = users.set_password(
+                    session=session,
+                    actor=None,
+                    username=args.username,
+                    new_password=_read_password(args),
+                )
+                print(f"password set for {user.username}")
+            elif args.command in ("deactivate-user", "activate-user"):
+                active = args.command == "activate-user"
+                user = users.set_active(
+                    session=session, actor=None, username=args.username, active=active
+                )
+                print(f"{user.username} is now {'active' if user.is_active else 'inactive'}")
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""One settings object, read once from the environment or `.env`.
+
+Every environment variable the application reads is a field here and is documented in
+`.env.example`. Import the module-level :data:`settings`; tests build their own
+:class:`Settings` instances.
+
+Production mode (``PACS_ENV=production``) refuses unsafe values at start: a missing, placeholder
+or short ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
+#: The placeholder secret used in development. Production refuses it.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0000000000"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class InsecureConfiguration(RuntimeError):
+    """Raised when production mode is started with unsafe settings."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=str(ROOT_DIR / ".env"), env_file_encoding="utf-8", extra="ignore"
+    )
+
+    pacs_env: Environment = Environment.DEVELOPMENT
+    secret_key: str = DEV_SECRET_KEY
+    database_url: str = f"sqlite:///{ROOT_DIR / 'data' / 'pacs.db'}"
+    storage_path: Path = ROOT_DIR / "storage"
+    redis_url: str | None = None
+
+    access_token_expire_minutes: int = Field(default=480, ge=1, le=60 * 24 * 7)
+    jwt_algorithm: str = "HS256"
+
+    # Failed sign-in throttling: after this many failures within the window, the account
+    # (or the address) is refused until the window has passed since the last failure.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+
+    # Create the documented demo users on an empty database (development only).
+    seed_demo_data: bool = True
+    # Apply pending Alembic migrations when the app starts.
+    migrate_on_start: bool = True
+
+    frontend_port: int = 3000
+    backend_port: int = 8000
+    # The URL the browser uses to reach the backend (Reflex's api_url). Defaults to
+    # http://localhost:{backend_port}.
+    api_url: str | None = None
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.pacs_env is Environment.PRODUCTION:
+            if self.secret_key == DEV_SECRET_KEY:
+                raise InsecureConfiguration(
+                    "PACS_ENV=production refuses the development SECRET_KEY: set SECRET_KEY to a "
+                    'random value of at least 32 characters (e.g. `python -c "import secrets; '
+                    'print(secrets.token_urlsafe(48))"`).'
+                )
+            if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+                raise InsecureConfiguration(
+                    f"PACS_ENV=production refuses a SECRET_KEY shorter than "
+                    f"{MIN_SECRET_KEY_LENGTH} characters (got {len(self.secret_key)})."
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.pacs_env is Environment.PRODUCTION
+
+    @property
+    def demo_data_allowed(self) -> bool:
+        return self.seed_demo_data and not self.is_production
+
+    @cached_property
+    def effective_api_url(self) -> str:
+        return self.api_url or f"http://localhost:{self.backend_port}"
+
+
+settings = Settings()

@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure: database, security primitives, errors, logging."""

@@ -1,0 +1,7 @@
+"""SQLModel tables. Importing this package registers every table on ``SQLModel.metadata``."""
+
+from pacs_app.models.audit import AuditEvent
+from pacs_app.models.auth import RevokedToken
+from pacs_app.models.users import Centre, Currency, Role, User
+
+__all__ = ["AuditEvent", "Centre", "Currency", "RevokedToken", "Role", "User"]

@@ -1,0 +1,77 @@
+"""Centres and user accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from pacs_app.models.base import timestamp_field
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    CENTRE = "centre"
+    TECHNICIAN = "technician"
+    RADIOLOGIST = "radiologist"
+
+
+class Currency(StrEnum):
+    USD = "USD"
+    INR = "INR"
+    AED = "AED"
+
+
+class Centre(SQLModel, table=True):
+    __tablename__ = "centre"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    code: str = Field(max_length=16, unique=True, index=True)
+    default_currency: Currency = Field(
+        default=Currency.USD,
+        sa_column=Column(
+            SAEnum(
+                Currency,
+                name="currency",
+                native_enum=False,
+                length=3,
+                values_callable=lambda e: [m.value for m in e],
+            ),
+            nullable=False,
+        ),
+    )
+    is_active: bool = Field(default=True)
+    created_at: datetime = timestamp_field()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    email: str | None = Field(default=None, max_length=254, unique=True)
+    full_name: str | None = Field(default=None, max_length=200)
+    hashed_password: str = Field(max_length=255)
+    role: Role = Field(
+        sa_column=Column(
+            SAEnum(
+                Role,
+                name="role",
+                native_enum=False,
+                length=16,
+                values_callable=lambda e: [m.value for m in e],
+            ),
+            nullable=False,
+            index=True,
+        ),
+    )
+    centre_id: int | None = Field(
+        default=None, foreign_key="centre.id", index=True, ondelete="RESTRICT"
+    )
+    is_active: bool = Field(default=True)
+    created_at: datetime = timestamp_field()
+    last_login_at: datetime | None = timestamp_field(nullable=True, default_now=False)

@@ -1,0 +1,30 @@
+"""The Reflex app: every page, plus the REST API mounted on the same backend.
+
+``reflex run`` serves the UI, the API (``/auth/...``, ``/docs``, ``/openapi.json``) and, at
+start, applies pending migrations (and, in development, creates the demo accounts).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import reflex as rx
+
+from pacs_app.api import build_api
+from pacs_app.config import settings
+from pacs_app.services import system
+from pacs_app.ui.pages import audit, dashboard, login, users  # noqa: F401  (register pages)
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _bootstrap() -> None:
+    """Lifespan task: runs once when the backend starts, before it serves requests."""
+    system.bootstrap()
+
+
+app = rx.App(api_transformer=build_api())
+app.register_lifespan_task(_bootstrap)
+
+__all__ = ["app", "settings"]

@@ -1,0 +1,109 @@
+"""The audit trail: one function records who did what to which resource, from where.
+
+Records carry identifiers (user id, username, resource type and id, centre id, address),
+never patient data: the ``detail`` dict is for codes and reasons, not names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from pacs_app.models import AuditEvent
+from pacs_app.models.base import utcnow
+from pacs_app.services.authz import Action, Actor, require
+from pacs_app.services.dto import AuditEventPublic, Page
+
+
+class AuditAction(StrEnum):
+    LOGIN = "auth.login"
+    LOGIN_FAILED = "auth.login_failed"
+    LOGIN_LOCKED = "auth.login_locked"
+    LOGOUT = "auth.logout"
+    TOKEN_REJECTED = "auth.token_rejected"
+    ACCESS_DENIED = "authz.denied"
+    USER_CREATED = "user.created"
+    USER_ACTIVATED = "user.activated"
+    USER_DEACTIVATED = "user.deactivated"
+    PASSWORD_CHANGED = "user.password_changed"
+    CENTRE_CREATED = "centre.created"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+def record(
+    session: Session,
+    *,
+    action: AuditAction | str,
+    actor: Actor | None = None,
+    username: str | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    resource_type: str | None = None,
+    resource_id: str | int | None = None,
+    centre_id: int | None = None,
+    address: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Add an audit event to ``session``; the caller's commit stores it with the change itself.
+
+    ``username`` defaults to the actor's; pass it for events without an actor (a failed
+    sign-in records the name that was typed).
+    """
+    event = AuditEvent(
+        at=at or utcnow(),
+        actor_id=actor.user_id if actor else None,
+        username=(username or (actor.username if actor else None) or None),
+        action=str(action),
+        outcome=str(outcome),
+        resource_type=resource_type,
+        resource_id=str(resource_id) if resource_id is not None else None,
+        centre_id=centre_id if centre_id is not None else (actor.centre_id if actor else None),
+        address=(address or None),
+        detail=detail,
+    )
+    if event.username:
+        event.username = event.username[:64]
+    if event.address:
+        event.address = event.address[:64]
+    session.add(event)
+    return event
+
+
+def list_events(
+    *,
+    session: Session,
+    actor: Actor,
+    action: str | None = None,
+    username: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> Page[AuditEventPublic]:
+    """Newest first, for administrators."""
+    require(actor, Action.VIEW_AUDIT)
+    page = max(1, page)
+    page_size = min(max(1, page_size), 200)
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if username:
+        query = query.where(AuditEvent.username == username.strip().lower())
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(
+        query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return Page[AuditEventPublic](
+        items=[AuditEventPublic.of(r) for r in rows],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )

@@ -1,0 +1,1 @@
+"""The Reflex web UI: thin state classes that call the domain layer."""

@@ -1,0 +1,439 @@
+"""User administration: admins see every account, centre managers their centre's."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from pacs_app.core.errors import DomainError, PermissionDenied
+from pacs_app.models import Role
+from pacs_app.services import dashboards, users
+from pacs_app.ui import routes
+from pacs_app.ui.state import AuthState, call_domain
+from pacs_app.ui.template import access_denied, shell
+
+PAGE_SIZE = 20
+
+
+class UsersState(AuthState):
+    area: str = ""
+    denied: str = ""
+    ready: bool = False
+    rows: list[dict[str, str]] = []
+    total: int = 0
+    page: int = 1
+    pages: int = 1
+    search: str = ""
+    notice: str = ""
+    error: str = ""
+
+    # confirmation of activate/deactivate
+    confirm_open: bool = False
+    confirm_username: str = ""
+    confirm_activate: bool = False
+    _confirm_user_id: int = 0
+
+    # new user form
+    create_open: bool = False
+    create_error: str = ""
+    centre_options: list[dict[str, str]] = []
+
+    @rx.var
+    def role_options(self) -> list[str]:
+        if self.area == Role.ADMIN.value:
+            return [r.value for r in Role]
+        return [Role.TECHNICIAN.value, Role.RADIOLOGIST.value]
+
+    async def _load(self) -> None:
+        actor = await self.actor()
+        if actor is None:
+            return
+        page = await call_domain(
+            users.list_users, actor=actor, search=self.search, page=self.page, page_size=PAGE_SIZE
+        )
+        self.rows = [
+            {
+                "id": str(u.id),
+                "username": u.username,
+                "name": u.full_name or "",
+                "email": u.email or "",
+                "role": u.role.value + (" (tele)" if u.is_tele_radiologist else ""),
+                "centre": u.centre.code if u.centre else "—",
+                "active": "yes" if u.is_active else "no",
+                "last_login": u.last_login_at.strftime("%Y-%m-%d %H:%M UTC")
+                if u.last_login_at
+                else "never",
+            }
+            for u in page.items
+        ]
+        self.total, self.pages = page.total, page.pages
+        if actor.is_admin:
+            centres = await call_domain(users.list_centres, actor=actor)
+            self.centre_options = [
+                {"id": str(c.id), "label": f"{c.code} · {c.name}"} for c in centres
+            ]
+
+    @rx.event
+    async def open(self, area: str):
+        self.area, self.ready, self.denied = area, False, ""
+        self.notice, self.error, self.page = "", "", 1
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            await call_domain(
+                dashboards.enter_area,
+                actor=actor,
+                role=area,
+                address=self._client_address(),
+                area="users",
+            )
+            await self._load()
+        except PermissionDenied as exc:
+            self.denied, self.rows, self.total = exc.message, [], 0
+        self.ready = True
+
+    @rx.event
+    async def set_search(self, value: str):
+        self.search = value[:100]
+        self.page = 1
+        await self._load()
+
+    @rx.event
+    async def next_page(self):
+        if self.page < self.pages:
+            self.page += 1
+            await self._load()
+
+    @rx.event
+    async def prev_page(self):
+        if self.page > 1:
+            self.page -= 1
+            await self._load()
+
+    @rx.event
+    def ask_toggle(self, user_id: str, username: str, active: str):
+        self._confirm_user_id = int(user_id)
+        self.confirm_username = username
+        self.confirm_activate = active != "yes"
+        self.confirm_open = True
+
+    @rx.event
+    def cancel_toggle(self):
+        self.confirm_open = False
+
+    @rx.event
+    async def confirm_toggle(self):
+        self.confirm_open = False
+        self.notice, self.error = "", ""
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            user = await call_domain(
+                users.set_active,
+                actor=actor,
+                user_id=self._confirm_user_id,
+                active=self.confirm_activate,
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            self.error = exc.message
+            return
+        self.notice = f"{user.username} is now {'active' if user.is_active else 'deactivated'}."
+        await self._load()
+
+    @rx.event
+    def set_create_open(self, value: bool):
+        self.create_open = value
+        self.create_error = ""
+
+    @rx.event
+    async def create_user(self, form: dict):
+        self.create_error = ""
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        if form.get("password", "") != form.get("password2", ""):
+            self.create_error = "The two passwords differ."
+            return
+        centre_id: int | None
+        if actor.is_admin:
+            raw = str(form.get("centre_id", "") or "")
+            centre_id = int(raw) if raw.isdigit() else None
+        else:
+            centre_id = actor.centre_id  # a centre manager creates users of its own centre
+        try:
+            user = await call_domain(
+                users.create_user,
+                actor=actor,
+                username=str(form.get("username", "")),
+                password=str(form.get("password", "")),
+                role=str(form.get("role", "")),
+                centre_id=centre_id,
+                email=str(form.get("email", "")) or None,
+                full_name=str(form.get("full_name", "")) or None,
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            self.create_error = exc.message
+            return
+        self.create_open = False
+        self.notice = f"Created {user.role.value} user {user.username}."
+        await self._load()
+
+
+def _row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["username"]),
+        rx.table.cell(row["name"]),
+        rx.table.cell(row["role"]),
+        rx.table.cell(row["centre"]),
+        rx.table.cell(
+            rx.cond(
+                row["active"] == "yes",
+                rx.badge("active", color_scheme="green"),
+                rx.badge("inactive", color_scheme="red"),
+            )
+        ),
+        rx.table.cell(row["last_login"]),
+        rx.table.cell(
+            rx.cond(
+                row["username"] != AuthState.username,
+                rx.button(
+                    rx.cond(row["active"] == "yes", "Deactivate", "Activate"),
+                    size="1",
+                    variant="soft",
+                    color_scheme=rx.cond(row["active"] == "yes", "red", "green"),
+                    on_click=UsersState.ask_toggle(row["id"], row["username"], row["active"]),
+                    id="toggle-" + row["username"],
+                ),
+            )
+        ),
+        id="user-row-" + row["username"],
+    )
+
+
+def _confirm_dialog() -> rx.Component:
+    verb = rx.cond(UsersState.confirm_activate, "Activate", "Deactivate")
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(verb, " ", UsersState.confirm_username, "?"),
+            rx.alert_dialog.description(
+                rx.cond(
+                    UsersState.confirm_activate,
+                    "The user will be able to sign in again.",
+                    "The user is signed out everywhere at once and cannot sign in until "
+                    "reactivated.",
+                ),
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Cancel",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=UsersState.cancel_toggle,
+                    )
+                ),
+                rx.alert_dialog.action(
+                    rx.button(
+                        verb,
+                        on_click=UsersState.confirm_toggle,
+                        id="confirm-toggle",
+                        color_scheme=rx.cond(UsersState.confirm_activate, "green", "red"),
+                    )
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="1em",
+            ),
+        ),
+        open=UsersState.confirm_open,
+    )
+
+
+def _field(label: str, control: rx.Component) -> rx.Component:
+    return rx.vstack(rx.text(label, size="2", weight="medium"), control, spacing="1", width="100%")
+
+
+def _create_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("user-plus", size=16), "New user", id="new-user")),
+        rx.dialog.content(
+            rx.dialog.title("New user"),
+            rx.form(
+                rx.vstack(
+                    rx.cond(
+                        UsersState.create_error != "",
+                        rx.callout(
+                            UsersState.create_error,
+                            color_scheme="red",
+                            icon="triangle-alert",
+                            id="create-error",
+                            width="100%",
+                        ),
+                    ),
+                    _field(
+                        "Username",
+                        rx.input(name="username", id="new-username", required=True, width="100%"),
+                    ),
+                    _field("Full name", rx.input(name="full_name", width="100%")),
+                    _field("E-mail", rx.input(name="email", type="email", width="100%")),
+                    _field(
+                        "Role",
+                        rx.select(
+                            UsersState.role_options,
+                            name="role",
+                            default_value="technician",
+                            id="new-role",
+                        ),
+                    ),
+                    rx.cond(
+                        UsersState.area == "admin",
+                        _field(
+                            "Centre (none for administrators and tele-radiologists)",
+                            rx.el.select(
+                                rx.el.option("— none —", value=""),
+                                rx.foreach(
+                                    UsersState.centre_options,
+                                    lambda c: rx.el.option(c["label"], value=c["id"]),
+                                ),
+                                name="centre_id",
+                                id="new-centre",
+                                style={"padding": "6px", "width": "100%"},
+                            ),
+                        ),
+                    ),
+                    _field(
+                        "Password (8+ characters)",
+                        rx.input(
+                            name="password",
+                            type="password",
+                            required=True,
+                            id="new-password",
+                            width="100%",
+                        ),
+                    ),
+                    _field(
+                        "Repeat password",
+                        rx.input(
+                            name="password2",
+                            type="password",
+                            required=True,
+                            id="new-password2",
+                            width="100%",
+                        ),
+                    ),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                        ),
+                        rx.button("Create", type="submit", id="create-user"),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                ),
+                on_submit=UsersState.create_user,
+                reset_on_submit=False,
+            ),
+        ),
+        open=UsersState.create_open,
+        on_open_change=UsersState.set_create_open,
+    )
+
+
+def _users_page(title: str) -> rx.Component:
+    body = rx.vstack(
+        rx.hstack(
+            rx.input(
+                placeholder="Search username, name or e-mail",
+                value=UsersState.search,
+                on_change=UsersState.set_search.debounce(300),
+                width="320px",
+                id="user-search",
+            ),
+            rx.spacer(),
+            _create_dialog(),
+            width="100%",
+        ),
+        rx.cond(
+            UsersState.notice != "",
+            rx.callout(UsersState.notice, icon="check", color_scheme="green", id="notice"),
+        ),
+        rx.cond(
+            UsersState.error != "",
+            rx.callout(UsersState.error, icon="triangle-alert", color_scheme="red", id="error"),
+        ),
+        rx.cond(
+            UsersState.total > 0,
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *[
+                            rx.table.column_header_cell(h)
+                            for h in (
+                                "Username",
+                                "Name",
+                                "Role",
+                                "Centre",
+                                "Status",
+                                "Last sign-in",
+                                "",
+                            )
+                        ]
+                    )
+                ),
+                rx.table.body(rx.foreach(UsersState.rows, _row)),
+                width="100%",
+                id="users-table",
+            ),
+            rx.text("No users match this search.", color_scheme="gray"),
+        ),
+        rx.hstack(
+            rx.button(
+                "Previous",
+                on_click=UsersState.prev_page,
+                variant="soft",
+                disabled=UsersState.page <= 1,
+            ),
+            rx.text(
+                "Page ",
+                UsersState.page,
+                " of ",
+                UsersState.pages,
+                " · ",
+                UsersState.total,
+                " users",
+                size="2",
+            ),
+            rx.button(
+                "Next",
+                on_click=UsersState.next_page,
+                variant="soft",
+                disabled=UsersState.page >= UsersState.pages,
+            ),
+            align="center",
+        ),
+        _confirm_dialog(),
+        width="100%",
+        spacing="3",
+    )
+    return shell(
+        title,
+        rx.cond(
+            UsersState.ready,
+            rx.cond(UsersState.denied != "", access_denied(UsersState.denied), body),
+            rx.center(rx.spinner(), padding="3em"),
+        ),
+    )
+
+
+@rx.page(route=routes.ADMIN_USERS, title="Users · PACS", on_load=UsersState.open("admin"))
+def admin_users_page() -> rx.Component:
+    return _users_page("Users")
+
+
+@rx.page(route=routes.CENTRE_USERS, title="Centre users · PACS", on_load=UsersState.open("centre"))
+def centre_users_page() -> rx.Component:
+    return _users_page("Centre users")

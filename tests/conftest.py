@@ -1,0 +1,120 @@
+"""Shared fixtures: one migrated database per backend (SQLite always, PostgreSQL when
+``TEST_DATABASE_URL`` names a server), clean tables per test, an API client.
+
+The environment is set before ``pacs_app`` is imported, so the tests never touch the
+developer's ``data/pacs.db`` or ``.env``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="pacs-tests-"))
+os.environ.update(
+    {
+        "PACS_ENV": "development",
+        "SECRET_KEY": "test-secret-key-" + secrets.token_hex(16),
+        "DATABASE_URL": f"sqlite:///{_TMP / 'default.db'}",
+        "STORAGE_PATH": str(_TMP / "storage"),
+        "SEED_DEMO_DATA": "false",
+    }
+)
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import Engine, make_url  # noqa: E402
+from sqlmodel import Session, SQLModel  # noqa: E402
+
+import pacs_app.models  # noqa: E402, F401
+from pacs_app.core import db  # noqa: E402
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _require_postgres() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped (.ci/run sets it)")
+    return url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A freshly migrated database of each backend, for the whole session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'pacs.db'}"
+        db.migrate(url)
+        yield url
+        db.get_engine(url).dispose()
+        return
+
+    base = make_url(_require_postgres())
+    if base.drivername == "postgresql":
+        base = base.set(drivername="postgresql+psycopg")
+    name = f"pacs_test_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        db.migrate(url)
+        yield url
+    finally:
+        db.get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    engine = db.get_engine(database_url)
+    _truncate(engine)
+    return engine
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def api(engine: Engine):
+    """A TestClient for the REST API, on the test database."""
+    from fastapi.testclient import TestClient
+
+    from pacs_app.api import build_api
+    from pacs_app.api.deps import get_session
+
+    app = build_api()
+
+    def _session() -> Iterator[Session]:
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+
+    app.dependency_overrides[get_session] = _session
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    """The live settings object; tests change fields with ``monkeypatch.setattr``."""
+    from pacs_app.config import settings as live
+
+    return live

@@ -13,6 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,7 +46,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     access_token_expire_minutes: int = Field(default=480, ge=1, le=60 * 24 * 7)
-    jwt_algorithm: str = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
 
     # Failed sign-in throttling: after this many failures within the window, the account
     # (or the address) is refused until the window has passed since the last failure.

@@ -92,3 +92,14 @@ def test_production_never_seeds_and_refuses_demo_passwords(
     monkeypatch.setattr(settings, "pacs_env", Environment.PRODUCTION)
     with pytest.raises(system.UnsafeToStart, match="admin, radiologist, centre, technician"):
         system.bootstrap(url=database_url)
+
+
+def test_every_setting_is_documented_in_env_example():
+    from pacs_app.config import ROOT_DIR
+
+    documented = {
+        line.split("=", 1)[0].strip()
+        for line in (ROOT_DIR / ".env.example").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
+    assert {name.upper() for name in Settings.model_fields} == documented

@@ -1,0 +1,163 @@
+"""A running app (`reflex run --env prod --single-port`) and Debian's Chromium.
+
+The server runs on its own SQLite database in a temporary folder, in development mode so the
+four documented demo accounts exist. Browser tests are skipped, with the reason, where
+Chromium is not installed; with ``PACS_REQUIRE_BROWSER=1`` (set by ``.ci/run``) that is a
+failure instead, so CI never passes without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("PACS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 420
+
+
+def _browser_available() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed"
+    if not (shutil.which("bun") or (ROOT / ".tools/node_modules/.bin/bun").exists()):
+        return "bun is not installed (scripts/setup.sh installs it)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def _require_browser() -> None:
+    reason = _browser_available()
+    if reason:
+        if os.environ.get("PACS_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests required but cannot run: {reason}")
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    with urllib.request.urlopen(url + "/login/", timeout=10) as page:  # noqa: S310
+                        if page.status == 200:
+                            return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the app did not start in {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
+    """Start the whole app once for the browser tests; stop it afterwards."""
+    work = tmp_path_factory.mktemp("app")
+    port = _free_port()
+    log = work / "reflex.log"
+    env = {
+        **os.environ,
+        "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        # A build folder of its own, so a developer's `reflex run` is not disturbed.
+        "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
+        "REFLEX_STATES_WORKDIR": str(work / "states"),
+        "PACS_ENV": "development",
+        "SEED_DEMO_DATA": "true",
+        "DATABASE_URL": f"sqlite:///{work / 'pacs.db'}",
+        "STORAGE_PATH": str(work / "storage"),
+        "FRONTEND_PORT": str(port),
+        "BACKEND_PORT": str(port),
+        "API_URL": f"http://localhost:{port}",
+    }
+    env.pop("REDIS_URL", None)
+    cmd = [
+        str(ROOT / ".venv/bin/reflex"),
+        "run",
+        "--env",
+        "prod",
+        "--single-port",
+        "--frontend-port",
+        str(port),
+        "--backend-port",
+        str(port),
+        "--loglevel",
+        "info",
+    ]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://localhost:{port}"
+    try:
+        _wait_until_up(url, proc, log)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        artifacts = ROOT / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        shutil.copy(log, artifacts / "reflex-server.log")
+
+
+@pytest.fixture(scope="session")
+def browser(_require_browser):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser, app_url):
+    """Open pages in fresh browser contexts (their own localStorage, like another person)."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(base_url=app_url, viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()

@@ -27,10 +27,11 @@ class AuditState(AuthState):
     def action_options(self) -> list[str]:
         return [ALL, *[a.value for a in audit.AuditAction]]
 
-    async def _load(self) -> None:
+    async def _load(self) -> bool:
+        """Reload the rows for the actor, checked again; ``False`` when signed out."""
         actor = await self.actor()
         if actor is None:
-            return
+            return False
         page = await call_domain(
             audit.list_events,
             actor=actor,
@@ -51,6 +52,7 @@ class AuditState(AuthState):
             for e in page.items
         ]
         self.total, self.pages = page.total, page.pages
+        return True
 
     @rx.event
     async def open(self):
@@ -75,19 +77,22 @@ class AuditState(AuthState):
     async def set_action(self, value: str):
         self.action = value if value in self.action_options else ALL
         self.page = 1
-        await self._load()
+        if not await self._load():
+            return rx.redirect(routes.LOGIN)
 
     @rx.event
     async def next_page(self):
         if self.page < self.pages:
             self.page += 1
-            await self._load()
+            if not await self._load():
+                return rx.redirect(routes.LOGIN)
 
     @rx.event
     async def prev_page(self):
         if self.page > 1:
             self.page -= 1
-            await self._load()
+            if not await self._load():
+                return rx.redirect(routes.LOGIN)
 
 
 @rx.page(route=routes.ADMIN_AUDIT, title="Audit trail · PACS", on_load=AuditState.open)

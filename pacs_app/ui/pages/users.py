@@ -43,10 +43,11 @@ class UsersState(AuthState):
             return [r.value for r in Role]
         return [Role.TECHNICIAN.value, Role.RADIOLOGIST.value]
 
-    async def _load(self) -> None:
+    async def _load(self) -> bool:
+        """Reload the rows for the actor, checked again; ``False`` when signed out."""
         actor = await self.actor()
         if actor is None:
-            return
+            return False
         page = await call_domain(
             users.list_users, actor=actor, search=self.search, page=self.page, page_size=PAGE_SIZE
         )
@@ -71,6 +72,7 @@ class UsersState(AuthState):
             self.centre_options = [
                 {"id": str(c.id), "label": f"{c.code} · {c.name}"} for c in centres
             ]
+        return True
 
     @rx.event
     async def open(self, area: str):
@@ -96,19 +98,22 @@ class UsersState(AuthState):
     async def set_search(self, value: str):
         self.search = value[:100]
         self.page = 1
-        await self._load()
+        if not await self._load():
+            return rx.redirect(routes.LOGIN)
 
     @rx.event
     async def next_page(self):
         if self.page < self.pages:
             self.page += 1
-            await self._load()
+            if not await self._load():
+                return rx.redirect(routes.LOGIN)
 
     @rx.event
     async def prev_page(self):
         if self.page > 1:
             self.page -= 1
-            await self._load()
+            if not await self._load():
+                return rx.redirect(routes.LOGIN)
 
     @rx.event
     def ask_toggle(self, user_id: str, username: str, active: str):

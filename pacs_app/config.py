@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1)
 
+    # Uploads: the largest single file, and limits on zip archives (entries and unpacked size).
+    max_upload_file_mb: int = Field(default=2048, ge=1)
+    max_zip_entries: int = Field(default=20000, ge=1)
+    max_zip_unpacked_mb: int = Field(default=8192, ge=1)
+
     # Create the documented demo users on an empty database (development only).
     seed_demo_data: bool = True
     # Apply pending Alembic migrations when the app starts.

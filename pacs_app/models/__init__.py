@@ -2,6 +2,19 @@
 
 from pacs_app.models.audit import AuditEvent
 from pacs_app.models.auth import RevokedToken
+from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.users import Centre, Currency, Role, User
 
-__all__ = ["AuditEvent", "Centre", "Currency", "RevokedToken", "Role", "User"]
+__all__ = [
+    "AuditEvent",
+    "Centre",
+    "Currency",
+    "Instance",
+    "Priority",
+    "RevokedToken",
+    "Role",
+    "Series",
+    "Study",
+    "StudyStatus",
+    "User",
+]

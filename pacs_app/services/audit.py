@@ -30,6 +30,10 @@ class AuditAction(StrEnum):
     USER_DEACTIVATED = "user.deactivated"
     PASSWORD_CHANGED = "user.password_changed"
     CENTRE_CREATED = "centre.created"
+    STUDY_UPLOADED = "study.uploaded"
+    STUDY_VIEWED = "study.viewed"
+    STUDY_DELETED = "study.deleted"
+    INSTANCE_DOWNLOADED = "instance.downloaded"
 
 
 class Outcome(StrEnum):

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, false, or_, true
+
 from pacs_app.core.errors import NotFound, PermissionDenied
-from pacs_app.models import Centre, Role, User
+from pacs_app.models import Centre, Role, Study, StudyStatus, User
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class Action(StrEnum):
     VIEW_USER = "user.view"  # resource: User
     MANAGE_USER = "user.manage"  # resource: User, or a UserDraft for creation
     VIEW_AUDIT = "audit.view"  # resource: None
+    UPLOAD_STUDY = "study.upload"  # resource: the Centre (or id holder) uploaded for
+    VIEW_STUDY = "study.view"  # resource: Study
+    DELETE_STUDY = "study.delete"  # resource: Study
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,46 @@ def _manage_user(actor: Actor, user: Any) -> bool:
     )
 
 
+# Roles that upload studies, each for its own centre.
+UPLOADER_ROLES = frozenset({Role.TECHNICIAN, Role.CENTRE})
+
+
+def _upload_study(actor: Actor, centre: Any) -> bool:
+    return actor.role in UPLOADER_ROLES and _same_centre(actor, centre)
+
+
+def _in_tele_pool(study: Any) -> bool:
+    """The tele-radiology pool: studies waiting for a radiologist, from every centre."""
+    return (
+        getattr(study, "assigned_radiologist_id", None) is None
+        and getattr(study, "status", None) == StudyStatus.UNASSIGNED
+    )
+
+
+def _view_study(actor: Actor, study: Any) -> bool:
+    if actor.is_admin:
+        return True
+    if actor.is_tele_radiologist:
+        return _in_tele_pool(study) or getattr(study, "assigned_radiologist_id", None) == (
+            actor.user_id
+        )
+    return _same_centre(actor, study)
+
+
+def study_visibility(actor: Actor) -> ColumnElement[bool]:
+    """The SQL form of :func:`_view_study`, for list queries (keep the two in step)."""
+    if actor.is_admin:
+        return true()
+    if actor.is_tele_radiologist:
+        return or_(
+            and_(Study.assigned_radiologist_id.is_(None), Study.status == StudyStatus.UNASSIGNED),
+            Study.assigned_radiologist_id == actor.user_id,
+        )
+    if actor.centre_id is None:
+        return false()
+    return Study.centre_id == actor.centre_id
+
+
 POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.OPEN_DASHBOARD: _open_dashboard,
     Action.VIEW_CENTRE: _view_centre,
@@ -127,6 +172,9 @@ POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.VIEW_USER: _view_user,
     Action.MANAGE_USER: _manage_user,
     Action.VIEW_AUDIT: _admin_only,
+    Action.UPLOAD_STUDY: _upload_study,
+    Action.VIEW_STUDY: _view_study,
+    Action.DELETE_STUDY: _admin_only,
 }
 
 
@@ -169,4 +217,7 @@ def _refusal_message(action: Action, resource: Any) -> str:
         Action.VIEW_USER: "You may not see this user.",
         Action.MANAGE_USER: "You may not manage this user.",
         Action.VIEW_AUDIT: "Only administrators may read the audit trail.",
+        Action.UPLOAD_STUDY: "Only technicians and centre users may upload, for their own centre.",
+        Action.VIEW_STUDY: "Not found.",
+        Action.DELETE_STUDY: "Only administrators may delete studies.",
     }.get(action, "You are not allowed to do this.")

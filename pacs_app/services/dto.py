@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from pacs_app.models import AuditEvent, Centre, Currency, Role, User
+from pacs_app.models import AuditEvent, Centre, Currency, Priority, Role, StudyStatus, User
 
 T = TypeVar("T")
 
@@ -102,3 +102,66 @@ class AuditEventPublic(BaseModel):
     @classmethod
     def of(cls, event: AuditEvent) -> AuditEventPublic:
         return cls.model_validate(event, from_attributes=True)
+
+
+class SeriesPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    series_instance_uid: str
+    series_number: int | None
+    modality: str
+    body_part: str
+    description: str
+    num_instances: int
+
+
+class Difference(BaseModel):
+    """A field where the upload form and the DICOM header disagreed (the form's value won)."""
+
+    field: str
+    shown: str
+    header: str
+
+
+class StudyPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    study_id: str
+    study_instance_uid: str
+    centre_id: int
+    centre_code: str
+    patient_name: str
+    patient_id: str
+    patient_age: str
+    patient_sex: str
+    modality: str
+    body_part: str
+    description: str
+    accession_number: str
+    study_date: date | None
+    clinical_notes: str
+    priority: Priority
+    status: StudyStatus
+    assigned_radiologist_id: int | None
+    uploaded_by: str | None
+    num_series: int
+    num_instances: int
+    size_bytes: int
+    received_at: datetime
+    updated_at: datetime
+    differences: list[Difference] = []
+
+
+class StudyDetail(StudyPublic):
+    series: list[SeriesPublic] = []
+    history: list[AuditEventPublic] = []
+
+
+class StudyPage(BaseModel):
+    """One page of a study list, with keyset cursors for the pages around it."""
+
+    items: list[StudyPublic]
+    total: int
+    limit: int
+    next_cursor: str | None = None
+    prev_cursor: str | None = None

@@ -1,0 +1,1 @@
+"""DICOM handling in plain Python: header reading and validation (rendering comes later)."""

@@ -1,0 +1,226 @@
+"""Read and validate a DICOM file's header for ingest, without decoding pixel data.
+
+:func:`read_header` parses the header (``stop_before_pixels``), checks that the file is DICOM,
+complete (not truncated) and carries the UIDs a PACS needs, and returns what the index keeps:
+the study/series/instance fields and the whole header as DICOM JSON. Every refusal is an
+:class:`InvalidDicom` whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
+
+from pacs_app.core.errors import InvalidInput
+
+PIXEL_TAGS = {Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009)}
+UNDEFINED_LENGTH = 0xFFFFFFFF
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+BULK_THRESHOLD = 1024  # header values larger than this stay out of the JSON (bulk data)
+
+
+class InvalidDicom(InvalidInput):
+    """A file was refused at ingest; the message names the file and the reason."""
+
+    code = "invalid_dicom"
+
+    def __init__(self, filename: str, reason: str):
+        super().__init__(f"{filename}: {reason}")
+        self.filename = filename
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    patient_name: str
+    patient_id: str
+    patient_age: str
+    patient_sex: str
+    modality: str
+    body_part: str
+    study_description: str
+    series_description: str
+    accession_number: str
+    study_date: date | None
+    series_number: int | None
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    number_of_frames: int
+    dicom_json: dict[str, Any]
+
+
+def _text(ds: pydicom.Dataset, keyword: str, limit: int) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # an unreadable optional value is treated as absent
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip().replace("\x00", "")[:limit]
+
+
+def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date(int(value[0:4]), int(value[4:6]), int(value[6:8])) if len(value) >= 8 else None
+    except ValueError:
+        return None
+
+
+def _check_complete(fp: BinaryIO, ds: pydicom.Dataset, size: int, name: str) -> None:
+    """Refuse a truncated file: a header value or the pixel data shorter than declared."""
+    for elem in ds.elements():
+        if (
+            isinstance(elem, RawDataElement)
+            and elem.length != UNDEFINED_LENGTH
+            and elem.value is not None
+            and len(elem.value) < elem.length
+        ):
+            raise InvalidDicom(name, f"the file is truncated (element {elem.tag} is cut short)")
+    pos = fp.tell()
+    if pos >= size:
+        return
+    fp.seek(pos)
+    head = fp.read(12)
+    if len(head) < 8:
+        raise InvalidDicom(name, "the file is truncated (in the pixel data header)")
+    little = ds.is_little_endian if ds.is_little_endian is not None else True
+    group, element = struct.unpack("<HH" if little else ">HH", head[:4])
+    if Tag(group, element) not in PIXEL_TAGS:
+        return
+    implicit = ds.is_implicit_VR if ds.is_implicit_VR is not None else False
+    if implicit:
+        length, offset = struct.unpack("<I" if little else ">I", head[4:8])[0], 8
+    else:
+        if len(head) < 12:
+            raise InvalidDicom(name, "the file is truncated (in the pixel data header)")
+        length, offset = struct.unpack("<I" if little else ">I", head[8:12])[0], 12
+    if length == UNDEFINED_LENGTH:
+        _check_fragments(fp, pos + offset, size, little, name)
+    elif pos + offset + length > size:
+        raise InvalidDicom(
+            name,
+            f"the file is truncated (pixel data declares {length} bytes, "
+            f"{max(0, size - pos - offset)} present)",
+        )
+
+
+def _check_fragments(fp: BinaryIO, pos: int, size: int, little: bool, name: str) -> None:
+    """Walk the items of encapsulated pixel data up to the Sequence Delimitation Item."""
+    fmt = "<HHI" if little else ">HHI"
+    while pos + 8 <= size:
+        fp.seek(pos)
+        group, element, length = struct.unpack(fmt, fp.read(8))
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return
+        if (group, element) != (0xFFFE, 0xE000) or length == UNDEFINED_LENGTH:
+            raise InvalidDicom(name, "the compressed pixel data is malformed")
+        pos += 8 + length
+    raise InvalidDicom(name, "the file is truncated (the compressed pixel data ends early)")
+
+
+def read_header(path: str | os.PathLike[str], filename: str | None = None) -> DicomHeader:
+    """Parse and validate the header of the DICOM file at ``path``.
+
+    ``filename`` is the name the user knows the file by (used in messages). Files without the
+    128-byte preamble are accepted when they parse as a dataset with the required UIDs.
+
+    Raises :class:`InvalidDicom` when the file is not DICOM, is truncated, lacks
+    StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID, or has a header that cannot be read.
+    """
+    with warnings.catch_warnings():  # pydicom warns on odd values; refusals are ours to make
+        warnings.simplefilter("ignore")
+        return _read_header(Path(path), filename)
+
+
+def _read_header(path: Path, filename: str | None) -> DicomHeader:
+    name = filename or path.name
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidDicom(name, "the file is empty")
+    with path.open("rb") as fp:
+        has_preamble = fp.read(132)[128:132] == b"DICM"
+        fp.seek(0)
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        except (InvalidDicomError, EOFError, OSError) as exc:
+            raise InvalidDicom(name, f"not a readable DICOM file ({exc})") from exc
+        except Exception as exc:  # pydicom raises many types on garbage input
+            reason = "not a DICOM file" if not has_preamble else f"unreadable header ({exc})"
+            raise InvalidDicom(name, reason) from exc
+        try:
+            uids = {k: _text(ds, k, 200) for k in REQUIRED_UIDS}
+        except Exception:
+            uids = dict.fromkeys(REQUIRED_UIDS, "")
+        if not has_preamble and not any(uids.values()):
+            raise InvalidDicom(name, "not a DICOM file (no DICM preamble and no DICOM identifiers)")
+        missing = [k for k, v in uids.items() if not v]
+        if missing:
+            raise InvalidDicom(name, f"missing required UID: {', '.join(missing)}")
+        for keyword, uid in uids.items():
+            if len(uid) > 64 or any(c.isspace() or c == "\\" for c in uid):
+                raise InvalidDicom(name, f"{keyword} is not a valid UID")
+        _check_complete(fp, ds, size, name)
+
+    meta = getattr(ds, "file_meta", None)
+    transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    frames_raw = _text(ds, "NumberOfFrames", 16)
+    if frames_raw and not frames_raw.isdigit():
+        raise InvalidDicom(name, f"NumberOfFrames (0028,0008) is not a number: {frames_raw!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dicom_json = ds.to_json_dict(
+                bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda _elem: ""
+            )
+    except Exception as exc:
+        raise InvalidDicom(name, f"the header has an invalid value ({exc})") from exc
+
+    return DicomHeader(
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
+        sop_instance_uid=uids["SOPInstanceUID"],
+        sop_class_uid=_text(ds, "SOPClassUID", 64),
+        transfer_syntax_uid=transfer_syntax[:64],
+        patient_name=_text(ds, "PatientName", 200),
+        patient_id=_text(ds, "PatientID", 64),
+        patient_age=_text(ds, "PatientAge", 8),
+        patient_sex=_text(ds, "PatientSex", 1).upper(),
+        modality=_text(ds, "Modality", 16).upper(),
+        body_part=_text(ds, "BodyPartExamined", 64).upper(),
+        study_description=_text(ds, "StudyDescription", 200),
+        series_description=_text(ds, "SeriesDescription", 200),
+        accession_number=_text(ds, "AccessionNumber", 16),
+        study_date=_date(_text(ds, "StudyDate", 8)),
+        series_number=_int(ds, "SeriesNumber"),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=_int(ds, "Rows"),
+        columns=_int(ds, "Columns"),
+        number_of_frames=int(frames_raw) if frames_raw else 1,
+        dicom_json=dicom_json,
+    )

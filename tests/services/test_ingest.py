@@ -1,0 +1,345 @@
+"""DICOM ingest through the domain service, on SQLite and PostgreSQL, with a real storage folder."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from pydicom.uid import generate_uid
+from sqlmodel import func, select
+
+from pacs_app.core.errors import InvalidInput, PermissionDenied
+from pacs_app.dicom.reader import InvalidDicom
+from pacs_app.models import Instance, Priority, Role, Series, Study, StudyStatus
+from pacs_app.services.ingest import StagedFile, StudyForm, ingest, normalize_age
+from pacs_app.storage import LocalStorage, StorageError
+from tests.dicom_factory import TESTDATA, make_ct, make_series
+from tests.factories import actor_of, make_centre, make_user
+
+
+@pytest.fixture
+def storage(tmp_path) -> LocalStorage:
+    return LocalStorage(tmp_path / "store")
+
+
+@pytest.fixture
+def centre(session):
+    return make_centre(session, "NORTH")
+
+
+@pytest.fixture
+def tech(session, centre):
+    return actor_of(make_user(session, Role.TECHNICIAN, centre=centre))
+
+
+def staged(*paths: Path) -> list[StagedFile]:
+    return [StagedFile(name=p.name, path=p) for p in paths]
+
+
+def stored_files(storage: LocalStorage) -> list[Path]:
+    if not storage.root.exists():
+        return []
+    return sorted(p for p in storage.root.rglob("*") if p.is_file())
+
+
+def counts(session) -> tuple[int, int, int]:
+    session.expire_all()
+    return tuple(
+        session.exec(select(func.count()).select_from(m)).one() for m in (Study, Series, Instance)
+    )
+
+
+def test_a_batch_becomes_one_study_with_its_series_and_files(session, storage, tech, tmp_path):
+    study_uid = generate_uid()
+    files = make_series(tmp_path / "a", 3, study_uid=study_uid) + make_series(
+        tmp_path / "b", 2, study_uid=study_uid
+    )
+
+    result = ingest(
+        session=session,
+        actor=tech,
+        files=staged(*files),
+        storage=storage,
+        form=StudyForm(priority="urgent", clinical_notes="fall, wrist pain"),
+    )
+
+    [study] = result.studies
+    assert len(study.study_id) == 8 and study.study_id.isalnum() and study.study_id.isupper()
+    assert (study.num_series, study.num_instances, result.stored, result.duplicates) == (2, 5, 5, 0)
+    assert study.priority is Priority.URGENT and study.status is StudyStatus.UNASSIGNED
+    assert study.patient_name == "TEST^PATIENT" and study.modality == "CT"
+    assert study.uploaded_by == tech.username and study.centre_code == "NORTH"
+    on_disk = stored_files(storage)
+    assert [p.relative_to(storage.root).as_posix() for p in on_disk] == [
+        f"NORTH/{study.study_id}/instance_{n:03d}.dcm" for n in range(1, 6)
+    ]
+    rows = session.exec(select(Instance).order_by(Instance.number)).all()
+    for row, source in zip(rows, files, strict=True):
+        assert row.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+        assert row.size_bytes == source.stat().st_size
+        assert row.dicom_json["0020000D"]["Value"] == [study_uid]
+        assert "7FE00010" not in row.dicom_json  # no pixel data in the index
+
+
+def test_resending_adds_to_the_same_study_and_skips_duplicates(session, storage, tech, tmp_path):
+    study_uid = generate_uid()
+    first = make_series(tmp_path / "s", 2, study_uid=study_uid)
+    extra = make_ct(tmp_path / "extra.dcm", study_uid=study_uid)
+    one = ingest(session=session, actor=tech, files=staged(*first), storage=storage)
+
+    two = ingest(
+        session=session,
+        actor=tech,
+        files=staged(first[0], extra),
+        storage=storage,
+        form=StudyForm(priority="stat"),
+    )
+
+    assert two.studies[0].study_id == one.studies[0].study_id
+    assert [f.status for f in two.files] == ["duplicate", "stored"]
+    assert two.studies[0].num_instances == 3 and two.studies[0].priority is Priority.STAT
+    assert counts(session) == (1, 2, 3) and len(stored_files(storage)) == 3
+
+
+def test_several_studies_in_one_upload_are_kept_apart(session, storage, tech, tmp_path):
+    files = make_series(tmp_path / "x", 2) + make_series(tmp_path / "y", 1, patient_id="OTHER")
+    result = ingest(session=session, actor=tech, files=staged(*files), storage=storage)
+    assert sorted(s.num_instances for s in result.studies) == [1, 2]
+    assert len({s.study_id for s in result.studies}) == 2 and result.study_id is None
+
+
+def test_form_values_win_and_disagreements_are_kept(session, storage, tech, tmp_path):
+    f = make_ct(tmp_path / "one.dcm", patient_name="HEADER^NAME", patient_id="H-1")
+    result = ingest(
+        session=session,
+        actor=tech,
+        files=staged(f),
+        storage=storage,
+        form=StudyForm(
+            patient_name="Form^Name", patient_age="45", patient_sex="f", body_part="chest"
+        ),
+    )
+    study = result.studies[0]
+    assert (
+        study.patient_name,
+        study.patient_id,
+        study.patient_age,
+        study.patient_sex,
+        study.body_part,
+    ) == ("Form^Name", "H-1", "045Y", "F", "CHEST")
+    assert {(d.field, d.shown, d.header) for d in study.differences} >= {
+        ("patient_name", "Form^Name", "HEADER^NAME")
+    }
+
+
+def test_zip_archives_are_unpacked(session, storage, tech, tmp_path):
+    files = make_series(tmp_path / "z", 3)
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in files:
+            zf.write(f, f"CT/{f.name}")
+    result = ingest(session=session, actor=tech, files=staged(archive), storage=storage)
+    assert result.stored == 3 and result.files[0].name == "study.zip/CT/slice_000.dcm"
+
+
+# --- bad input: a clear error, and nothing stored (rows and files checked) ---------------
+
+
+def _refused(session, storage, tech, files, exc=InvalidInput, match=None, form=None):
+    before = counts(session), stored_files(storage)
+    with pytest.raises(exc, match=match):
+        ingest(session=session, actor=tech, files=files, storage=storage, form=form)
+    assert (counts(session), stored_files(storage)) == before
+
+
+def test_a_text_file_named_dcm_is_refused_with_its_name(session, storage, tech, tmp_path):
+    good = make_ct(tmp_path / "good.dcm")
+    text = tmp_path / "notes.dcm"
+    text.write_text("this is not a DICOM file\n" * 20)
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(good, text),
+        InvalidDicom,
+        match=r"notes\.dcm: not a DICOM file",
+    )
+
+
+def test_a_truncated_file_is_refused(session, storage, tech, tmp_path):
+    good = make_ct(tmp_path / "good.dcm")
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(good.read_bytes()[:-5000])
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(good, cut),
+        InvalidDicom,
+        match=r"cut\.dcm: the file is truncated",
+    )
+
+
+@pytest.mark.parametrize("missing", ["StudyInstanceUID", "SOPInstanceUID", "SeriesInstanceUID"])
+def test_a_file_without_required_uids_is_refused(session, storage, tech, tmp_path, missing):
+    import pydicom
+
+    path = make_ct(tmp_path / "nouid.dcm")
+    ds = pydicom.dcmread(path)
+    delattr(ds, missing)
+    ds.save_as(path)
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(path),
+        InvalidDicom,
+        match=rf"nouid\.dcm: missing required UID: {missing}",
+    )
+
+
+def test_a_zip_with_a_non_dicom_member_is_refused_whole(session, storage, tech, tmp_path):
+    archive = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(make_ct(tmp_path / "ok.dcm"), "ok.dcm")
+        zf.writestr("readme.txt", "hello")
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(archive),
+        InvalidDicom,
+        match=r"mixed\.zip/readme\.txt: not a DICOM file",
+    )
+
+
+def test_an_empty_upload_is_refused(session, storage, tech, tmp_path):
+    _refused(session, storage, tech, [], match="The upload is empty")
+    empty = tmp_path / "empty.dcm"
+    empty.write_bytes(b"")
+    _refused(
+        session, storage, tech, staged(empty), InvalidDicom, match="empty.dcm: the file is empty"
+    )
+
+
+def test_a_file_over_the_size_limit_is_refused(
+    session, storage, tech, tmp_path, settings, monkeypatch
+):
+    monkeypatch.setattr(settings, "max_upload_file_mb", 1)
+    big = make_ct(tmp_path / "big.dcm", size=1024)  # 2 MB of pixels
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(big),
+        match=r"big\.dcm: the file is 2\.0 MB, over the 1 MB limit",
+    )
+
+
+def test_a_patient_age_that_is_not_a_number_is_refused():
+    with pytest.raises(ValidationError, match="patient_age must be a number"):
+        StudyForm(patient_age="forty")
+    assert normalize_age("7") == "007Y" and normalize_age("6m") == "006M"
+    with pytest.raises(ValueError, match="not plausible"):
+        normalize_age("420")
+
+
+def test_a_radiologist_cannot_upload(session, storage, tmp_path):
+    centre = make_centre(session)
+    for radiologist in (
+        make_user(session, Role.RADIOLOGIST),
+        make_user(session, Role.RADIOLOGIST, centre=centre),
+    ):
+        _refused(
+            session,
+            storage,
+            actor_of(radiologist),
+            staged(make_ct(tmp_path / "r.dcm")),
+            PermissionDenied,
+            match="Only technicians and centre users",
+        )
+    admin = actor_of(make_user(session, Role.ADMIN))
+    _refused(session, storage, admin, staged(make_ct(tmp_path / "a.dcm")), PermissionDenied)
+
+
+class FailingStorage(LocalStorage):
+    """Real local storage whose third write fails, as a full disk would (cannot be made here)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.writes = 0
+
+    def put_file(self, key, source, *, overwrite=True):
+        self.writes += 1
+        if self.writes == 3:
+            raise StorageError("No space left on device")
+        return super().put_file(key, source, overwrite=overwrite)
+
+
+def test_a_failed_write_mid_upload_leaves_nothing(session, tech, tmp_path):
+    storage = FailingStorage(tmp_path / "store")
+    files = make_series(tmp_path / "f", 4)
+    _refused(session, storage, tech, staged(*files), match="could not be stored")
+    assert stored_files(storage) == []
+
+
+def test_an_existing_stray_file_is_never_overwritten(session, storage, tech, tmp_path):
+    study_uid = generate_uid()
+    result = ingest(
+        session=session,
+        actor=tech,
+        storage=storage,
+        files=staged(make_ct(tmp_path / "1.dcm", study_uid=study_uid)),
+    )
+    sid = result.studies[0].study_id
+    stray = storage.root / "NORTH" / sid / "instance_002.dcm"
+    stray.write_bytes(b"left by an interrupted upload")
+    again = ingest(
+        session=session,
+        actor=tech,
+        storage=storage,
+        files=staged(make_ct(tmp_path / "2.dcm", study_uid=study_uid)),
+    )
+    assert again.stored == 1
+    assert stray.read_bytes() == b"left by an interrupted upload"
+    assert (storage.root / "NORTH" / sid / "instance_003.dcm").exists()
+
+
+@pytest.mark.skipif(not TESTDATA.exists(), reason=f"shared test data not found at {TESTDATA}")
+def test_real_files_of_every_kind_are_accepted_or_refused_cleanly(session, storage, tech):
+    accepted, refused = [], []
+    for path in sorted(p for p in TESTDATA.rglob("*") if p.is_file()):
+        try:
+            ingest(
+                session=session, actor=tech, files=[StagedFile(path.name, path)], storage=storage
+            )
+            accepted.append(path.relative_to(TESTDATA).as_posix())
+        except InvalidInput as exc:
+            assert path.name in exc.message
+            refused.append(path.relative_to(TESTDATA).as_posix())
+    for must_refuse in (
+        "malformed/MR_truncated.dcm",
+        "malformed/rtplan_truncated.dcm",
+        "malformed/emri_small_jpeg_2k_lossless_too_short.dcm",
+        "malformed/priv_SQ.dcm",
+        "malformed/zipMR.gz",
+        "malformed/badVR.dcm",
+    ):
+        assert must_refuse in refused
+    for must_accept in (
+        "clinical/CT_small.dcm",
+        "clinical/CR_chest_RG1_J2KI.dcm",
+        "clinical/US_multiframe_30f_jpeg.dcm",
+        "malformed/bad_sequence.dcm",
+        "transfer_syntax/MR_small_RLE.dcm",
+        "transfer_syntax/image_dfl.dcm",
+        "charset/chrArab.dcm",
+        "non_image/rtstruct.dcm",
+    ):
+        assert must_accept in accepted
+    assert 0 < counts(session)[2] <= len(accepted)  # same-SOP re-encodings are duplicates
+    names = {s.patient_name for s in session.exec(select(Study))}
+    assert any("\u0642" in n or "\u0628" in n for n in names)  # Arabic decoded, not mojibake

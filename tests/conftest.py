@@ -94,8 +94,21 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def api(engine: Engine):
-    """A TestClient for the REST API, on the test database."""
+def storage_root(tmp_path, monkeypatch) -> Path:
+    """A fresh STORAGE_PATH for this test, used by everything that calls get_storage()."""
+    from pacs_app.config import settings as live
+    from pacs_app.storage import get_storage
+
+    root = tmp_path / "storage"
+    monkeypatch.setattr(live, "storage_path", root)
+    get_storage.cache_clear()
+    yield root
+    get_storage.cache_clear()
+
+
+@pytest.fixture
+def api(engine: Engine, storage_root: Path):
+    """A TestClient for the REST API, on the test database and a fresh storage folder."""
     from fastapi.testclient import TestClient
 
     from pacs_app.api import build_api

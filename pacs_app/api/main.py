@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from pacs_app.api.routes import auth as auth_routes
+from pacs_app.api.routes import studies as studies_routes
 from pacs_app.api.routes import users as users_routes
 from pacs_app.core.errors import (
     AuthenticationFailed,
@@ -62,6 +63,7 @@ def build_api() -> FastAPI:
     api.add_exception_handler(DomainError, _domain_error_handler)
     api.include_router(auth_routes.router)
     api.include_router(users_routes.router)
+    api.include_router(studies_routes.router)
 
     @api.get("/health", tags=["system"], summary="Liveness check")
     def health() -> dict[str, str]:

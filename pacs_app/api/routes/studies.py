@@ -1,0 +1,183 @@
+"""`/studies`: upload, list, detail, original-file download, delete."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ValidationError
+
+from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
+from pacs_app.core.errors import InvalidInput
+from pacs_app.models import Priority, StudyStatus
+from pacs_app.services import ingest, studies
+from pacs_app.services.dto import StudyDetail, StudyPage, StudyPublic
+from pacs_app.storage import get_storage
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+COPY_CHUNK = 1024 * 1024
+
+
+class UploadResponse(BaseModel):
+    study_id: str | None  # set when the upload made or extended exactly one study
+    studies: list[StudyPublic]
+    files: list[ingest.FileOutcome]
+    stored: int
+    duplicates: int
+
+
+def form_from_fields(**fields: str | None) -> ingest.StudyForm:
+    """Validate the upload form; a bad field is an InvalidInput naming it."""
+    try:
+        return ingest.StudyForm(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(message if field in message else f"{field}: {message}") from exc
+
+
+@router.post(
+    "",
+    response_model=UploadResponse,
+    status_code=201,
+    summary="Upload DICOM files (or zips of them) as one or more studies",
+    responses={
+        403: {"description": "Not a technician or centre user"},
+        422: {"description": "A file or a form field was refused; nothing was stored"},
+    },
+)
+def upload(
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+    files: Annotated[list[UploadFile], File(description="DICOM files or zip archives")],
+    patient_name: Annotated[str | None, Form()] = None,
+    patient_id: Annotated[str | None, Form()] = None,
+    patient_age: Annotated[str | None, Form(description="years, e.g. 45, or 045Y")] = None,
+    patient_sex: Annotated[str | None, Form(description="M, F or O")] = None,
+    modality: Annotated[str | None, Form()] = None,
+    body_part: Annotated[str | None, Form()] = None,
+    clinical_notes: Annotated[str | None, Form()] = None,
+    priority: Annotated[Priority, Form()] = Priority.ROUTINE,
+) -> UploadResponse:
+    form = form_from_fields(
+        patient_name=patient_name,
+        patient_id=patient_id,
+        patient_age=patient_age,
+        patient_sex=patient_sex,
+        modality=modality,
+        body_part=body_part,
+        clinical_notes=clinical_notes,
+        priority=priority,
+    )
+    with tempfile.TemporaryDirectory(prefix="pacs-upload-") as tmp:
+        staged = []
+        for i, upload_file in enumerate(files):
+            path = Path(tmp) / f"{i:06d}"
+            with path.open("wb") as out:
+                shutil.copyfileobj(upload_file.file, out, COPY_CHUNK)
+            staged.append(
+                ingest.StagedFile(name=upload_file.filename or f"file {i + 1}", path=path)
+            )
+        result = ingest.ingest(
+            session=session,
+            actor=actor,
+            files=staged,
+            form=form,
+            storage=get_storage(),
+            address=address,
+        )
+    return UploadResponse(study_id=result.study_id, **result.model_dump())
+
+
+@router.get("", response_model=StudyPage, summary="Studies the caller may see")
+def list_studies(
+    actor: CurrentActor,
+    session: SessionDep,
+    status: StudyStatus | None = None,
+    priority: Priority | None = None,
+    modality: str | None = None,
+    centre_id: int | None = None,
+    date_from: Annotated[date | None, Query(description="received on or after")] = None,
+    date_to: Annotated[date | None, Query(description="received on or before")] = None,
+    q: Annotated[str | None, Query(description="patient name, patient ID or Study ID")] = None,
+    patient_id: Annotated[str | None, Query(description="exact patient ID")] = None,
+    sort: studies.SortKey = studies.SortKey.RECEIVED,
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 25,
+) -> StudyPage:
+    filters = studies.StudyFilters(
+        status=status,
+        priority=priority,
+        modality=modality,
+        centre_id=centre_id,
+        received_from=date_from,
+        received_to=date_to,
+        q=q,
+        patient_id=patient_id,
+    )
+    return studies.list_studies(
+        session=session,
+        actor=actor,
+        filters=filters,
+        sort=sort,
+        descending=order == "desc",
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get("/{study_id}", response_model=StudyDetail, summary="One study, with its series")
+def get_study(
+    study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> StudyDetail:
+    return studies.get_study(session=session, actor=actor, study_id=study_id, address=address)
+
+
+@router.get(
+    "/{study_id}/instances/{number}/file",
+    summary="Download an original DICOM file",
+    response_class=FileResponse,
+)
+def instance_file(
+    study_id: str, number: int, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> FileResponse:
+    found = studies.instance_file(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        number=number,
+        storage=get_storage(),
+        address=address,
+    )
+    return FileResponse(found.path, media_type="application/dicom", filename=found.filename)
+
+
+@router.delete(
+    "/{study_id}",
+    status_code=204,
+    summary="Delete a study and its files (admin; confirm=<Study ID>)",
+)
+def delete_study(
+    study_id: str,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+    confirm: Annotated[str, Query(description="repeat the Study ID")] = "",
+) -> None:
+    studies.delete_study(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        confirm=confirm,
+        storage=get_storage(),
+        address=address,
+    )

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from pacs_app.api.routes import auth as auth_routes
 from pacs_app.api.routes import studies as studies_routes
+from pacs_app.api.routes import uploads as uploads_routes
 from pacs_app.api.routes import users as users_routes
 from pacs_app.core.errors import (
     AuthenticationFailed,
@@ -64,6 +65,7 @@ def build_api() -> FastAPI:
     api.include_router(auth_routes.router)
     api.include_router(users_routes.router)
     api.include_router(studies_routes.router)
+    api.include_router(uploads_routes.router)
 
     @api.get("/health", tags=["system"], summary="Liveness check")
     def health() -> dict[str, str]:

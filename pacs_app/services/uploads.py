@@ -1,0 +1,217 @@
+"""Upload batches for the web uploader: files arrive one request each and are staged on disk.
+
+A batch is created with the form's metadata, receives files one at a time (streamed to a
+private staging folder, never served, each checked as it lands, so the page can show a result
+per file), and is then committed in one :func:`~pacs_app.services.ingest.ingest` call, which
+stores everything or nothing. A batch belongs to the user who opened it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import secrets
+import shutil
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from pacs_app.config import settings
+from pacs_app.core.errors import InvalidInput, NotFound
+from pacs_app.dicom.reader import InvalidDicom, read_header
+from pacs_app.models import Centre
+from pacs_app.services.authz import Action, Actor, require
+from pacs_app.services.ingest import IngestResult, StagedFile, StudyForm, ingest
+from pacs_app.storage import Storage
+
+BATCH_ID_RE = re.compile(r"^[a-f0-9]{32}$")
+STALE_AFTER_S = 24 * 3600
+
+
+class FileCheck(BaseModel):
+    index: int
+    name: str
+    size: int
+    ok: bool
+    message: str
+
+
+def _staging_root() -> Path:
+    return Path(settings.storage_path) / ".staging"
+
+
+def _batch_dir(batch_id: str) -> Path:
+    if not BATCH_ID_RE.match(batch_id or ""):
+        raise NotFound("No such upload batch.")
+    return _staging_root() / batch_id
+
+
+def _load(actor: Actor, batch_id: str) -> tuple[Path, dict]:
+    folder = _batch_dir(batch_id)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise NotFound("No such upload batch (it may have been committed or expired).") from exc
+    if manifest.get("owner") != actor.user_id:
+        raise NotFound("No such upload batch.")
+    return folder, manifest
+
+
+def _save(folder: Path, manifest: dict) -> None:
+    tmp = folder / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest))
+    tmp.replace(folder / "manifest.json")
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    with (folder / "lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sweep_stale() -> None:
+    root = _staging_root()
+    if not root.exists():
+        return
+    cutoff = time.time() - STALE_AFTER_S
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def open_batch(*, session: Session, actor: Actor, form: StudyForm) -> str:
+    """Start a batch for the actor's centre; returns its id."""
+    centre = session.get(Centre, actor.centre_id) if actor.centre_id else None
+    require(actor, Action.UPLOAD_STUDY, centre)
+    _sweep_stale()
+    batch_id = secrets.token_hex(16)
+    folder = _batch_dir(batch_id)
+    (folder / "files").mkdir(parents=True)
+    _save(
+        folder,
+        {
+            "owner": actor.user_id,
+            "centre_id": actor.centre_id,
+            "form": form.model_dump(mode="json"),
+            "files": [],
+        },
+    )
+    return batch_id
+
+
+class FileSlot(BaseModel):
+    """Where the caller streams one file of a batch; :func:`finish_file` then checks it."""
+
+    batch_id: str
+    key: str
+    name: str
+    path: Path
+    limit_bytes: int
+
+
+def reserve_file(*, actor: Actor, batch_id: str, name: str) -> FileSlot:
+    folder, _ = _load(actor, batch_id)
+    key = secrets.token_hex(8)
+    return FileSlot(
+        batch_id=batch_id,
+        key=key,
+        name=(name or "").strip().replace("/", "_")[:255] or "unnamed",
+        path=folder / "files" / key,
+        limit_bytes=settings.max_upload_file_mb * 1024 * 1024,
+    )
+
+
+def too_large(slot: FileSlot) -> InvalidInput:
+    """The error for a file that outgrew the limit while streaming (its bytes are removed)."""
+    slot.path.unlink(missing_ok=True)
+    return InvalidInput(f"{slot.name}: over the {settings.max_upload_file_mb} MB limit")
+
+
+def finish_file(*, actor: Actor, slot: FileSlot) -> FileCheck:
+    """Check a streamed file (its header, or a zip's integrity) and add it to the batch.
+
+    A refused file stays listed, so the batch can report it; committing a batch that holds a
+    refused file is refused as a whole.
+    """
+    folder, _ = _load(actor, slot.batch_id)
+    size = slot.path.stat().st_size
+    if zipfile.is_zipfile(slot.path):
+        ok, message = True, "zip archive: its files are checked when the upload is committed"
+        try:
+            with zipfile.ZipFile(slot.path) as zf:
+                bad = zf.testzip()
+            if bad:
+                ok, message = False, f"{slot.name}: the zip archive is damaged at {bad}"
+        except zipfile.BadZipFile as exc:
+            ok, message = False, f"{slot.name}: the zip archive is damaged ({exc})"
+    else:
+        try:
+            header = read_header(slot.path, slot.name)
+            ok, message = True, f"{header.modality or 'DICOM'} instance checked"
+        except InvalidDicom as exc:
+            ok, message = False, exc.message
+    with _locked(folder):
+        manifest = json.loads((folder / "manifest.json").read_text())
+        check = FileCheck(
+            index=len(manifest["files"]), name=slot.name, size=size, ok=ok, message=message
+        )
+        manifest["files"].append({**check.model_dump(), "key": slot.key})
+        _save(folder, manifest)
+    return check
+
+
+def add_file(*, actor: Actor, batch_id: str, name: str, chunks: Iterable[bytes]) -> FileCheck:
+    """Stream one file into the batch from an iterable of chunks and check it."""
+    slot = reserve_file(actor=actor, batch_id=batch_id, name=name)
+    size = 0
+    with slot.path.open("wb") as out:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > slot.limit_bytes:
+                out.close()
+                raise too_large(slot)
+            out.write(chunk)
+    return finish_file(actor=actor, slot=slot)
+
+
+def commit(
+    *, session: Session, actor: Actor, batch_id: str, storage: Storage, address: str | None = None
+) -> IngestResult:
+    """Ingest every file of the batch as one upload, then discard the staging folder."""
+    folder, manifest = _load(actor, batch_id)
+    refused = [f for f in manifest["files"] if not f["ok"]]
+    if refused:
+        raise InvalidInput(
+            f"{len(refused)} file(s) were refused, so nothing was stored: "
+            + "; ".join(f["message"] for f in refused[:5])
+            + (" …" if len(refused) > 5 else "")
+        )
+    files = [
+        StagedFile(name=f["name"], path=folder / "files" / f["key"]) for f in manifest["files"]
+    ]
+    result = ingest(
+        session=session,
+        actor=actor,
+        files=files,
+        form=StudyForm(**manifest["form"]),
+        storage=storage,
+        address=address,
+        centre_id=manifest["centre_id"],
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def discard(*, actor: Actor, batch_id: str) -> None:
+    folder, _ = _load(actor, batch_id)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -13,7 +13,14 @@ import reflex as rx
 from pacs_app.api import build_api
 from pacs_app.config import settings
 from pacs_app.services import system
-from pacs_app.ui.pages import audit, dashboard, login, users  # noqa: F401  (register pages)
+from pacs_app.ui.pages import (  # noqa: F401  (register pages)
+    audit,
+    dashboard,
+    login,
+    studies,
+    upload,
+    users,
+)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -215,3 +215,10 @@ def commit(
 def discard(*, actor: Actor, batch_id: str) -> None:
     folder, _ = _load(actor, batch_id)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def upload_centre(*, session: Session, actor: Actor) -> str:
+    """The name of the centre the actor uploads for; refused unless the actor may upload."""
+    centre = session.get(Centre, actor.centre_id) if actor.centre_id else None
+    require(actor, Action.UPLOAD_STUDY, centre)
+    return centre.name

@@ -13,6 +13,15 @@ RADIOLOGIST = "/radiologist"
 ADMIN_USERS = "/admin/users"
 ADMIN_AUDIT = "/admin/audit"
 CENTRE_USERS = "/centre/users"
+# The REST API owns /studies and /studies/{id} on the same port, so the pages use other paths.
+STUDIES = "/study-list"
+STUDY = "/study/[sid]"
+UPLOAD = "/upload"
+
+
+def study_url(study_id: str) -> str:
+    return f"/study/{study_id}"
+
 
 DASHBOARD_BY_ROLE: dict[Role, str] = {
     Role.ADMIN: ADMIN,

@@ -11,15 +11,25 @@ from pacs_app.ui.state import AuthState
 NAV: dict[str, list[tuple[str, str, str]]] = {
     "admin": [
         ("Dashboard", routes.ADMIN, "layout-dashboard"),
+        ("Studies", routes.STUDIES, "list"),
         ("Users", routes.ADMIN_USERS, "users"),
         ("Audit trail", routes.ADMIN_AUDIT, "scroll-text"),
     ],
     "centre": [
         ("Dashboard", routes.CENTRE, "layout-dashboard"),
+        ("Studies", routes.STUDIES, "list"),
+        ("Upload", routes.UPLOAD, "upload"),
         ("Centre users", routes.CENTRE_USERS, "users"),
     ],
-    "technician": [("Dashboard", routes.TECHNICIAN, "layout-dashboard")],
-    "radiologist": [("Worklist", routes.RADIOLOGIST, "layout-dashboard")],
+    "technician": [
+        ("Dashboard", routes.TECHNICIAN, "layout-dashboard"),
+        ("Studies", routes.STUDIES, "list"),
+        ("Upload", routes.UPLOAD, "upload"),
+    ],
+    "radiologist": [
+        ("Worklist", routes.RADIOLOGIST, "layout-dashboard"),
+        ("Studies", routes.STUDIES, "list"),
+    ],
 }
 
 

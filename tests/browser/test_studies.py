@@ -1,0 +1,138 @@
+"""Batch upload and study lists in real Chromium against the running app."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_sign_in import sign_in
+from tests.dicom_factory import make_series
+
+pytestmark = pytest.mark.browser
+
+
+def _pid() -> str:
+    return "BR-" + uuid.uuid4().hex[:8].upper()
+
+
+def _upload(page: Page, paths, *, age: str = "", priority: str = "routine") -> str:
+    page.click("#sidebar >> text=Upload")
+    expect(page.locator("#dropzone")).to_be_visible()
+    if age:
+        page.fill("#up-patient-age", age)
+    page.select_option("#up-priority", priority)
+    page.set_input_files("#file-input", [str(p) for p in paths])
+    expect(page.locator(".upload-row")).to_have_count(len(paths))
+    page.click("#start-upload")
+    link = page.locator(".upload-study-link")
+    expect(link).to_have_count(1, timeout=60_000)
+    return re.search(r"Open study (\w{8})", link.inner_text()).group(1)
+
+
+def test_technician_uploads_a_batch_and_finds_it_in_the_lists(page, new_page, tmp_path):
+    pid = _pid()
+    paths = make_series(tmp_path, 15, patient_name="BROWSER^BATCH", patient_id=pid)
+    sign_in(page, "technician", "tech123")
+    expect(page.locator("#dashboard-technician")).to_be_visible()
+
+    study_id = _upload(page, paths, age="47", priority="urgent")
+
+    expect(page.locator("#upload-summary")).to_have_text(
+        "Stored 15 file(s), 0 duplicate(s), in 1 study."
+    )
+    notes = page.locator(".upload-note")
+    expect(notes).to_have_count(15)
+    expect(notes.first).to_have_text(f"stored in {study_id}")
+
+    page.click(".upload-study-link")
+    expect(page.locator("#study-detail")).to_be_visible()
+    expect(page.locator("#study-patient")).to_have_text("BROWSER BATCH")
+    expect(page.locator("#series-table")).to_contain_text("15")
+    expect(page.locator("#history-table")).to_contain_text("study.uploaded")
+
+    page.click("#sidebar >> text=Studies")
+    expect(page.locator("#studies-table")).to_be_visible()
+    page.fill("#study-search", pid)
+    row = page.locator(f"#study-row-{study_id}")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("urgent")
+    expect(row).to_contain_text("047Y")
+    expect(page.locator(".study-row")).to_have_count(1)
+
+    # the tele-radiologist sees it in the pool; re-sending it adds nothing
+    tele = new_page()
+    sign_in(tele, "radiologist", "radio123")
+    expect(tele.locator("#dashboard-radiologist")).to_be_visible()
+    tele.click("#sidebar >> text=Studies")
+    tele.fill("#study-search", pid)
+    expect(tele.locator(f"#study-row-{study_id}")).to_be_visible()
+    expect(tele.locator("#sidebar")).not_to_contain_text("Upload")
+
+    page.goto("/upload")
+    assert _upload(page, paths[:3]) == study_id
+    expect(page.locator("#upload-summary")).to_have_text(
+        "Stored 0 file(s), 3 duplicate(s), in 1 study."
+    )
+
+
+def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
+    pid = _pid()
+    paths = make_series(tmp_path, 3, patient_id=pid)
+    junk = tmp_path / "scan-notes.dcm"
+    junk.write_text("not an image\n" * 50)
+    sign_in(page, "technician", "tech123")
+    expect(page.locator("#dashboard-technician")).to_be_visible()
+    page.click("#sidebar >> text=Upload")
+    page.set_input_files("#file-input", [str(p) for p in [*paths, junk]])
+    page.click("#start-upload")
+    summary = page.locator("#upload-summary")
+    expect(summary).to_contain_text("1 file(s) were refused, so nothing was stored", timeout=60_000)
+    expect(page.locator(".upload-row").last).to_contain_text("scan-notes.dcm: not a DICOM file")
+
+    page.click("#sidebar >> text=Studies")
+    page.fill("#study-search", pid)
+    expect(page.locator("#studies-empty")).to_be_visible()
+
+    page.click("#sidebar >> text=Upload")
+    page.set_input_files("#file-input", [str(p) for p in [*paths, junk]])
+    page.click("#start-upload")
+    expect(summary).to_contain_text("were refused", timeout=60_000)
+    page.click("#remove-refused")
+    expect(page.locator(".upload-row")).to_have_count(3)
+    page.click("#start-upload")
+    expect(summary).to_have_text("Stored 3 file(s), 0 duplicate(s), in 1 study.", timeout=60_000)
+
+
+def test_radiologist_cannot_open_the_upload_page(page):
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto("/upload")
+    expect(page.locator("#access-denied")).to_contain_text("Only technicians and centre users")
+    expect(page.locator("#dropzone")).to_have_count(0)
+
+
+def test_admin_deletes_a_study_after_typing_its_id(page, new_page, tmp_path):
+    pid = _pid()
+    tech = new_page()
+    sign_in(tech, "technician", "tech123")
+    expect(tech.locator("#dashboard-technician")).to_be_visible()
+    study_id = _upload(tech, make_series(tmp_path, 2, patient_id=pid))
+
+    sign_in(page, "admin", "admin123")
+    expect(page.locator("#dashboard-admin")).to_be_visible()
+    page.goto(f"/study/{study_id}")
+    expect(page.locator("#study-detail")).to_be_visible()
+    page.click("#delete-study")
+    page.fill("#delete-confirm", "WRONG")
+    page.click("#confirm-delete")
+    expect(page.get_by_text("confirm by repeating its Study ID")).to_be_visible()
+    page.fill("#delete-confirm", study_id)
+    page.click("#confirm-delete")
+    expect(page).to_have_url(re.compile(r"/study-list/?$"))
+    page.fill("#study-search", pid)
+    expect(page.locator("#studies-empty")).to_be_visible()
+    page.goto(f"/study/{study_id}")
+    expect(page.locator("#study-not-found")).to_be_visible()

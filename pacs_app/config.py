@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     # Apply pending Alembic migrations when the app starts.
     migrate_on_start: bool = True
 
-    frontend_port: int = 3000
-    backend_port: int = 8000
+    # Unset: Reflex's defaults (3000 and 8000).
+    frontend_port: int | None = None
+    backend_port: int | None = None
     # The URL the browser uses to reach the backend (Reflex's api_url). Defaults to
     # http://localhost:{backend_port}.
     api_url: str | None = None
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def effective_api_url(self) -> str:
-        return self.api_url or f"http://localhost:{self.backend_port}"
+        return self.api_url or f"http://localhost:{self.backend_port or 8000}"
 
 
 settings = Settings()

@@ -22,11 +22,15 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from pacs_app.core.errors import InvalidInput
+from pacs_app.dicom.dicomjson import dataset_to_json, raw_elements
 
 PIXEL_TAGS = {Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009)}
 UNDEFINED_LENGTH = 0xFFFFFFFF
-REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-BULK_THRESHOLD = 1024  # header values larger than this stay out of the JSON (bulk data)
+REQUIRED_UIDS = {
+    "StudyInstanceUID": "0020000D",
+    "SeriesInstanceUID": "0020000E",
+    "SOPInstanceUID": "00080018",
+}
 
 
 class InvalidDicom(InvalidInput):
@@ -65,26 +69,6 @@ class DicomHeader:
     dicom_json: dict[str, Any]
 
 
-def _text(ds: pydicom.Dataset, keyword: str, limit: int) -> str:
-    try:
-        value = ds.get(keyword)
-    except Exception:  # an unreadable optional value is treated as absent
-        return ""
-    if value is None:
-        return ""
-    if isinstance(value, pydicom.multival.MultiValue):
-        value = "\\".join(str(v) for v in value)
-    return str(value).strip().replace("\x00", "")[:limit]
-
-
-def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _date(value: str) -> date | None:
     try:
         return date(int(value[0:4]), int(value[4:6]), int(value[6:8])) if len(value) >= 8 else None
@@ -92,9 +76,17 @@ def _date(value: str) -> date | None:
         return None
 
 
+def _truncation(fp: BinaryIO, ds: pydicom.Dataset, size: int) -> str | None:
+    """Why the file is incomplete (a header value or the pixel data shorter than declared)."""
+    try:
+        _check_complete(fp, ds, size, "")
+    except InvalidDicom as exc:
+        return exc.reason
+    return None
+
+
 def _check_complete(fp: BinaryIO, ds: pydicom.Dataset, size: int, name: str) -> None:
-    """Refuse a truncated file: a header value or the pixel data shorter than declared."""
-    for elem in ds.elements():
+    for elem in raw_elements(ds):
         if (
             isinstance(elem, RawDataElement)
             and elem.length != UNDEFINED_LENGTH
@@ -173,10 +165,18 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
         except Exception as exc:  # pydicom raises many types on garbage input
             reason = "not a DICOM file" if not has_preamble else f"unreadable header ({exc})"
             raise InvalidDicom(name, reason) from exc
+        # Before anything converts them, the raw elements tell whether the file is complete.
+        truncation = _truncation(fp, ds, size)
+        # The JSON is the index's copy of the header; the fields below are read from it.
         try:
-            uids = {k: _text(ds, k, 200) for k in REQUIRED_UIDS}
-        except Exception:
-            uids = dict.fromkeys(REQUIRED_UIDS, "")
+            dicom_json = dataset_to_json(ds)
+        except Exception as exc:
+            if not has_preamble:
+                raise InvalidDicom(
+                    name, "not a DICOM file (no DICM preamble and no readable DICOM dataset)"
+                ) from exc
+            raise InvalidDicom(name, f"the header has an invalid value ({exc})") from exc
+        uids = {k: _json_text(dicom_json, tag, 200) for k, tag in REQUIRED_UIDS.items()}
         if not has_preamble and not any(uids.values()):
             raise InvalidDicom(name, "not a DICOM file (no DICM preamble and no DICOM identifiers)")
         missing = [k for k, v in uids.items() if not v]
@@ -185,42 +185,53 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
         for keyword, uid in uids.items():
             if len(uid) > 64 or any(c.isspace() or c == "\\" for c in uid):
                 raise InvalidDicom(name, f"{keyword} is not a valid UID")
-        _check_complete(fp, ds, size, name)
+        if truncation:
+            raise InvalidDicom(name, truncation)
 
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    frames_raw = _text(ds, "NumberOfFrames", 16)
-    if frames_raw and not frames_raw.isdigit():
-        raise InvalidDicom(name, f"NumberOfFrames (0028,0008) is not a number: {frames_raw!r}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dicom_json = ds.to_json_dict(
-                bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda _elem: ""
-            )
-    except Exception as exc:
-        raise InvalidDicom(name, f"the header has an invalid value ({exc})") from exc
+
+    def text(tag: str, limit: int) -> str:
+        return _json_text(dicom_json, tag, limit)
+
+    def number(tag: str) -> int | None:
+        try:
+            value = int(float(text(tag, 16)))
+        except ValueError:
+            return None
+        return value
 
     return DicomHeader(
         study_instance_uid=uids["StudyInstanceUID"],
         series_instance_uid=uids["SeriesInstanceUID"],
         sop_instance_uid=uids["SOPInstanceUID"],
-        sop_class_uid=_text(ds, "SOPClassUID", 64),
+        sop_class_uid=text("00080016", 64),
         transfer_syntax_uid=transfer_syntax[:64],
-        patient_name=_text(ds, "PatientName", 200),
-        patient_id=_text(ds, "PatientID", 64),
-        patient_age=_text(ds, "PatientAge", 8),
-        patient_sex=_text(ds, "PatientSex", 1).upper(),
-        modality=_text(ds, "Modality", 16).upper(),
-        body_part=_text(ds, "BodyPartExamined", 64).upper(),
-        study_description=_text(ds, "StudyDescription", 200),
-        series_description=_text(ds, "SeriesDescription", 200),
-        accession_number=_text(ds, "AccessionNumber", 16),
-        study_date=_date(_text(ds, "StudyDate", 8)),
-        series_number=_int(ds, "SeriesNumber"),
-        instance_number=_int(ds, "InstanceNumber"),
-        rows=_int(ds, "Rows"),
-        columns=_int(ds, "Columns"),
-        number_of_frames=int(frames_raw) if frames_raw else 1,
+        patient_name=text("00100010", 200),
+        patient_id=text("00100020", 64),
+        patient_age=text("00101010", 8),
+        patient_sex=text("00100040", 1).upper(),
+        modality=text("00080060", 16).upper(),
+        body_part=text("00180015", 64).upper(),
+        study_description=text("00081030", 200),
+        series_description=text("0008103E", 200),
+        accession_number=text("00080050", 16),
+        study_date=_date(text("00080020", 8)),
+        series_number=number("00200011"),
+        instance_number=number("00200013"),
+        rows=number("00280010"),
+        columns=number("00280011"),
+        number_of_frames=max(1, number("00280008") or 1),
         dicom_json=dicom_json,
     )
+
+
+def _json_text(dicom_json: dict[str, Any], tag: str, limit: int) -> str:
+    """The first value of ``tag`` in DICOM JSON as text ('' when absent)."""
+    values = dicom_json.get(tag, {}).get("Value") or []
+    if not values or values[0] is None:
+        return ""
+    value = values[0]
+    if isinstance(value, dict):  # a person name
+        value = value.get("Alphabetic", "")
+    return str(value).strip().replace("\x00", "")[:limit]

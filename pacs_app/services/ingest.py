@@ -10,6 +10,7 @@ file is refused, or a write or the commit fails, no row and no file of the uploa
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, field_validator
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
 from pacs_app.core.errors import InvalidInput, NotFound
@@ -259,8 +260,13 @@ def ingest(
         raise NotFound("No such centre.")
     if not files:
         raise InvalidInput("The upload is empty: add at least one DICOM file.")
-    with tempfile.TemporaryDirectory(prefix="pacs-ingest-") as workdir:
-        expanded = expand_archives(files, Path(workdir))
+    has_archives = any(zipfile.is_zipfile(f.path) for f in files)
+    with (
+        tempfile.TemporaryDirectory(prefix="pacs-ingest-")
+        if has_archives
+        else contextlib.nullcontext(None)
+    ) as workdir:
+        expanded = expand_archives(files, Path(workdir)) if has_archives else list(files)
         if not expanded:
             raise InvalidInput("The upload is empty: the archive holds no files.")
         _check_sizes(expanded)
@@ -328,11 +334,17 @@ def _store(
                 known_sops: set[str] = set()
                 series_by_uid: dict[str, Series] = {}
             else:
-                known_sops = set(
-                    session.exec(
-                        select(Instance.sop_instance_uid).where(Instance.study_pk == study.id)
+                incoming = [h.sop_instance_uid for _, h in items]
+                known_sops = set()
+                for i in range(0, len(incoming), 500):  # only the incoming SOPs, in chunks
+                    known_sops.update(
+                        session.exec(
+                            select(Instance.sop_instance_uid).where(
+                                Instance.study_pk == study.id,
+                                col(Instance.sop_instance_uid).in_(incoming[i : i + 500]),
+                            )
+                        )
                     )
-                )
                 series_by_uid = {
                     s.series_instance_uid: s
                     for s in session.exec(select(Series).where(Series.study_pk == study.id))
@@ -422,7 +434,12 @@ def _store(
     from pacs_app.services.studies import study_public
 
     return IngestResult(
-        studies=[study_public(session, s) for s in studies],
+        studies=[
+            study_public(session, s, centre=centre, uploader=actor.username)
+            if s.uploaded_by_id == actor.user_id
+            else study_public(session, s)
+            for s in studies
+        ],
         files=outcomes,
         stored=sum(1 for o in outcomes if o.status == "stored"),
         duplicates=sum(1 for o in outcomes if o.status == "duplicate"),

@@ -1,0 +1,541 @@
+"""Ingest and study-list benchmark. Prints figures; asserts nothing (not a test).
+
+    .venv/bin/python benchmarks/ingest.py                       # SQLite, plus PostgreSQL if
+    TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python benchmarks/ingest.py                   # ... a server is named
+
+What it measures, on this machine, in one run:
+  0. the disk's own sequential write rate (dd with conv=fdatasync) in the storage folder;
+  1. header parsing (read_header) per instance;
+  2. ingest of N synthetic 512x512 16-bit CT slices (a) through the domain service, one call
+     per instance, (b) through POST /studies on the running backend (`reflex run --env prod
+     --backend-only`), one instance per request, one client, (c) the same with two clients;
+  3. with 100,000 studies in PostgreSQL: p50/p95 of a worklist's first page, a deep page
+     (keyset cursor), an exact patient-ID search and a date-range filter;
+  4. the backend's memory while a 1 GB batch goes through the web uploader's /uploads API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORK = Path(tempfile.mkdtemp(prefix="pacs-bench-"))
+os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_hex(24))
+os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'bootstrap.db'}"
+os.environ["SEED_DEMO_DATA"] = "false"
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import pydicom.examples  # noqa: E402
+from pydicom.uid import generate_uid  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from pacs_app.core import db  # noqa: E402
+from pacs_app.dicom.reader import read_header  # noqa: E402
+from pacs_app.models import Role  # noqa: E402
+from pacs_app.services import ingest, studies, users  # noqa: E402
+from pacs_app.services.authz import Actor  # noqa: E402
+from pacs_app.storage import LocalStorage  # noqa: E402
+
+PASSWORD = "bench-password-1"
+
+
+def line(label: str, value: str) -> None:
+    print(f"  {label:<58} {value}")
+
+
+def disk_rate(folder: Path) -> float:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "dd.bin"
+    out = subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", "count=512", "conv=fdatasync"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    target.unlink()
+    seconds = float(re.search(r"copied, ([\d.]+) s", out).group(1))
+    return 512 / seconds
+
+
+def make_slices(folder: Path, count: int, studies_: int = 2) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    template = pydicom.examples.ct
+    template.Rows = template.Columns = 512
+    rng = np.random.default_rng(7)
+    study_uids = [generate_uid() for _ in range(studies_)]
+    series_uids = [generate_uid() for _ in range(studies_)]
+    paths = []
+    for i in range(count):
+        k = i % studies_
+        template.StudyInstanceUID, template.SeriesInstanceUID = study_uids[k], series_uids[k]
+        template.SOPInstanceUID = generate_uid()
+        template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
+        template.InstanceNumber = i + 1
+        template.PatientID = f"BENCH-{k}"
+        template.PixelData = rng.integers(-1024, 3000, (512, 512), dtype=np.int16).tobytes()
+        path = folder / f"ct_{i:04d}.dcm"
+        template.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def fresh_database(kind: str, pg_base: str | None) -> tuple[str, callable]:
+    if kind == "sqlite":
+        url = f"sqlite:///{WORK / f'bench-{secrets.token_hex(3)}.db'}"
+        db.migrate(url)
+        return url, lambda: None
+    base = make_url(pg_base).set(drivername="postgresql+psycopg")
+    name = f"pacs_bench_{secrets.token_hex(3)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    db.migrate(url)
+
+    def drop():
+        db.get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return url, drop
+
+
+def setup_accounts(url: str) -> Actor:
+    with Session(db.get_engine(url)) as s:
+        centre = users.create_centre(session=s, actor=None, name="Bench", code="BENCH")
+        tech = users.create_user(
+            session=s,
+            actor=None,
+            username="bench",
+            password=PASSWORD,
+            role=Role.TECHNICIAN,
+            centre_id=centre.id,
+        )
+        users.create_user(
+            session=s, actor=None, username="benchadmin", password=PASSWORD, role=Role.ADMIN
+        )
+    return Actor(user_id=tech.id, username=tech.username, role=tech.role, centre_id=centre.id)
+
+
+def bench_domain(
+    url: str, actor: Actor, paths: list[Path], store: Path, batch: bool = False
+) -> float:
+    storage = LocalStorage(store)
+    engine = db.get_engine(url)
+    groups = [paths] if batch else [[p] for p in paths]
+    start = time.perf_counter()
+    for group in groups:
+        with Session(engine, expire_on_commit=False) as s:
+            ingest.ingest(
+                session=s,
+                actor=actor,
+                storage=storage,
+                files=[ingest.StagedFile(p.name, p) for p in group],
+            )
+    return time.perf_counter() - start
+
+
+def upload_batch(base: str, token: str, paths: list[Path]) -> None:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600
+    ) as client:
+        batch = client.post("/uploads", json={}).json()["batch_id"]
+        for p in paths:
+            client.put(
+                f"/uploads/{batch}/files", params={"name": p.name}, content=p.read_bytes()
+            ).raise_for_status()
+        client.post(f"/uploads/{batch}/commit").raise_for_status()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend:
+    """`reflex run --env prod --backend-only` on its own port, database and storage."""
+
+    def __init__(self, url: str, store: Path):
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "STORAGE_PATH": str(store),
+            "REFLEX_WEB_WORKDIR": str(ROOT / ".web-bench"),
+            "BACKEND_PORT": str(self.port),
+            "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:"
+            f"{os.environ['PATH']}",
+            "REFLEX_USE_SYSTEM_BUN": "1",
+            "REFLEX_TELEMETRY_ENABLED": "false",
+            "PACS_ENV": "development",
+        }
+        self.log = (WORK / f"backend-{self.port}.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--backend-only",
+                "--backend-port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(120):
+            try:
+                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise RuntimeError(f"backend did not start; see {self.log.name}")
+
+    def token(self, username: str) -> str:
+        r = httpx.post(self.base + "/auth/token", data={"username": username, "password": PASSWORD})
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-g", str(os.getpgid(self.proc.pid))], capture_output=True, text=True
+        ).stdout
+        return [int(p) for p in out.split()]
+
+    def rss_mb(self, field: str = "VmRSS") -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            match = re.search(rf"{field}:\s+(\d+) kB", status)
+            total += int(match.group(1)) if match else 0
+        return total / 1024
+
+    def stop(self):
+        os.killpg(self.proc.pid, 15)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def post_instances(base: str, token: str, paths: list[Path]) -> None:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
+        for p in paths:
+            r = client.post(
+                "/studies", files={"files": (p.name, p.read_bytes(), "application/dicom")}
+            )
+            if r.status_code != 201:
+                raise RuntimeError(f"upload failed: {r.status_code} {r.text[:200]}")
+
+
+def bench_http(
+    url: str, paths: list[Path], store: Path, clients: int, batch: bool = False
+) -> float:
+    backend = Backend(url, store)
+    try:
+        token = backend.token("bench")
+        if batch:
+            start = time.perf_counter()
+            upload_batch(backend.base, token, paths)
+            return time.perf_counter() - start
+        groups = [paths[i::clients] for i in range(clients)] if clients > 1 else [paths]
+        if clients > 1:  # one study per client, as two modalities would send
+            by_study: dict[str, list[Path]] = {}
+            for p in paths:
+                by_study.setdefault(read_header(p).study_instance_uid, []).append(p)
+            groups = list(by_study.values())[:clients]
+        threads = [
+            threading.Thread(target=post_instances, args=(backend.base, token, g)) for g in groups
+        ]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - start
+    finally:
+        backend.stop()
+
+
+def report_ingest(kind: str, pg_base: str | None, paths: list[Path], mb: float) -> None:
+    print(f"\n[{kind}] ingest of {len(paths)} CT slices 512x512 ({mb:.0f} MB)")
+    for label, clients, batch in (
+        ("(a) domain service, one call per instance", 0, False),
+        ("(b) POST /studies, one instance per request, 1 client", 1, False),
+        ("(c) POST /studies, one instance per request, 2 clients", 2, False),
+        ("    domain service, the whole upload in one call", 0, True),
+        ("    web uploader API (/uploads): a PUT per file, one commit", 1, True),
+    ):
+        url, drop = fresh_database(kind, pg_base)
+        store = WORK / f"store-{secrets.token_hex(3)}"
+        try:
+            actor = setup_accounts(url)
+            seconds = (
+                bench_domain(url, actor, paths, store, batch)
+                if clients == 0
+                else bench_http(url, paths, store, clients, batch)
+            )
+            line(label, f"{len(paths) / seconds:7.1f} instances/s  {mb / seconds:6.1f} MB/s")
+        finally:
+            drop()
+            shutil.rmtree(store, ignore_errors=True)
+
+
+def percentiles(fn, runs: int = 60) -> tuple[float, float]:
+    fn()  # warm
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+
+
+def seed_studies(url: str, centre_id: int, count: int) -> None:
+    """Insert ``count`` studies with PostgreSQL COPY (realistic spread over a year)."""
+    import psycopg
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    start = datetime.now(UTC) - timedelta(days=365)
+    modalities = ["CT", "MR", "CR", "DX", "US", "MG"]
+    statuses = ["unassigned", "assigned", "in_progress", "reported", "verified", "delivered"]
+    rng = np.random.default_rng(1)
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY study (study_id, study_instance_uid, centre_id, patient_name, "
+            "patient_name_norm, patient_id, patient_age, patient_sex, modality, body_part, "
+            "description, accession_number, clinical_notes, priority, priority_rank, status, "
+            "num_series, num_instances, size_bytes, next_instance_number, received_at, "
+            "updated_at) FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                at = start + timedelta(seconds=int(i * 315))
+                prio = ["routine", "urgent", "stat"][int(rng.integers(0, 20)) // 18 if i % 7 else 0]
+                copy.write_row(
+                    (
+                        f"{i:08X}"[-8:],
+                        f"1.2.826.0.1.3680043.9.{i}",
+                        centre_id,
+                        f"PATIENT^{i:06d}",
+                        f"PATIENT {i:06d}",
+                        f"PID{i:07d}",
+                        "045Y",
+                        "F",
+                        modalities[i % 6],
+                        "CHEST",
+                        "bench",
+                        "",
+                        "",
+                        prio,
+                        {"routine": 0, "urgent": 1, "stat": 2}[prio],
+                        statuses[i % 6],
+                        1,
+                        100,
+                        50_000_000,
+                        101,
+                        at,
+                        at,
+                    )
+                )
+        conn.commit()
+        cur.execute("ANALYZE study")
+
+
+def report_lists(pg_base: str, count: int) -> None:
+    print(f"\n[postgresql] study lists with {count:,} studies (p50 / p95 over 60 runs)")
+    url, drop = fresh_database("postgresql", pg_base)
+    try:
+        actor = setup_accounts(url)
+        seed_studies(url, actor.centre_id, count)
+        with Session(db.get_engine(url)) as s:
+            admin_id = s.exec(
+                text("SELECT id FROM user_account WHERE username='benchadmin'")
+            ).one()[0]
+        admin = Actor(user_id=admin_id, username="benchadmin", role=Role.ADMIN, centre_id=None)
+        engine = db.get_engine(url)
+
+        def run(**kwargs):
+            with Session(engine) as s:
+                return studies.list_studies(session=s, **kwargs)
+
+        first = run(actor=actor, limit=25)
+        cursor = first.next_cursor
+        for _ in range(1500):  # walk to a page deep in the list
+            cursor = run(actor=actor, limit=25, cursor=cursor).next_cursor
+        deep_cursor = cursor
+        day = (datetime.now(UTC) - timedelta(days=100)).date()
+        cases = {
+            "first page (centre worklist, newest first, 25 rows + total)": lambda: run(
+                actor=actor, limit=25
+            ),
+            "first page (admin, most urgent first)": lambda: run(
+                actor=admin, sort="priority", limit=25
+            ),
+            "deep page (page 1,500 by keyset cursor)": lambda: run(
+                actor=actor, limit=25, cursor=deep_cursor
+            ),
+            "exact patient-ID search": lambda: run(
+                actor=actor, filters=studies.StudyFilters(patient_id="PID0054321")
+            ),
+            "date-range filter (one week)": lambda: run(
+                actor=actor,
+                filters=studies.StudyFilters(
+                    received_from=day, received_to=day + timedelta(days=6)
+                ),
+            ),
+        }
+        for label, fn in cases.items():
+            p50, p95 = percentiles(fn)
+            line(label, f"p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+    finally:
+        drop()
+
+
+def report_upload_memory(size_mb: int) -> None:
+    print(f"\n[sqlite] backend memory during a {size_mb} MB upload through /uploads")
+    url, drop = fresh_database("sqlite", None)
+    store = WORK / "store-mem"
+    files_dir = WORK / "big"
+    files_dir.mkdir(exist_ok=True)
+    template = pydicom.examples.ct
+    per_file = 128
+    n_files = max(1, size_mb // per_file)
+    side = int((per_file * 1024 * 1024 / 2) ** 0.5)
+    template.Rows = template.Columns = side
+    template.PixelData = np.zeros((side, side), dtype=np.int16).tobytes()
+    uid = generate_uid()
+    paths = []
+    for i in range(n_files):
+        template.StudyInstanceUID = uid
+        template.SOPInstanceUID = generate_uid()
+        template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
+        path = files_dir / f"big_{i}.dcm"
+        template.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    setup_accounts(url)
+    backend = Backend(url, store)
+    try:
+        token = backend.token("bench")
+        headers = {"Authorization": f"Bearer {token}"}
+        before = backend.rss_mb()
+        peak = [before]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], backend.rss_mb())
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        start = time.perf_counter()
+        with httpx.Client(base_url=backend.base, headers=headers, timeout=300) as client:
+            batch = client.post("/uploads", json={}).json()["batch_id"]
+            for p in paths:
+                with p.open("rb") as fh:
+                    r = client.put(
+                        f"/uploads/{batch}/files",
+                        params={"name": p.name},
+                        content=iter(lambda fh=fh: fh.read(1024 * 1024), b""),
+                    )
+                r.raise_for_status()
+            r = client.post(f"/uploads/{batch}/commit")
+            r.raise_for_status()
+        seconds = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+        total = sum(p.stat().st_size for p in paths) / 1024 / 1024
+        line(
+            "uploaded and committed",
+            f"{total:.0f} MB in {n_files} files, {total / seconds:.0f} MB/s",
+        )
+        line(
+            "backend RSS before / peak / growth",
+            f"{before:.0f} MB / {peak[0]:.0f} MB / {peak[0] - before:+.0f} MB",
+        )
+    finally:
+        backend.stop()
+        drop()
+        shutil.rmtree(files_dir, ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=500)
+    parser.add_argument("--studies", type=int, default=100_000)
+    parser.add_argument("--upload-mb", type=int, default=1024)
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["sqlite", "postgresql", "lists", "memory"]
+    )
+    args = parser.parse_args()
+    pg = os.environ.get("TEST_DATABASE_URL") or os.environ.get("BENCH_DATABASE_URL")
+
+    print(f"machine: {os.cpu_count()} CPUs; work folder {WORK}")
+    line(
+        "disk sequential write (dd bs=1M count=512 conv=fdatasync)",
+        f"{disk_rate(WORK / 'store-dd'):.0f} MB/s",
+    )
+    paths = make_slices(WORK / "slices", args.instances)
+    mb = sum(p.stat().st_size for p in paths) / 1024 / 1024
+
+    runs = 3
+    for _ in range(runs):  # warm
+        read_header(paths[0])
+    start = time.perf_counter()
+    for p in paths:
+        read_header(p)
+    per = (time.perf_counter() - start) / len(paths) * 1000
+    line("header parse + validation + DICOM JSON (read_header)", f"{per:.2f} ms/instance")
+    data = paths[0].read_bytes()
+    start = time.perf_counter()
+    for _ in range(len(paths)):
+        pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    line(
+        "  of which pydicom dcmread(stop_before_pixels) alone",
+        f"{(time.perf_counter() - start) / len(paths) * 1000:.2f} ms/instance",
+    )
+
+    if "sqlite" not in args.skip:
+        report_ingest("sqlite", None, paths, mb)
+    if pg and "postgresql" not in args.skip:
+        report_ingest("postgresql", pg, paths, mb)
+    if pg and "lists" not in args.skip:
+        report_lists(pg, args.studies)
+    elif not pg:
+        print("\n(no TEST_DATABASE_URL: PostgreSQL figures skipped)")
+    if "memory" not in args.skip:
+        report_upload_memory(args.upload_mb)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,10 +10,10 @@ from sqlmodel import Session, col, func, select
 from pacs_app.core.errors import PermissionDenied
 from pacs_app.models import AuditEvent, Centre, Role
 from pacs_app.models.base import utcnow
-from pacs_app.services import audit, users
+from pacs_app.services import audit, studies, users
 from pacs_app.services.audit import AuditAction, Outcome
 from pacs_app.services.authz import Action, Actor, require
-from pacs_app.services.dto import CentrePublic
+from pacs_app.services.dto import CentrePublic, StudyPublic
 
 
 class DashboardSummary(BaseModel):
@@ -22,6 +22,8 @@ class DashboardSummary(BaseModel):
     active_users_by_role: dict[str, int] = {}
     centres: int = 0
     failed_sign_ins_24h: int = 0
+    studies_total: int = 0
+    recent_studies: list[StudyPublic] = []
 
 
 def enter_area(
@@ -63,6 +65,8 @@ def summary(
     if actor.centre_id is not None:
         centre = session.get(Centre, actor.centre_id)
         result.centre = CentrePublic.of(centre) if centre else None
+    recent = studies.list_studies(session=session, actor=actor, limit=5)
+    result.studies_total, result.recent_studies = recent.total, recent.items
     if role in (Role.ADMIN, Role.CENTRE):
         result.active_users_by_role = users.count_users_by_role(session=session, actor=actor)
     if role is Role.ADMIN:

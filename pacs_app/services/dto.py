@@ -152,8 +152,24 @@ class StudyPublic(BaseModel):
     differences: list[Difference] = []
 
 
+class InstancePublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    number: int  # n of /studies/{id}/instances/{n}/file
+    series_instance_uid: str
+    instance_number: int | None
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    rows: int | None
+    columns: int | None
+    number_of_frames: int
+    size_bytes: int
+
+
 class StudyDetail(StudyPublic):
     series: list[SeriesPublic] = []
+    instances: list[InstancePublic] = []  # the first MAX_DETAIL_INSTANCES, by series and number
     history: list[AuditEventPublic] = []
 
 

@@ -25,6 +25,7 @@ from pacs_app.services.authz import Action, Actor, can, require, study_visibilit
 from pacs_app.services.dto import (
     AuditEventPublic,
     Difference,
+    InstancePublic,
     SeriesPublic,
     StudyDetail,
     StudyPage,
@@ -34,6 +35,7 @@ from pacs_app.services.ingest import normalize_name
 from pacs_app.storage import Storage
 
 MAX_LIMIT = 200
+MAX_DETAIL_INSTANCES = 2000
 
 
 class SortKey(StrEnum):
@@ -281,6 +283,13 @@ def get_study(
         .where(col(AuditEvent.action).in_([AuditAction.STUDY_UPLOADED.value]))
         .order_by(col(AuditEvent.at))
     ).all()
+    series_uid = {s.id: s.series_instance_uid for s in series}
+    instances = session.exec(
+        select(Instance)
+        .where(Instance.study_pk == study.id)
+        .order_by(col(Instance.series_pk), col(Instance.instance_number), col(Instance.number))
+        .limit(MAX_DETAIL_INSTANCES)
+    ).all()
     audit.record(
         session,
         action=AuditAction.STUDY_VIEWED,
@@ -296,6 +305,17 @@ def get_study(
         **base.model_dump(),
         series=[SeriesPublic.model_validate(s, from_attributes=True) for s in series],
         history=[AuditEventPublic.of(e) for e in history],
+        instances=[
+            InstancePublic(
+                series_instance_uid=series_uid.get(i.series_pk, ""),
+                **{
+                    f: getattr(i, f)
+                    for f in InstancePublic.model_fields
+                    if f != "series_instance_uid"
+                },
+            )
+            for i in instances
+        ],
     )
 
 

@@ -73,6 +73,8 @@ def test_upload_then_list_detail_and_download(api, world, tmp_path, storage_root
     detail = api.get(f"/studies/{study_id}", headers=tech).json()
     assert detail["priority"] == "urgent" and detail["num_instances"] == 3
     assert [s["num_instances"] for s in detail["series"]] == [3]
+    assert [i["number"] for i in detail["instances"]] == [1, 2, 3]
+    assert detail["instances"][0]["rows"] == 128
     assert detail["history"][0]["action"] == "study.uploaded"
 
     f = api.get(f"/studies/{study_id}/instances/2/file", headers=tech)

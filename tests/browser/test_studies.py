@@ -51,6 +51,7 @@ def test_technician_uploads_a_batch_and_finds_it_in_the_lists(page, new_page, tm
     expect(page.locator("#study-detail")).to_be_visible()
     expect(page.locator("#study-patient")).to_have_text("BROWSER BATCH")
     expect(page.locator("#series-table")).to_contain_text("15")
+    expect(page.locator("#instances-table tbody tr")).to_have_count(15)
     expect(page.locator("#history-table")).to_contain_text("study.uploaded")
 
     page.click("#sidebar >> text=Studies")

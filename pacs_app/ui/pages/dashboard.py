@@ -8,6 +8,7 @@ from pacs_app.core.errors import PermissionDenied
 from pacs_app.models import Role
 from pacs_app.services import dashboards
 from pacs_app.ui import routes
+from pacs_app.ui.pages.studies import priority_badge, study_row
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
 
@@ -20,6 +21,8 @@ class DashboardState(AuthState):
     centres: int = 0
     failed_sign_ins_24h: int = 0
     centre_currency: str = ""
+    studies_total: int = 0
+    recent: list[dict[str, str]] = []
 
     @rx.event
     async def open(self, role: str):
@@ -40,6 +43,8 @@ class DashboardState(AuthState):
         self.centres = data.centres
         self.failed_sign_ins_24h = data.failed_sign_ins_24h
         self.centre_currency = data.centre.default_currency.value if data.centre else ""
+        self.studies_total = data.studies_total
+        self.recent = [study_row(st) for st in data.recent_studies]
         self.ready = True
 
 
@@ -70,6 +75,48 @@ def empty_state(title: str, text: str, icon: str = "inbox") -> rx.Component:
             padding="2em",
         ),
         width="100%",
+    )
+
+
+def recent_studies(title: str, empty_title: str, empty_text: str, icon: str) -> rx.Component:
+    """The newest studies the user may see, or an empty state."""
+    return rx.cond(
+        DashboardState.studies_total > 0,
+        rx.card(
+            rx.vstack(
+                rx.hstack(
+                    rx.heading(title, size="4"),
+                    rx.badge(DashboardState.studies_total.to_string() + " visible"),
+                    rx.spacer(),
+                    rx.link("All studies →", href=routes.STUDIES),
+                    width="100%",
+                    align="center",
+                ),
+                rx.table.root(
+                    rx.table.body(
+                        rx.foreach(
+                            DashboardState.recent,
+                            lambda r: rx.table.row(
+                                rx.table.cell(
+                                    rx.link(r["study_id"], href="/study/" + r["study_id"])
+                                ),
+                                rx.table.cell(priority_badge(r["priority"])),
+                                rx.table.cell(r["patient"]),
+                                rx.table.cell(r["modality"], " ", r["body_part"]),
+                                rx.table.cell(r["status"]),
+                                rx.table.cell(r["received"]),
+                            ),
+                        )
+                    ),
+                    width="100%",
+                    size="1",
+                    id="recent-studies",
+                ),
+                width="100%",
+            ),
+            width="100%",
+        ),
+        empty_state(empty_title, empty_text, icon),
     )
 
 
@@ -180,8 +227,11 @@ def centre_dashboard() -> rx.Component:
                 rx.button(rx.icon("users", size=16), "Manage centre users", variant="soft"),
                 href=routes.CENTRE_USERS,
             ),
-            empty_state(
-                "No studies yet", "Studies uploaded by your technicians will be listed here."
+            recent_studies(
+                "Recent studies",
+                "No studies yet",
+                "Studies uploaded by your technicians will be listed here.",
+                "inbox",
             ),
         ),
     )
@@ -200,7 +250,12 @@ def technician_dashboard() -> rx.Component:
             rx.text(
                 "Uploading for ", rx.text.strong(AuthState.centre_name, id="centre-name"), size="3"
             ),
-            empty_state(
+            rx.link(
+                rx.button(rx.icon("upload", size=16), "Upload studies", size="3"),
+                href=routes.UPLOAD,
+            ),
+            recent_studies(
+                "Recent studies of your centre",
                 "No uploads yet",
                 "Studies you upload and their processing status will be listed here.",
                 "upload",
@@ -228,7 +283,8 @@ def radiologist_dashboard() -> rx.Component:
                 size="3",
                 id="radiologist-kind",
             ),
-            empty_state(
+            recent_studies(
+                "Studies waiting to be read",
                 "Your worklist is empty",
                 "Studies assigned to you and studies available to claim will appear here.",
                 "stethoscope",

@@ -14,6 +14,21 @@ from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
 
 PAGE_SIZE = 25
+TRANSFER_SYNTAX_NAMES = {
+    "1.2.840.10008.1.2": "Implicit VR LE",
+    "1.2.840.10008.1.2.1": "Explicit VR LE",
+    "1.2.840.10008.1.2.2": "Explicit VR BE",
+    "1.2.840.10008.1.2.1.99": "Deflated",
+    "1.2.840.10008.1.2.4.50": "JPEG baseline",
+    "1.2.840.10008.1.2.4.51": "JPEG extended",
+    "1.2.840.10008.1.2.4.57": "JPEG lossless",
+    "1.2.840.10008.1.2.4.70": "JPEG lossless SV1",
+    "1.2.840.10008.1.2.4.80": "JPEG-LS lossless",
+    "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless",
+    "1.2.840.10008.1.2.4.90": "JPEG 2000 lossless",
+    "1.2.840.10008.1.2.4.91": "JPEG 2000",
+    "1.2.840.10008.1.2.5": "RLE",
+}
 ANY = "any"
 SORTS = {
     "Newest first": ("received_at", True),
@@ -24,7 +39,7 @@ SORTS = {
 }
 
 
-def _row(s: StudyPublic) -> dict[str, str]:
+def study_row(s: StudyPublic) -> dict[str, str]:
     return {
         "study_id": s.study_id,
         "patient": s.patient_name.replace("^", " ") or "(no name)",
@@ -98,7 +113,7 @@ class StudiesState(AuthState):
             self.error, self.rows, self.total = exc.message, [], 0
             return True
         self.error = ""
-        self.rows = [_row(s) for s in page.items]
+        self.rows = [study_row(s) for s in page.items]
         self.total = page.total
         self._next, self._prev = page.next_cursor, page.prev_cursor
         self.has_next, self.has_prev = bool(page.next_cursor), bool(page.prev_cursor)
@@ -330,6 +345,8 @@ class StudyState(AuthState):
     study: dict[str, str] = {}
     series: list[dict[str, str]] = []
     history: list[dict[str, str]] = []
+    instances: list[dict[str, str]] = []
+    instances_note: str = ""
     differences: list[dict[str, str]] = []
     is_admin: bool = False
     delete_open: bool = False
@@ -359,7 +376,7 @@ class StudyState(AuthState):
             self.ready = True
             return
         self.study = {
-            **_row(detail),
+            **study_row(detail),
             "description": detail.description or "—",
             "accession": detail.accession_number or "—",
             "study_date": detail.study_date.isoformat() if detail.study_date else "—",
@@ -387,6 +404,24 @@ class StudyState(AuthState):
             }
             for e in detail.history
         ]
+        self.instances = [
+            {
+                "number": str(i.number),
+                "instance_number": str(i.instance_number or ""),
+                "size": f"{i.size_bytes / 1024:.0f} KB",
+                "matrix": f"{i.columns} x {i.rows}" if i.rows and i.columns else "—",
+                "frames": str(i.number_of_frames),
+                "transfer_syntax": TRANSFER_SYNTAX_NAMES.get(
+                    i.transfer_syntax_uid, i.transfer_syntax_uid or "—"
+                ),
+            }
+            for i in detail.instances
+        ]
+        self.instances_note = (
+            f"Showing the first {len(detail.instances)} of {detail.num_instances} images."
+            if len(detail.instances) < detail.num_instances
+            else ""
+        )
         self.differences = [
             {"field": d.field.replace("_", " "), "shown": d.shown, "header": d.header}
             for d in detail.differences
@@ -558,6 +593,39 @@ def study_page() -> rx.Component:
             ),
             width="100%",
             id="series-table",
+        ),
+        rx.heading("Images", size="4"),
+        rx.cond(StudyState.instances_note != "", rx.text(StudyState.instances_note, size="2")),
+        rx.box(
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *[
+                            rx.table.column_header_cell(h)
+                            for h in ("File", "Instance #", "Matrix", "Frames", "Encoding", "Size")
+                        ]
+                    )
+                ),
+                rx.table.body(
+                    rx.foreach(
+                        StudyState.instances,
+                        lambda r: rx.table.row(
+                            rx.table.cell("instance_", r["number"]),
+                            rx.table.cell(r["instance_number"]),
+                            rx.table.cell(r["matrix"]),
+                            rx.table.cell(r["frames"]),
+                            rx.table.cell(r["transfer_syntax"]),
+                            rx.table.cell(r["size"]),
+                        ),
+                    )
+                ),
+                width="100%",
+                size="1",
+                id="instances-table",
+            ),
+            max_height="320px",
+            overflow_y="auto",
+            width="100%",
         ),
         rx.heading("History", size="4"),
         rx.table.root(

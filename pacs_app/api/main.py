@@ -19,6 +19,7 @@ from pacs_app.core.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    StorageUnavailable,
     TooManyAttempts,
 )
 
@@ -29,6 +30,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    StorageUnavailable: 503,
 }
 
 

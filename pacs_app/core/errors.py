@@ -47,3 +47,9 @@ class InvalidInput(DomainError):
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
+
+
+class StorageUnavailable(DomainError):
+    """The file store failed (disk full, I/O error); nothing of the operation was kept."""
+
+    code = "storage_unavailable"

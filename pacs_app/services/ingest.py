@@ -26,14 +26,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
-from pacs_app.core.errors import InvalidInput, NotFound
+from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
 from pacs_app.models import Centre, Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.base import utcnow
 from pacs_app.services import audit
 from pacs_app.services.authz import Action, Actor, require
 from pacs_app.services.dto import StudyPublic
-from pacs_app.storage import KeyExists, Storage, StorageError
+from pacs_app.storage import KeyExists, Storage, StorageError, StoredObject
 
 STUDY_ID_ALPHABET = string.ascii_uppercase + string.digits
 STUDY_ID_LENGTH = 8
@@ -43,10 +43,15 @@ MAX_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class StagedFile:
-    """An uploaded file already on local disk; ``name`` is what the user called it."""
+    """An uploaded file already on local disk; ``name`` is what the user called it.
+
+    ``disposable``: the file is the caller's temporary copy, which storage may take over
+    (hard-link) instead of copying, when it lies on the same filesystem.
+    """
 
     name: str
     path: Path
+    disposable: bool = False
 
 
 class StudyForm(BaseModel):
@@ -274,7 +279,7 @@ def ingest(
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 return _store(session, actor, centre, headers, form, storage, address)
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError, _Retry):
                 # A concurrent upload created the same study or took the same key first:
                 # everything of this attempt is undone; try again against the new state.
                 if attempt == MAX_ATTEMPTS:
@@ -282,18 +287,159 @@ def ingest(
     raise AssertionError("unreachable")
 
 
-def _put_next(storage: Storage, centre: Centre, study: Study, staged: StagedFile):
-    """Store under the study's next free ``instance_NNN.dcm`` key (never overwriting)."""
+class _Retry(Exception):
+    """The database changed under this attempt (a concurrent upload); undo and try again."""
+
+
+@dataclass
+class _Planned:
+    """One study of an upload: its files are written before the database transaction."""
+
+    study_uid: str
+    study_id: str
+    is_new: bool
+    first_header: DicomHeader
+    stored: list[tuple[StagedFile, DicomHeader, int, str, StoredObject]]
+    duplicates: list[tuple[StagedFile, DicomHeader]]
+
+
+def _known_sops(session: Session, study_pk: int, sops: list[str]) -> set[str]:
+    """Which of ``sops`` the study already holds (queried in chunks of 500)."""
+    known: set[str] = set()
+    for i in range(0, len(sops), 500):
+        known.update(
+            session.exec(
+                select(Instance.sop_instance_uid).where(
+                    Instance.study_pk == study_pk,
+                    col(Instance.sop_instance_uid).in_(sops[i : i + 500]),
+                )
+            )
+        )
+    return known
+
+
+def _put_next(storage: Storage, prefix: str, number: int, staged: StagedFile):
+    """Store under the first free ``instance_NNN.dcm`` key from ``number`` (never overwriting)."""
     while True:
-        number = study.next_instance_number
-        study.next_instance_number += 1
-        key = f"{centre.code}/{study.study_id}/instance_{number:03d}.dcm"
+        key = f"{prefix}/instance_{number:03d}.dcm"
         try:
-            return number, key, storage.put_file(key, staged.path, overwrite=False)
+            return (
+                number,
+                key,
+                storage.put_file(key, staged.path, overwrite=False, move=staged.disposable),
+            )
         except KeyExists:
-            continue  # a file left by an interrupted upload, or a concurrent one: next number
+            number += 1  # a file left by an interrupted upload, or a concurrent one
         except StorageError as exc:
-            raise InvalidInput(f"{staged.name}: could not be stored ({exc})") from exc
+            raise StorageUnavailable(
+                f"{staged.name} could not be stored ({exc}); nothing of this upload was kept."
+            ) from exc
+
+
+def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
+    """Phase 1, with no database write: decide duplicates and write every new file."""
+    plans = []
+    for study_uid, items in by_study.items():
+        study = session.exec(
+            select(Study).where(Study.centre_id == centre.id, Study.study_instance_uid == study_uid)
+        ).first()
+        if study is None:
+            study_id, number, known = new_study_id(session), 1, set()
+        else:
+            study_id, number = study.study_id, study.next_instance_number
+            known = _known_sops(session, study.id, [h.sop_instance_uid for _, h in items])
+        plan = _Planned(study_uid, study_id, study is None, items[0][1], [], [])
+        for staged, header in items:
+            if header.sop_instance_uid in known:
+                plan.duplicates.append((staged, header))
+                continue
+            known.add(header.sop_instance_uid)
+            number, key, stored = _put_next(storage, f"{centre.code}/{study_id}", number, staged)
+            written.append(key)
+            plan.stored.append((staged, header, number, key, stored))
+            number += 1
+        plans.append(plan)
+    return plans
+
+
+def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study:
+    """Phase 2: the rows of one planned study, inside the upload's transaction."""
+    study = session.exec(
+        select(Study)
+        .where(Study.centre_id == centre.id, Study.study_instance_uid == plan.study_uid)
+        .with_for_update()
+    ).first()
+    if (study is None) != plan.is_new or (study is not None and study.study_id != plan.study_id):
+        raise _Retry  # created or deleted by a concurrent upload since phase 1
+    if study is None:
+        study = Study(
+            study_id=plan.study_id,
+            study_instance_uid=plan.study_uid,
+            centre_id=centre.id,
+            uploaded_by_id=actor.user_id,
+            status=StudyStatus.UNASSIGNED,
+        )
+        _apply_metadata(study, form, plan.first_header)
+        session.add(study)
+        session.flush()
+        series_by_uid: dict[str, Series] = {}
+    else:
+        series_by_uid = {
+            s.series_instance_uid: s
+            for s in session.exec(select(Series).where(Series.study_pk == study.id))
+        }
+        if form.priority.rank > study.priority_rank:  # a re-send may raise the priority
+            study.priority, study.priority_rank = form.priority, form.priority.rank
+    for _staged, header, number, key, stored in plan.stored:
+        series = series_by_uid.get(header.series_instance_uid)
+        if series is None:
+            series = Series(
+                study_pk=study.id,
+                series_instance_uid=header.series_instance_uid,
+                series_number=header.series_number,
+                modality=header.modality,
+                body_part=header.body_part,
+                description=header.series_description,
+            )
+            session.add(series)
+            session.flush()
+            series_by_uid[header.series_instance_uid] = series
+            study.num_series += 1
+        session.add(
+            Instance(
+                study_pk=study.id,
+                series_pk=series.id,
+                number=number,
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid,
+                instance_number=header.instance_number,
+                transfer_syntax_uid=header.transfer_syntax_uid,
+                rows=header.rows,
+                columns=header.columns,
+                number_of_frames=header.number_of_frames,
+                storage_key=key,
+                size_bytes=stored.size,
+                sha256=stored.sha256,
+                dicom_json=header.dicom_json,
+            )
+        )
+        series.num_instances += 1
+        study.num_instances += 1
+        study.size_bytes += stored.size
+        study.next_instance_number = max(study.next_instance_number, number + 1)
+    study.updated_at = utcnow()
+    session.add(study)
+    audit.record(
+        session,
+        action=audit.AuditAction.STUDY_UPLOADED,
+        actor=actor,
+        resource_type="study",
+        resource_id=study.study_id,
+        centre_id=centre.id,
+        address=address,
+        detail={"instances": len(plan.stored), "new_study": plan.is_new},
+    )
+    return study
 
 
 def _store(
@@ -305,125 +451,19 @@ def _store(
     storage: Storage,
     address: str | None,
 ) -> IngestResult:
+    """Write the files, then record them in one short transaction; undo both on any failure.
+
+    Files go first, so the database's write lock (all of SQLite, or the study row in
+    PostgreSQL) is held only for the rows, not while gigabytes are copied.
+    """
     by_study: dict[str, list[tuple[StagedFile, DicomHeader]]] = defaultdict(list)
     for item in headers:
         by_study[item[1].study_instance_uid].append(item)
-
     written: list[str] = []
-    outcomes: list[FileOutcome] = []
-    studies: list[Study] = []
     try:
-        for study_uid, items in by_study.items():
-            study = session.exec(
-                select(Study)
-                .where(Study.centre_id == centre.id, Study.study_instance_uid == study_uid)
-                .with_for_update()
-            ).first()
-            is_new = study is None
-            if study is None:
-                study = Study(
-                    study_id=new_study_id(session),
-                    study_instance_uid=study_uid,
-                    centre_id=centre.id,
-                    uploaded_by_id=actor.user_id,
-                    status=StudyStatus.UNASSIGNED,
-                )
-                _apply_metadata(study, form, items[0][1])
-                session.add(study)
-                session.flush()
-                known_sops: set[str] = set()
-                series_by_uid: dict[str, Series] = {}
-            else:
-                incoming = [h.sop_instance_uid for _, h in items]
-                known_sops = set()
-                for i in range(0, len(incoming), 500):  # only the incoming SOPs, in chunks
-                    known_sops.update(
-                        session.exec(
-                            select(Instance.sop_instance_uid).where(
-                                Instance.study_pk == study.id,
-                                col(Instance.sop_instance_uid).in_(incoming[i : i + 500]),
-                            )
-                        )
-                    )
-                series_by_uid = {
-                    s.series_instance_uid: s
-                    for s in session.exec(select(Series).where(Series.study_pk == study.id))
-                }
-                if form.priority.rank > study.priority_rank:  # a re-send may raise priority
-                    study.priority, study.priority_rank = form.priority, form.priority.rank
-
-            stored_here = 0
-            for staged, header in items:
-                if header.sop_instance_uid in known_sops:
-                    outcomes.append(
-                        FileOutcome(
-                            name=staged.name,
-                            status="duplicate",
-                            study_id=study.study_id,
-                            sop_instance_uid=header.sop_instance_uid,
-                        )
-                    )
-                    continue
-                known_sops.add(header.sop_instance_uid)
-                series = series_by_uid.get(header.series_instance_uid)
-                if series is None:
-                    series = Series(
-                        study_pk=study.id,
-                        series_instance_uid=header.series_instance_uid,
-                        series_number=header.series_number,
-                        modality=header.modality,
-                        body_part=header.body_part,
-                        description=header.series_description,
-                    )
-                    session.add(series)
-                    session.flush()
-                    series_by_uid[header.series_instance_uid] = series
-                    study.num_series += 1
-                number, key, stored = _put_next(storage, centre, study, staged)
-                written.append(key)
-                session.add(
-                    Instance(
-                        study_pk=study.id,
-                        series_pk=series.id,
-                        number=number,
-                        sop_instance_uid=header.sop_instance_uid,
-                        sop_class_uid=header.sop_class_uid,
-                        instance_number=header.instance_number,
-                        transfer_syntax_uid=header.transfer_syntax_uid,
-                        rows=header.rows,
-                        columns=header.columns,
-                        number_of_frames=header.number_of_frames,
-                        storage_key=key,
-                        size_bytes=stored.size,
-                        sha256=stored.sha256,
-                        dicom_json=header.dicom_json,
-                    )
-                )
-                series.num_instances += 1
-                study.num_instances += 1
-                study.size_bytes += stored.size
-                stored_here += 1
-                outcomes.append(
-                    FileOutcome(
-                        name=staged.name,
-                        status="stored",
-                        study_id=study.study_id,
-                        sop_instance_uid=header.sop_instance_uid,
-                    )
-                )
-            study.updated_at = utcnow()
-            session.add(study)
-            studies.append(study)
-            audit.record(
-                session,
-                action=audit.AuditAction.STUDY_UPLOADED,
-                actor=actor,
-                resource_type="study",
-                resource_id=study.study_id,
-                centre_id=centre.id,
-                address=address,
-                detail={"instances": stored_here, "new_study": is_new},
-            )
+        plans = _write_files(session, centre, by_study, storage, written)
+        session.rollback()  # end phase 1's read transaction before writing
+        studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
         session.commit()
     except BaseException:
         session.rollback()
@@ -433,16 +473,41 @@ def _store(
 
     from pacs_app.services.studies import study_public
 
+    outcomes = []
+    for plan in plans:
+        outcomes += [
+            FileOutcome(
+                name=f.name,
+                status="stored",
+                study_id=plan.study_id,
+                sop_instance_uid=h.sop_instance_uid,
+            )
+            for f, h, *_ in plan.stored
+        ]
+        outcomes += [
+            FileOutcome(
+                name=f.name,
+                status="duplicate",
+                study_id=plan.study_id,
+                sop_instance_uid=h.sop_instance_uid,
+            )
+            for f, h in plan.duplicates
+        ]
+    order = {f.name: i for i, (f, _) in enumerate(headers)}
+    outcomes.sort(key=lambda o: order.get(o.name, 0))
     return IngestResult(
         studies=[
-            study_public(session, s, centre=centre, uploader=actor.username)
-            if s.uploaded_by_id == actor.user_id
-            else study_public(session, s)
+            study_public(
+                session,
+                s,
+                centre=centre,
+                uploader=actor.username if s.uploaded_by_id == actor.user_id else None,
+            )
             for s in studies
         ],
         files=outcomes,
-        stored=sum(1 for o in outcomes if o.status == "stored"),
-        duplicates=sum(1 for o in outcomes if o.status == "duplicate"),
+        stored=sum(len(p.stored) for p in plans),
+        duplicates=sum(len(p.duplicates) for p in plans),
     )
 
 

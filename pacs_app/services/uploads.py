@@ -42,14 +42,17 @@ class FileCheck(BaseModel):
     message: str
 
 
-def _staging_root() -> Path:
-    return Path(settings.storage_path) / ".staging"
+def staging_root() -> Path:
+    """Private folder for uploads in progress, on the storage's filesystem (never served)."""
+    root = Path(settings.storage_path) / ".staging"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def _batch_dir(batch_id: str) -> Path:
     if not BATCH_ID_RE.match(batch_id or ""):
         raise NotFound("No such upload batch.")
-    return _staging_root() / batch_id
+    return staging_root() / batch_id
 
 
 def _load(actor: Actor, batch_id: str) -> tuple[Path, dict]:
@@ -80,7 +83,7 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _sweep_stale() -> None:
-    root = _staging_root()
+    root = staging_root()
     if not root.exists():
         return
     cutoff = time.time() - STALE_AFTER_S
@@ -197,7 +200,8 @@ def commit(
             + (" …" if len(refused) > 5 else "")
         )
     files = [
-        StagedFile(name=f["name"], path=folder / "files" / f["key"]) for f in manifest["files"]
+        StagedFile(name=f["name"], path=folder / "files" / f["key"], disposable=True)
+        for f in manifest["files"]
     ]
     result = ingest(
         session=session,

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydicom.uid import generate_uid
 from sqlmodel import func, select
 
-from pacs_app.core.errors import InvalidInput, PermissionDenied
+from pacs_app.core.errors import InvalidInput, PermissionDenied, StorageUnavailable
 from pacs_app.dicom.reader import InvalidDicom
 from pacs_app.models import Instance, Priority, Role, Series, Study, StudyStatus
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest, normalize_age
@@ -272,17 +272,24 @@ class FailingStorage(LocalStorage):
         super().__init__(root)
         self.writes = 0
 
-    def put_file(self, key, source, *, overwrite=True):
+    def put_file(self, key, source, *, overwrite=True, move=False):
         self.writes += 1
         if self.writes == 3:
             raise StorageError("No space left on device")
-        return super().put_file(key, source, overwrite=overwrite)
+        return super().put_file(key, source, overwrite=overwrite, move=move)
 
 
 def test_a_failed_write_mid_upload_leaves_nothing(session, tech, tmp_path):
     storage = FailingStorage(tmp_path / "store")
     files = make_series(tmp_path / "f", 4)
-    _refused(session, storage, tech, staged(*files), match="could not be stored")
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(*files),
+        StorageUnavailable,
+        match="could not be stored .*nothing of this upload was kept",
+    )
     assert stored_files(storage) == []
 
 
@@ -343,3 +350,37 @@ def test_real_files_of_every_kind_are_accepted_or_refused_cleanly(session, stora
     assert 0 < counts(session)[2] <= len(accepted)  # same-SOP re-encodings are duplicates
     names = {s.patient_name for s in session.exec(select(Study))}
     assert any("\u0642" in n or "\u0628" in n for n in names)  # Arabic decoded, not mojibake
+
+
+def test_concurrent_uploads_of_one_new_study_make_one_study(
+    engine, session, storage, tech, tmp_path
+):
+    """Two uploads racing to create the same study: one study, every instance, no orphans."""
+    import threading
+
+    from sqlmodel import Session
+
+    study_uid = generate_uid()
+    halves = [make_series(tmp_path / f"h{i}", 6, study_uid=study_uid) for i in range(2)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def upload(paths):
+        try:
+            with Session(engine, expire_on_commit=False) as own:
+                barrier.wait()
+                ingest(session=own, actor=tech, files=staged(*paths), storage=storage)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(h,)) for h in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert counts(session) == (1, 2, 12)
+    keys = {row.storage_key for row in session.exec(select(Instance))}
+    on_disk = {p.relative_to(storage.root).as_posix() for p in stored_files(storage)}
+    assert keys == on_disk and len(keys) == 12

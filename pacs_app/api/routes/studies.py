@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.core.errors import InvalidInput
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import ingest, studies
+from pacs_app.services import ingest, studies, uploads
 from pacs_app.services.dto import StudyDetail, StudyPage, StudyPublic
 from pacs_app.storage import get_storage
 
@@ -77,14 +77,16 @@ def upload(
         clinical_notes=clinical_notes,
         priority=priority,
     )
-    with tempfile.TemporaryDirectory(prefix="pacs-upload-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="post-", dir=uploads.staging_root()) as tmp:
         staged = []
         for i, upload_file in enumerate(files):
             path = Path(tmp) / f"{i:06d}"
             with path.open("wb") as out:
                 shutil.copyfileobj(upload_file.file, out, COPY_CHUNK)
             staged.append(
-                ingest.StagedFile(name=upload_file.filename or f"file {i + 1}", path=path)
+                ingest.StagedFile(
+                    name=upload_file.filename or f"file {i + 1}", path=path, disposable=True
+                )
             )
         result = ingest.ingest(
             session=session,

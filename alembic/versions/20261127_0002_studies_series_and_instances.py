@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 19:09:13.009894
+Create Date: 2026-11-27 19:40:50.173167
 """
 
 from collections.abc import Sequence
@@ -63,7 +63,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_study_centre_received', ['centre_id', 'received_at', 'id'], unique=False)
         batch_op.create_index('ix_study_modality_received', ['modality', 'received_at', 'id'], unique=False)
         batch_op.create_index('ix_study_patient_id', ['patient_id'], unique=False)
-        batch_op.create_index('ix_study_patient_name_norm', ['patient_name_norm'], unique=False)
+        batch_op.create_index('ix_study_patient_name_norm', ['patient_name_norm', 'id'], unique=False)
+        batch_op.create_index('ix_study_priority_rank_id', ['priority_rank', 'id'], unique=False)
         batch_op.create_index('ix_study_priority_rank_received', ['priority_rank', 'received_at', 'id'], unique=False)
         batch_op.create_index('ix_study_received', ['received_at', 'id'], unique=False)
         batch_op.create_index('ix_study_status_received', ['status', 'received_at', 'id'], unique=False)
@@ -129,6 +130,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_study_status_received')
         batch_op.drop_index('ix_study_received')
         batch_op.drop_index('ix_study_priority_rank_received')
+        batch_op.drop_index('ix_study_priority_rank_id')
         batch_op.drop_index('ix_study_patient_name_norm')
         batch_op.drop_index('ix_study_patient_id')
         batch_op.drop_index('ix_study_modality_received')

@@ -63,7 +63,9 @@ class Study(SQLModel, table=True):
         Index("ix_study_priority_rank_received", "priority_rank", "received_at", "id"),
         Index("ix_study_modality_received", "modality", "received_at", "id"),
         Index("ix_study_patient_id", "patient_id"),
-        Index("ix_study_patient_name_norm", "patient_name_norm"),
+        # keyset orders: (sort column, id)
+        Index("ix_study_patient_name_norm", "patient_name_norm", "id"),
+        Index("ix_study_priority_rank_id", "priority_rank", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

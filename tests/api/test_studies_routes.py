@@ -155,6 +155,17 @@ def test_filters_search_sort_and_pages(api, world, tmp_path):
     assert page1["total"] == 5 and page1["prev_cursor"] is None
     back = get(sort="patient_name", order="asc", limit=2, cursor=page2["prev_cursor"])
     assert back["items"] == page1["items"]
+    for sort in ("received_at", "patient_name", "modality", "priority", "status", "study_id"):
+        for order in ("asc", "desc"):
+            seen, cursor = [], None
+            while True:
+                params = {"sort": sort, "order": order, "limit": 2}
+                page = get(**params, **({"cursor": cursor} if cursor else {}))
+                seen += [s["study_id"] for s in page["items"]]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+            assert sorted(seen) == sorted(ids), (sort, order)
     bad = api.get("/studies", headers=tech, params={"cursor": "garbage"})
     assert bad.status_code == 422 and "cursor" in bad.json()["detail"]
 

@@ -1,0 +1,1 @@
+"""DICOMweb on the same backend: WADO-RS retrieval now (QIDO-RS and STOW-RS later)."""

@@ -1,0 +1,224 @@
+"""The pixel pipeline: decode one frame, apply the Modality LUT, the VOI LUT or a window, and
+MONOCHROME1 inversion, and encode it for display.
+
+Decoding uses pydicom with the pylibjpeg plug-ins (JPEG baseline/extended/lossless, JPEG-LS,
+JPEG 2000, RLE) and its own handlers for native, big-endian and deflated data. Colour images
+come out as RGB (YBR converted, planar configuration handled). Enhanced multi-frame objects
+take their rescale and window per frame from the functional groups.
+
+``tests/dicom/test_fidelity.py`` compares every rendering with DCMTK's ``dcmj2pnm``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+
+from pacs_app.core.errors import InvalidInput, NotFound
+
+
+class PixelDataError(InvalidInput):
+    """The pixel data cannot be decoded (corrupt, or an unsupported encoding)."""
+
+    code = "pixel_data_error"
+
+
+@dataclass(frozen=True)
+class Window:
+    center: float
+    width: float
+
+    def __post_init__(self):
+        if not self.width >= 1:
+            raise InvalidInput("The window width must be at least 1.")
+
+
+def read_dataset(path: str | Path) -> pydicom.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, force=True)
+
+
+def frame_count(ds: pydicom.Dataset) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def is_color(ds: pydicom.Dataset) -> bool:
+    return int(ds.get("SamplesPerPixel", 1) or 1) > 1 or str(
+        ds.get("PhotometricInterpretation", "")
+    ).startswith("PALETTE")
+
+
+def _functional_group(ds: pydicom.Dataset, index: int, sequence: str) -> pydicom.Dataset | None:
+    """The item of ``sequence`` for frame ``index``: per-frame first, then shared."""
+    for groups, item_index in (
+        ("PerFrameFunctionalGroupsSequence", index),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        seq = ds.get(groups)
+        if seq and len(seq) > item_index:
+            inner = seq[item_index].get(sequence)
+            if inner:
+                return inner[0]
+    return None
+
+
+def decode_frame(ds: pydicom.Dataset, index: int = 0) -> np.ndarray:
+    """The stored values of frame ``index`` (0-based); RGB (h, w, 3) for colour images.
+
+    Raises :class:`NotFound` for a frame out of range and :class:`PixelDataError` when the
+    pixel data cannot be decoded.
+    """
+    frames = frame_count(ds)
+    if not 0 <= index < frames:
+        raise NotFound(f"Frame {index + 1} does not exist: the instance has {frames} frame(s).")
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise PixelDataError("The instance has no pixel data (it is not an image).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = pixel_array(ds, index=index, raw=False)
+    except Exception as exc:  # decoders raise many types on corrupt or unsupported data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = syntax.name if syntax is not None and hasattr(syntax, "name") else "unknown"
+        raise PixelDataError(f"The pixel data cannot be decoded ({name}): {exc}".rstrip()) from exc
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if photometric.startswith("PALETTE"):
+        from pydicom.pixels import apply_color_lut
+
+        arr = apply_color_lut(arr, ds)
+        if arr.dtype != np.uint8:
+            arr = (arr >> 8).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
+    return arr
+
+
+def modality_values(ds: pydicom.Dataset, stored: np.ndarray, index: int = 0) -> np.ndarray:
+    """Stored values to modality values (rescale slope/intercept or Modality LUT Sequence)."""
+    transform = _functional_group(ds, index, "PixelValueTransformationSequence")
+    if transform is not None and "RescaleSlope" in transform:
+        slope = float(transform.get("RescaleSlope", 1) or 1)
+        intercept = float(transform.get("RescaleIntercept", 0) or 0)
+        return stored.astype(np.float64) * slope + intercept
+    out = apply_modality_lut(stored, ds)
+    return out.astype(np.float64)
+
+
+def header_window(ds: pydicom.Dataset, index: int = 0) -> Window | None:
+    """The first window of the header (per frame for enhanced objects), if any."""
+    source = _functional_group(ds, index, "FrameVOILUTSequence") or ds
+    center, width = source.get("WindowCenter"), source.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    try:
+        center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
+        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+    except (TypeError, ValueError):
+        return None
+    return Window(center, width) if width >= 1 else None
+
+
+def header_windows(ds: pydicom.Dataset, index: int = 0) -> list[dict[str, Any]]:
+    """Every window the header offers (centre, width, explanation), for viewer presets."""
+    source = _functional_group(ds, index, "FrameVOILUTSequence") or ds
+    centers, widths = source.get("WindowCenter"), source.get("WindowWidth")
+    if centers is None or widths is None:
+        return []
+    if not isinstance(centers, pydicom.multival.MultiValue):
+        centers, widths = [centers], [widths]
+    names = source.get("WindowCenterWidthExplanation") or []
+    if not isinstance(names, pydicom.multival.MultiValue):
+        names = [names]
+    out = []
+    for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
+        try:
+            if float(w) >= 1:
+                out.append(
+                    {
+                        "center": float(c),
+                        "width": float(w),
+                        "name": str(names[i]) if i < len(names) else f"Header {i + 1}",
+                    }
+                )
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1 linear windowing to 0..255."""
+    c, w = window.center, window.width
+    low = c - 0.5 - (w - 1) / 2
+    high = c - 0.5 + (w - 1) / 2
+    out = (
+        ((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0
+        if w > 1
+        else np.where(values > c - 0.5, 255.0, 0.0)
+    )
+    out = np.where(values <= low, 0.0, np.where(values > high, 255.0, out))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def min_max_window(values: np.ndarray) -> Window:
+    lo, hi = float(values.min()), float(values.max())
+    return Window(center=(lo + hi) / 2 + 0.5, width=max(1.0, hi - lo + 1))
+
+
+def render(ds: pydicom.Dataset, index: int = 0, window: Window | None = None) -> np.ndarray:
+    """Frame ``index`` as display pixels: uint8 (h, w) grey or (h, w, 3) RGB.
+
+    Grey: Modality LUT, then ``window`` if given, else the header's VOI LUT Sequence or first
+    window, else the frame's min-max; MONOCHROME1 is inverted so that dark means low.
+    """
+    stored = decode_frame(ds, index)
+    if is_color(ds):
+        if stored.dtype != np.uint8:
+            bits = int(ds.get("BitsStored", 8) or 8)
+            stored = (stored.astype(np.float64) * 255.0 / ((1 << bits) - 1)).round()
+        return stored.astype(np.uint8)
+    values = modality_values(ds, stored, index)
+    if (
+        window is None
+        and "VOILUTSequence" in ds
+        and not _functional_group(ds, index, "FrameVOILUTSequence")
+    ):
+        voi = apply_voi_lut(stored if "ModalityLUTSequence" in ds else values, ds, index=0)
+        lut_bits = int(ds.VOILUTSequence[0].LUTDescriptor[2] or 16)
+        display = np.clip(voi.astype(np.float64) * 255.0 / ((1 << lut_bits) - 1), 0, 255)
+        display = np.rint(display).astype(np.uint8)
+    else:
+        window = window or header_window(ds, index) or min_max_window(values)
+        display = apply_window(values, window)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        display = 255 - display
+    return display
+
+
+def encode(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:
+    """PNG (lossless) or JPEG bytes of a rendered image."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    picture = Image.fromarray(image)
+    if fmt == "jpeg":
+        picture.save(buffer, format="JPEG", quality=quality)
+    else:
+        picture.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def raw_frame(ds: pydicom.Dataset, index: int = 0) -> bytes:
+    """Frame ``index`` as uncompressed little-endian stored values (WADO-RS frames)."""
+    arr = decode_frame(ds, index)
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
+        arr = arr.byteswap().view(arr.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(arr).tobytes()

@@ -1,0 +1,187 @@
+"""WADO-RS retrieval (PS3.18 §10.4) over the index and the store, authorized like every read.
+
+Metadata comes from the database (the DICOM JSON kept at ingest), never from files; frames and
+rendered images decode one frame of the stored file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from sqlmodel import Session, col, select
+
+from pacs_app.core.errors import InvalidInput, NotFound
+from pacs_app.dicom import pixels
+from pacs_app.models import Instance, Series, Study
+from pacs_app.services import audit
+from pacs_app.services.audit import AuditAction
+from pacs_app.services.authz import Action, Actor, can
+from pacs_app.storage import Storage
+
+CACHE_FILES = 24
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _study(session: Session, actor: Actor, study_uid: str) -> Study:
+    for study in session.exec(select(Study).where(Study.study_instance_uid == study_uid)):
+        if can(actor, Action.VIEW_STUDY, study):
+            return study
+    raise NotFound(f"No study {study_uid} that you may see.")
+
+
+def _series(session: Session, study: Study, series_uid: str) -> Series:
+    series = session.exec(
+        select(Series).where(Series.study_pk == study.id, Series.series_instance_uid == series_uid)
+    ).first()
+    if series is None:
+        raise NotFound(f"The study has no series {series_uid}.")
+    return series
+
+
+def metadata(
+    *,
+    session: Session,
+    actor: Actor,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    address: str | None = None,
+) -> list[dict[str, Any]]:
+    """DICOM JSON of every instance of a study (or of one series, or one instance)."""
+    study = _study(session, actor, study_uid)
+    query = select(Instance).where(Instance.study_pk == study.id)
+    if series_uid is not None:
+        query = query.where(Instance.series_pk == _series(session, study, series_uid).id)
+    if sop_uid is not None:
+        query = query.where(Instance.sop_instance_uid == sop_uid)
+    rows = session.exec(
+        query.order_by(col(Instance.series_pk), col(Instance.instance_number), col(Instance.number))
+    ).all()
+    if not rows:
+        raise NotFound("No such instance.")
+    audit.record(
+        session,
+        action=AuditAction.STUDY_VIEWED,
+        actor=actor,
+        resource_type="study",
+        resource_id=study.study_id,
+        centre_id=study.centre_id,
+        address=address,
+        detail={"via": "dicomweb"},
+    )
+    session.commit()
+    return [row.dicom_json or {} for row in rows]
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    study_id: str
+    storage_key: str
+    path: Path | None
+    frames: int
+
+
+def instance(
+    *,
+    session: Session,
+    actor: Actor,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    storage: Storage,
+) -> StoredInstance:
+    study = _study(session, actor, study_uid)
+    series = _series(session, study, series_uid)
+    row = session.exec(
+        select(Instance).where(
+            Instance.study_pk == study.id,
+            Instance.series_pk == series.id,
+            Instance.sop_instance_uid == sop_uid,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"The series has no instance {sop_uid}.")
+    return StoredInstance(
+        study_id=study.study_id,
+        storage_key=row.storage_key,
+        path=storage.local_path(row.storage_key),
+        frames=row.number_of_frames,
+    )
+
+
+class _DatasetCache:
+    """A few recently read files, so that scrolling a multi-frame object reads it once."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, pydicom.Dataset] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, found: StoredInstance) -> pydicom.Dataset:
+        with self._lock:
+            if found.storage_key in self._items:
+                self._items.move_to_end(found.storage_key)
+                return self._items[found.storage_key]
+        if found.path is None or not found.path.exists():
+            raise NotFound("The stored file of this instance is missing.")
+        ds = pixels.read_dataset(found.path)
+        if found.path.stat().st_size <= CACHE_MAX_BYTES:
+            with self._lock:
+                self._items[found.storage_key] = ds
+                while len(self._items) > CACHE_FILES:
+                    self._items.popitem(last=False)
+        return ds
+
+
+_cache = _DatasetCache()
+
+
+def dataset(found: StoredInstance) -> pydicom.Dataset:
+    return _cache.get(found)
+
+
+def parse_frame_numbers(text: str, frames: int) -> list[int]:
+    """``"1,3"`` to 0-based indexes, refusing numbers outside 1..frames."""
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InvalidInput(
+            f"Frame numbers must be integers separated by commas: {text!r}."
+        ) from exc
+    if not numbers:
+        raise InvalidInput("No frame number given.")
+    for n in numbers:
+        if not 1 <= n <= frames:
+            raise NotFound(f"Frame {n} does not exist: the instance has {frames} frame(s).")
+    return [n - 1 for n in numbers]
+
+
+def parse_window(text: str | None) -> pixels.Window | None:
+    """``"center,width[,linear]"`` (PS3.18 window parameter) to a :class:`Window`."""
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].lower() != "linear"):
+        raise InvalidInput(
+            "window must be center,width or center,width,linear "
+            "(only the linear function is supported)."
+        )
+    try:
+        return pixels.Window(float(parts[0]), float(parts[1]))
+    except ValueError as exc:
+        raise InvalidInput(f"window values must be numbers: {text!r}.") from exc
+
+
+def rendered(
+    found: StoredInstance, *, frame: int, window: pixels.Window | None, fmt: str, quality: int = 90
+) -> bytes:
+    return pixels.encode(pixels.render(dataset(found), frame, window), fmt, quality)
+
+
+def raw_frames(found: StoredInstance, frames: list[int]) -> list[bytes]:
+    ds = dataset(found)
+    return [pixels.raw_frame(ds, i) for i in frames]

@@ -1,0 +1,125 @@
+"""WADO-RS over HTTP: metadata from the index, frames, rendered images, originals, refusals."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from pacs_app.dicom import pixels
+from pacs_app.models import Role
+from tests.dicom_factory import TESTDATA, make_series
+from tests.factories import PASSWORD, make_centre, make_user
+
+
+def _auth(api, username):
+    r = api.post("/auth/token", data={"username": username, "password": PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _parts(response) -> list[bytes]:
+    ctype = response.headers["content-type"]
+    boundary = ctype.split("boundary=")[1].encode()
+    chunks = response.content.split(b"--" + boundary)[1:-1]
+    return [c.split(b"\r\n\r\n", 1)[1][:-2] for c in chunks]
+
+
+@pytest.fixture
+def uploaded(api, session, tmp_path):
+    north, south = make_centre(session, "NORTH"), make_centre(session, "SOUTH")
+    make_user(session, Role.TECHNICIAN, centre=north, username="tech")
+    make_user(session, Role.TECHNICIAN, centre=south, username="other")
+    headers = _auth(api, "tech")
+    paths = make_series(tmp_path / "ct", 3)
+    files = [("files", (p.name, p.read_bytes())) for p in paths]
+    assert api.post("/studies", headers=headers, files=files).status_code == 201
+    ds = pydicom.dcmread(paths[0])
+    base = f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+    return {
+        "headers": headers,
+        "paths": paths,
+        "ds": ds,
+        "base": base,
+        "instance": f"{base}/instances/{ds.SOPInstanceUID}",
+    }
+
+
+def test_metadata_comes_from_the_index(api, uploaded, storage_root):
+    shutil.rmtree(storage_root / "NORTH")  # no file is read for metadata
+    h, ds = uploaded["headers"], uploaded["ds"]
+    r = api.get(f"/dicomweb/studies/{ds.StudyInstanceUID}/metadata", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/dicom+json"
+    body = r.json()
+    assert len(body) == 3
+    assert {i["00080018"]["Value"][0] for i in body} == {
+        pydicom.dcmread(p).SOPInstanceUID for p in uploaded["paths"]
+    }
+    assert len(api.get(uploaded["base"] + "/metadata", headers=h).json()) == 3
+    one = api.get(uploaded["instance"] + "/metadata", headers=h).json()
+    assert one[0]["00280010"]["Value"] == [128]
+
+
+def test_frames_rendered_and_original(api, uploaded):
+    h, ds, inst = uploaded["headers"], uploaded["ds"], uploaded["instance"]
+    r = api.get(inst + "/frames/1", headers=h)
+    assert r.status_code == 200 and 'type="application/octet-stream"' in r.headers["content-type"]
+    [frame] = _parts(r)
+    assert frame == ds.pixel_array.astype("<i2").tobytes()
+
+    r = api.get(inst + "/rendered", headers=h, params={"window": "40,400,linear"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(r.content)).size == (128, 128)
+
+    r = api.get(
+        inst + "/frames/1/rendered",
+        headers={**h, "Accept": "image/png"},
+        params={"window": "40,400"},
+    )
+    assert r.headers["content-type"] == "image/png"
+    expected = pixels.render(ds, 0, pixels.Window(40, 400))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), expected)
+
+    r = api.get(inst, headers=h)
+    assert 'type="application/dicom"' in r.headers["content-type"]
+    assert _parts(r) == [uploaded["paths"][0].read_bytes()]
+
+
+def test_refusals_are_clear(api, uploaded):
+    h, inst = uploaded["headers"], uploaded["instance"]
+    r = api.get(inst + "/frames/2", headers=h)
+    assert r.status_code == 404 and "Frame 2 does not exist" in r.json()["detail"]
+    r = api.get(inst + "/frames/x", headers=h)
+    assert r.status_code == 422
+    r = api.get(inst + "/rendered", headers=h, params={"window": "40,400,sigmoid"})
+    assert r.status_code == 422 and "linear" in r.json()["detail"]
+    r = api.get(inst + "/rendered", headers=h, params={"window": "40,0"})
+    assert r.status_code == 422 and "width" in r.json()["detail"]
+    other = _auth(api, "other")
+    for url in (inst + "/metadata", inst + "/frames/1", inst + "/rendered", inst):
+        assert api.get(url, headers=other).status_code == 404, url
+    assert api.get(inst + "/metadata").status_code == 401
+
+
+@pytest.mark.skipif(not TESTDATA.exists(), reason=f"shared test data not found at {TESTDATA}")
+def test_undecodable_pixel_data_is_a_clear_422(api, session):
+    centre = make_centre(session, "WEST")
+    make_user(session, Role.TECHNICIAN, centre=centre, username="west")
+    h = _auth(api, "west")
+    path = TESTDATA / "malformed" / "JPEG2000-embedded-sequence-delimiter.dcm"
+    assert (
+        api.post(
+            "/studies", headers=h, files=[("files", (path.name, path.read_bytes()))]
+        ).status_code
+        == 201
+    )
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    url = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/rendered"
+    )
+    r = api.get(url, headers=h)
+    assert r.status_code == 422 and "cannot be decoded" in r.json()["detail"]

@@ -20,6 +20,7 @@ from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     studies,
     upload,
     users,
+    viewer,
 )
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

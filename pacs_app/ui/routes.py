@@ -17,6 +17,7 @@ CENTRE_USERS = "/centre/users"
 STUDIES = "/study-list"
 STUDY = "/study/[sid]"
 UPLOAD = "/upload"
+VIEWER = "/viewer/[sid]"
 
 
 def study_url(study_id: str) -> str:

@@ -517,6 +517,10 @@ def study_page() -> rx.Component:
             priority_badge(s["priority"]),
             rx.badge(s["status"], color_scheme="indigo"),
             rx.spacer(),
+            rx.link(
+                rx.button(rx.icon("scan-eye", size=16), "Open in viewer", id="open-viewer"),
+                href="/viewer/" + s["study_id"],
+            ),
             rx.cond(StudyState.is_admin, _delete_dialog()),
             align="center",
             width="100%",

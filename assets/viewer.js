@@ -1,0 +1,543 @@
+// Diagnostic viewer for the /viewer/<study> page (plain browser JavaScript, no build step).
+//
+// Pixel data comes once per frame from the backend's WADO-RS API (uncompressed frames, the
+// Modality LUT applied here from the metadata); window/level, zoom, pan, scrolling, cine and
+// measurement then run locally with no request per mouse move. Windowing follows PS3.3
+// C.11.2.1.2 exactly as the server's renderer does, MONOCHROME1 is inverted.
+(function () {
+  "use strict";
+  if (window.__pacsViewerLoaded) return;
+  window.__pacsViewerLoaded = true;
+
+  var CT_PRESETS = [
+    ["Lung", -600, 1500], ["Mediastinum", 50, 350], ["Bone", 400, 1800],
+    ["Brain", 40, 80], ["Abdomen", 40, 400]];
+  var PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 6, PARALLEL = 4;
+  var V = null; // the viewer of the current page
+
+  function $(id) { return document.getElementById(id); }
+  function token() { return localStorage.getItem("pacs_token") || ""; }
+
+  // --- DICOM JSON helpers ----------------------------------------------------------------
+  function val(meta, tag, i) {
+    var e = meta && meta[tag];
+    if (!e || !e.Value || e.Value.length <= (i || 0)) return undefined;
+    return e.Value[i || 0];
+  }
+  function num(meta, tag, i, dflt) {
+    var v = val(meta, tag, i);
+    if (v === undefined || v === null || v === "") return dflt;
+    var n = Number(v);
+    return isNaN(n) ? dflt : n;
+  }
+  function group(meta, frame, seqTag) {
+    // enhanced objects: per-frame functional group first, then the shared one
+    var per = val(meta, "52009230", frame);
+    if (per && per[seqTag] && per[seqTag].Value) return per[seqTag].Value[0];
+    var shared = val(meta, "52009229", 0);
+    if (shared && shared[seqTag] && shared[seqTag].Value) return shared[seqTag].Value[0];
+    return null;
+  }
+  function text(meta, tag) {
+    var v = val(meta, tag);
+    if (v === undefined || v === null) return "";
+    if (typeof v === "object" && v.Alphabetic !== undefined) return String(v.Alphabetic).replace(/\^/g, " ");
+    return String(v);
+  }
+
+  // --- HTTP --------------------------------------------------------------------------------
+  function api(path) { return (V.stage.getAttribute("data-api") || "") + path; }
+  async function get(path, accept) {
+    var res = await fetch(api(path), { headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });
+    if (!res.ok) {
+      var detail = "";
+      try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
+      if (res.status === 401) detail = "Your session has ended: sign in again.";
+      var err = new Error(detail || ("The server answered " + res.status));
+      err.status = res.status;
+      throw err;
+    }
+    return res;
+  }
+  function firstPart(buffer, contentType) {
+    var m = /boundary=("?)([^";]+)\1/.exec(contentType || "");
+    var bytes = new Uint8Array(buffer);
+    if (!m) return bytes;
+    var start = -1;
+    for (var i = 0; i < bytes.length - 3; i++) {
+      if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) { start = i + 4; break; }
+    }
+    var tail = 2 + 2 + m[2].length + 2 + 2; // \r\n--boundary--\r\n
+    return bytes.slice(start, bytes.length - tail);
+  }
+
+  // --- images ------------------------------------------------------------------------------
+  function makeImages(metas) {
+    var images = [];
+    metas.forEach(function (meta) {
+      var frames = Math.max(1, num(meta, "00280008", 0, 1));
+      for (var f = 0; f < frames; f++) images.push({ meta: meta, frame: f });
+    });
+    images.sort(function (a, b) {
+      return (num(a.meta, "00200013", 0, 0) - num(b.meta, "00200013", 0, 0)) || (a.frame - b.frame);
+    });
+    images.forEach(function (img) {
+      var m = img.meta;
+      img.sop = val(m, "00080018");
+      img.rows = num(m, "00280010", 0, 0);
+      img.cols = num(m, "00280011", 0, 0);
+      img.samples = num(m, "00280002", 0, 1);
+      img.bits = num(m, "00280100", 0, 16);
+      img.signed = num(m, "00280103", 0, 0) === 1;
+      img.photometric = text(m, "00280004");
+      var pvt = group(m, img.frame, "00289145");
+      img.slope = pvt ? num(pvt, "00281053", 0, 1) : num(m, "00281053", 0, 1);
+      img.intercept = pvt ? num(pvt, "00281052", 0, 0) : num(m, "00281052", 0, 0);
+      var voi = group(m, img.frame, "00289132") || m;
+      img.windows = [];
+      var centers = (voi["00281050"] && voi["00281050"].Value) || [];
+      var widths = (voi["00281051"] && voi["00281051"].Value) || [];
+      var names = (voi["00281055"] && voi["00281055"].Value) || [];
+      for (var i = 0; i < Math.min(centers.length, widths.length); i++) {
+        if (Number(widths[i]) >= 1) img.windows.push([names[i] || ("Header " + (i + 1)), Number(centers[i]), Number(widths[i])]);
+      }
+      var measures = group(m, img.frame, "00289110");
+      var spacing = (measures && measures["00280030"] && measures["00280030"].Value) ||
+        (m["00280030"] && m["00280030"].Value) || (m["00181164"] && m["00181164"].Value) || null;
+      img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
+    });
+    return images;
+  }
+
+  async function loadPixels(img) {
+    if (img.values || img.rgb) return img;
+    if (img.loading) return img.loading;
+    img.loading = (async function () {
+      var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid +
+        "/instances/" + img.sop + "/frames/" + (img.frame + 1);
+      var res = await get(path, 'multipart/related; type="application/octet-stream"');
+      var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
+      var buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+      var n = img.rows * img.cols;
+      if (img.samples === 3) {
+        img.rgb = new Uint8ClampedArray(buf.byteLength >= n * 3 ? buf.slice(0, n * 3) : buf);
+      } else {
+        var raw;
+        if (img.bits > 16) raw = img.signed ? new Int32Array(buf) : new Uint32Array(buf);
+        else if (img.bits > 8) raw = img.signed ? new Int16Array(buf) : new Uint16Array(buf);
+        else raw = img.signed ? new Int8Array(buf) : new Uint8Array(buf);
+        var values = new Float32Array(n);
+        var lo = Infinity, hi = -Infinity;
+        for (var i = 0; i < n; i++) {
+          var v = raw[i] * img.slope + img.intercept;
+          values[i] = v;
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        img.values = values; img.min = lo; img.max = hi;
+      }
+      return img;
+    })();
+    try { return await img.loading; } catch (e) { img.loading = null; img.error = e; throw e; }
+  }
+
+  function defaultWindow(img) {
+    if (img.windows.length) return [img.windows[0][1], img.windows[0][2]];
+    return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1)];
+  }
+
+  // --- drawing -----------------------------------------------------------------------------
+  function renderImage(img) {
+    // the current frame windowed into an offscreen canvas of the image's own size
+    var off = V.offscreen;
+    if (off.width !== img.cols || off.height !== img.rows) { off.width = img.cols; off.height = img.rows; }
+    var octx = off.getContext("2d");
+    var data = octx.createImageData(img.cols, img.rows);
+    var out = data.data, n = img.rows * img.cols, i;
+    if (img.rgb) {
+      for (i = 0; i < n; i++) {
+        out[i * 4] = img.rgb[i * 3]; out[i * 4 + 1] = img.rgb[i * 3 + 1]; out[i * 4 + 2] = img.rgb[i * 3 + 2]; out[i * 4 + 3] = 255;
+      }
+    } else {
+      var c = V.wc, w = V.ww, low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
+      var flip = (img.photometric === "MONOCHROME1") !== V.invert;
+      for (i = 0; i < n; i++) {
+        var v = img.values[i], y;
+        if (v <= low) y = 0;
+        else if (v > high) y = 255;
+        else y = w > 1 ? Math.round(((v - (c - 0.5)) / (w - 1) + 0.5) * 255) : 255;
+        if (y < 0) y = 0; else if (y > 255) y = 255;
+        if (flip) y = 255 - y;
+        out[i * 4] = out[i * 4 + 1] = out[i * 4 + 2] = y; out[i * 4 + 3] = 255;
+      }
+    }
+    octx.putImageData(data, 0, 0);
+    V.rendered = data;
+  }
+
+  function draw() {
+    if (!V) return;
+    var canvas = V.canvas, ctx = canvas.getContext("2d");
+    var dpr = window.devicePixelRatio || 1;
+    var cw = Math.round(V.stage.clientWidth * dpr), ch = Math.round(V.stage.clientHeight * dpr);
+    if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, cw, ch);
+    var img = V.images[V.index];
+    if (!img || (!img.values && !img.rgb)) { overlay(); return; }
+    if (V.needsRender) { renderImage(img); V.needsRender = false; }
+    ctx.imageSmoothingEnabled = V.zoom < 1;
+    ctx.setTransform(V.zoom, 0, 0, V.zoom, Math.round(V.panX), Math.round(V.panY));
+    ctx.drawImage(V.offscreen, 0, 0);
+    // measurements of this image
+    (V.measures[V.index] || []).concat(V.drawing ? [V.drawing] : []).forEach(function (m) {
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      var a = toScreen(m[0], m[1]), b = toScreen(m[2], m[3]);
+      ctx.strokeStyle = "#ffd43b"; ctx.lineWidth = 1.5 * dpr;
+      ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+      ctx.fillStyle = "#ffd43b"; ctx.font = (12 * dpr) + "px monospace";
+      ctx.fillText(lengthText(img, m), b[0] + 6 * dpr, b[1] - 6 * dpr);
+    });
+    overlay();
+  }
+
+  function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }
+  function toImage(clientX, clientY) {
+    var r = V.canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+    return [((clientX - r.left) * dpr - Math.round(V.panX)) / V.zoom, ((clientY - r.top) * dpr - Math.round(V.panY)) / V.zoom];
+  }
+  function lengthText(img, m) {
+    var dx = m[2] - m[0], dy = m[3] - m[1];
+    if (!img.spacing) return Math.sqrt(dx * dx + dy * dy).toFixed(1) + " px (no PixelSpacing)";
+    var mm = Math.sqrt(Math.pow(dx * img.spacing[1], 2) + Math.pow(dy * img.spacing[0], 2));
+    return mm.toFixed(1) + " mm";
+  }
+
+  function overlay() {
+    var img = V.images[V.index], s = V.study, series = V.series || {};
+    $("vw-overlay-tl").innerText = [s.patient, s.patient_id, s.age_sex, s.study_date].filter(Boolean).join("\n");
+    $("vw-overlay-tr").innerText = [s.description, "Se " + (series.number == null ? "" : series.number) + " " + (series.description || ""), series.modality || s.modality].filter(Boolean).join("\n");
+    $("vw-overlay-bl").innerText = img ? ("Im " + (V.index + 1) + "/" + V.images.length +
+      "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
+      (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
+      (V.invert ? "  inverted" : "")) : "";
+    var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
+    $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
+      (lastMeasure && img ? "\n" + lengthText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
+    V.stage.setAttribute("data-index", String(V.index));
+    V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
+    V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
+    V.stage.setAttribute("data-ready", img && (img.values || img.rgb) ? "1" : "0");
+    if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
+    if (tagsOpen()) showTags();
+  }
+
+  function message(text) { $("vw-message").innerText = text || ""; }
+
+  // --- state changes -----------------------------------------------------------------------
+  async function go(index) {
+    if (!V.images.length) return;
+    V.index = Math.max(0, Math.min(V.images.length - 1, index));
+    var img = V.images[V.index];
+    message("");
+    if (!img.values && !img.rgb) {
+      draw();
+      try { await loadPixels(img); } catch (e) { if (V.images[V.index] === img) { message(e.message); draw(); } return; }
+      if (V.images[V.index] !== img) return;
+    }
+    if (!V.windowSet && !img.rgb) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
+    if (!V.fitted) { fit(); V.fitted = true; }
+    V.needsRender = true;
+    draw();
+    save();
+    prefetch();
+  }
+
+  function prefetch() {
+    var queue = [];
+    for (var d = 1; d <= PREFETCH_AHEAD; d++) queue.push(V.index + d);
+    for (d = 1; d <= PREFETCH_BEHIND; d++) queue.push(V.index - d);
+    queue = queue.filter(function (i) { var im = V.images[i]; return im && !im.values && !im.rgb && !im.loading && !im.error; });
+    var active = 0;
+    function next() {
+      while (active < PARALLEL && queue.length) {
+        var im = V.images[queue.shift()];
+        active++;
+        loadPixels(im).catch(function () {}).then(function () { active--; next(); });
+      }
+    }
+    next();
+  }
+
+  function fit() {
+    var img = V.images[V.index];
+    if (!img) return;
+    var cw = V.canvas.width || V.stage.clientWidth, ch = V.canvas.height || V.stage.clientHeight;
+    var dpr = window.devicePixelRatio || 1;
+    cw = Math.round(V.stage.clientWidth * dpr); ch = Math.round(V.stage.clientHeight * dpr);
+    V.zoom = Math.min(cw / img.cols, ch / img.rows);
+    V.panX = Math.round((cw - img.cols * V.zoom) / 2); V.panY = Math.round((ch - img.rows * V.zoom) / 2);
+  }
+  function actualSize() {
+    var img = V.images[V.index];
+    if (!img) return;
+    var dpr = window.devicePixelRatio || 1;
+    var cw = Math.round(V.stage.clientWidth * dpr), ch = Math.round(V.stage.clientHeight * dpr);
+    V.zoom = 1; V.panX = Math.round((cw - img.cols) / 2); V.panY = Math.round((ch - img.rows) / 2);
+  }
+  function reset() {
+    var img = V.images[V.index];
+    V.invert = false; V.windowSet = false; V.measures = {};
+    if (img && (img.values || img.rgb)) { var w = img.rgb ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
+    fit(); V.needsRender = true; draw(); save();
+  }
+  function setWindow(c, w) { V.wc = c; V.ww = Math.max(1, w); V.windowSet = true; V.needsRender = true; draw(); save(); }
+
+  var saveTimer = null;
+  function saveNow() {
+    clearTimeout(saveTimer);
+    saveTimer = null;
+    if (!V || !V.series) return;
+    localStorage.setItem("pacs_viewer_view", JSON.stringify({
+      study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww,
+      zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert }));
+  }
+  function save() {
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(saveNow, 200);
+  }
+  window.addEventListener("pagehide", function () { if (saveTimer) saveNow(); });
+
+  function toggleCine() {
+    V.cine = !V.cine;
+    clearInterval(V.cineTimer);
+    if (V.cine) {
+      V.fps = Number($("vw-fps").value || 10);
+      V.cineTimer = setInterval(function () {
+        var nextIndex = (V.index + 1) % V.images.length;
+        var im = V.images[nextIndex];
+        if (im.values || im.rgb) go(nextIndex); else prefetch();
+      }, 1000 / V.fps);
+    }
+    draw();
+  }
+
+  function presets() {
+    var select = $("vw-presets"), img = V.images[V.index] || V.images[0];
+    select.innerHTML = "";
+    var head = document.createElement("option"); head.value = ""; head.textContent = "Window presets"; select.appendChild(head);
+    var list = [];
+    if ((V.series && V.series.modality) === "CT" || V.study.modality === "CT") list = list.concat(CT_PRESETS);
+    if (img) list = list.concat(img.windows);
+    list.push(["Auto (min-max)", null, null]);
+    list.forEach(function (p) {
+      var o = document.createElement("option");
+      o.value = p[1] === null ? "auto" : p[1] + "," + p[2];
+      o.textContent = p[0] + (p[1] === null ? "" : " (" + p[1] + "/" + p[2] + ")");
+      select.appendChild(o);
+    });
+  }
+
+  // The tag browser lives in a panel of this script's own inside #vw-tags (React owns the
+  // outer element and would reset its style on a re-render).
+  function tagsPanel() {
+    var outer = $("vw-tags");
+    if (!outer) return null;
+    var panel = outer.querySelector(".vw-tag-panel");
+    if (!panel) {
+      panel = document.createElement("div");
+      panel.className = "vw-tag-panel";
+      panel.style.cssText = "width:340px;display:none";
+      outer.appendChild(panel);
+    }
+    return panel;
+  }
+  function tagsOpen() { var p = tagsPanel(); return !!p && p.style.display !== "none"; }
+
+  function showTags() {
+    var img = V.images[V.index], panel = tagsPanel();
+    if (!img) { panel.textContent = ""; return; }
+    if (panel.getAttribute("data-sop") === img.sop) return;
+    panel.setAttribute("data-sop", img.sop);
+    var rows = Object.keys(img.meta).sort().map(function (tag) {
+      var e = img.meta[tag], v;
+      if (e.vr === "SQ") v = "[" + ((e.Value || []).length) + " item(s)]";
+      else if (e.Value) v = e.Value.map(function (x) { return x && typeof x === "object" ? (x.Alphabetic || JSON.stringify(x)) : String(x); }).join("\\");
+      else if (e.InlineBinary) v = "(" + e.vr + " binary)";
+      else v = "";
+      if (v.length > 80) v = v.slice(0, 77) + "...";
+      return "<tr><td>(" + tag.slice(0, 4) + "," + tag.slice(4) + ")</td><td>" + e.vr + "</td><td>" +
+        v.replace(/&/g, "&amp;").replace(/</g, "&lt;") + "</td></tr>";
+    });
+    panel.innerHTML = "<table id='vw-tag-table'>" + rows.join("") + "</table>";
+  }
+
+  // --- series --------------------------------------------------------------------------------
+  async function openSeries(series, restore) {
+    V.series = series; V.images = []; V.index = 0; V.measures = {}; V.windowSet = false; V.fitted = false;
+    Array.prototype.forEach.call(document.querySelectorAll(".vw-thumb"), function (t) {
+      t.style.outline = t.getAttribute("data-uid") === series.uid ? "2px solid #3e63dd" : "none";
+    });
+    message("Loading series…");
+    try {
+      var res = await get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/metadata", "application/dicom+json");
+      V.images = makeImages(await res.json());
+    } catch (e) { message(e.message); draw(); return; }
+    message("");
+    presets();
+    var start = Math.floor(V.images.length / 2);
+    if (restore) {
+      start = restore.index;
+      if (typeof restore.wc === "number") { V.wc = restore.wc; V.ww = restore.ww; V.windowSet = true; }
+      V.invert = !!restore.invert;
+    }
+    await go(start);
+    if (restore && restore.zoom) { V.zoom = restore.zoom; V.panX = restore.panX; V.panY = restore.panY; V.needsRender = true; draw(); }
+  }
+
+  function thumbnails() {
+    var box = $("vw-series");
+    box.innerHTML = "";
+    V.study.series.forEach(function (series) {
+      var item = document.createElement("div");
+      item.className = "vw-thumb"; item.setAttribute("data-uid", series.uid);
+      item.style.cssText = "cursor:pointer;margin-bottom:8px;padding:4px;border-radius:6px;font-size:11px;text-align:center";
+      var img = document.createElement("img");
+      img.style.cssText = "width:128px;height:128px;object-fit:contain;background:#000;display:block;margin:auto";
+      item.appendChild(img);
+      var label = document.createElement("div");
+      label.textContent = (series.modality || "") + " #" + (series.number == null ? "" : series.number) + " · " + series.count + " im";
+      item.appendChild(label);
+      if (series.description) { var d = document.createElement("div"); d.textContent = series.description; d.style.color = "#888"; item.appendChild(d); }
+      item.addEventListener("click", function () { openSeries(series); });
+      box.appendChild(item);
+      // the thumbnail: the series' middle image, rendered by the server
+      get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/metadata", "application/dicom+json")
+        .then(function (r) { return r.json(); })
+        .then(function (metas) {
+          var images = makeImages(metas), mid = images[Math.floor(images.length / 2)];
+          if (!mid) return null;
+          return get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/instances/" + mid.sop +
+            "/frames/" + (mid.frame + 1) + "/rendered?quality=80", "image/jpeg");
+        })
+        .then(function (r) { return r && r.blob(); })
+        .then(function (b) { if (b) img.src = URL.createObjectURL(b); })
+        .catch(function () { label.textContent += " (no preview)"; });
+    });
+  }
+
+  // --- input ---------------------------------------------------------------------------------
+  function bind() {
+    var stage = V.stage;
+    stage.addEventListener("wheel", function (e) {
+      e.preventDefault();
+      if (e.shiftKey || e.ctrlKey) {
+        var p = toImage(e.clientX, e.clientY), factor = e.deltaY < 0 ? 1.1 : 1 / 1.1;
+        var dpr = window.devicePixelRatio || 1, r = V.canvas.getBoundingClientRect();
+        V.zoom *= factor;
+        V.panX = (e.clientX - r.left) * dpr - p[0] * V.zoom; V.panY = (e.clientY - r.top) * dpr - p[1] * V.zoom;
+        draw(); save();
+      } else go(V.index + (e.deltaY > 0 ? 1 : -1));
+    }, { passive: false });
+    stage.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+    stage.addEventListener("mousedown", function (e) {
+      stage.focus();
+      var mode = e.button === 2 ? "wl" : e.button === 1 ? "pan" : V.mode;
+      var start = { x: e.clientX, y: e.clientY, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: V.panX, panY: V.panY, p: toImage(e.clientX, e.clientY) };
+      var dpr = window.devicePixelRatio || 1;
+      function move(ev) {
+        var dx = ev.clientX - start.x, dy = ev.clientY - start.y;
+        if (mode === "wl") {
+          var k = Math.max(0.25, start.ww / 512);
+          V.ww = Math.max(1, start.ww + dx * k * 2); V.wc = start.wc + dy * k * 2; V.windowSet = true; V.needsRender = true;
+        } else if (mode === "pan") { V.panX = start.panX + dx * dpr; V.panY = start.panY + dy * dpr; }
+        else if (mode === "zoom") {
+          V.zoom = Math.max(0.05, start.zoom * Math.pow(1.01, -dy));
+          var r = V.canvas.getBoundingClientRect();
+          V.panX = (start.x - r.left) * dpr - start.p[0] * V.zoom; V.panY = (start.y - r.top) * dpr - start.p[1] * V.zoom;
+        } else if (mode === "measure") {
+          var q = toImage(ev.clientX, ev.clientY);
+          V.drawing = [start.p[0], start.p[1], q[0], q[1]];
+        }
+        if (!V.frame) V.frame = requestAnimationFrame(function () { V.frame = 0; draw(); });
+      }
+      function up() {
+        window.removeEventListener("mousemove", move); window.removeEventListener("mouseup", up);
+        if (V.drawing) { (V.measures[V.index] = V.measures[V.index] || []).push(V.drawing); V.drawing = null; }
+        draw(); save();
+      }
+      window.addEventListener("mousemove", move); window.addEventListener("mouseup", up);
+    });
+    stage.addEventListener("keydown", function (e) {
+      var k = e.key;
+      if (k === "ArrowDown" || k === "ArrowRight" || k === "PageDown") { e.preventDefault(); go(V.index + (k === "PageDown" ? 10 : 1)); }
+      else if (k === "ArrowUp" || k === "ArrowLeft" || k === "PageUp") { e.preventDefault(); go(V.index - (k === "PageUp" ? 10 : 1)); }
+      else if (k === "Home") go(0);
+      else if (k === "End") go(V.images.length - 1);
+      else if (k === "r" || k === "R") reset();
+      else if (k === "i" || k === "I") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
+      else if (k === " ") { e.preventDefault(); toggleCine(); }
+    });
+    window.addEventListener("resize", function () { if (V) draw(); });
+  }
+
+  document.addEventListener("click", function (e) {
+    if (!V) return;
+    var t = e.target && e.target.closest ? e.target.closest("button") : null;
+    if (!t) return;
+    var modes = { "vw-mode-wl": "wl", "vw-mode-zoom": "zoom", "vw-mode-pan": "pan", "vw-mode-measure": "measure" };
+    if (modes[t.id]) {
+      V.mode = modes[t.id];
+      Object.keys(modes).forEach(function (id) { var b = $(id); if (b) b.style.background = id === t.id ? "var(--accent-4)" : "var(--gray-2)"; });
+    } else if (t.id === "vw-fit") { fit(); draw(); save(); }
+    else if (t.id === "vw-actual") { actualSize(); draw(); save(); }
+    else if (t.id === "vw-invert") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
+    else if (t.id === "vw-reset") reset();
+    else if (t.id === "vw-cine") toggleCine();
+    else if (t.id === "vw-tags-toggle") { var p = tagsPanel(); p.style.display = p.style.display === "none" ? "block" : "none"; p.removeAttribute("data-sop"); draw(); }
+    else return;
+    V.stage.focus();
+  });
+  document.addEventListener("change", function (e) {
+    if (!V || !e.target) return;
+    if (e.target.id === "vw-presets" && e.target.value) {
+      if (e.target.value === "auto") { var img = V.images[V.index]; if (img && img.values) setWindow((img.min + img.max) / 2 + 0.5, img.max - img.min + 1); }
+      else { var p = e.target.value.split(","); setWindow(Number(p[0]), Number(p[1])); }
+      e.target.value = "";
+      V.stage.focus();
+    } else if (e.target.id === "vw-fps" && V.cine) { toggleCine(); toggleCine(); }
+  });
+
+  // --- start when the page has rendered its stage ------------------------------------------
+  function start(stage) {
+    var study;
+    try { study = JSON.parse(stage.getAttribute("data-study") || "null"); } catch (e) { study = null; }
+    if (!study) return false;
+    V = { stage: stage, canvas: $("vw-canvas"), offscreen: document.createElement("canvas"), study: study,
+      images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
+      measures: {}, cine: false, fps: 10 };
+    window.__pacsViewer = {
+      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert }; },
+      setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
+    };
+    bind();
+    stage.focus();
+    thumbnails();
+    var saved = null;
+    try { saved = JSON.parse(localStorage.getItem("pacs_viewer_view") || "null"); } catch (e) { saved = null; }
+    var restore = saved && saved.study === study.study_id ? saved : null;
+    var series = (restore && study.series.filter(function (s) { return s.uid === restore.series; })[0]) || study.series[0];
+    if (!series) { message("This study has no images."); return true; }
+    openSeries(series, restore);
+    return true;
+  }
+
+  setInterval(function () {
+    var stage = $("vw-stage");
+    if (!stage) { if (V) { clearInterval(V.cineTimer); V = null; } return; }
+    if (V && V.stage === stage) return;
+    if (V) clearInterval(V.cineTimer);
+    V = null;
+    start(stage);
+  }, 150);
+})();

@@ -1,0 +1,240 @@
+"""The diagnostic viewer page.
+
+The page's state resolves the actor, checks through the domain that the study may be seen and
+hands the viewer what it needs (UIDs, series, patient line for the overlay). The image work
+runs in the browser (``assets/viewer.js``): it fetches each frame's pixel data once over
+WADO-RS and does window/level, zoom, pan, scrolling, cine and measurement locally. The view
+(series, image, window, zoom, pan, invert) is kept by viewer.js in the browser's localStorage
+per study, so a reload returns to the same view.
+"""
+
+from __future__ import annotations
+
+import json
+
+import reflex as rx
+
+from pacs_app.config import settings
+from pacs_app.core.errors import NotFound
+from pacs_app.services import studies
+from pacs_app.ui import routes
+from pacs_app.ui.state import AuthState, call_domain
+from pacs_app.ui.template import shell
+
+
+class ViewerState(AuthState):
+    ready: bool = False
+    message: str = ""
+    study_json: str = ""
+    title: str = ""
+
+    @rx.event
+    async def open(self):
+        self.ready, self.message = False, ""
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        sid = self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
+        try:
+            detail = await call_domain(
+                studies.get_study, actor=actor, study_id=sid, address=self._client_address()
+            )
+        except NotFound:
+            self.message = f"No study {sid} that you may see."
+            self.ready = True
+            return
+        self.title = f"{detail.patient_name.replace('^', ' ')} · {detail.study_id}"
+        self.study_json = json.dumps(
+            {
+                "study_id": detail.study_id,
+                "study_uid": detail.study_instance_uid,
+                "patient": detail.patient_name.replace("^", " "),
+                "patient_id": detail.patient_id,
+                "age_sex": " ".join(v for v in (detail.patient_age, detail.patient_sex) if v),
+                "modality": detail.modality,
+                "description": detail.description,
+                "study_date": detail.study_date.isoformat() if detail.study_date else "",
+                "series": [
+                    {
+                        "uid": s.series_instance_uid,
+                        "number": s.series_number,
+                        "modality": s.modality,
+                        "description": s.description,
+                        "count": s.num_instances,
+                    }
+                    for s in detail.series
+                ],
+            }
+        )
+        self.ready = True
+
+
+def _tool(label: str, id_: str, icon: str) -> rx.Component:
+    return rx.el.button(
+        rx.icon(icon, size=15),
+        label,
+        id=id_,
+        class_name="vw-tool",
+        style={
+            "display": "inline-flex",
+            "align_items": "center",
+            "gap": "4px",
+            "padding": "4px 8px",
+            "border": "1px solid var(--gray-6)",
+            "border_radius": "6px",
+            "background": "var(--gray-2)",
+            "font_size": "13px",
+            "cursor": "pointer",
+        },
+    )
+
+
+def _toolbar() -> rx.Component:
+    return rx.hstack(
+        _tool("W/L", "vw-mode-wl", "sun-medium"),
+        _tool("Zoom", "vw-mode-zoom", "zoom-in"),
+        _tool("Pan", "vw-mode-pan", "move"),
+        _tool("Measure", "vw-mode-measure", "ruler"),
+        _tool("Fit", "vw-fit", "maximize"),
+        _tool("1:1", "vw-actual", "square"),
+        _tool("Invert", "vw-invert", "contrast"),
+        _tool("Reset", "vw-reset", "rotate-ccw"),
+        _tool("Cine", "vw-cine", "play"),
+        rx.el.select(
+            *[rx.el.option(f"{n} fps", value=str(n)) for n in (5, 10, 15, 20, 30)],
+            id="vw-fps",
+            default_value="10",
+            style={"padding": "3px"},
+        ),
+        rx.el.select(
+            rx.el.option("Window presets", value=""), id="vw-presets", style={"padding": "3px"}
+        ),
+        _tool("Tags", "vw-tags-toggle", "list"),
+        wrap="wrap",
+        spacing="2",
+        align="center",
+    )
+
+
+@rx.page(route=routes.VIEWER, title="Viewer · PACS", on_load=ViewerState.open)
+def viewer_page() -> rx.Component:
+    body = rx.vstack(
+        rx.hstack(
+            rx.heading(ViewerState.title, size="4"),
+            rx.spacer(),
+            rx.link("Study details", href="/study/" + ViewerState.router.url.path.split("/")[-1]),
+            width="100%",
+            align="center",
+        ),
+        _toolbar(),
+        rx.hstack(
+            rx.el.div(
+                id="vw-series",
+                style={
+                    "width": "150px",
+                    "min_width": "150px",
+                    "max_height": "72vh",
+                    "overflow_y": "auto",
+                },
+            ),
+            rx.el.div(
+                rx.el.canvas(
+                    id="vw-canvas", style={"width": "100%", "height": "100%", "display": "block"}
+                ),
+                rx.el.div(
+                    id="vw-overlay-tl",
+                    class_name="vw-overlay",
+                    style={"position": "absolute", "top": "6px", "left": "8px"},
+                ),
+                rx.el.div(
+                    id="vw-overlay-tr",
+                    class_name="vw-overlay",
+                    style={
+                        "position": "absolute",
+                        "top": "6px",
+                        "right": "8px",
+                        "text_align": "right",
+                    },
+                ),
+                rx.el.div(
+                    id="vw-overlay-bl",
+                    class_name="vw-overlay",
+                    style={"position": "absolute", "bottom": "6px", "left": "8px"},
+                ),
+                rx.el.div(
+                    id="vw-overlay-br",
+                    class_name="vw-overlay",
+                    style={
+                        "position": "absolute",
+                        "bottom": "6px",
+                        "right": "8px",
+                        "text_align": "right",
+                    },
+                ),
+                rx.el.div(
+                    id="vw-message",
+                    style={
+                        "position": "absolute",
+                        "top": "45%",
+                        "width": "100%",
+                        "text_align": "center",
+                        "color": "#f5a524",
+                    },
+                ),
+                id="vw-stage",
+                tab_index=0,
+                data_api=settings.effective_api_url,
+                data_study=ViewerState.study_json,
+                style={
+                    "position": "relative",
+                    "flex": "1",
+                    "height": "72vh",
+                    "background": "#000",
+                    "color": "#e5e5e5",
+                    "font_size": "12px",
+                    "font_family": "monospace",
+                    "outline": "none",
+                    "overflow": "hidden",
+                    "user_select": "none",
+                },
+            ),
+            rx.el.div(
+                id="vw-tags",
+                style={
+                    "width": "340px",
+                    "max_height": "72vh",
+                    "overflow_y": "auto",
+                    "display": "none",
+                    "font_size": "11px",
+                    "font_family": "monospace",
+                },
+            ),
+            width="100%",
+            align="start",
+            spacing="3",
+        ),
+        rx.text(
+            "Wheel or ↑/↓: images · drag: the selected tool (right button: W/L) · "
+            "Shift+wheel: zoom · R: reset · I: invert · Space: cine",
+            size="1",
+            color_scheme="gray",
+        ),
+        rx.script(src="/viewer.js"),
+        width="100%",
+        spacing="3",
+        id="viewer-page",
+    )
+    return shell(
+        "Viewer",
+        rx.cond(
+            ViewerState.ready,
+            rx.cond(
+                ViewerState.message != "",
+                rx.callout(
+                    ViewerState.message, icon="search-x", color_scheme="gray", id="viewer-not-found"
+                ),
+                body,
+            ),
+            rx.center(rx.spinner(), padding="3em"),
+        ),
+    )

@@ -1,0 +1,171 @@
+"""The viewer in real Chromium: scroll, window, zoom, measure, reload; the canvas must show
+what the server renders for the same frame and window."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.test_sign_in import sign_in
+from tests.dicom_factory import TESTDATA, make_series
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _token(app_url: str, username: str, password: str) -> str:
+    r = httpx.post(app_url + "/auth/token", data={"username": username, "password": password})
+    return r.json()["access_token"]
+
+
+def _upload(app_url: str, paths) -> str:
+    token = _token(app_url, "technician", "tech123")
+    r = httpx.post(
+        app_url + "/studies",
+        headers={"Authorization": f"Bearer {token}"},
+        files=[("files", (p.name, p.read_bytes())) for p in paths],
+        timeout=120,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["study_id"]
+
+
+def _state(page) -> dict:
+    return page.evaluate("window.__pacsViewer.state()")
+
+
+@pytest.fixture
+def ct_study(app_url, tmp_path):
+    paths = make_series(tmp_path / "ct", 20, patient_name="VIEWER^TEST", patient_id="VW-01")
+    return _upload(app_url, paths), paths
+
+
+def test_read_a_multislice_study(page, app_url, ct_study):
+    study_id, paths = ct_study
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/study/{study_id}")
+    page.click("#open-viewer")
+    stage = page.locator("#vw-stage")
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(page.locator(".vw-thumb")).to_have_count(1)
+    first = _state(page)
+    assert first["count"] == 20 and first["index"] == 10
+
+    # scroll with the wheel and the keyboard
+    stage.hover()
+    for _ in range(3):
+        page.mouse.wheel(0, 120)
+        page.wait_for_timeout(80)
+    expect(stage).to_have_attribute("data-index", "13")
+    stage.click()
+    page.keyboard.press("ArrowUp")
+    expect(stage).to_have_attribute("data-index", "12")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("Im 13/20")
+
+    # window/level by dragging
+    box = stage.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.click("#vw-mode-wl")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 40, steps=6)
+    page.mouse.up()
+    after = _state(page)
+    assert after["ww"] > first["ww"] and after["wc"] > first["wc"]
+
+    # zoom by dragging up
+    page.click("#vw-mode-zoom")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx, cy - 100, steps=6)
+    page.mouse.up()
+    assert _state(page)["zoom"] > after["zoom"] * 1.5
+
+    # measure a horizontal line of 150 screen pixels: PixelSpacing decides the millimetres
+    page.click("#vw-fit")
+    zoom = _state(page)["zoom"]
+    page.click("#vw-mode-measure")
+    page.mouse.move(cx - 75, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 75, cy, steps=6)
+    page.mouse.up()
+    spacing = float(pydicom.dcmread(paths[0], stop_before_pixels=True).PixelSpacing[1])
+    expected_mm = 150 / zoom * spacing
+    measured = float(re.match(r"([\d.]+) mm", stage.get_attribute("data-measure")).group(1))
+    assert abs(measured - expected_mm) < 0.5, (measured, expected_mm)
+
+    # the tag browser shows the current instance
+    page.click("#vw-tags-toggle")
+    expect(page.locator("#vw-tag-table")).to_contain_text("(0020,0013)")
+
+    # reload: the same image and window come back
+    before = _state(page)
+    page.reload()
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.wait_for_timeout(300)
+    restored = _state(page)
+    assert (restored["index"], round(restored["wc"]), round(restored["ww"])) == (
+        before["index"],
+        round(before["wc"]),
+        round(before["ww"]),
+    )
+
+
+def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
+    study_id, _ = ct_study
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    stage = page.locator("#vw-stage")
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.evaluate("window.__pacsViewer.setWindow(60, 420)")
+    page.click("#vw-actual")
+    page.wait_for_timeout(200)
+    view = _state(page)
+    assert view["zoom"] == 1
+
+    shot = ARTIFACTS / "viewer-canvas.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#vw-canvas").screenshot(path=str(shot))
+    page.screenshot(path=str(ARTIFACTS / "viewer-page.png"))
+    canvas = np.asarray(Image.open(shot).convert("L"))
+    rows = cols = 128
+    on_screen = canvas[view["panY"] : view["panY"] + rows, view["panX"] : view["panX"] + cols]
+
+    token = _token(app_url, "radiologist", "radio123")
+    meta = httpx.get(
+        f"{app_url}/studies/{study_id}", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    series_uid = meta["series"][0]["series_instance_uid"]
+    r = httpx.get(
+        f"{app_url}/dicomweb/studies/{meta['study_instance_uid']}/series/{series_uid}"
+        f"/instances/{view['sop']}/frames/{view['frame'] + 1}/rendered",
+        params={"window": "60,420"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
+    assert on_screen.shape == server.shape
+    off = np.abs(on_screen.astype(int) - server.astype(int)) > 1
+    assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
+
+
+def test_viewer_explains_what_it_cannot_show(page, app_url):
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto("/viewer/NOSUCH00")
+    expect(page.locator("#viewer-not-found")).to_contain_text("No study NOSUCH00")
+    corrupt = TESTDATA / "malformed" / "JPEG2000-embedded-sequence-delimiter.dcm"
+    if not corrupt.exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    study_id = _upload(app_url, [corrupt])
+    page.goto(f"/viewer/{study_id}")
+    expect(page.locator("#vw-message")).to_contain_text("cannot be decoded", timeout=30_000)

@@ -143,13 +143,15 @@ class Backend:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://localhost:{self.port}"
+        ready = "/login/" if with_frontend else "/health"  # the frontend is built at start
         for _ in range(600):
             try:
-                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.base + ready, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         raise RuntimeError(f"backend did not start; see {self.log.name}")
 
     def token(self, username: str) -> str:

@@ -185,6 +185,9 @@ def render(ds: pydicom.Dataset, index: int = 0, window: Window | None = None) ->
             bits = int(ds.get("BitsStored", 8) or 8)
             stored = (stored.astype(np.float64) * 255.0 / ((1 << bits) - 1)).round()
         return stored.astype(np.uint8)
+    lut_display = _render_by_lut(ds, stored, index, window)
+    if lut_display is not None:
+        return lut_display
     values = modality_values(ds, stored, index)
     if (
         window is None
@@ -201,6 +204,25 @@ def render(ds: pydicom.Dataset, index: int = 0, window: Window | None = None) ->
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         display = 255 - display
     return display
+
+
+def _render_by_lut(
+    ds: pydicom.Dataset, stored: np.ndarray, index: int, window: Window | None
+) -> np.ndarray | None:
+    """The same result as the general path, through a lookup table over the stored values:
+    the Modality LUT and the window are computed once per distinct value, not per pixel.
+    ``None`` where it does not apply (no window known yet, a VOI LUT Sequence, float data)."""
+    if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2:
+        return None
+    if window is None and ("VOILUTSequence" in ds or header_window(ds, index) is None):
+        return None
+    lo, hi = int(stored.min()), int(stored.max())
+    domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
+    values = modality_values(ds, domain, index)
+    lut = apply_window(values, window or header_window(ds, index))
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        lut = 255 - lut
+    return np.take(lut, stored.astype(np.int32) - lo)
 
 
 def encode(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:

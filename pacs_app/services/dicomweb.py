@@ -10,9 +10,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pydicom
+from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, NotFound
@@ -51,10 +51,11 @@ def metadata(
     series_uid: str | None = None,
     sop_uid: str | None = None,
     address: str | None = None,
-) -> list[dict[str, Any]]:
-    """DICOM JSON of every instance of a study (or of one series, or one instance)."""
+) -> str:
+    """DICOM JSON of every instance of a study (or of one series, or one instance), as the
+    text of a JSON array: the stored documents are joined, not parsed and serialized again."""
     study = _study(session, actor, study_uid)
-    query = select(Instance).where(Instance.study_pk == study.id)
+    query = select(cast(Instance.dicom_json, String)).where(Instance.study_pk == study.id)
     if series_uid is not None:
         query = query.where(Instance.series_pk == _series(session, study, series_uid).id)
     if sop_uid is not None:
@@ -75,7 +76,7 @@ def metadata(
         detail={"via": "dicomweb"},
     )
     session.commit()
-    return [row.dicom_json or {} for row in rows]
+    return "[" + ",".join(row or "{}" for row in rows) + "]"
 
 
 @dataclass(frozen=True)

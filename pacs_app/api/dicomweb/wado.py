@@ -41,10 +41,8 @@ def _multipart(parts: list[bytes], content_type: str) -> Response:
     )
 
 
-def _json(data) -> Response:
-    import json
-
-    return Response(json.dumps(data, separators=(",", ":")), media_type=DICOM_JSON)
+def _json(body: str) -> Response:
+    return Response(body, media_type=DICOM_JSON)
 
 
 @router.get(BASE + "/metadata", summary="Study metadata (DICOM JSON)")

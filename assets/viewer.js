@@ -522,22 +522,27 @@
     };
     bind();
     stage.focus();
-    thumbnails();
     var saved = null;
     try { saved = JSON.parse(localStorage.getItem("pacs_viewer_view") || "null"); } catch (e) { saved = null; }
     var restore = saved && saved.study === study.study_id ? saved : null;
     var series = (restore && study.series.filter(function (s) { return s.uid === restore.series; })[0]) || study.series[0];
     if (!series) { message("This study has no images."); return true; }
-    openSeries(series, restore);
+    // the first image first; the thumbnails after it
+    openSeries(series, restore).then(thumbnails, thumbnails);
     return true;
   }
 
-  setInterval(function () {
+  function watch() {
     var stage = $("vw-stage");
     if (!stage) { if (V) { clearInterval(V.cineTimer); V = null; } return; }
     if (V && V.stage === stage) return;
     if (V) clearInterval(V.cineTimer);
     V = null;
     start(stage);
-  }, 150);
+  }
+  // The page renders its stage after this script loads: notice it at once.
+  new MutationObserver(watch).observe(document.documentElement, { childList: true, subtree: true,
+    attributes: true, attributeFilter: ["data-study"] });
+  setInterval(watch, 500);
+  watch();
 })();

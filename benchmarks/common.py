@@ -110,7 +110,8 @@ def free_port() -> int:
 
 
 class Backend:
-    """`reflex run --env prod --backend-only` on its own port, database and storage."""
+    """`reflex run --env prod` (backend only, or with the UI on the same port) on its own port,
+    database and storage."""
 
     def __init__(self, url: str, store: Path, *, with_frontend: bool = False):
         self.port = free_port()
@@ -118,13 +119,16 @@ class Backend:
             **os.environ,
             "DATABASE_URL": url,
             "STORAGE_PATH": str(store),
-            "REFLEX_WEB_WORKDIR": str(ROOT / ".web-bench"),
+            "REFLEX_WEB_WORKDIR": str(ROOT / (".web-test" if with_frontend else ".web-bench")),
             "BACKEND_PORT": str(self.port),
             "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:"
             f"{os.environ['PATH']}",
             "REFLEX_USE_SYSTEM_BUN": "1",
             "REFLEX_TELEMETRY_ENABLED": "false",
             "PACS_ENV": "development",
+            "REDIS_URL": REDIS_URL or "",
+            "FRONTEND_PORT": str(self.port),
+            "API_URL": f"http://localhost:{self.port}",
         }
         self.log = (WORK / f"backend-{self.port}.log").open("w")
         self.proc = subprocess.Popen(
@@ -133,7 +137,11 @@ class Backend:
                 "run",
                 "--env",
                 "prod",
-                "--backend-only",
+                *(
+                    ["--single-port", "--frontend-port", str(self.port)]
+                    if with_frontend
+                    else ["--backend-only"]
+                ),
                 "--backend-port",
                 str(self.port),
             ],

@@ -96,23 +96,26 @@ def instance(
     sop_uid: str,
     storage: Storage,
 ) -> StoredInstance:
-    study = _study(session, actor, study_uid)
-    series = _series(session, study, series_uid)
-    row = session.exec(
-        select(Instance).where(
-            Instance.study_pk == study.id,
-            Instance.series_pk == series.id,
+    """The stored file of one instance, in one query (without loading its metadata)."""
+    rows = session.exec(
+        select(Study, Instance.storage_key, Instance.number_of_frames)
+        .join(Series, col(Series.study_pk) == Study.id)
+        .join(Instance, col(Instance.series_pk) == Series.id)
+        .where(
+            Study.study_instance_uid == study_uid,
+            Series.series_instance_uid == series_uid,
             Instance.sop_instance_uid == sop_uid,
         )
-    ).first()
-    if row is None:
-        raise NotFound(f"The series has no instance {sop_uid}.")
-    return StoredInstance(
-        study_id=study.study_id,
-        storage_key=row.storage_key,
-        path=storage.local_path(row.storage_key),
-        frames=row.number_of_frames,
-    )
+    ).all()
+    for study, storage_key, frames in rows:
+        if can(actor, Action.VIEW_STUDY, study):
+            return StoredInstance(
+                study_id=study.study_id,
+                storage_key=storage_key,
+                path=storage.local_path(storage_key),
+                frames=frames,
+            )
+    raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
 
 
 class _DatasetCache:

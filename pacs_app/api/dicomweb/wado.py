@@ -6,7 +6,6 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.concurrency import run_in_threadpool
 
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.services import dicomweb
@@ -101,12 +100,12 @@ def retrieve_instance(
 @router.get(
     INSTANCE + "/frames/{frames}", summary="Frames as uncompressed little-endian pixel data"
 )
-async def retrieve_frames(
+def retrieve_frames(
     study: str, series: str, sop: str, frames: str, actor: CurrentActor, session: SessionDep
 ) -> Response:
-    found = await run_in_threadpool(_found, session, actor, study, series, sop)
+    found = _found(session, actor, study, series, sop)
     indexes = dicomweb.parse_frame_numbers(frames, found.frames)
-    parts = await run_in_threadpool(dicomweb.raw_frames, found, indexes)
+    parts = dicomweb.raw_frames(found, indexes)
     return _multipart(parts, "application/octet-stream")
 
 
@@ -123,7 +122,7 @@ def _rendered_response(
 
 
 @router.get(INSTANCE + "/rendered", summary="The first frame rendered as JPEG or PNG")
-async def rendered_instance(
+def rendered_instance(
     study: str,
     series: str,
     sop: str,
@@ -134,14 +133,12 @@ async def rendered_instance(
     accept_param: Annotated[str | None, Query(alias="accept")] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    found = await run_in_threadpool(_found, session, actor, study, series, sop)
-    return await run_in_threadpool(
-        _rendered_response, found, 0, window, accept_param or accept, quality
-    )
+    found = _found(session, actor, study, series, sop)
+    return _rendered_response(found, 0, window, accept_param or accept, quality)
 
 
 @router.get(INSTANCE + "/frames/{frame}/rendered", summary="One frame rendered as JPEG or PNG")
-async def rendered_frame(
+def rendered_frame(
     study: str,
     series: str,
     sop: str,
@@ -153,8 +150,6 @@ async def rendered_frame(
     accept_param: Annotated[str | None, Query(alias="accept")] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    found = await run_in_threadpool(_found, session, actor, study, series, sop)
+    found = _found(session, actor, study, series, sop)
     [index] = dicomweb.parse_frame_numbers(str(frame), found.frames)
-    return await run_in_threadpool(
-        _rendered_response, found, index, window, accept_param or accept, quality
-    )
+    return _rendered_response(found, index, window, accept_param or accept, quality)

@@ -81,6 +81,28 @@ def record(
     return event
 
 
+def record_study(
+    session: Session,
+    *,
+    action: AuditAction,
+    actor: Actor,
+    study,
+    address: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """:func:`record` for an action on a study (by its Study ID, in its centre)."""
+    return record(
+        session,
+        action=action,
+        actor=actor,
+        resource_type="study",
+        resource_id=study.study_id,
+        centre_id=study.centre_id,
+        address=address,
+        detail=detail,
+    )
+
+
 def list_events(
     *,
     session: Session,

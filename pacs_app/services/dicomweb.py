@@ -65,13 +65,11 @@ def metadata(
     ).all()
     if not rows:
         raise NotFound("No such instance.")
-    audit.record(
+    audit.record_study(
         session,
         action=AuditAction.STUDY_VIEWED,
         actor=actor,
-        resource_type="study",
-        resource_id=study.study_id,
-        centre_id=study.centre_id,
+        study=study,
         address=address,
         detail={"via": "dicomweb"},
     )

@@ -290,14 +290,8 @@ def get_study(
         .order_by(col(Instance.series_pk), col(Instance.instance_number), col(Instance.number))
         .limit(MAX_DETAIL_INSTANCES)
     ).all()
-    audit.record(
-        session,
-        action=AuditAction.STUDY_VIEWED,
-        actor=actor,
-        resource_type="study",
-        resource_id=study.study_id,
-        centre_id=study.centre_id,
-        address=address,
+    audit.record_study(
+        session, action=AuditAction.STUDY_VIEWED, actor=actor, study=study, address=address
     )
     session.commit()
     base = study_public(session, study)
@@ -343,13 +337,11 @@ def instance_file(
     ).first()
     if instance is None:
         raise NotFound(f"Study {study.study_id} has no instance {number}.")
-    audit.record(
+    audit.record_study(
         session,
         action=AuditAction.INSTANCE_DOWNLOADED,
         actor=actor,
-        resource_type="study",
-        resource_id=study.study_id,
-        centre_id=study.centre_id,
+        study=study,
         address=address,
         detail={"instance": number},
     )
@@ -382,13 +374,11 @@ def delete_study(
     keys = list(session.exec(select(Instance.storage_key).where(Instance.study_pk == study.id)))
     session.exec(delete(Instance).where(col(Instance.study_pk) == study.id))
     session.exec(delete(Series).where(col(Series.study_pk) == study.id))
-    audit.record(
+    audit.record_study(
         session,
         action=AuditAction.STUDY_DELETED,
         actor=actor,
-        resource_type="study",
-        resource_id=study.study_id,
-        centre_id=study.centre_id,
+        study=study,
         address=address,
         detail={"instances": len(keys)},
     )

@@ -298,15 +298,22 @@
     clearTimeout(saveTimer);
     saveTimer = null;
     if (!V || !V.series) return;
-    localStorage.setItem("pacs_viewer_view", JSON.stringify({
+    // Report the view to the page's Reflex state through its hidden input (React listens to
+    // "input" events; the value is set with the native setter so React sees the change).
+    var sink = $("vw-view-sink");
+    if (!sink) return;
+    var json = JSON.stringify({
       study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww,
-      zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert }));
+      zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert });
+    Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, json);
+    sink.dispatchEvent(new Event("input", { bubbles: true }));
   }
   function save() {
     clearTimeout(saveTimer);
     saveTimer = setTimeout(saveNow, 200);
   }
   window.addEventListener("pagehide", function () { if (saveTimer) saveNow(); });
+  window.addEventListener("beforeunload", function () { if (saveTimer) saveNow(); });
 
   function toggleCine() {
     V.cine = !V.cine;
@@ -523,7 +530,7 @@
     bind();
     stage.focus();
     var saved = null;
-    try { saved = JSON.parse(localStorage.getItem("pacs_viewer_view") || "null"); } catch (e) { saved = null; }
+    try { saved = JSON.parse(stage.getAttribute("data-view") || "null"); } catch (e) { saved = null; }
     var restore = saved && saved.study === study.study_id ? saved : null;
     var series = (restore && study.series.filter(function (s) { return s.uid === restore.series; })[0]) || study.series[0];
     if (!series) { message("This study has no images."); return true; }

@@ -4,8 +4,8 @@ The page's state resolves the actor, checks through the domain that the study ma
 hands the viewer what it needs (UIDs, series, patient line for the overlay). The image work
 runs in the browser (``assets/viewer.js``): it fetches each frame's pixel data once over
 WADO-RS and does window/level, zoom, pan, scrolling, cine and measurement locally. The view
-(series, image, window, zoom, pan, invert) is kept by viewer.js in the browser's localStorage
-per study, so a reload returns to the same view.
+(series, image, window, zoom, pan, invert) is reported back to this state, which keeps it per
+study, so a reload returns to the same view.
 """
 
 from __future__ import annotations
@@ -21,12 +21,19 @@ from pacs_app.ui import routes
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
 
+MAX_VIEW_CHARS = 2000
+
 
 class ViewerState(AuthState):
     ready: bool = False
     message: str = ""
     study_json: str = ""
     title: str = ""
+    # The view (series, image, window, zoom, pan, invert) of the open study, as viewer.js
+    # reports it; kept per study so that a reload, or coming back, shows the same view.
+    view_json: str = ""
+    _views: dict[str, str] = {}
+    _study_id: str = ""
 
     @rx.event
     async def open(self):
@@ -35,6 +42,8 @@ class ViewerState(AuthState):
         if actor is None:
             return rx.redirect(routes.LOGIN)
         sid = self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
+        self._study_id = sid
+        self.view_json = self._views.get(sid, "")
         try:
             detail = await call_domain(
                 studies.get_study, actor=actor, study_id=sid, address=self._client_address()
@@ -67,6 +76,18 @@ class ViewerState(AuthState):
             }
         )
         self.ready = True
+
+    @rx.event
+    def set_view(self, value: str):
+        """Keep the viewer's current view (a small JSON object) for this study."""
+        if not self._study_id or len(value) > MAX_VIEW_CHARS:
+            return
+        try:
+            view = json.loads(value)
+        except json.JSONDecodeError:
+            return
+        if isinstance(view, dict) and view.get("study") == self._study_id:
+            self._views = {**self._views, self._study_id: value}
 
 
 def _tool(label: str, id_: str, icon: str) -> rx.Component:
@@ -185,6 +206,7 @@ def viewer_page() -> rx.Component:
                 tab_index=0,
                 data_api=settings.effective_api_url,
                 data_study=ViewerState.study_json,
+                data_view=ViewerState.view_json,
                 style={
                     "position": "relative",
                     "flex": "1",
@@ -219,6 +241,8 @@ def viewer_page() -> rx.Component:
             size="1",
             color_scheme="gray",
         ),
+        # viewer.js reports the view here; the state keeps it (see ViewerState.set_view)
+        rx.el.input(id="vw-view-sink", on_change=ViewerState.set_view, style={"display": "none"}),
         rx.script(src="/viewer.js"),
         width="100%",
         spacing="3",

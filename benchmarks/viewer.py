@@ -146,7 +146,19 @@ def browser_figures(base: str, study_id: str) -> None:
         start = time.perf_counter()
         page.goto(f"{base}/viewer/{study_id}")
         page.wait_for_selector("#vw-stage[data-ready='1']", timeout=60_000)
-        line("time to the first displayed image", f"{(time.perf_counter() - start) * 1000:.0f} ms")
+        line(
+            "first displayed image, opening /viewer/<id> (full page load)",
+            f"{(time.perf_counter() - start) * 1000:.0f} ms",
+        )
+        page.goto(f"{base}/study/{study_id}")
+        page.wait_for_selector("#open-viewer")
+        start = time.perf_counter()
+        page.click("#open-viewer")  # in-app navigation, as a radiologist opens it
+        page.wait_for_selector("#vw-stage[data-ready='1']", timeout=60_000)
+        line(
+            "first displayed image, from the study page's button",
+            f"{(time.perf_counter() - start) * 1000:.0f} ms",
+        )
         for label in (
             "scrolling through all 200 slices (first pass)",
             "scrolling through all 200 slices (cached)",

@@ -43,6 +43,21 @@ def line(label: str, value: str) -> None:
     print(f"  {label:<58} {value}")
 
 
+def phantom_slice(rng: np.random.Generator, index: int) -> np.ndarray:
+    """A 512x512 CT-like slice in stored values (intercept -1024): air, a soft-tissue body,
+    two lungs, a bone ring, and acquisition noise, so that images compress like real ones."""
+    yy, xx = np.mgrid[0:512, 0:512]
+    hu = np.full((512, 512), -1000.0)
+    body = ((xx - 256) / 210) ** 2 + ((yy - 256) / 160) ** 2 < 1
+    hu[body] = 40
+    for cx in (180, 332):
+        hu[((xx - cx) / 60) ** 2 + ((yy - 250) / (90 + index % 20)) ** 2 < 1] = -820
+    ring = np.abs(np.hypot(xx - 256, yy - 330) - 28) < 6
+    hu[ring] = 700
+    hu += rng.normal(0, 12, hu.shape)
+    return np.clip(hu + 1024, 0, 4095).astype(np.int16)
+
+
 def make_slices(folder: Path, count: int, studies_: int = 2) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     template = pydicom.examples.ct
@@ -58,7 +73,7 @@ def make_slices(folder: Path, count: int, studies_: int = 2) -> list[Path]:
         template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
         template.InstanceNumber = i + 1
         template.PatientID = f"BENCH-{k}"
-        template.PixelData = rng.integers(-1024, 3000, (512, 512), dtype=np.int16).tobytes()
+        template.PixelData = phantom_slice(rng, i).tobytes()
         path = folder / f"ct_{i:04d}.dcm"
         template.save_as(path, enforce_file_format=True)
         paths.append(path)
@@ -127,9 +142,12 @@ class Backend:
             "REFLEX_TELEMETRY_ENABLED": "false",
             "PACS_ENV": "development",
             "REDIS_URL": REDIS_URL or "",
-            "FRONTEND_PORT": str(self.port),
             "API_URL": f"http://localhost:{self.port}",
         }
+        if with_frontend:
+            env["FRONTEND_PORT"] = str(self.port)
+        else:
+            env.pop("FRONTEND_PORT", None)  # Reflex refuses a frontend port for the backend only
         self.log = (WORK / f"backend-{self.port}.log").open("w")
         self.proc = subprocess.Popen(
             [

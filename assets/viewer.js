@@ -301,12 +301,16 @@
     // Report the view to the page's Reflex state through its hidden input (React listens to
     // "input" events; the value is set with the native setter so React sees the change).
     var sink = $("vw-view-sink");
-    if (!sink) return;
     var json = JSON.stringify({
       study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww,
       zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert });
-    Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, json);
-    sink.dispatchEvent(new Event("input", { bubbles: true }));
+    if (sink) {
+      Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, json);
+      sink.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    // The tab's own copy: written at once, so a reload gets the latest view even when the
+    // last report to the server did not arrive before the page went away.
+    try { sessionStorage.setItem("pacs_view_" + V.study.study_id, json); } catch (e) { /* full */ }
   }
   function save() {
     clearTimeout(saveTimer);
@@ -530,7 +534,10 @@
     bind();
     stage.focus();
     var saved = null;
-    try { saved = JSON.parse(stage.getAttribute("data-view") || "null"); } catch (e) { saved = null; }
+    try {
+      saved = JSON.parse(sessionStorage.getItem("pacs_view_" + study.study_id) ||
+                         stage.getAttribute("data-view") || "null");
+    } catch (e) { saved = null; }
     var restore = saved && saved.study === study.study_id ? saved : null;
     var series = (restore && study.series.filter(function (s) { return s.uid === restore.series; })[0]) || study.series[0];
     if (!series) { message("This study has no images."); return true; }

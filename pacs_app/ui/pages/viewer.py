@@ -5,7 +5,8 @@ hands the viewer what it needs (UIDs, series, patient line for the overlay). The
 runs in the browser (``assets/viewer.js``): it fetches each frame's pixel data once over
 WADO-RS and does window/level, zoom, pan, scrolling, cine and measurement locally. The view
 (series, image, window, zoom, pan, invert) is reported back to this state, which keeps it per
-study, so a reload returns to the same view.
+study; viewer.js also keeps the latest in the tab's sessionStorage, so that a reload returns to
+the same view even when its last report had not reached the server.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class ViewerState(AuthState):
             return
         if isinstance(view, dict) and view.get("study") == self._study_id:
             self._views = {**self._views, self._study_id: value}
+            # also on the page now: a reload starts from the state as it was left
+            self.view_json = value
 
 
 def _tool(label: str, id_: str, icon: str) -> rx.Component:

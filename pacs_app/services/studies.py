@@ -284,8 +284,10 @@ def get_study(
         .order_by(col(AuditEvent.at))
     ).all()
     series_uid = {s.id: s.series_instance_uid for s in series}
+    # the columns the list needs, not the stored header JSON of every instance
+    columns = [f for f in InstancePublic.model_fields if f != "series_instance_uid"]
     instances = session.exec(
-        select(Instance)
+        select(Instance.series_pk, *[getattr(Instance, f) for f in columns])
         .where(Instance.study_pk == study.id)
         .order_by(col(Instance.series_pk), col(Instance.instance_number), col(Instance.number))
         .limit(MAX_DETAIL_INSTANCES)
@@ -301,14 +303,10 @@ def get_study(
         history=[AuditEventPublic.of(e) for e in history],
         instances=[
             InstancePublic(
-                series_instance_uid=series_uid.get(i.series_pk, ""),
-                **{
-                    f: getattr(i, f)
-                    for f in InstancePublic.model_fields
-                    if f != "series_instance_uid"
-                },
+                series_instance_uid=series_uid.get(row[0], ""),
+                **dict(zip(columns, row[1:], strict=True)),
             )
-            for i in instances
+            for row in instances
         ],
     )
 

@@ -15,7 +15,6 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
@@ -125,33 +124,6 @@ def header_window(ds: pydicom.Dataset, index: int = 0) -> Window | None:
     except (TypeError, ValueError):
         return None
     return Window(center, width) if width >= 1 else None
-
-
-def header_windows(ds: pydicom.Dataset, index: int = 0) -> list[dict[str, Any]]:
-    """Every window the header offers (centre, width, explanation), for viewer presets."""
-    source = _functional_group(ds, index, "FrameVOILUTSequence") or ds
-    centers, widths = source.get("WindowCenter"), source.get("WindowWidth")
-    if centers is None or widths is None:
-        return []
-    if not isinstance(centers, pydicom.multival.MultiValue):
-        centers, widths = [centers], [widths]
-    names = source.get("WindowCenterWidthExplanation") or []
-    if not isinstance(names, pydicom.multival.MultiValue):
-        names = [names]
-    out = []
-    for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
-        try:
-            if float(w) >= 1:
-                out.append(
-                    {
-                        "center": float(c),
-                        "width": float(w),
-                        "name": str(names[i]) if i < len(names) else f"Header {i + 1}",
-                    }
-                )
-        except (TypeError, ValueError):
-            continue
-    return out
 
 
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:

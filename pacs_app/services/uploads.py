@@ -15,7 +15,7 @@ import secrets
 import shutil
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -171,20 +171,6 @@ def finish_file(*, actor: Actor, slot: FileSlot) -> FileCheck:
         manifest["files"].append({**check.model_dump(), "key": slot.key})
         _save(folder, manifest)
     return check
-
-
-def add_file(*, actor: Actor, batch_id: str, name: str, chunks: Iterable[bytes]) -> FileCheck:
-    """Stream one file into the batch from an iterable of chunks and check it."""
-    slot = reserve_file(actor=actor, batch_id=batch_id, name=name)
-    size = 0
-    with slot.path.open("wb") as out:
-        for chunk in chunks:
-            size += len(chunk)
-            if size > slot.limit_bytes:
-                out.close()
-                raise too_large(slot)
-            out.write(chunk)
-    return finish_file(actor=actor, slot=slot)
 
 
 def commit(

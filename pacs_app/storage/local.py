@@ -6,7 +6,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -100,11 +99,6 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
-
-    def delete_prefix(self, prefix: str) -> None:
-        path = self._path(prefix.rstrip("/"))
-        if path.is_dir():
-            shutil.rmtree(path)
 
 
 def _fsync_dir(folder: Path) -> None:

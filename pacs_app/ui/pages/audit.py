@@ -7,6 +7,7 @@ import reflex as rx
 from pacs_app.core.errors import PermissionDenied
 from pacs_app.services import audit, dashboards
 from pacs_app.ui import routes
+from pacs_app.ui.components import record_table
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
 
@@ -112,17 +113,8 @@ def audit_page() -> rx.Component:
         ),
         rx.cond(
             AuditState.total > 0,
-            rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(c) for c in columns])),
-                rx.table.body(
-                    rx.foreach(
-                        AuditState.rows,
-                        lambda r: rx.table.row(*[rx.table.cell(r[k]) for k in keys]),
-                    )
-                ),
-                width="100%",
-                size="1",
-                id="audit-table",
+            record_table(
+                AuditState.rows, list(zip(columns, keys, strict=True)), id="audit-table", size="1"
             ),
             rx.text("No audit events match.", color_scheme="gray"),
         ),

@@ -10,6 +10,7 @@ from pacs_app.services import studies
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
+from pacs_app.ui.components import record_table
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
 
@@ -406,7 +407,7 @@ class StudyState(AuthState):
         ]
         self.instances = [
             {
-                "number": str(i.number),
+                "file": f"instance_{i.number:03d}",
                 "instance_number": str(i.instance_number or ""),
                 "size": f"{i.size_bytes / 1024:.0f} KB",
                 "matrix": f"{i.columns} x {i.rows}" if i.rows and i.columns else "—",
@@ -574,79 +575,43 @@ def study_page() -> rx.Component:
         rx.text("Description: ", s["description"], size="2"),
         rx.text("Clinical notes: ", s["notes"], size="2", id="study-notes"),
         rx.heading("Series", size="4"),
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in ("#", "Modality", "Body part", "Description", "Images")
-                    ]
-                )
-            ),
-            rx.table.body(
-                rx.foreach(
-                    StudyState.series,
-                    lambda r: rx.table.row(
-                        rx.table.cell(r["number"]),
-                        rx.table.cell(r["modality"]),
-                        rx.table.cell(r["body_part"]),
-                        rx.table.cell(r["description"]),
-                        rx.table.cell(r["instances"]),
-                    ),
-                )
-            ),
-            width="100%",
+        record_table(
+            StudyState.series,
+            [
+                ("#", "number"),
+                ("Modality", "modality"),
+                ("Body part", "body_part"),
+                ("Description", "description"),
+                ("Images", "instances"),
+            ],
             id="series-table",
         ),
         rx.heading("Images", size="4"),
         rx.cond(StudyState.instances_note != "", rx.text(StudyState.instances_note, size="2")),
         rx.box(
-            rx.table.root(
-                rx.table.header(
-                    rx.table.row(
-                        *[
-                            rx.table.column_header_cell(h)
-                            for h in ("File", "Instance #", "Matrix", "Frames", "Encoding", "Size")
-                        ]
-                    )
-                ),
-                rx.table.body(
-                    rx.foreach(
-                        StudyState.instances,
-                        lambda r: rx.table.row(
-                            rx.table.cell("instance_", r["number"]),
-                            rx.table.cell(r["instance_number"]),
-                            rx.table.cell(r["matrix"]),
-                            rx.table.cell(r["frames"]),
-                            rx.table.cell(r["transfer_syntax"]),
-                            rx.table.cell(r["size"]),
-                        ),
-                    )
-                ),
-                width="100%",
-                size="1",
+            record_table(
+                StudyState.instances,
+                [
+                    ("File", "file"),
+                    ("Instance #", "instance_number"),
+                    ("Matrix", "matrix"),
+                    ("Frames", "frames"),
+                    ("Encoding", "transfer_syntax"),
+                    ("Size", "size"),
+                ],
                 id="instances-table",
+                size="1",
             ),
             max_height="320px",
             overflow_y="auto",
             width="100%",
         ),
         rx.heading("History", size="4"),
-        rx.table.root(
-            rx.table.body(
-                rx.foreach(
-                    StudyState.history,
-                    lambda r: rx.table.row(
-                        rx.table.cell(r["at"]),
-                        rx.table.cell(r["user"]),
-                        rx.table.cell(r["action"]),
-                        rx.table.cell(r["detail"]),
-                    ),
-                )
-            ),
-            width="100%",
-            size="1",
+        record_table(
+            StudyState.history,
+            [("", "at"), ("", "user"), ("", "action"), ("", "detail")],
             id="history-table",
+            size="1",
         ),
         rx.text("Study Instance UID ", s["uid"], size="1", color_scheme="gray"),
         width="100%",

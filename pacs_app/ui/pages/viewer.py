@@ -93,6 +93,22 @@ class ViewerState(AuthState):
             self.view_json = value
 
 
+def _overlay(corner: str) -> rx.Component:
+    """One corner of the text overlay (filled by viewer.js): tl, tr, bl or br."""
+    vertical = "top" if corner[0] == "t" else "bottom"
+    horizontal = "left" if corner[1] == "l" else "right"
+    return rx.el.div(
+        id=f"vw-overlay-{corner}",
+        class_name="vw-overlay",
+        style={
+            "position": "absolute",
+            vertical: "6px",
+            horizontal: "8px",
+            "text_align": horizontal,
+        },
+    )
+
+
 def _tool(label: str, id_: str, icon: str) -> rx.Component:
     return rx.el.button(
         rx.icon(icon, size=15),
@@ -165,36 +181,7 @@ def viewer_page() -> rx.Component:
                 rx.el.canvas(
                     id="vw-canvas", style={"width": "100%", "height": "100%", "display": "block"}
                 ),
-                rx.el.div(
-                    id="vw-overlay-tl",
-                    class_name="vw-overlay",
-                    style={"position": "absolute", "top": "6px", "left": "8px"},
-                ),
-                rx.el.div(
-                    id="vw-overlay-tr",
-                    class_name="vw-overlay",
-                    style={
-                        "position": "absolute",
-                        "top": "6px",
-                        "right": "8px",
-                        "text_align": "right",
-                    },
-                ),
-                rx.el.div(
-                    id="vw-overlay-bl",
-                    class_name="vw-overlay",
-                    style={"position": "absolute", "bottom": "6px", "left": "8px"},
-                ),
-                rx.el.div(
-                    id="vw-overlay-br",
-                    class_name="vw-overlay",
-                    style={
-                        "position": "absolute",
-                        "bottom": "6px",
-                        "right": "8px",
-                        "text_align": "right",
-                    },
-                ),
+                *[_overlay(corner) for corner in ("tl", "tr", "bl", "br")],
                 rx.el.div(
                     id="vw-message",
                     style={

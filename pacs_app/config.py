@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     max_zip_entries: int = Field(default=20000, ge=1)
     max_zip_unpacked_mb: int = Field(default=8192, ge=1)
 
+    # Turnaround targets from receipt to delivery, per priority: worklists highlight studies
+    # past theirs, dashboards report the share delivered within them.
+    tat_target_minutes_stat: int = Field(default=60, ge=1)
+    tat_target_minutes_urgent: int = Field(default=240, ge=1)
+    tat_target_minutes_routine: int = Field(default=1440, ge=1)
+    # Where report PDFs find a Unicode TrueType font (patient names in any script); empty:
+    # DejaVu Sans where the system has it.
+    pacs_pdf_font: str = ""
+
     # Create the documented demo users on an empty database (development only).
     seed_demo_data: bool = True
     # Apply pending Alembic migrations when the app starts.

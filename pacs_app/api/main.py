@@ -13,6 +13,7 @@ from pacs_app.api.routes import auth as auth_routes
 from pacs_app.api.routes import studies as studies_routes
 from pacs_app.api.routes import uploads as uploads_routes
 from pacs_app.api.routes import users as users_routes
+from pacs_app.api.routes import workflow as workflow_routes
 from pacs_app.core.errors import (
     AuthenticationFailed,
     Conflict,
@@ -69,6 +70,7 @@ def build_api() -> FastAPI:
     api.include_router(users_routes.router)
     api.include_router(studies_routes.router)
     api.include_router(uploads_routes.router)
+    api.include_router(workflow_routes.router)
     api.include_router(wado.router)
 
     @api.get("/health", tags=["system"], summary="Liveness check")

@@ -4,17 +4,33 @@ from pacs_app.models.audit import AuditEvent
 from pacs_app.models.auth import RevokedToken
 from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.users import Centre, Currency, Role, User
+from pacs_app.models.workflow import (
+    DraftSource,
+    Notification,
+    NotificationKind,
+    Report,
+    ReportTemplate,
+    ReportVersion,
+    VersionKind,
+)
 
 __all__ = [
     "AuditEvent",
     "Centre",
     "Currency",
+    "DraftSource",
     "Instance",
+    "Notification",
+    "NotificationKind",
     "Priority",
+    "Report",
+    "ReportTemplate",
+    "ReportVersion",
     "RevokedToken",
     "Role",
     "Series",
     "Study",
     "StudyStatus",
     "User",
+    "VersionKind",
 ]

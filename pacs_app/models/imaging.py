@@ -66,6 +66,7 @@ class Study(SQLModel, table=True):
         # keyset orders: (sort column, id)
         Index("ix_study_patient_name_norm", "patient_name_norm", "id"),
         Index("ix_study_priority_rank_id", "priority_rank", "id"),
+        Index("ix_study_updated", "updated_at"),  # worklists' change stamp
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -109,6 +110,12 @@ class Study(SQLModel, table=True):
 
     received_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
+    # Turnaround time: each step's first time (a reassignment keeps the first assignment).
+    assigned_at: datetime | None = timestamp_field(nullable=True, default_now=False)
+    first_opened_at: datetime | None = timestamp_field(nullable=True, default_now=False)
+    verified_at: datetime | None = timestamp_field(nullable=True, default_now=False)
+    delivered_at: datetime | None = timestamp_field(nullable=True, default_now=False)
+    cancelled_at: datetime | None = timestamp_field(nullable=True, default_now=False)
 
 
 class Series(SQLModel, table=True):

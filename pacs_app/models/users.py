@@ -45,6 +45,9 @@ class Centre(SQLModel, table=True):
         ),
     )
     is_active: bool = Field(default=True)
+    # New studies go straight to the tele-radiology pool; when off, they wait in the centre's
+    # own queue ("received") until a centre user assigns them or releases them to the pool.
+    auto_release_to_pool: bool = Field(default=True)
     created_at: datetime = timestamp_field()
 
 

@@ -34,6 +34,21 @@ class AuditAction(StrEnum):
     STUDY_VIEWED = "study.viewed"
     STUDY_DELETED = "study.deleted"
     INSTANCE_DOWNLOADED = "instance.downloaded"
+    STUDY_RELEASED_TO_POOL = "study.released_to_pool"
+    STUDY_ASSIGNED = "study.assigned"
+    STUDY_UNASSIGNED = "study.unassigned"
+    STUDY_CLAIMED = "study.claimed"
+    STUDY_RELEASED = "study.released"
+    STUDY_OPENED = "study.opened_for_reading"
+    STUDY_PRIORITY_CHANGED = "study.priority_changed"
+    STUDY_CANCELLED = "study.cancelled"
+    REPORT_STARTED = "report.started"
+    REPORT_TEMPLATE_APPLIED = "report.template_applied"
+    REPORT_VERIFIED = "report.verified"
+    REPORT_ADDENDUM = "report.addendum"
+    REPORT_DELIVERED = "report.delivered"
+    REPORT_DOWNLOADED = "report.downloaded"
+    TEMPLATE_CHANGED = "template.changed"
 
 
 class Outcome(StrEnum):

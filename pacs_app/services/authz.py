@@ -68,6 +68,15 @@ class Action(StrEnum):
     UPLOAD_STUDY = "study.upload"  # resource: the Centre (or id holder) uploaded for
     VIEW_STUDY = "study.view"  # resource: Study
     DELETE_STUDY = "study.delete"  # resource: Study
+    ROUTE_STUDY = "study.route"  # assign, reassign, unassign, release to pool; resource: Study
+    CLAIM_STUDY = "study.claim"  # resource: Study
+    SET_PRIORITY = "study.priority"  # resource: Study
+    CANCEL_STUDY = "study.cancel"  # resource: Study
+    WRITE_REPORT = "report.write"  # draft, verify, addendum; resource: Study
+    VIEW_REPORT_DRAFT = "report.view_draft"  # resource: Study
+    DELIVER_REPORT = "report.deliver"  # resource: Study
+    MANAGE_TEMPLATES = "template.manage"  # resource: None
+    VIEW_TURNAROUND = "turnaround.view"  # resource: None (scoping by visible_centre_ids)
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,42 @@ def study_visibility(actor: Actor) -> ColumnElement[bool]:
     return Study.centre_id == actor.centre_id
 
 
+def _route_study(actor: Actor, study: Any) -> bool:
+    return actor.is_admin or (actor.role in UPLOADER_ROLES and _same_centre(actor, study))
+
+
+def _claim_study(actor: Actor, study: Any) -> bool:
+    """Tele-radiologists claim from the pool of every centre; internal ones in their centre.
+
+    Whether the study is still free to claim is the state machine's question, not this one.
+    """
+    if actor.is_tele_radiologist:
+        return _in_tele_pool(study)
+    return actor.is_internal_radiologist and _same_centre(actor, study)
+
+
+def _is_assigned_radiologist(actor: Actor, study: Any) -> bool:
+    return actor.role is Role.RADIOLOGIST and (
+        getattr(study, "assigned_radiologist_id", None) == actor.user_id
+    )
+
+
+def _view_report_draft(actor: Actor, study: Any) -> bool:
+    return actor.is_admin or _is_assigned_radiologist(actor, study)
+
+
+def _deliver_report(actor: Actor, study: Any) -> bool:
+    return actor.is_admin or _is_assigned_radiologist(actor, study)
+
+
+def _cancel_study(actor: Actor, study: Any) -> bool:
+    return actor.is_admin or (actor.role is Role.CENTRE and _same_centre(actor, study))
+
+
+def _view_turnaround(actor: Actor, _resource: Any) -> bool:
+    return actor.is_admin or actor.role is Role.CENTRE
+
+
 POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.OPEN_DASHBOARD: _open_dashboard,
     Action.VIEW_CENTRE: _view_centre,
@@ -175,6 +220,15 @@ POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.UPLOAD_STUDY: _upload_study,
     Action.VIEW_STUDY: _view_study,
     Action.DELETE_STUDY: _admin_only,
+    Action.ROUTE_STUDY: _route_study,
+    Action.CLAIM_STUDY: _claim_study,
+    Action.SET_PRIORITY: _route_study,
+    Action.CANCEL_STUDY: _cancel_study,
+    Action.WRITE_REPORT: _is_assigned_radiologist,
+    Action.VIEW_REPORT_DRAFT: _view_report_draft,
+    Action.DELIVER_REPORT: _deliver_report,
+    Action.MANAGE_TEMPLATES: _admin_only,
+    Action.VIEW_TURNAROUND: _view_turnaround,
 }
 
 
@@ -220,4 +274,21 @@ def _refusal_message(action: Action, resource: Any) -> str:
         Action.UPLOAD_STUDY: "Only technicians and centre users may upload, for their own centre.",
         Action.VIEW_STUDY: "Not found.",
         Action.DELETE_STUDY: "Only administrators may delete studies.",
+        Action.ROUTE_STUDY: (
+            "Only the study's centre (centre and technician users) or an administrator "
+            "may assign or release it."
+        ),
+        Action.CLAIM_STUDY: (
+            "Only radiologists may claim studies: tele-radiologists from the pool, "
+            "internal radiologists in their own centre."
+        ),
+        Action.SET_PRIORITY: "Only the study's centre or an administrator may change its priority.",
+        Action.CANCEL_STUDY: "Only the study's centre manager or an administrator may cancel it.",
+        Action.WRITE_REPORT: "Only the radiologist the study is assigned to may write its report.",
+        Action.VIEW_REPORT_DRAFT: "Only the reading radiologist may see the draft report.",
+        Action.DELIVER_REPORT: (
+            "Only the reading radiologist or an administrator may deliver the report."
+        ),
+        Action.MANAGE_TEMPLATES: "Only administrators may edit report templates.",
+        Action.VIEW_TURNAROUND: "Only administrators and centre managers see turnaround figures.",
     }.get(action, "You are not allowed to do this.")

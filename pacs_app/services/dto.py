@@ -149,6 +149,11 @@ class StudyPublic(BaseModel):
     size_bytes: int
     received_at: datetime
     updated_at: datetime
+    assigned_at: datetime | None = None
+    first_opened_at: datetime | None = None
+    verified_at: datetime | None = None
+    delivered_at: datetime | None = None
+    cancelled_at: datetime | None = None
     differences: list[Difference] = []
 
 
@@ -181,3 +186,107 @@ class StudyPage(BaseModel):
     limit: int
     next_cursor: str | None = None
     prev_cursor: str | None = None
+
+
+class WorklistItem(StudyPublic):
+    assigned_to: str = ""  # the radiologist's display name
+    waiting_seconds: int  # since receipt (until delivery or cancellation)
+    target_minutes: int  # the turnaround target of its priority
+    overdue: bool
+
+
+class WorklistPage(BaseModel):
+    items: list[WorklistItem]
+    total: int
+    page: int
+    page_size: int
+    stamp: str  # changes whenever any study the actor may see changes
+
+
+class RadiologistOption(BaseModel):
+    id: int
+    name: str
+    username: str
+    tele: bool  # a tele-radiologist (no centre) rather than the centre's own
+
+
+class NotificationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    study_id: str
+    message: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationPublic]
+    unread: int
+
+
+class ReportVersionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    kind: str  # signed | addendum
+    findings: str
+    impression: str
+    text: str
+    signed_by_name: str
+    signed_at: datetime
+
+
+class ReportDraft(BaseModel):
+    findings: str
+    impression: str
+    revision: int
+    source: str  # blank | template | ai
+    source_detail: str
+    saved_at: datetime | None
+    saved_by: str | None
+
+
+class TemplatePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    modality: str
+    body_part: str
+    findings: str
+    impression: str
+    is_active: bool
+
+
+class AIDraftPublic(BaseModel):
+    """An AI-generated draft offered to the radiologist, never merged by itself."""
+
+    model: str
+    version: str
+    findings: str
+    impression: str
+    created_at: datetime
+
+
+class ReportView(BaseModel):
+    """A study's report as the actor may see it.
+
+    ``draft`` only for the reading radiologist and administrators; ``versions`` (the signed
+    report and its addenda) for everyone who may see the study once it is verified, and for
+    the centre once it is delivered.
+    """
+
+    study: StudyPublic
+    status: StudyStatus
+    assigned_to: str
+    draft: ReportDraft | None
+    versions: list[ReportVersionPublic]
+    templates: list[TemplatePublic] = []
+    ai_draft: AIDraftPublic | None = None
+    can_edit: bool = False
+    can_verify: bool = False
+    can_deliver: bool = False
+    can_add_addendum: bool = False
+    can_download_pdf: bool = False

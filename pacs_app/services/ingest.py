@@ -371,18 +371,23 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
     ).first()
     if (study is None) != plan.is_new or (study is not None and study.study_id != plan.study_id):
         raise _Retry  # created or deleted by a concurrent upload since phase 1
+    from pacs_app.services import workflow  # workflow -> studies -> ingest: import late
+
+    raised = False
     if study is None:
         study = Study(
             study_id=plan.study_id,
             study_instance_uid=plan.study_uid,
             centre_id=centre.id,
             uploaded_by_id=actor.user_id,
-            status=StudyStatus.UNASSIGNED,
+            # the pool, or the centre's own queue until it routes the study
+            status=StudyStatus.UNASSIGNED if centre.auto_release_to_pool else StudyStatus.RECEIVED,
         )
         _apply_metadata(study, form, plan.first_header)
         session.add(study)
         session.flush()
         series_by_uid: dict[str, Series] = {}
+        raised = study.priority is not Priority.ROUTINE
     else:
         series_by_uid = {
             s.series_instance_uid: s
@@ -390,6 +395,7 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
         }
         if form.priority.rank > study.priority_rank:  # a re-send may raise the priority
             study.priority, study.priority_rank = form.priority, form.priority.rank
+            raised = True
     for _staged, header, number, key, stored in plan.stored:
         series = series_by_uid.get(header.series_instance_uid)
         if series is None:
@@ -439,6 +445,8 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
         address=address,
         detail={"instances": len(plan.stored), "new_study": plan.is_new},
     )
+    if raised:
+        workflow.notify_urgent(session, study, tele=study.status is StudyStatus.UNASSIGNED)
     return study
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, func, or_, tuple_
 from sqlmodel import Session, col, select
 
-from pacs_app.core.errors import InvalidInput, NotFound
+from pacs_app.core.errors import InvalidInput, InvalidTransition, NotFound
 from pacs_app.models import AuditEvent, Centre, Instance, Priority, Series, Study, StudyStatus, User
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
@@ -367,6 +367,11 @@ def delete_study(
     """
     study = _visible_study(session, actor, study_id)
     require(actor, Action.DELETE_STUDY, study)
+    if study.status in (StudyStatus.VERIFIED, StudyStatus.DELIVERED):
+        raise InvalidTransition(
+            f"Study {study.study_id} has a signed report, which is part of the medical record "
+            "and is not deleted."
+        )
     if (confirm or "").strip().upper() != study.study_id:
         raise InvalidInput(f"To delete study {study.study_id}, confirm by repeating its Study ID.")
     keys = list(session.exec(select(Instance.storage_key).where(Instance.study_pk == study.id)))

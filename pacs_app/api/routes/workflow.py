@@ -1,0 +1,336 @@
+"""Reading workflow: assignment, claims, worklists, reports, templates, notifications."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field, model_validator
+
+from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
+from pacs_app.models import Priority, StudyStatus
+from pacs_app.services import notifications, reports, workflow
+from pacs_app.services.dto import (
+    NotificationList,
+    RadiologistOption,
+    ReportDraft,
+    ReportView,
+    StudyPublic,
+    TemplatePublic,
+    WorklistPage,
+)
+
+router = APIRouter(tags=["workflow"])
+
+CONFLICT = {409: {"description": "The study's status does not allow it, or someone was first"}}
+
+
+class AssignRequest(BaseModel):
+    """``{"radiologist_id": N}`` assigns; ``{"pool": true}`` releases to the tele pool."""
+
+    radiologist_id: int | None = None
+    pool: bool = False
+    reason: str | None = Field(default=None, description="needed to take it from someone")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AssignRequest:
+        if (self.radiologist_id is None) == (not self.pool):
+            raise ValueError('give either "radiologist_id" or "pool": true')
+        return self
+
+
+class ReasonRequest(BaseModel):
+    reason: str
+
+
+class PriorityRequest(BaseModel):
+    priority: Priority
+
+
+class DraftRequest(BaseModel):
+    findings: str = ""
+    impression: str = ""
+    base_revision: int | None = Field(
+        default=None, description="the draft revision the editor started from"
+    )
+
+
+class TemplateApplyRequest(BaseModel):
+    template_id: int
+    replace: bool = False
+
+
+class AddendumRequest(BaseModel):
+    text: str
+
+
+class TemplateRequest(BaseModel):
+    name: str
+    modality: str = ""
+    body_part: str = ""
+    findings: str = ""
+    impression: str = ""
+    is_active: bool = True
+
+
+class ReadRequest(BaseModel):
+    ids: list[int] | None = Field(default=None, description="omit to mark all read")
+
+
+@router.post(
+    "/studies/{study_id}/assign",
+    response_model=StudyPublic,
+    responses=CONFLICT,
+    summary="Assign to a radiologist, or release to the tele-radiology pool",
+)
+def assign(
+    study_id: str,
+    body: AssignRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> StudyPublic:
+    return workflow.assign(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        radiologist_id=None if body.pool else body.radiologist_id,
+        reason=body.reason,
+        address=address,
+    )
+
+
+@router.get(
+    "/studies/{study_id}/radiologists",
+    response_model=list[RadiologistOption],
+    summary="Who the study may be assigned to",
+)
+def radiologists(study_id: str, actor: CurrentActor, session: SessionDep) -> list:
+    return workflow.radiologist_options(session=session, actor=actor, study_id=study_id)
+
+
+@router.post("/studies/{study_id}/unassign", response_model=StudyPublic, responses=CONFLICT)
+def unassign(
+    study_id: str,
+    body: ReasonRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> StudyPublic:
+    return workflow.unassign(
+        session=session, actor=actor, study_id=study_id, reason=body.reason, address=address
+    )
+
+
+@router.post(
+    "/studies/{study_id}/claim",
+    response_model=StudyPublic,
+    responses=CONFLICT,
+    summary="A radiologist takes a free study (one of two simultaneous claims wins)",
+)
+def claim(study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep):
+    return workflow.claim(session=session, actor=actor, study_id=study_id, address=address)
+
+
+@router.post(
+    "/studies/{study_id}/release",
+    response_model=StudyPublic,
+    responses=CONFLICT,
+    summary="The reading radiologist gives the study back",
+)
+def release(study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep):
+    return workflow.release(session=session, actor=actor, study_id=study_id, address=address)
+
+
+@router.post("/studies/{study_id}/priority", response_model=StudyPublic, responses=CONFLICT)
+def set_priority(
+    study_id: str,
+    body: PriorityRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> StudyPublic:
+    return workflow.set_priority(
+        session=session, actor=actor, study_id=study_id, priority=body.priority, address=address
+    )
+
+
+@router.post("/studies/{study_id}/cancel", response_model=StudyPublic, responses=CONFLICT)
+def cancel(
+    study_id: str,
+    body: ReasonRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> StudyPublic:
+    return workflow.cancel(
+        session=session, actor=actor, study_id=study_id, reason=body.reason, address=address
+    )
+
+
+@router.get("/worklists/{kind}", response_model=WorklistPage, summary="Worklists")
+def worklist(
+    kind: workflow.Worklist,
+    actor: CurrentActor,
+    session: SessionDep,
+    status: StudyStatus | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> WorklistPage:
+    """``mine`` and ``available`` for radiologists, ``all`` for everyone: most urgent first,
+    then longest waiting. ``stamp`` changes whenever a visible study changes; poll
+    ``/worklist-stamp`` to know when to reload."""
+    return workflow.worklist(
+        session=session, actor=actor, kind=kind, status=status, page=page, page_size=page_size
+    )
+
+
+@router.get("/worklist-stamp", summary="Changes whenever a study the caller may see changes")
+def worklist_stamp(actor: CurrentActor, session: SessionDep) -> dict:
+    return {"stamp": workflow.worklist_stamp(session=session, actor=actor)}
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+@router.get("/studies/{study_id}/report", response_model=ReportView)
+def get_report(
+    study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> ReportView:
+    return reports.get_report(session=session, actor=actor, study_id=study_id, address=address)
+
+
+@router.put(
+    "/studies/{study_id}/report",
+    response_model=ReportDraft,
+    responses=CONFLICT,
+    summary="Save the draft (the reading radiologist, before verification)",
+)
+def save_report(
+    study_id: str, body: DraftRequest, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> ReportDraft:
+    return reports.save_draft(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        findings=body.findings,
+        impression=body.impression,
+        base_revision=body.base_revision,
+        address=address,
+    )
+
+
+@router.post("/studies/{study_id}/report/template", response_model=ReportDraft, responses=CONFLICT)
+def apply_template(
+    study_id: str,
+    body: TemplateApplyRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> ReportDraft:
+    return reports.apply_template(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        template_id=body.template_id,
+        replace=body.replace,
+        address=address,
+    )
+
+
+@router.post(
+    "/studies/{study_id}/report/verify",
+    response_model=ReportView,
+    responses=CONFLICT,
+    summary="Sign the report: it becomes an immutable version",
+)
+def verify(study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep):
+    return reports.verify(session=session, actor=actor, study_id=study_id, address=address)
+
+
+@router.post("/studies/{study_id}/report/addenda", response_model=ReportView, responses=CONFLICT)
+def add_addendum(
+    study_id: str,
+    body: AddendumRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> ReportView:
+    return reports.add_addendum(
+        session=session, actor=actor, study_id=study_id, text=body.text, address=address
+    )
+
+
+@router.post(
+    "/studies/{study_id}/report/deliver",
+    response_model=ReportView,
+    responses=CONFLICT,
+    summary="Send the verified report to the centre",
+)
+def deliver(study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep):
+    return reports.deliver(session=session, actor=actor, study_id=study_id, address=address)
+
+
+@router.get(
+    "/studies/{study_id}/report.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+    summary="The report as PDF",
+)
+def report_pdf(
+    study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> Response:
+    found = reports.report_pdf(session=session, actor=actor, study_id=study_id, address=address)
+    return Response(
+        found.content,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{found.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+@router.get("/report-templates", response_model=list[TemplatePublic])
+def list_templates(actor: CurrentActor, session: SessionDep) -> list:
+    return reports.list_templates(session=session, actor=actor)
+
+
+@router.post("/report-templates", response_model=TemplatePublic, status_code=201)
+def create_template(
+    body: TemplateRequest, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> TemplatePublic:
+    return reports.save_template(
+        session=session, actor=actor, template_id=None, address=address, **body.model_dump()
+    )
+
+
+@router.put("/report-templates/{template_id}", response_model=TemplatePublic)
+def update_template(
+    template_id: int,
+    body: TemplateRequest,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> TemplatePublic:
+    return reports.save_template(
+        session=session, actor=actor, template_id=template_id, address=address, **body.model_dump()
+    )
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+@router.get("/notifications", response_model=NotificationList)
+def list_notifications(
+    actor: CurrentActor, session: SessionDep, unread_only: bool = False
+) -> NotificationList:
+    return notifications.list_for(session=session, actor=actor, unread_only=unread_only)
+
+
+@router.post("/notifications/read", summary="Mark notifications read")
+def mark_read(body: ReadRequest, actor: CurrentActor, session: SessionDep) -> dict:
+    return {"marked": notifications.mark_read(session=session, actor=actor, ids=body.ids)}

@@ -1,0 +1,1 @@
+"""Printable documents (report PDFs) rendered in plain Python, without the web layers."""

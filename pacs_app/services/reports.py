@@ -1,0 +1,492 @@
+"""Reports: the working draft, signing, addenda, delivery to the centre, the PDF; templates.
+
+The draft is saved as the radiologist types (every save names the revision it started from, so
+two tabs cannot silently overwrite each other). Verifying copies the draft into an immutable
+:class:`ReportVersion`; after that only an addendum, itself a new version, changes what the
+centre reads. Status changes go through :mod:`pacs_app.services.workflow`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlmodel import Session, col, or_, select
+
+from pacs_app.config import settings
+from pacs_app.core.errors import Conflict, InvalidInput, NotFound
+from pacs_app.models import (
+    Centre,
+    DraftSource,
+    Report,
+    ReportTemplate,
+    ReportVersion,
+    Role,
+    Study,
+    StudyStatus,
+    User,
+    VersionKind,
+)
+from pacs_app.models.base import utcnow
+from pacs_app.services import audit, workflow
+from pacs_app.services.audit import AuditAction
+from pacs_app.services.authz import Action, Actor, can, require
+from pacs_app.services.dto import (
+    ReportDraft,
+    ReportVersionPublic,
+    ReportView,
+    TemplatePublic,
+)
+from pacs_app.services.studies import study_public
+from pacs_app.services.workflow import Step
+
+S = StudyStatus
+MAX_TEXT = 20_000
+
+
+def _report_of(session: Session, study: Study, *, create: bool = False) -> Report | None:
+    report = session.exec(select(Report).where(Report.study_pk == study.id)).first()
+    if report is None and create:
+        report = Report(study_pk=study.id)
+        session.add(report)
+        session.flush()
+    return report
+
+
+def _versions(session: Session, report: Report | None) -> list[ReportVersion]:
+    if report is None:
+        return []
+    return list(
+        session.exec(
+            select(ReportVersion)
+            .where(ReportVersion.report_id == report.id)
+            .order_by(col(ReportVersion.number))
+        )
+    )
+
+
+def _sees_signed(actor: Actor, study: Study) -> bool:
+    """The centre reads the report once it is delivered; readers and admins once signed."""
+    if study.status is S.DELIVERED:
+        return True
+    return study.status is S.VERIFIED and can(actor, Action.VIEW_REPORT_DRAFT, study)
+
+
+def _clean(text: str | None, what: str) -> str:
+    text = (text or "").replace("\r\n", "\n").strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"The {what} is too long ({MAX_TEXT} characters at most).")
+    return text
+
+
+def get_report(
+    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+) -> ReportView:
+    """The report as the actor may see it. The reading radiologist's first look at an
+    assigned study marks it opened (the turnaround clock's "first opening")."""
+    study = workflow.load_visible(session, actor, study_id)
+    if workflow.open_for_reading(session, actor, study, address=address):
+        session.commit()
+    report = _report_of(session, study)
+    reader = can(actor, Action.VIEW_REPORT_DRAFT, study)
+    writer = can(actor, Action.WRITE_REPORT, study)
+    draft = None
+    if reader:
+        saved_by = (
+            session.get(User, report.draft_saved_by_id)
+            if report and (report.draft_saved_by_id)
+            else None
+        )
+        draft = ReportDraft(
+            findings=report.findings if report else "",
+            impression=report.impression if report else "",
+            revision=report.revision if report else 0,
+            source=(report.source if report else DraftSource.BLANK).value,
+            source_detail=report.source_detail if report else "",
+            saved_at=report.draft_saved_at if report else None,
+            saved_by=(saved_by.full_name or saved_by.username) if saved_by else None,
+        )
+    versions = _versions(session, report) if _sees_signed(actor, study) else []
+    assigned = (
+        session.get(User, study.assigned_radiologist_id)
+        if (study.assigned_radiologist_id)
+        else None
+    )
+    return ReportView(
+        study=study_public(session, study),
+        status=study.status,
+        assigned_to=(assigned.full_name or assigned.username) if assigned else "",
+        draft=draft,
+        versions=[ReportVersionPublic.model_validate(v) for v in versions],
+        templates=matching_templates(session, study) if writer else [],
+        ai_draft=None,  # filled in by the AI pipeline's draft once it exists (issue #5)
+        can_edit=writer and study.status in workflow.TRANSITIONS[Step.SAVE_DRAFT],
+        can_verify=writer and study.status in workflow.TRANSITIONS[Step.VERIFY],
+        can_deliver=can(actor, Action.DELIVER_REPORT, study) and study.status is S.VERIFIED,
+        can_add_addendum=writer and study.status in workflow.TRANSITIONS[Step.ADDENDUM],
+        can_download_pdf=bool(versions) or (reader and report is not None),
+    )
+
+
+def save_draft(
+    *,
+    session: Session,
+    actor: Actor,
+    study_id: str,
+    findings: str,
+    impression: str,
+    base_revision: int | None = None,
+    address: str | None = None,
+) -> ReportDraft:
+    """Save the working draft (the reading radiologist only, before verification).
+
+    ``base_revision`` is the revision the editor started from; a save from an older one is
+    refused (409) instead of overwriting newer text from another tab.
+    """
+    study = workflow.load_visible(session, actor, study_id)
+    workflow.check_step(session, actor, study, Step.SAVE_DRAFT)
+    findings = _clean(findings, "findings")
+    impression = _clean(impression, "impression")
+    workflow.open_for_reading(session, actor, study, address=address)
+    report = _report_of(session, study, create=True)
+    if base_revision is not None and base_revision != report.revision:
+        session.rollback()
+        raise Conflict(
+            "The report was changed elsewhere (another tab or window) since you opened it; "
+            "reload it before saving."
+        )
+    has_text = bool(findings or impression)
+    first_words = not (report.findings or report.impression) and has_text
+    report.findings, report.impression = findings, impression
+    report.draft_saved_at = utcnow()
+    report.draft_saved_by_id = actor.user_id
+    report.revision += 1
+    session.add(report)
+    target = S.REPORTED if has_text else S.IN_PROGRESS
+    if study.status is not target:
+        workflow.move(
+            session,
+            actor,
+            study,
+            Step.SAVE_DRAFT,
+            to=target,
+            audit_action=AuditAction.REPORT_STARTED,
+            address=address,
+        )
+    elif first_words:
+        audit.record_study(
+            session, action=AuditAction.REPORT_STARTED, actor=actor, study=study, address=address
+        )
+    session.commit()
+    return ReportDraft(
+        findings=report.findings,
+        impression=report.impression,
+        revision=report.revision,
+        source=report.source.value,
+        source_detail=report.source_detail,
+        saved_at=report.draft_saved_at,
+        saved_by=actor.username,
+    )
+
+
+def apply_template(
+    *,
+    session: Session,
+    actor: Actor,
+    study_id: str,
+    template_id: int,
+    replace: bool = False,
+    address: str | None = None,
+) -> ReportDraft:
+    """Start the draft from a template. Text already written is replaced only when asked."""
+    study = workflow.load_visible(session, actor, study_id)
+    workflow.check_step(session, actor, study, Step.SAVE_DRAFT)
+    template = session.get(ReportTemplate, template_id)
+    if template is None or not template.is_active:
+        raise NotFound(f"No active report template {template_id}.")
+    report = _report_of(session, study, create=True)
+    if (report.findings or report.impression) and not replace:
+        raise Conflict("The draft already has text; confirm to replace it with the template.")
+    draft = save_draft(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        findings=template.findings,
+        impression=template.impression,
+        address=address,
+    )
+    report = _report_of(session, study)
+    report.source, report.source_detail = DraftSource.TEMPLATE, template.name[:200]
+    session.add(report)
+    audit.record_study(
+        session,
+        action=AuditAction.REPORT_TEMPLATE_APPLIED,
+        actor=actor,
+        study=study,
+        address=address,
+        detail={"template": template.name},
+    )
+    session.commit()
+    return draft.model_copy(update={"source": "template", "source_detail": template.name})
+
+
+def _signer_name(session: Session, actor: Actor) -> str:
+    user = session.get(User, actor.user_id)
+    return (user.full_name or user.username) if user else actor.username
+
+
+def verify(
+    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+) -> ReportView:
+    """Sign the draft: it becomes version 1, immutable, with the signer and the time."""
+    study = workflow.load_visible(session, actor, study_id)
+    workflow.check_step(session, actor, study, Step.VERIFY)
+    report = _report_of(session, study)
+    if report is None or not report.impression.strip():
+        raise InvalidInput(
+            "The report has no impression: write the findings and the impression before verifying."
+        )
+    if _versions(session, report):
+        raise Conflict(f"The report of study {study.study_id} is already signed.")
+    now = utcnow()
+    session.add(
+        ReportVersion(
+            report_id=report.id,
+            number=1,
+            kind=VersionKind.SIGNED,
+            findings=report.findings,
+            impression=report.impression,
+            signed_by_id=actor.user_id,
+            signed_by_name=_signer_name(session, actor),
+            signed_at=now,
+        )
+    )
+    workflow.move(
+        session,
+        actor,
+        study,
+        Step.VERIFY,
+        to=S.VERIFIED,
+        audit_action=AuditAction.REPORT_VERIFIED,
+        address=address,
+        verified_at=now,
+    )
+    session.commit()
+    return get_report(session=session, actor=actor, study_id=study_id)
+
+
+def add_addendum(
+    *, session: Session, actor: Actor, study_id: str, text: str, address: str | None = None
+) -> ReportView:
+    """Add to a signed report, as a new signed version; the centre is told if delivered."""
+    study = workflow.load_visible(session, actor, study_id)
+    workflow.check_step(session, actor, study, Step.ADDENDUM)
+    text = _clean(text, "addendum")
+    if not text:
+        raise InvalidInput("The addendum is empty.")
+    report = _report_of(session, study)
+    versions = _versions(session, report)
+    if report is None or not versions:
+        raise Conflict(f"The report of study {study.study_id} is not signed yet.")
+    number = versions[-1].number + 1
+    session.add(
+        ReportVersion(
+            report_id=report.id,
+            number=number,
+            kind=VersionKind.ADDENDUM,
+            text=text,
+            signed_by_id=actor.user_id,
+            signed_by_name=_signer_name(session, actor),
+            signed_at=utcnow(),
+        )
+    )
+    workflow.move(
+        session,
+        actor,
+        study,
+        Step.ADDENDUM,
+        to=None,
+        audit_action=AuditAction.REPORT_ADDENDUM,
+        address=address,
+        detail={"version": number},
+    )
+    if study.status is S.DELIVERED:
+        workflow.notify_delivered(session, study, addendum=True)
+    session.commit()
+    return get_report(session=session, actor=actor, study_id=study_id)
+
+
+def deliver(
+    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+) -> ReportView:
+    """Send the signed report to the centre (its users are notified)."""
+    study = workflow.load_visible(session, actor, study_id)
+    workflow.move(
+        session,
+        actor,
+        study,
+        Step.DELIVER,
+        to=S.DELIVERED,
+        audit_action=AuditAction.REPORT_DELIVERED,
+        address=address,
+        delivered_at=utcnow(),
+    )
+    workflow.notify_delivered(session, study)
+    session.commit()
+    return get_report(session=session, actor=actor, study_id=study_id)
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    filename: str
+    content: bytes
+
+
+def report_pdf(
+    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+) -> ReportFile:
+    """The report as PDF: the signed version and addenda; for the reader and administrators
+    before signing, the draft marked preliminary. The centre gets it once delivered."""
+    from pacs_app.documents.pdf import ReportAddendum, ReportDocument, render_report_pdf
+
+    study = workflow.load_visible(session, actor, study_id)
+    report = _report_of(session, study)
+    signed = _versions(session, report) if _sees_signed(actor, study) else []
+    reader = can(actor, Action.VIEW_REPORT_DRAFT, study)
+    if not signed and not (reader and report is not None):
+        raise NotFound(f"Study {study.study_id} has no report to download yet.")
+    centre = session.get(Centre, study.centre_id)
+    main = signed[0] if signed else None
+    status_note = ""
+    if main is None:
+        status_note = "PRELIMINARY DRAFT - NOT VERIFIED - NOT FOR CLINICAL USE"
+    elif study.status is not S.DELIVERED:
+        status_note = "VERIFIED - NOT YET DELIVERED"
+    document = ReportDocument(
+        centre_name=centre.name if centre else "",
+        study_id=study.study_id,
+        patient_name=study.patient_name,
+        patient_id=study.patient_id,
+        patient_age=study.patient_age,
+        patient_sex=study.patient_sex,
+        modality=study.modality,
+        body_part=study.body_part,
+        description=study.description,
+        study_date=study.study_date,
+        accession_number=study.accession_number,
+        priority=study.priority.value,
+        received_at=study.received_at,
+        verified_at=study.verified_at,
+        delivered_at=study.delivered_at,
+        findings=main.findings if main else report.findings,
+        impression=main.impression if main else report.impression,
+        signed_by=main.signed_by_name if main else "",
+        signed_at=main.signed_at if main else None,
+        addenda=tuple(
+            ReportAddendum(
+                number=v.number, text=v.text, signed_by=v.signed_by_name, signed_at=v.signed_at
+            )
+            for v in signed[1:]
+        ),
+        status_note=status_note,
+    )
+    content = render_report_pdf(document, font_path=settings.pacs_pdf_font or None)
+    audit.record_study(
+        session,
+        action=AuditAction.REPORT_DOWNLOADED,
+        actor=actor,
+        study=study,
+        address=address,
+        detail={"versions": len(signed), "preliminary": main is None},
+    )
+    session.commit()
+    return ReportFile(filename=f"report_{study.study_id}.pdf", content=content)
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+def matching_templates(session: Session, study: Study) -> list[TemplatePublic]:
+    """Active templates for the study's modality and body part, the most specific first."""
+    modality = (study.modality or "").upper()
+    body = (study.body_part or "").upper()
+    rows = session.exec(
+        select(ReportTemplate).where(
+            col(ReportTemplate.is_active),
+            or_(ReportTemplate.modality == "", func.upper(ReportTemplate.modality) == modality),
+            or_(ReportTemplate.body_part == "", func.upper(ReportTemplate.body_part) == body),
+        )
+    ).all()
+    rows = sorted(rows, key=lambda t: (-(bool(t.modality) + bool(t.body_part)), t.name))
+    return [TemplatePublic.model_validate(t) for t in rows]
+
+
+def list_templates(*, session: Session, actor: Actor) -> list[TemplatePublic]:
+    if actor.role not in (Role.ADMIN, Role.RADIOLOGIST):
+        require(actor, Action.MANAGE_TEMPLATES)
+    query = select(ReportTemplate)
+    if not actor.is_admin:
+        query = query.where(col(ReportTemplate.is_active))
+    rows = session.exec(
+        query.order_by(
+            col(ReportTemplate.modality), col(ReportTemplate.body_part), col(ReportTemplate.name)
+        )
+    ).all()
+    return [TemplatePublic.model_validate(t) for t in rows]
+
+
+def save_template(
+    *,
+    session: Session,
+    actor: Actor,
+    template_id: int | None,
+    name: str,
+    modality: str,
+    body_part: str,
+    findings: str,
+    impression: str,
+    is_active: bool = True,
+    address: str | None = None,
+) -> TemplatePublic:
+    """Create (``template_id=None``) or change a report template (administrators)."""
+    require(actor, Action.MANAGE_TEMPLATES)
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A template needs a name.")
+    if len(name) > 120:
+        raise InvalidInput("The template name is too long (120 characters at most).")
+    modality = (modality or "").strip().upper()
+    body_part = (body_part or "").strip().upper()
+    if len(modality) > 16 or len(body_part) > 64:
+        raise InvalidInput("Modality (16) or body part (64 characters) is too long.")
+    findings = _clean(findings, "template findings")
+    impression = _clean(impression, "template impression")
+    if not (findings or impression):
+        raise InvalidInput("The template is empty: give findings or an impression.")
+    clash = session.exec(select(ReportTemplate).where(ReportTemplate.name == name)).first()
+    if clash is not None and clash.id != template_id:
+        raise Conflict(f"A template named {name!r} already exists.")
+    if template_id is None:
+        template = ReportTemplate(name=name)
+    else:
+        template = session.get(ReportTemplate, template_id)
+        if template is None:
+            raise NotFound(f"No report template {template_id}.")
+    template.name, template.modality, template.body_part = name, modality, body_part
+    template.findings, template.impression = findings, impression
+    template.is_active = is_active
+    template.updated_at = utcnow()
+    template.updated_by_id = actor.user_id
+    session.add(template)
+    session.flush()
+    audit.record(
+        session,
+        action=AuditAction.TEMPLATE_CHANGED,
+        actor=actor,
+        resource_type="report_template",
+        resource_id=template.id,
+        address=address,
+        detail={"name": name, "created": template_id is None, "active": is_active},
+    )
+    session.commit()
+    return TemplatePublic.model_validate(template)

@@ -1,0 +1,502 @@
+"""The reading workflow through the domain layer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, func, select
+
+from pacs_app.core.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+)
+from pacs_app.models import (
+    AuditEvent,
+    Notification,
+    NotificationKind,
+    Priority,
+    Report,
+    ReportTemplate,
+    ReportVersion,
+    Role,
+    Study,
+    StudyStatus,
+)
+from pacs_app.services import notifications, reports, studies, users, workflow
+from pacs_app.services.ingest import StagedFile, StudyForm, ingest
+from pacs_app.storage import LocalStorage
+from tests.dicom_factory import make_series
+from tests.factories import actor_of, make_centre, make_user
+
+S = StudyStatus
+
+
+@pytest.fixture
+def storage(tmp_path) -> LocalStorage:
+    return LocalStorage(tmp_path / "store")
+
+
+@pytest.fixture
+def world(session):
+    """Two centres, each with a manager, a technician and an internal radiologist; two
+    tele-radiologists and an administrator."""
+    north, south = make_centre(session, "NORTH"), make_centre(session, "SOUTH")
+    w = {
+        "north": north,
+        "south": south,
+        "admin": make_user(session, Role.ADMIN),
+        "tele": make_user(session, Role.RADIOLOGIST, username="tele1"),
+        "tele2": make_user(session, Role.RADIOLOGIST, username="tele2"),
+    }
+    for key, centre in (("n", north), ("s", south)):
+        w[f"{key}_centre"] = make_user(session, Role.CENTRE, centre=centre)
+        w[f"{key}_tech"] = make_user(session, Role.TECHNICIAN, centre=centre)
+        w[f"{key}_rad"] = make_user(session, Role.RADIOLOGIST, centre=centre)
+    return {k: (actor_of(v) if hasattr(v, "role") else v) for k, v in w.items()}
+
+
+@pytest.fixture
+def upload(session, storage, tmp_path, world):
+    count = iter(range(1000))
+
+    def _upload(priority="routine", actor=None, n=2) -> str:
+        files = make_series(tmp_path / f"s{next(count)}", n)
+        result = ingest(
+            session=session,
+            actor=actor or world["n_tech"],
+            files=[StagedFile(name=p.name, path=p) for p in files],
+            form=StudyForm(patient_name="DOE^JANE", modality="CT", priority=priority),
+            storage=storage,
+        )
+        return result.studies[0].study_id
+
+    return _upload
+
+
+def study_row(session: Session, study_id: str) -> Study:
+    session.expire_all()
+    return session.exec(select(Study).where(Study.study_id == study_id)).one()
+
+
+def notes_of(session: Session, actor) -> list[Notification]:
+    session.expire_all()
+    return list(session.exec(select(Notification).where(Notification.user_id == actor.user_id)))
+
+
+def test_the_whole_journey_from_upload_to_delivered_report(session, world, upload):
+    sid = upload(priority="urgent")
+    assert study_row(session, sid).status is S.UNASSIGNED  # the default: straight to the pool
+    # an urgent arrival is announced to the centre, its radiologists, admins and the tele pool
+    assert any(n.kind is NotificationKind.URGENT_ARRIVED for n in notes_of(session, world["tele"]))
+    assert notes_of(session, world["n_centre"])
+    assert not notes_of(session, world["s_centre"])
+
+    workflow.assign(
+        session=session,
+        actor=world["n_centre"],
+        study_id=sid,
+        radiologist_id=world["n_rad"].user_id,
+    )
+    row = study_row(session, sid)
+    assert (row.status, row.assigned_radiologist_id) == (S.ASSIGNED, world["n_rad"].user_id)
+    assert row.assigned_at is not None
+    assert [n.kind for n in notes_of(session, world["n_rad"])][
+        -1
+    ] is NotificationKind.ASSIGNED_TO_YOU
+
+    view = reports.get_report(session=session, actor=world["n_rad"], study_id=sid)
+    assert view.can_edit and view.can_verify and not view.can_deliver
+    row = study_row(session, sid)
+    assert row.status is S.IN_PROGRESS and row.first_opened_at is not None
+
+    draft = reports.save_draft(
+        session=session,
+        actor=world["n_rad"],
+        study_id=sid,
+        findings="Small nodule right upper lobe.",
+        impression="Indeterminate 6 mm nodule.",
+        base_revision=0,
+    )
+    assert draft.revision == 1
+    assert study_row(session, sid).status is S.REPORTED
+    # the centre does not see the draft
+    centre_view = reports.get_report(session=session, actor=world["n_centre"], study_id=sid)
+    assert centre_view.draft is None and centre_view.versions == []
+
+    reports.verify(session=session, actor=world["n_rad"], study_id=sid)
+    row = study_row(session, sid)
+    assert row.status is S.VERIFIED and row.verified_at is not None
+    reports.deliver(session=session, actor=world["n_rad"], study_id=sid)
+    row = study_row(session, sid)
+    assert row.status is S.DELIVERED and row.delivered_at is not None
+
+    centre_view = reports.get_report(session=session, actor=world["n_centre"], study_id=sid)
+    assert [v.kind for v in centre_view.versions] == ["signed"]
+    assert centre_view.versions[0].impression == "Indeterminate 6 mm nodule."
+    assert centre_view.can_download_pdf
+    for person in ("n_centre", "n_tech"):
+        kinds = [n.kind for n in notes_of(session, world[person])]
+        assert NotificationKind.REPORT_DELIVERED in kinds
+    pdf = reports.report_pdf(session=session, actor=world["n_centre"], study_id=sid)
+    assert pdf.content.startswith(b"%PDF") and pdf.filename == f"report_{sid}.pdf"
+
+    actions = list(
+        session.exec(
+            select(AuditEvent.action).where(AuditEvent.resource_id == sid).order_by(AuditEvent.id)
+        )
+    )
+    for expected in (
+        "study.uploaded",
+        "study.assigned",
+        "study.opened_for_reading",
+        "report.started",
+        "report.verified",
+        "report.delivered",
+        "report.downloaded",
+    ):
+        assert expected in actions
+
+
+def test_verifying_an_empty_report_is_refused_and_changes_nothing(session, world, upload):
+    sid = upload()
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    reports.get_report(session=session, actor=world["tele"], study_id=sid)
+    with pytest.raises(InvalidInput, match="no impression"):
+        reports.verify(session=session, actor=world["tele"], study_id=sid)
+    reports.save_draft(
+        session=session, actor=world["tele"], study_id=sid, findings="Lungs clear.", impression=""
+    )
+    with pytest.raises(InvalidInput, match="no impression"):
+        reports.verify(session=session, actor=world["tele"], study_id=sid)
+    assert study_row(session, sid).status is S.REPORTED
+    assert session.exec(select(func.count()).select_from(ReportVersion)).one() == 0
+    # and nobody but the reading radiologist signs
+    with pytest.raises(PermissionDenied):
+        reports.verify(session=session, actor=world["admin"], study_id=sid)
+
+
+def _signed(session, world, upload, reader="tele") -> str:
+    sid = upload()
+    workflow.claim(session=session, actor=world[reader], study_id=sid)
+    reports.save_draft(
+        session=session, actor=world[reader], study_id=sid, findings="F.", impression="I."
+    )
+    reports.verify(session=session, actor=world[reader], study_id=sid)
+    return sid
+
+
+def test_a_signed_report_changes_only_by_addendum(session, world, upload):
+    sid = _signed(session, world, upload)
+    with pytest.raises(InvalidTransition, match="only by an addendum"):
+        reports.save_draft(
+            session=session, actor=world["tele"], study_id=sid, findings="new", impression="new"
+        )
+    with pytest.raises(InvalidInput, match="empty"):
+        reports.add_addendum(session=session, actor=world["tele"], study_id=sid, text="  ")
+    view = reports.add_addendum(
+        session=session, actor=world["tele"], study_id=sid, text="Comparison with prior: stable."
+    )
+    assert [(v.number, v.kind) for v in view.versions] == [(1, "signed"), (2, "addendum")]
+    assert view.versions[0].impression == "I."  # untouched
+    # the signed rows themselves refuse change
+    version = session.exec(select(ReportVersion).where(ReportVersion.number == 1)).one()
+    version.impression = "tampered"
+    session.add(version)
+    with pytest.raises(ValueError, match="cannot be changed"):
+        session.flush()
+    session.rollback()
+
+
+def test_a_radiologist_of_another_centre_cannot_reach_the_study(session, world, upload):
+    sid = upload()
+    for who in ("s_rad", "s_centre", "s_tech"):
+        with pytest.raises(NotFound):
+            reports.get_report(session=session, actor=world[who], study_id=sid)
+        with pytest.raises(NotFound):
+            workflow.claim(session=session, actor=world[who], study_id=sid)
+    with pytest.raises(InvalidInput, match="another centre"):
+        workflow.assign(
+            session=session,
+            actor=world["n_centre"],
+            study_id=sid,
+            radiologist_id=world["s_rad"].user_id,
+        )
+    assert study_row(session, sid).status is S.UNASSIGNED
+
+
+def test_claiming_a_claimed_study_names_who_has_it(session, world, upload):
+    sid = upload()
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    with pytest.raises((Conflict, NotFound)):
+        # the pool no longer holds it: for another tele-radiologist it is out of sight
+        workflow.claim(session=session, actor=world["tele2"], study_id=sid)
+    with pytest.raises(Conflict, match="already taken by"):
+        workflow.claim(session=session, actor=world["n_rad"], study_id=sid)
+    assert study_row(session, sid).assigned_radiologist_id == world["tele"].user_id
+
+
+def test_concurrent_claims_exactly_one_wins(engine, session, world, upload):
+    sid = upload()
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def claim_as(who: str) -> None:
+        with Session(engine, expire_on_commit=False) as own:
+            barrier.wait()
+            try:
+                workflow.claim(session=own, actor=world[who], study_id=sid)
+                outcomes[who] = "won"
+            except Conflict as exc:
+                outcomes[who] = exc.message
+            except Exception as exc:  # surfaced by the assertion below
+                outcomes[who] = f"error {type(exc).__name__}: {exc}"
+
+    for _ in range(3):  # a few rounds, each from a fresh pool state
+        outcomes.clear()
+        threads = [threading.Thread(target=claim_as, args=(w,)) for w in ("tele", "n_rad")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes.values()).count("won") == 1, outcomes
+        loser = next(v for v in outcomes.values() if v != "won")
+        assert "taken by" in loser or "changed meanwhile" in loser, loser
+        winner = next(w for w, v in outcomes.items() if v == "won")
+        assert study_row(session, sid).assigned_radiologist_id == world[winner].user_id
+        claims = session.exec(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.resource_id == sid, AuditEvent.action == "study.claimed")
+        ).one()
+        assert claims >= 1
+        # put it back in the pool for the next round
+        session.execute(
+            update(Study)
+            .where(Study.study_id == sid)
+            .values(status=S.UNASSIGNED, assigned_radiologist_id=None)
+        )
+        session.commit()
+
+
+def test_assigning_to_a_non_radiologist_or_an_inactive_one_is_refused(session, world, upload):
+    sid = upload()
+    with pytest.raises(InvalidInput, match="not a radiologist"):
+        workflow.assign(
+            session=session,
+            actor=world["n_centre"],
+            study_id=sid,
+            radiologist_id=world["n_tech"].user_id,
+        )
+    users.set_active(session=session, actor=None, user_id=world["n_rad"].user_id, active=False)
+    with pytest.raises(InvalidInput, match="deactivated"):
+        workflow.assign(
+            session=session,
+            actor=world["n_centre"],
+            study_id=sid,
+            radiologist_id=world["n_rad"].user_id,
+        )
+    with pytest.raises(PermissionDenied):
+        workflow.assign(
+            session=session,
+            actor=world["tele"],
+            study_id=sid,
+            radiologist_id=world["tele"].user_id,
+        )
+    row = study_row(session, sid)
+    assert (row.status, row.assigned_radiologist_id) == (S.UNASSIGNED, None)
+
+
+def test_reassigning_or_unassigning_needs_a_reason(session, world, upload):
+    sid = upload()
+    rad, tele = world["n_rad"].user_id, world["tele"].user_id
+    workflow.assign(session=session, actor=world["n_tech"], study_id=sid, radiologist_id=rad)
+    with pytest.raises(InvalidInput, match="reason"):
+        workflow.assign(session=session, actor=world["n_tech"], study_id=sid, radiologist_id=tele)
+    workflow.assign(
+        session=session, actor=world["n_tech"], study_id=sid, radiologist_id=tele, reason="leave"
+    )
+    assert study_row(session, sid).assigned_radiologist_id == tele
+    assert NotificationKind.UNASSIGNED_FROM_YOU in [
+        n.kind for n in notes_of(session, world["n_rad"])
+    ]
+    with pytest.raises(InvalidInput, match="reason"):
+        workflow.unassign(session=session, actor=world["n_centre"], study_id=sid, reason=" ")
+    workflow.unassign(session=session, actor=world["n_centre"], study_id=sid, reason="wrong body")
+    row = study_row(session, sid)
+    assert (row.status, row.assigned_radiologist_id) == (S.RECEIVED, None)
+
+
+def test_held_studies_wait_for_the_centre_then_go_to_the_pool(session, world, upload):
+    from pacs_app.models import Centre
+
+    centre = session.get(Centre, world["north"].id)
+    centre.auto_release_to_pool = False
+    session.add(centre)
+    session.commit()
+    sid = upload(priority="stat")
+    assert study_row(session, sid).status is S.RECEIVED
+    with pytest.raises(NotFound):  # not in the tele pool yet
+        workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    assert not [n for n in notes_of(session, world["tele"]) if n.study_id == sid]
+    # the centre's own radiologist may take it from the centre's queue
+    available = workflow.worklist(session=session, actor=world["n_rad"], kind="available")
+    assert [i.study_id for i in available.items] == [sid]
+
+    workflow.assign(session=session, actor=world["n_centre"], study_id=sid, radiologist_id=None)
+    assert study_row(session, sid).status is S.UNASSIGNED
+    assert [n for n in notes_of(session, world["tele"]) if n.study_id == sid]  # STAT: told
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    workflow.release(session=session, actor=world["tele"], study_id=sid)
+    row = study_row(session, sid)
+    assert (row.status, row.assigned_radiologist_id) == (S.UNASSIGNED, None)
+
+
+def test_priority_is_raised_by_the_centre_and_lowered_only_by_admins(session, world, upload):
+    sid = upload()
+    workflow.set_priority(session=session, actor=world["n_tech"], study_id=sid, priority="stat")
+    assert study_row(session, sid).priority is Priority.STAT
+    assert [n for n in notes_of(session, world["tele"]) if n.study_id == sid]
+    with pytest.raises(InvalidInput, match="administrator"):
+        workflow.set_priority(
+            session=session, actor=world["n_centre"], study_id=sid, priority="routine"
+        )
+    with pytest.raises(InvalidInput, match="Unknown priority"):
+        workflow.set_priority(session=session, actor=world["admin"], study_id=sid, priority="now")
+    workflow.set_priority(session=session, actor=world["admin"], study_id=sid, priority="routine")
+    row = study_row(session, sid)
+    assert (row.priority, row.priority_rank) == (Priority.ROUTINE, 0)
+
+
+def test_worklists_put_the_most_urgent_and_longest_waiting_first(session, world, upload):
+    routine_old = upload()
+    stat = upload(priority="stat")
+    routine_new = upload()
+    urgent = upload(priority="urgent")
+    session.execute(
+        update(Study)
+        .where(Study.study_id == routine_old)
+        .values(received_at=study_row(session, routine_old).received_at - timedelta(days=2))
+    )
+    session.commit()
+    page = workflow.worklist(session=session, actor=world["tele"], kind="available")
+    assert [i.study_id for i in page.items] == [stat, urgent, routine_old, routine_new]
+    by_id = {i.study_id: i for i in page.items}
+    assert by_id[routine_old].overdue and not by_id[routine_new].overdue
+    assert by_id[routine_old].waiting_seconds >= 2 * 86400
+    assert by_id[stat].target_minutes == 60
+
+    stamp = workflow.worklist_stamp(session=session, actor=world["tele"])
+    workflow.claim(session=session, actor=world["tele"], study_id=stat)
+    assert workflow.worklist_stamp(session=session, actor=world["tele"]) != stamp
+    mine = workflow.worklist(session=session, actor=world["tele"], kind="mine")
+    assert [i.study_id for i in mine.items] == [stat]
+    with pytest.raises(InvalidInput):
+        workflow.worklist(session=session, actor=world["n_centre"], kind="mine")
+    # the centre's list: all of its open studies; another centre's: none of them
+    assert workflow.worklist(session=session, actor=world["n_centre"]).total == 4
+    assert workflow.worklist(session=session, actor=world["s_centre"]).total == 0
+
+
+def test_a_save_from_a_stale_editor_is_refused(session, world, upload):
+    sid = upload()
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    reports.save_draft(
+        session=session,
+        actor=world["tele"],
+        study_id=sid,
+        findings="a",
+        impression="b",
+        base_revision=0,
+    )
+    with pytest.raises(Conflict, match="changed elsewhere"):
+        reports.save_draft(
+            session=session,
+            actor=world["tele"],
+            study_id=sid,
+            findings="old tab",
+            impression="",
+            base_revision=0,
+        )
+    session.expire_all()
+    report = session.exec(select(Report)).one()
+    assert (report.findings, report.revision) == ("a", 1)
+
+
+def test_templates_start_a_draft_and_never_overwrite_silently(session, world, upload):
+    template = reports.save_template(
+        session=session,
+        actor=world["admin"],
+        template_id=None,
+        name="CT chest",
+        modality="ct",
+        body_part="",
+        findings="Lungs:",
+        impression="Normal.",
+    )
+    with pytest.raises(PermissionDenied):
+        reports.save_template(
+            session=session,
+            actor=world["n_centre"],
+            template_id=None,
+            name="x",
+            modality="",
+            body_part="",
+            findings="y",
+            impression="",
+        )
+    sid = upload()
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    view = reports.get_report(session=session, actor=world["tele"], study_id=sid)
+    assert [t.name for t in view.templates] == ["CT chest"]
+    draft = reports.apply_template(
+        session=session, actor=world["tele"], study_id=sid, template_id=template.id
+    )
+    assert (draft.findings, draft.source, draft.source_detail) == ("Lungs:", "template", "CT chest")
+    reports.save_draft(
+        session=session, actor=world["tele"], study_id=sid, findings="mine", impression="mine"
+    )
+    with pytest.raises(Conflict, match="confirm"):
+        reports.apply_template(
+            session=session, actor=world["tele"], study_id=sid, template_id=template.id
+        )
+    assert session.exec(select(Report.findings)).one() == "mine"
+    assert session.exec(select(func.count()).select_from(ReportTemplate)).one() == 1
+
+
+def test_cancelling_needs_a_reason_and_a_signed_study_cannot_be_cancelled_or_deleted(
+    session, world, upload, storage
+):
+    sid = _signed(session, world, upload)
+    with pytest.raises(InvalidTransition, match="verified"):
+        workflow.cancel(session=session, actor=world["n_centre"], study_id=sid, reason="dup")
+    with pytest.raises(InvalidTransition, match="medical record"):
+        studies.delete_study(
+            session=session, actor=world["admin"], study_id=sid, confirm=sid, storage=storage
+        )
+    other = upload()
+    with pytest.raises(InvalidInput, match="reason"):
+        workflow.cancel(session=session, actor=world["n_centre"], study_id=other, reason="")
+    with pytest.raises(PermissionDenied):
+        workflow.cancel(session=session, actor=world["n_tech"], study_id=other, reason="dup")
+    workflow.cancel(session=session, actor=world["n_centre"], study_id=other, reason="duplicate")
+    assert study_row(session, other).status is S.CANCELLED
+
+
+def test_notifications_are_private_and_can_be_marked_read(session, world, upload):
+    upload(priority="urgent")
+    mine = notifications.list_for(session=session, actor=world["n_centre"])
+    assert mine.unread == len(mine.items) == 1
+    assert "URGENT" in mine.items[0].message and "DOE" not in mine.items[0].message
+    # someone else's ids are not theirs to mark
+    assert (
+        notifications.mark_read(session=session, actor=world["s_centre"], ids=[mine.items[0].id])
+        == 0
+    )
+    assert notifications.mark_read(session=session, actor=world["n_centre"]) == 1
+    assert notifications.unread_count(session=session, actor=world["n_centre"]) == 0

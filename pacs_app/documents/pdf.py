@@ -28,6 +28,8 @@ from fpdf.fonts import FontFace
 
 __all__ = [
     "FONT_ENV_VAR",
+    "MISSING_GLYPHS_NOTE",
+    "NO_UNICODE_FONT_NOTE",
     "ReportAddendum",
     "ReportDocument",
     "find_unicode_font",

@@ -35,6 +35,18 @@ from pacs_app.services.ingest import normalize_name
 from pacs_app.storage import Storage
 
 MAX_LIMIT = 200
+# What the study page's history lists: how the study moved, not every look at it.
+HISTORY_ACTIONS = [
+    a
+    for a in AuditAction
+    if a.value.startswith(("study.", "report."))
+    and a
+    not in (
+        AuditAction.STUDY_VIEWED,
+        AuditAction.REPORT_DOWNLOADED,
+        AuditAction.STUDY_DELETED,
+    )
+]
 MAX_DETAIL_INSTANCES = 2000
 
 
@@ -280,7 +292,7 @@ def get_study(
     history = session.exec(
         select(AuditEvent)
         .where(AuditEvent.resource_type == "study", AuditEvent.resource_id == study.study_id)
-        .where(col(AuditEvent.action).in_([AuditAction.STUDY_UPLOADED.value]))
+        .where(col(AuditEvent.action).in_([a.value for a in HISTORY_ACTIONS]))
         .order_by(col(AuditEvent.at))
     ).all()
     series_uid = {s.id: s.series_instance_uid for s in series}

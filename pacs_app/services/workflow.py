@@ -19,10 +19,11 @@ state before verification.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
@@ -695,5 +696,58 @@ def radiologist_options(
     ]
 
 
-def waiting_time(received_at: datetime, now: datetime | None = None) -> timedelta:
-    return (now or utcnow()) - received_at
+# --- what a page offers ------------------------------------------------------------------
+
+
+class ReadingPanel(BaseModel):
+    """A study's place in the workflow and what the actor may do with it now."""
+
+    study_id: str
+    status: StudyStatus
+    status_words: str
+    priority: Priority
+    assigned_to: str
+    assigned_radiologist_id: int | None
+    steps: list[str]  # Step names the actor may take now
+    radiologists: list[RadiologistOption]  # whom the actor may assign it to
+    times: dict[str, datetime | None]  # received, assigned, opened, verified, delivered
+
+
+def allowed_steps(actor: Actor, study: Study) -> list[Step]:
+    """The steps the actor could take on the study now (each still re-checked when taken)."""
+    allowed = []
+    for step, sources in TRANSITIONS.items():
+        if study.status in sources and can(actor, _ACTIONS[step], study):
+            allowed.append(step)
+    if Step.CLAIM in allowed and study.assigned_radiologist_id is not None:
+        allowed.remove(Step.CLAIM)
+    return allowed
+
+
+def reading_panel(*, session: Session, actor: Actor, study_id: str) -> ReadingPanel:
+    study = load_visible(session, actor, study_id)
+    steps = allowed_steps(actor, study)
+    options = (
+        radiologist_options(session=session, actor=actor, study_id=study_id)
+        if Step.ASSIGN in steps
+        else []
+    )
+    return ReadingPanel(
+        study_id=study.study_id,
+        status=study.status,
+        status_words=status_words(study.status),
+        priority=study.priority,
+        assigned_to=_display_name(session, study.assigned_radiologist_id)
+        if study.assigned_radiologist_id
+        else "",
+        assigned_radiologist_id=study.assigned_radiologist_id,
+        steps=[s.name for s in steps],
+        radiologists=options,
+        times={
+            "received": study.received_at,
+            "assigned": study.assigned_at,
+            "opened": study.first_opened_at,
+            "verified": study.verified_at,
+            "delivered": study.delivered_at,
+        },
+    )

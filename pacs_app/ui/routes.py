@@ -18,10 +18,17 @@ STUDIES = "/study-list"
 STUDY = "/study/[sid]"
 UPLOAD = "/upload"
 VIEWER = "/viewer/[sid]"
+WORKLIST = "/worklist"
+REPORT = "/report/[sid]"
+ADMIN_TEMPLATES = "/admin/templates"
 
 
 def study_url(study_id: str) -> str:
     return f"/study/{study_id}"
+
+
+def report_url(study_id: str) -> str:
+    return f"/report/{study_id}"
 
 
 DASHBOARD_BY_ROLE: dict[Role, str] = {

@@ -5,29 +5,35 @@ from __future__ import annotations
 import reflex as rx
 
 from pacs_app.ui import routes
+from pacs_app.ui.components.notifications import notification_bell, notification_poller
 from pacs_app.ui.state import AuthState
 
 # (label, route, icon) per role; later capabilities add their pages here.
 NAV: dict[str, list[tuple[str, str, str]]] = {
     "admin": [
         ("Dashboard", routes.ADMIN, "layout-dashboard"),
+        ("Worklist", routes.WORKLIST, "list-todo"),
         ("Studies", routes.STUDIES, "list"),
         ("Users", routes.ADMIN_USERS, "users"),
+        ("Report templates", routes.ADMIN_TEMPLATES, "file-text"),
         ("Audit trail", routes.ADMIN_AUDIT, "scroll-text"),
     ],
     "centre": [
         ("Dashboard", routes.CENTRE, "layout-dashboard"),
+        ("Worklist", routes.WORKLIST, "list-todo"),
         ("Studies", routes.STUDIES, "list"),
         ("Upload", routes.UPLOAD, "upload"),
         ("Centre users", routes.CENTRE_USERS, "users"),
     ],
     "technician": [
         ("Dashboard", routes.TECHNICIAN, "layout-dashboard"),
+        ("Worklist", routes.WORKLIST, "list-todo"),
         ("Studies", routes.STUDIES, "list"),
         ("Upload", routes.UPLOAD, "upload"),
     ],
     "radiologist": [
-        ("Worklist", routes.RADIOLOGIST, "layout-dashboard"),
+        ("Dashboard", routes.RADIOLOGIST, "layout-dashboard"),
+        ("Worklist", routes.WORKLIST, "list-todo"),
         ("Studies", routes.STUDIES, "list"),
     ],
 }
@@ -89,6 +95,8 @@ def header(title: str) -> rx.Component:
             align="end",
             spacing="1",
         ),
+        notification_bell(),
+        notification_poller(),
         rx.button(
             rx.icon("log-out", size=16),
             "Sign out",

@@ -500,3 +500,60 @@ def test_notifications_are_private_and_can_be_marked_read(session, world, upload
     )
     assert notifications.mark_read(session=session, actor=world["n_centre"]) == 1
     assert notifications.unread_count(session=session, actor=world["n_centre"]) == 0
+
+
+def test_turnaround_figures_per_centre_and_radiologist(session, world, upload):
+    from datetime import UTC, datetime
+
+    from pacs_app.services import turnaround
+
+    fast = _signed(session, world, upload)
+    reports.deliver(session=session, actor=world["tele"], study_id=fast)
+    slow = upload()
+    workflow.claim(session=session, actor=world["n_rad"], study_id=slow)
+    # the slow study was received 30 hours ago: past the routine target of 24 h
+    row = study_row(session, slow)
+    session.execute(
+        update(Study)
+        .where(Study.study_id == slow)
+        .values(received_at=row.received_at - timedelta(hours=30))
+    )
+    session.commit()
+    reports.save_draft(
+        session=session, actor=world["n_rad"], study_id=slow, findings="f", impression="i"
+    )
+    reports.verify(session=session, actor=world["n_rad"], study_id=slow)
+    reports.deliver(session=session, actor=world["n_rad"], study_id=slow)
+    upload()  # still waiting: counted, not delivered
+
+    today = datetime.now(UTC).date()
+    result = turnaround.summary(
+        session=session, actor=world["admin"], date_from=today - timedelta(days=2), date_to=today
+    )
+    assert (result.overall.studies, result.overall.delivered) == (3, 2)
+    assert (result.overall.within_target, result.overall.within_target_pct) == (1, 50.0)
+    delivered = result.overall.steps["delivered"]
+    assert delivered.count == 2 and delivered.p90_minutes > 24 * 60
+    assert result.overall.steps["opened"].count == 2
+    assert {r.label for r in result.by_radiologist} == {"tele1", world["n_rad"].username}
+    assert [r.key for r in result.by_centre] == ["NORTH"]
+    # a centre manager sees only their own centre; others may not look at all
+    south = turnaround.summary(
+        session=session, actor=world["s_centre"], date_from=today, date_to=today
+    )
+    assert south.overall.studies == 0
+    with pytest.raises(PermissionDenied):
+        turnaround.summary(session=session, actor=world["tele"], date_from=today, date_to=today)
+    with pytest.raises(InvalidInput, match="ends before"):
+        turnaround.summary(
+            session=session, actor=world["admin"], date_from=today, date_to=today - timedelta(1)
+        )
+
+
+def test_percentile_interpolates():
+    from pacs_app.services.turnaround import percentile
+
+    assert percentile([], 50) is None
+    assert percentile([10], 90) == 10
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([0, 10], 90) == 9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import notifications, reports, workflow
+from pacs_app.services import notifications, reports, turnaround, workflow
 from pacs_app.services.dto import (
     NotificationList,
     RadiologistOption,
@@ -334,3 +335,22 @@ def list_notifications(
 @router.post("/notifications/read", summary="Mark notifications read")
 def mark_read(body: ReadRequest, actor: CurrentActor, session: SessionDep) -> dict:
     return {"marked": notifications.mark_read(session=session, actor=actor, ids=body.ids)}
+
+
+# --- turnaround -----------------------------------------------------------------------------
+
+
+@router.get("/turnaround", response_model=turnaround.TatSummary, summary="Turnaround times")
+def turnaround_summary(
+    actor: CurrentActor,
+    session: SessionDep,
+    date_from: date,
+    date_to: date,
+    centre_id: int | None = None,
+) -> turnaround.TatSummary:
+    """Minutes from receipt to assignment, first opening, verification and delivery, per
+    centre and per radiologist, for studies received in the range (admins: all centres;
+    centre managers: their own)."""
+    return turnaround.summary(
+        session=session, actor=actor, date_from=date_from, date_to=date_to, centre_id=centre_id
+    )

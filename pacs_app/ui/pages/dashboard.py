@@ -8,6 +8,7 @@ from pacs_app.core.errors import PermissionDenied
 from pacs_app.models import Role
 from pacs_app.services import dashboards
 from pacs_app.ui import routes
+from pacs_app.ui.components.turnaround_panel import TatState, turnaround_panel
 from pacs_app.ui.pages.studies import priority_badge, study_row
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
@@ -161,7 +162,9 @@ def _users_stats() -> rx.Component:
 
 
 @rx.page(
-    route=routes.ADMIN, title="Administration · PACS", on_load=DashboardState.open(Role.ADMIN.value)
+    route=routes.ADMIN,
+    title="Administration · PACS",
+    on_load=[DashboardState.open(Role.ADMIN.value), TatState.open],
 )
 def admin_dashboard() -> rx.Component:
     return _guarded(
@@ -192,12 +195,21 @@ def admin_dashboard() -> rx.Component:
                     rx.button(rx.icon("scroll-text", size=16), "Audit trail", variant="soft"),
                     href=routes.ADMIN_AUDIT,
                 ),
+                rx.link(
+                    rx.button(rx.icon("list-todo", size=16), "Worklist", variant="soft"),
+                    href=routes.WORKLIST,
+                ),
             ),
+            turnaround_panel(show_centres=True),
         ),
     )
 
 
-@rx.page(route=routes.CENTRE, title="Centre · PACS", on_load=DashboardState.open(Role.CENTRE.value))
+@rx.page(
+    route=routes.CENTRE,
+    title="Centre · PACS",
+    on_load=[DashboardState.open(Role.CENTRE.value), TatState.open],
+)
 def centre_dashboard() -> rx.Component:
     return _guarded(
         Role.CENTRE,
@@ -233,6 +245,7 @@ def centre_dashboard() -> rx.Component:
                 "Studies uploaded by your technicians will be listed here.",
                 "inbox",
             ),
+            turnaround_panel(show_centres=False),
         ),
     )
 
@@ -282,6 +295,11 @@ def radiologist_dashboard() -> rx.Component:
                 ),
                 size="3",
                 id="radiologist-kind",
+            ),
+            rx.link(
+                rx.button(rx.icon("list-todo", size=16), "Open my worklist", size="3"),
+                href=routes.WORKLIST,
+                id="open-worklist",
             ),
             recent_studies(
                 "Studies waiting to be read",

@@ -1,0 +1,853 @@
+"""Worklists and the report editor.
+
+The worklist polls a cheap change stamp every few seconds and reloads its rows only when a
+study the user may see has changed, so a claim, an assignment or a new upload shows up without
+a manual reload. The report page autosaves the draft as the radiologist types (debounced),
+names the revision it started from so that two tabs never overwrite each other silently, and
+puts the study's viewer beside the editor.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from pacs_app.core.errors import Conflict, DomainError, NotFound
+from pacs_app.models import StudyStatus
+from pacs_app.services import reports, workflow
+from pacs_app.services.dto import ReportView, WorklistItem
+from pacs_app.ui import routes
+from pacs_app.ui.pages.studies import priority_badge, study_row
+from pacs_app.ui.state import AuthState, call_domain
+from pacs_app.ui.template import shell
+
+POLL_MS = 4000
+AUTOSAVE_MS = 600  # a draft is saved this long after the radiologist stops typing
+ANY = "all open"
+
+
+def waited(seconds: int) -> str:
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def worklist_row(item: WorklistItem) -> dict[str, str]:
+    return {
+        **study_row(item),
+        "assigned_to": item.assigned_to or "—",
+        "waiting": waited(item.waiting_seconds),
+        "target": waited(item.target_minutes * 60),
+        "overdue": "1" if item.overdue else "",
+    }
+
+
+class WorklistState(AuthState):
+    kind: str = "all"  # mine | available | all
+    status: str = ANY
+    rows: list[dict[str, str]] = []
+    total: int = 0
+    page: int = 1
+    message: str = ""
+    loaded: bool = False
+    _stamp: str = ""
+
+    @rx.var
+    def status_options(self) -> list[str]:
+        return [ANY, *[s.value for s in StudyStatus]]
+
+    async def _load(self):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            page = await call_domain(
+                workflow.worklist,
+                actor=actor,
+                kind=self.kind,
+                status=None if self.status == ANY or self.kind != "all" else self.status,
+                page=self.page,
+                page_size=50,
+            )
+        except DomainError as exc:
+            self.message, self.rows, self.total = exc.message, [], 0
+            self.loaded = True
+            return None
+        self.rows = [worklist_row(i) for i in page.items]
+        self.total = page.total
+        self._stamp = page.stamp
+        self.message = ""
+        self.loaded = True
+        return None
+
+    @rx.event
+    async def open(self):
+        self.loaded, self.page, self.status = False, 1, ANY
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        self.kind = "mine" if actor.role.value == "radiologist" else "all"
+        return await self._load()
+
+    @rx.event
+    async def show(self, kind: str):
+        self.kind, self.page = kind, 1
+        return await self._load()
+
+    @rx.event
+    async def set_status_filter(self, value: str):
+        self.status, self.page = value, 1
+        return await self._load()
+
+    @rx.event
+    async def poll(self, _value: str = ""):
+        """Reload only when something the user may see has changed."""
+        if not self.loaded:
+            return None
+        actor = await self.actor()
+        if actor is None:
+            return None
+        stamp = await call_domain(workflow.worklist_stamp, actor=actor)
+        if stamp != self._stamp:
+            return await self._load()
+        return None
+
+    @rx.event
+    async def claim(self, study_id: str):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            await call_domain(
+                workflow.claim, actor=actor, study_id=study_id, address=self._client_address()
+            )
+        except DomainError as exc:
+            await self._load()
+            return rx.toast.error(exc.message, id="claim-error")
+        self.kind = "mine"
+        await self._load()
+        return rx.toast.success(f"Study {study_id} is yours.")
+
+
+def _worklist_row(row, radiologist_view: bool) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link(row["study_id"], href="/study/" + row["study_id"], weight="bold")),
+        rx.table.cell(priority_badge(row["priority"])),
+        rx.table.cell(
+            rx.text(row["patient"]), rx.text(row["patient_id"], size="1", color_scheme="gray")
+        ),
+        rx.table.cell(row["modality"], " ", row["body_part"]),
+        rx.table.cell(row["centre"]),
+        rx.table.cell(row["status"]),
+        rx.table.cell(row["assigned_to"]),
+        rx.table.cell(
+            rx.cond(
+                row["overdue"] != "",
+                rx.tooltip(
+                    rx.badge(
+                        rx.icon("clock-alert", size=12),
+                        row["waiting"],
+                        color_scheme="red",
+                        variant="solid",
+                    ),
+                    content="Past the turnaround target of " + row["target"],
+                ),
+                rx.text(row["waiting"], size="2"),
+            ),
+            class_name="waiting",
+        ),
+        rx.table.cell(
+            rx.cond(
+                radiologist_view,
+                rx.cond(
+                    WorklistState.kind == "available",
+                    rx.button(
+                        "Claim",
+                        size="1",
+                        on_click=WorklistState.claim(row["study_id"]),
+                        id="claim-" + row["study_id"],
+                    ),
+                    rx.link(
+                        rx.button("Report", size="1", variant="soft"),
+                        href="/report/" + row["study_id"],
+                        id="report-" + row["study_id"],
+                    ),
+                ),
+                rx.link(
+                    rx.button("Open", size="1", variant="soft"),
+                    href="/study/" + row["study_id"],
+                ),
+            )
+        ),
+        background=rx.cond(
+            row["overdue"] != "",
+            rx.color("red", 2),
+            rx.match(
+                row["priority"],
+                ("stat", rx.color("red", 3)),
+                ("urgent", rx.color("orange", 3)),
+                "transparent",
+            ),
+        ),
+        id="worklist-row-" + row["study_id"],
+        class_name="worklist-row",
+    )
+
+
+def _worklist_table(radiologist_view: bool) -> rx.Component:
+    headers = [
+        "Study",
+        "Priority",
+        "Patient",
+        "Exam",
+        "Centre",
+        "Status",
+        "Radiologist",
+        "Waiting",
+        "",
+    ]
+    return rx.cond(
+        WorklistState.rows.length() > 0,
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(
+                rx.foreach(WorklistState.rows, lambda r: _worklist_row(r, radiologist_view))
+            ),
+            width="100%",
+            size="1",
+            id="worklist-table",
+        ),
+        rx.callout(
+            rx.match(
+                WorklistState.kind,
+                ("mine", "Nothing assigned to you. Claim a study from 'Available to claim'."),
+                ("available", "No study is waiting to be claimed right now."),
+                "No open studies.",
+            ),
+            icon="inbox",
+            color_scheme="gray",
+            id="worklist-empty",
+        ),
+    )
+
+
+@rx.page(route=routes.WORKLIST, title="Worklist · PACS", on_load=WorklistState.open)
+def worklist_page() -> rx.Component:
+    radiologist = AuthState.role == "radiologist"
+    return shell(
+        "Worklist",
+        rx.vstack(
+            rx.moment(interval=POLL_MS, on_change=WorklistState.poll, display="none"),
+            rx.hstack(
+                rx.cond(
+                    radiologist,
+                    rx.segmented_control.root(
+                        rx.segmented_control.item("My studies", value="mine"),
+                        rx.segmented_control.item("Available to claim", value="available"),
+                        value=WorklistState.kind,
+                        on_change=WorklistState.show,
+                        id="worklist-kind",
+                    ),
+                    rx.select(
+                        WorklistState.status_options,
+                        value=WorklistState.status,
+                        on_change=WorklistState.set_status_filter,
+                        id="worklist-status",
+                    ),
+                ),
+                rx.badge(WorklistState.total.to_string() + " studies", id="worklist-total"),
+                rx.spacer(),
+                rx.text(
+                    "Most urgent first, then longest waiting · refreshes by itself",
+                    size="1",
+                    color_scheme="gray",
+                ),
+                align="center",
+                width="100%",
+            ),
+            rx.cond(
+                WorklistState.message != "",
+                rx.callout(WorklistState.message, color_scheme="red"),
+            ),
+            rx.cond(
+                WorklistState.loaded,
+                _worklist_table(radiologist),
+                rx.center(rx.spinner(), padding="3em"),
+            ),
+            width="100%",
+            spacing="3",
+        ),
+    )
+
+
+# --- the report editor ----------------------------------------------------------------------
+
+
+class ReportState(AuthState):
+    ready: bool = False
+    message: str = ""
+    study: dict[str, str] = {}
+    status: str = ""
+    assigned_to: str = ""
+    findings: str = ""
+    impression: str = ""
+    revision: int = 0
+    saved_note: str = ""
+    source_note: str = ""
+    save_error: str = ""
+    versions: list[dict[str, str]] = []
+    templates: list[dict[str, str]] = []
+    template_choice: str = ""
+    ai_draft: dict[str, str] = {}
+    can_edit: bool = False
+    can_verify: bool = False
+    can_deliver: bool = False
+    can_add_addendum: bool = False
+    can_download_pdf: bool = False
+    has_draft: bool = False
+    addendum: str = ""
+    verify_open: bool = False
+    replace_open: bool = False
+    _study_id: str = ""
+
+    def _sid(self) -> str:
+        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
+
+    def _show(self, view: ReportView) -> None:
+        self.study = study_row(view.study)
+        self.status = view.status.value
+        self.assigned_to = view.assigned_to or "nobody"
+        draft = view.draft
+        self.has_draft = draft is not None
+        if draft is not None:
+            self.findings, self.impression, self.revision = (
+                draft.findings,
+                draft.impression,
+                draft.revision,
+            )
+            self.saved_note = (
+                f"Saved {draft.saved_at:%H:%M:%S} UTC" if draft.saved_at else "Not saved yet"
+            )
+            self.source_note = {
+                "template": f"Started from the template “{draft.source_detail}”.",
+                "ai": f"Started from the AI draft ({draft.source_detail}); review every line.",
+            }.get(draft.source, "")
+        self.versions = [
+            {
+                "number": str(v.number),
+                "kind": v.kind,
+                "title": "Signed report" if v.kind == "signed" else f"Addendum {v.number - 1}",
+                "findings": v.findings,
+                "impression": v.impression,
+                "text": v.text,
+                "signed": f"{v.signed_by_name}, {v.signed_at:%Y-%m-%d %H:%M} UTC",
+            }
+            for v in view.versions
+        ]
+        self.templates = [
+            {"id": str(t.id), "name": t.name, "label": t.name} for t in view.templates
+        ]
+        self.ai_draft = (
+            {
+                "model": f"{view.ai_draft.model} {view.ai_draft.version}",
+                "findings": view.ai_draft.findings,
+                "impression": view.ai_draft.impression,
+            }
+            if view.ai_draft
+            else {}
+        )
+        self.can_edit, self.can_verify = view.can_edit, view.can_verify
+        self.can_deliver, self.can_add_addendum = view.can_deliver, view.can_add_addendum
+        self.can_download_pdf = view.can_download_pdf
+
+    async def _reload(self):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            view = await call_domain(
+                reports.get_report,
+                actor=actor,
+                study_id=self._study_id,
+                address=self._client_address(),
+            )
+        except NotFound:
+            self.message = f"No study {self._study_id} that you may see."
+            self.ready = True
+            return None
+        self._show(view)
+        self.ready = True
+        return None
+
+    @rx.event
+    async def open(self):
+        self.ready, self.message, self.save_error, self.addendum = False, "", "", ""
+        self.findings = self.impression = ""
+        self._study_id = self._sid()
+        return await self._reload()
+
+    async def _save(self):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            draft = await call_domain(
+                reports.save_draft,
+                actor=actor,
+                study_id=self._study_id,
+                findings=self.findings,
+                impression=self.impression,
+                base_revision=self.revision,
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            self.save_error = exc.message
+            self.saved_note = "Not saved"
+            return None
+        self.revision, self.save_error = draft.revision, ""
+        self.saved_note = f"Saved {draft.saved_at:%H:%M:%S} UTC"
+        self.status = (
+            StudyStatus.REPORTED.value
+            if (self.findings or self.impression)
+            else StudyStatus.IN_PROGRESS.value
+        )
+        return None
+
+    @rx.event
+    async def edit_findings(self, value: str):
+        self.findings = value
+        self.saved_note = "Saving…"
+        return await self._save()
+
+    @rx.event
+    async def edit_impression(self, value: str):
+        self.impression = value
+        self.saved_note = "Saving…"
+        return await self._save()
+
+    @rx.event
+    def set_template_choice(self, value: str):
+        self.template_choice = value
+
+    @rx.event
+    def set_replace_open(self, value: bool):
+        self.replace_open = value
+
+    @rx.event
+    async def apply_template(self, replace: bool = False):
+        if not self.template_choice:
+            return rx.toast.error("Choose a template first.")
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        template_id = next(
+            (int(t["id"]) for t in self.templates if t["name"] == self.template_choice), None
+        )
+        if template_id is None:
+            return rx.toast.error("That template is no longer available.")
+        try:
+            await call_domain(
+                reports.apply_template,
+                actor=actor,
+                study_id=self._study_id,
+                template_id=template_id,
+                replace=replace,
+                address=self._client_address(),
+            )
+        except Conflict as exc:
+            if "confirm" in exc.message:
+                self.replace_open = True
+                return None
+            return rx.toast.error(exc.message)
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self.replace_open = False
+        await self._reload()
+        return rx.toast.success(f"Template “{self.template_choice}” applied.")
+
+    @rx.event
+    def accept_ai_draft(self):
+        """Copy the AI draft into the editor: visible, marked, and saved like typed text."""
+        if not self.ai_draft or not self.can_edit:
+            return None
+        self.findings = self.ai_draft.get("findings", "")
+        self.impression = self.ai_draft.get("impression", "")
+        return ReportState.edit_impression(self.impression)
+
+    @rx.event
+    def set_verify_open(self, value: bool):
+        self.verify_open = value
+
+    async def _act(self, fn, success: str, **kwargs):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            view = await call_domain(
+                fn,
+                actor=actor,
+                study_id=self._study_id,
+                address=self._client_address(),
+                **kwargs,
+            )
+        except DomainError as exc:
+            self.verify_open = False
+            return rx.toast.error(exc.message, id="report-error")
+        self.verify_open = False
+        self._show(view)
+        return rx.toast.success(success)
+
+    @rx.event
+    async def verify(self):
+        saved = await self._save()
+        if self.save_error:
+            self.verify_open = False
+            return rx.toast.error(self.save_error)
+        if saved is not None:
+            return saved
+        return await self._act(reports.verify, "Report verified and signed.")
+
+    @rx.event
+    async def deliver(self):
+        return await self._act(reports.deliver, "Report delivered to the centre.")
+
+    @rx.event
+    def set_addendum(self, value: str):
+        self.addendum = value
+
+    @rx.event
+    async def add_addendum(self):
+        before = len(self.versions)
+        result = await self._act(reports.add_addendum, "Addendum signed.", text=self.addendum)
+        if len(self.versions) > before:
+            self.addendum = ""
+        return result
+
+    @rx.event
+    async def download_pdf(self):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            found = await call_domain(
+                reports.report_pdf,
+                actor=actor,
+                study_id=self._study_id,
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        return rx.download(data=found.content, filename=found.filename, mime_type="application/pdf")
+
+
+def _version_card(v) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.heading(v["title"], size="3"),
+                rx.spacer(),
+                rx.text(v["signed"], size="1", color_scheme="gray"),
+                width="100%",
+            ),
+            rx.cond(
+                v["kind"] == "signed",
+                rx.vstack(
+                    rx.text("Findings", weight="bold", size="2"),
+                    rx.text(v["findings"], white_space="pre-wrap", size="2"),
+                    rx.text("Impression", weight="bold", size="2"),
+                    rx.text(v["impression"], white_space="pre-wrap", size="2"),
+                    spacing="1",
+                ),
+                rx.text(v["text"], white_space="pre-wrap", size="2"),
+            ),
+            spacing="2",
+            align="stretch",
+        ),
+        width="100%",
+        class_name="report-version",
+    )
+
+
+def _verify_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(
+            rx.button(
+                rx.icon("pen-line", size=16),
+                "Verify and sign",
+                id="verify-report",
+                disabled=~ReportState.can_verify,
+            )
+        ),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Sign this report?"),
+            rx.alert_dialog.description(
+                "Once signed the report cannot be edited; later changes are added as "
+                "addenda. You sign as " + AuthState.display_name + "."
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Not yet", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(
+                    rx.button("Sign", on_click=ReportState.verify, id="confirm-verify")
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="1em",
+            ),
+        ),
+        open=ReportState.verify_open,
+        on_open_change=ReportState.set_verify_open,
+    )
+
+
+def _replace_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Replace your text?"),
+            rx.alert_dialog.description(
+                "The draft already has text. Applying the template replaces the findings and "
+                "impression you wrote."
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Keep my text", variant="soft")),
+                rx.alert_dialog.action(
+                    rx.button(
+                        "Replace",
+                        color_scheme="red",
+                        on_click=ReportState.apply_template(True),
+                        id="confirm-replace",
+                    )
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="1em",
+            ),
+        ),
+        open=ReportState.replace_open,
+        on_open_change=ReportState.set_replace_open,
+    )
+
+
+def _editor() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.select.root(
+                rx.select.trigger(placeholder="Start from a template…", id="template-choice"),
+                rx.select.content(
+                    rx.foreach(
+                        ReportState.templates,
+                        lambda t: rx.select.item(t["name"], value=t["name"]),
+                    )
+                ),
+                value=ReportState.template_choice,
+                on_change=ReportState.set_template_choice,
+            ),
+            rx.button(
+                "Apply",
+                variant="soft",
+                on_click=ReportState.apply_template(False),
+                id="apply-template",
+            ),
+            rx.spacer(),
+            rx.text(ReportState.saved_note, size="1", color_scheme="gray", id="saved-note"),
+            width="100%",
+            align="center",
+        ),
+        rx.cond(
+            ReportState.ai_draft.length() > 0,
+            rx.callout.root(
+                rx.callout.icon(rx.icon("bot")),
+                rx.vstack(
+                    rx.text(
+                        "AI-generated draft (" + ReportState.ai_draft["model"] + "): not part of "
+                        "the report unless you use it.",
+                        weight="bold",
+                        size="2",
+                    ),
+                    rx.text(ReportState.ai_draft["impression"], size="2", white_space="pre-wrap"),
+                    rx.button(
+                        "Use the AI draft",
+                        size="1",
+                        variant="soft",
+                        on_click=ReportState.accept_ai_draft,
+                    ),
+                    spacing="1",
+                ),
+                color_scheme="violet",
+                id="ai-draft",
+            ),
+            rx.text("No AI draft for this study.", size="1", color_scheme="gray", id="no-ai-draft"),
+        ),
+        rx.cond(
+            ReportState.source_note != "",
+            rx.text(ReportState.source_note, size="1", color_scheme="violet"),
+        ),
+        rx.text("Findings", weight="bold", size="2"),
+        rx.debounce_input(
+            rx.text_area(
+                value=ReportState.findings,
+                on_change=ReportState.edit_findings,
+                rows="12",
+                width="100%",
+                id="findings",
+            ),
+            debounce_timeout=AUTOSAVE_MS,
+        ),
+        rx.text("Impression", weight="bold", size="2"),
+        rx.debounce_input(
+            rx.text_area(
+                value=ReportState.impression,
+                on_change=ReportState.edit_impression,
+                rows="5",
+                width="100%",
+                id="impression",
+            ),
+            debounce_timeout=AUTOSAVE_MS,
+        ),
+        rx.cond(
+            ReportState.save_error != "",
+            rx.callout(ReportState.save_error, color_scheme="red", id="save-error"),
+        ),
+        rx.hstack(_verify_dialog(), spacing="3"),
+        _replace_dialog(),
+        width="100%",
+        spacing="2",
+        id="report-editor",
+    )
+
+
+def _signed_part() -> rx.Component:
+    return rx.vstack(
+        rx.foreach(ReportState.versions, _version_card),
+        rx.cond(
+            ReportState.can_deliver,
+            rx.button(
+                rx.icon("send", size=16),
+                "Deliver to the centre",
+                on_click=ReportState.deliver,
+                color_scheme="green",
+                id="deliver-report",
+            ),
+        ),
+        rx.cond(
+            ReportState.can_add_addendum,
+            rx.vstack(
+                rx.text("Addendum", weight="bold", size="2"),
+                rx.text_area(
+                    value=ReportState.addendum,
+                    on_change=ReportState.set_addendum,
+                    rows="3",
+                    width="100%",
+                    id="addendum-text",
+                ),
+                rx.button(
+                    "Sign addendum",
+                    variant="soft",
+                    on_click=ReportState.add_addendum,
+                    id="add-addendum",
+                ),
+                width="100%",
+                spacing="2",
+            ),
+        ),
+        width="100%",
+        spacing="3",
+    )
+
+
+@rx.page(route=routes.REPORT, title="Report · PACS", on_load=ReportState.open)
+def report_page() -> rx.Component:
+    s = ReportState.study
+    left = rx.vstack(
+        rx.hstack(
+            rx.heading(s["patient"], size="5", id="report-patient"),
+            priority_badge(s["priority"]),
+            rx.badge(ReportState.status, color_scheme="indigo", id="report-status"),
+            align="center",
+            wrap="wrap",
+        ),
+        rx.text(
+            s["study_id"],
+            " · ",
+            s["modality"],
+            " ",
+            s["body_part"],
+            " · ",
+            s["age_sex"],
+            " · centre ",
+            s["centre"],
+            " · read by ",
+            ReportState.assigned_to,
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.hstack(
+            rx.link(
+                rx.button(rx.icon("scan-eye", size=16), "Viewer in a new tab", variant="soft"),
+                href="/viewer/" + s["study_id"],
+                is_external=True,
+            ),
+            rx.link(
+                rx.button(rx.icon("info", size=16), "Study details", variant="soft"),
+                href="/study/" + s["study_id"],
+            ),
+            rx.cond(
+                ReportState.can_download_pdf,
+                rx.button(
+                    rx.icon("file-down", size=16),
+                    "Download PDF",
+                    variant="soft",
+                    on_click=ReportState.download_pdf,
+                    id="download-pdf",
+                ),
+            ),
+            wrap="wrap",
+        ),
+        rx.cond(ReportState.can_edit, _editor()),
+        rx.cond(
+            ReportState.versions.length() > 0,
+            _signed_part(),
+            rx.cond(
+                ~ReportState.can_edit,
+                rx.callout(
+                    rx.cond(
+                        ReportState.has_draft,
+                        "The report is not being edited now (status: " + ReportState.status + ").",
+                        "The report is not delivered yet. It appears here once the radiologist "
+                        "has verified and delivered it.",
+                    ),
+                    icon="file-clock",
+                    color_scheme="gray",
+                    id="report-pending",
+                ),
+            ),
+        ),
+        width="46%",
+        min_width="380px",
+        spacing="3",
+    )
+    right = rx.el.iframe(
+        src="/viewer/" + s["study_id"],
+        title="Viewer",
+        style={
+            "width": "100%",
+            "height": "82vh",
+            "border": f"1px solid {rx.color('gray', 5)}",
+            "borderRadius": "6px",
+        },
+        id="report-viewer",
+    )
+    return shell(
+        "Report",
+        rx.cond(
+            ReportState.ready,
+            rx.cond(
+                ReportState.message != "",
+                rx.callout(ReportState.message, icon="search-x", color_scheme="gray"),
+                rx.hstack(left, rx.box(right, flex="1"), align="start", spacing="4", width="100%"),
+            ),
+            rx.center(rx.spinner(), padding="3em"),
+        ),
+    )

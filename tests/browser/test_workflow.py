@@ -1,0 +1,134 @@
+"""The reading workflow across roles, in real Chromium against the running app:
+technician uploads an urgent study, the centre assigns it, the radiologist opens it, writes,
+verifies and delivers, the centre downloads the PDF; a tele-radiologist claims a pool study."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_sign_in import sign_in
+from tests.browser.test_studies import _upload
+from tests.dicom_factory import make_series
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _pid() -> str:
+    return "WF-" + uuid.uuid4().hex[:8].upper()
+
+
+def _pick(page: Page, trigger: str, option: str) -> None:
+    page.click(trigger)
+    page.get_by_role("option", name=option).click()
+
+
+def test_urgent_study_from_upload_to_delivered_pdf(page, new_page, tmp_path):
+    paths = make_series(tmp_path, 4, patient_name="JOURNEY^URGENT", patient_id=_pid())
+    sign_in(page, "technician", "tech123")
+    expect(page.locator("#dashboard-technician")).to_be_visible()
+    study_id = _upload(page, paths, priority="urgent")
+
+    # the centre manager is told, sees it on the worklist, and assigns it to the radiologist
+    centre = new_page()
+    sign_in(centre, "centre", "centre123")
+    expect(centre.locator("#dashboard-centre")).to_be_visible()
+    expect(centre.locator("#notification-count")).to_be_visible(timeout=15_000)
+    centre.click("#sidebar >> text=Worklist")
+    row = centre.locator(f"#worklist-row-{study_id}")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("urgent")
+    row.get_by_role("button", name="Open").click()
+    expect(centre.locator("#reading-card")).to_be_visible()
+    _pick(centre, "#assign-choice", "Dr Demo Radiologist (tele-radiologist)")
+    centre.click("#assign-study")
+    expect(centre.locator("#workflow-status")).to_have_text("assigned")
+    expect(centre.locator("#workflow-assigned")).to_contain_text("Dr Demo Radiologist")
+
+    # the radiologist gets a notification and finds it under "My studies"
+    doctor = new_page()
+    sign_in(doctor, "radiologist", "radio123")
+    expect(doctor.locator("#dashboard-radiologist")).to_be_visible()
+    expect(doctor.locator("#notification-count")).to_be_visible(timeout=15_000)
+    doctor.click("#notification-bell")
+    expect(doctor.locator("#notification-list")).to_contain_text(f"{study_id}")
+    doctor.keyboard.press("Escape")
+    doctor.click("#sidebar >> text=Worklist")
+    mine = doctor.locator(f"#worklist-row-{study_id}")
+    expect(mine).to_be_visible()
+    mine.get_by_role("button", name="Report").click()
+    expect(doctor.locator("#report-editor")).to_be_visible()
+    expect(doctor.locator("#report-status")).to_have_text("in_progress")
+    expect(doctor.locator("#report-viewer")).to_be_visible()
+
+    # writing saves by itself
+    doctor.fill("#findings", "Patchy consolidation in the right lower lobe.")
+    doctor.fill("#impression", "Right lower lobe pneumonia.")
+    expect(doctor.locator("#saved-note")).to_contain_text("Saved", timeout=15_000)
+    doctor.reload()
+    expect(doctor.locator("#impression")).to_have_value("Right lower lobe pneumonia.")
+    expect(doctor.locator("#report-status")).to_have_text("reported")
+
+    doctor.click("#verify-report")
+    doctor.click("#confirm-verify")
+    expect(doctor.locator(".report-version")).to_have_count(1)
+    expect(doctor.locator(".report-version")).to_contain_text("Right lower lobe pneumonia.")
+    expect(doctor.locator("#report-editor")).to_have_count(0)
+    doctor.click("#deliver-report")
+    expect(doctor.locator("#deliver-report")).to_have_count(0)
+
+    # the centre hears of it, opens the report and downloads the PDF
+    expect(centre.locator("#notification-count")).to_be_visible(timeout=15_000)
+    centre.goto(f"/report/{study_id}")
+    expect(centre.locator(".report-version")).to_contain_text("Right lower lobe pneumonia.")
+    with centre.expect_download() as download_info:
+        centre.click("#download-pdf")
+    download = download_info.value
+    assert download.suggested_filename == f"report_{study_id}.pdf"
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / f"report_{study_id}.pdf"
+    download.save_as(target)
+    data = target.read_bytes()
+    assert data.startswith(b"%PDF")
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    text = "\n".join(p.extract_text() for p in PdfReader(BytesIO(data)).pages)
+    assert "JOURNEY URGENT" in text and "Right lower lobe pneumonia." in text
+    assert "Dr Demo Radiologist" in text
+
+    # the study page's history tells the whole story
+    centre.goto(f"/study/{study_id}")
+    history = centre.locator("#history-table")
+    for action in ("study.assigned", "study.opened_for_reading", "report.verified"):
+        expect(history).to_contain_text(action)
+    expect(centre.locator("#workflow-status")).to_have_text("delivered")
+
+
+def test_tele_radiologist_claims_a_pool_study_and_the_list_updates_itself(page, new_page, tmp_path):
+    paths = make_series(tmp_path, 2, patient_name="POOL^CLAIM", patient_id=_pid())
+    doctor = new_page()
+    sign_in(doctor, "radiologist", "radio123")
+    expect(doctor.locator("#dashboard-radiologist")).to_be_visible()
+    doctor.click("#sidebar >> text=Worklist")
+    doctor.get_by_text("Available to claim").click()
+    expect(doctor.locator("#worklist-total")).to_be_visible()
+
+    # a technician uploads while the radiologist watches: the row appears without a reload
+    sign_in(page, "technician", "tech123")
+    expect(page.locator("#dashboard-technician")).to_be_visible()
+    study_id = _upload(page, paths)
+    row = doctor.locator(f"#worklist-row-{study_id}")
+    expect(row).to_be_visible(timeout=20_000)
+
+    doctor.click(f"#claim-{study_id}")
+    expect(doctor.locator("#worklist-kind")).to_be_visible()
+    expect(doctor.locator(f"#report-{study_id}")).to_be_visible()
+    doctor.goto(f"/study/{study_id}")
+    expect(doctor.locator("#workflow-assigned")).to_contain_text("Dr Demo Radiologist")
+    expect(doctor.locator("#release-study")).to_be_visible()

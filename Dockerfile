@@ -6,6 +6,7 @@ FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm unzip curl \
+    fonts-dejavu-core fonts-droid-fallback \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -9,6 +9,14 @@
   if (window.__pacsViewerLoaded) return;
   window.__pacsViewerLoaded = true;
 
+  // Inside the report page's split view: the viewer alone, without the app's sidebar and
+  // header (the report page around it has them).
+  if (window.self !== window.top) {
+    var style = document.createElement("style");
+    style.textContent = "#sidebar, #page-header { display: none !important; }";
+    document.head.appendChild(style);
+  }
+
   var CT_PRESETS = [
     ["Lung", -600, 1500], ["Mediastinum", 50, 350], ["Bone", 400, 1800],
     ["Brain", 40, 80], ["Abdomen", 40, 400]];

@@ -109,6 +109,7 @@ def header(title: str) -> rx.Component:
         padding_bottom="1em",
         border_bottom=f"1px solid {rx.color('gray', 5)}",
         spacing="4",
+        id="page-header",
     )
 
 

@@ -8,6 +8,7 @@ failure instead, so CI never passes without running them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -122,7 +123,8 @@ def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
         _wait_until_up(url, proc, log)
         yield url
     finally:
-        os.killpg(proc.pid, 15)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited by itself
+            os.killpg(proc.pid, 15)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

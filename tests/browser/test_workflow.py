@@ -42,6 +42,8 @@ def test_urgent_study_from_upload_to_delivered_pdf(page, new_page, tmp_path):
     row = centre.locator(f"#worklist-row-{study_id}")
     expect(row).to_be_visible()
     expect(row).to_contain_text("urgent")
+    ARTIFACTS.mkdir(exist_ok=True)
+    centre.screenshot(path=str(ARTIFACTS / "worklist-centre.png"))
     row.get_by_role("button", name="Open").click()
     expect(centre.locator("#reading-card")).to_be_visible()
     _pick(centre, "#assign-choice", "Dr Demo Radiologist (tele-radiologist)")
@@ -67,8 +69,11 @@ def test_urgent_study_from_upload_to_delivered_pdf(page, new_page, tmp_path):
 
     # writing saves by itself
     doctor.fill("#findings", "Patchy consolidation in the right lower lobe.")
+    expect(doctor.locator("#saved-note")).to_contain_text("Draft v1 saved", timeout=15_000)
     doctor.fill("#impression", "Right lower lobe pneumonia.")
-    expect(doctor.locator("#saved-note")).to_contain_text("Saved", timeout=15_000)
+    expect(doctor.locator("#saved-note")).to_contain_text("Draft v2 saved", timeout=15_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    doctor.screenshot(path=str(ARTIFACTS / "report-editor.png"))
     doctor.reload()
     expect(doctor.locator("#impression")).to_have_value("Right lower lobe pneumonia.")
     expect(doctor.locator("#report-status")).to_have_text("reported")
@@ -108,6 +113,7 @@ def test_urgent_study_from_upload_to_delivered_pdf(page, new_page, tmp_path):
     for action in ("study.assigned", "study.opened_for_reading", "report.verified"):
         expect(history).to_contain_text(action)
     expect(centre.locator("#workflow-status")).to_have_text("delivered")
+    centre.screenshot(path=str(ARTIFACTS / "study-delivered.png"), full_page=True)
 
 
 def test_tele_radiologist_claims_a_pool_study_and_the_list_updates_itself(page, new_page, tmp_path):
@@ -116,7 +122,7 @@ def test_tele_radiologist_claims_a_pool_study_and_the_list_updates_itself(page, 
     sign_in(doctor, "radiologist", "radio123")
     expect(doctor.locator("#dashboard-radiologist")).to_be_visible()
     doctor.click("#sidebar >> text=Worklist")
-    doctor.get_by_text("Available to claim").click()
+    doctor.get_by_role("radio", name="Available to claim").click()
     expect(doctor.locator("#worklist-total")).to_be_visible()
 
     # a technician uploads while the radiologist watches: the row appears without a reload

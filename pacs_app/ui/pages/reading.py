@@ -93,8 +93,8 @@ class WorklistState(AuthState):
         return await self._load()
 
     @rx.event
-    async def show(self, kind: str):
-        self.kind, self.page = kind, 1
+    async def show(self, kind: str | list[str]):
+        self.kind, self.page = (kind[0] if isinstance(kind, list) else kind), 1
         return await self._load()
 
     @rx.event
@@ -329,7 +329,9 @@ class ReportState(AuthState):
                 draft.revision,
             )
             self.saved_note = (
-                f"Saved {draft.saved_at:%H:%M:%S} UTC" if draft.saved_at else "Not saved yet"
+                f"Draft v{draft.revision} saved {draft.saved_at:%H:%M:%S} UTC"
+                if draft.saved_at
+                else "Not saved yet"
             )
             self.source_note = {
                 "template": f"Started from the template “{draft.source_detail}”.",
@@ -408,7 +410,7 @@ class ReportState(AuthState):
             self.saved_note = "Not saved"
             return None
         self.revision, self.save_error = draft.revision, ""
-        self.saved_note = f"Saved {draft.saved_at:%H:%M:%S} UTC"
+        self.saved_note = f"Draft v{draft.revision} saved {draft.saved_at:%H:%M:%S} UTC"
         self.status = (
             StudyStatus.REPORTED.value
             if (self.findings or self.impression)

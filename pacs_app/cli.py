@@ -61,6 +61,35 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("deactivate-user", "activate-user"):
         a = sub.add_parser(name, help=f"{name.split('-')[0]} an account")
         a.add_argument("username")
+
+    w = sub.add_parser(
+        "worker", help="run AI analysis jobs from the database (any number, any machine)"
+    )
+    w.add_argument("--once", action="store_true", help="run at most one job, then exit")
+
+    r = sub.add_parser(
+        "register-model",
+        help="register a local MONAI bundle as a learned-model plugin (weights checked by sha256)",
+    )
+    r.add_argument("bundle", help="the bundle folder (configs/, models/model.pt)")
+    r.add_argument("--name", required=True)
+    r.add_argument("--version", required=True)
+    r.add_argument("--sha256", required=True, help="the expected sha256 of models/model.pt")
+    r.add_argument("--modality", action="append", required=True, help="repeat for several")
+    r.add_argument("--body-part", action="append", default=[])
+    r.add_argument("--task", choices=["segmentation", "classification"], required=True)
+    r.add_argument("--label", action="append", required=True, help="output labels, in order")
+    r.add_argument("--size", type=int, nargs="+", required=True, help="input size, e.g. 96 96 96")
+    r.add_argument(
+        "--intensity-range", type=float, nargs=2, default=None, help="e.g. -1000 1000 (HU)"
+    )
+    r.add_argument("--licence", default="")
+    r.add_argument("--intended-use", default="")
+    r.add_argument(
+        "--validated",
+        action="store_true",
+        help="validated for clinical use (otherwise its output is kept out of the clinical UI)",
+    )
     return p
 
 
@@ -78,6 +107,35 @@ def main(argv: list[str] | None = None) -> int:
             system.bootstrap()
             print(f"database at revision {db.current_revision()}; ready")
             return 0
+        if args.command == "register-model":
+            from pacs_app.services import ai
+
+            db.migrate()
+            with db.session_scope() as session:
+                model = ai.register_model(
+                    session=session,
+                    actor=None,
+                    name=args.name,
+                    version=args.version,
+                    bundle_path=args.bundle,
+                    sha256=args.sha256,
+                    modalities=args.modality,
+                    body_parts=args.body_part,
+                    task=args.task,
+                    labels=args.label,
+                    spatial_size=args.size,
+                    intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
+                    licence=args.licence,
+                    intended_use=args.intended_use,
+                    validated=args.validated,
+                )
+            print(f"registered {model.name} {model.version}: {model.state}")
+            return 0
+        if args.command == "worker":
+            from pacs_app.ai import worker
+
+            db.migrate()
+            return worker.main(["--once"] if args.once else [])
         db.migrate()
         with db.session_scope() as session:
             if args.command == "create-centre":

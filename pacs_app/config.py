@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     # DejaVu Sans where the system has it.
     pacs_pdf_font: str = ""
 
+    # AI analysis. The embedded worker: `reflex run` starts one worker process of its own (the
+    # web process never imports torch); turn it off where `pacs worker` processes run instead.
+    ai_embedded_worker: bool = True
+    ai_worker_poll_seconds: float = Field(default=2.0, gt=0)
+    # A running job whose worker has not reported for this long is retried, or failed after
+    # AI_JOB_MAX_ATTEMPTS tries.
+    ai_job_stale_seconds: int = Field(default=300, ge=10)
+    ai_job_max_attempts: int = Field(default=2, ge=1)
+    # Optional rephrasing of the draft by a language model behind an OpenAI-compatible HTTP
+    # endpoint (e.g. http://127.0.0.1:8080/v1); off when empty. Without it the template draft
+    # stands.
+    ai_llm_url: str = ""
+    ai_llm_model: str = ""
+    ai_llm_timeout_seconds: float = Field(default=30.0, gt=0)
+
     # Create the documented demo users on an empty database (development only).
     seed_demo_data: bool = True
     # Apply pending Alembic migrations when the app starts.

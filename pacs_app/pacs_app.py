@@ -6,6 +6,7 @@ start, applies pending migrations (and, in development, creates the demo account
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import reflex as rx
@@ -14,6 +15,7 @@ from pacs_app.api import build_api
 from pacs_app.config import settings
 from pacs_app.services import system
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
+    ai_admin,
     audit,
     dashboard,
     login,
@@ -29,9 +31,23 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _bootstrap() -> None:
-    """Lifespan task: runs once when the backend starts, before it serves requests."""
+@contextlib.asynccontextmanager
+async def _bootstrap():
+    """Lifespan task: migrate and check before serving; run the embedded AI worker (a child
+    process, so this process never imports torch) while the app runs."""
     system.bootstrap()
+    from pacs_app.ai.worker import start_embedded
+
+    child = start_embedded()
+    try:
+        yield
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except Exception:
+                child.kill()
 
 
 app = rx.App(api_transformer=build_api())

@@ -1,5 +1,6 @@
 """SQLModel tables. Importing this package registers every table on ``SQLModel.metadata``."""
 
+from pacs_app.models.ai import AIFinding, AIJob, Decision, JobStatus, LearnedModel
 from pacs_app.models.audit import AuditEvent
 from pacs_app.models.auth import RevokedToken
 from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStatus
@@ -15,11 +16,16 @@ from pacs_app.models.workflow import (
 )
 
 __all__ = [
+    "AIFinding",
+    "AIJob",
     "AuditEvent",
     "Centre",
     "Currency",
+    "Decision",
     "DraftSource",
     "Instance",
+    "JobStatus",
+    "LearnedModel",
     "Notification",
     "NotificationKind",
     "Priority",

@@ -48,6 +48,8 @@ class Centre(SQLModel, table=True):
     # New studies go straight to the tele-radiology pool; when off, they wait in the centre's
     # own queue ("received") until a centre user assigns them or releases them to the pool.
     auto_release_to_pool: bool = Field(default=True)
+    # Queue an AI analysis for every study this centre uploads (one can be asked for anyway).
+    ai_auto_process: bool = Field(default=True)
     created_at: datetime = timestamp_field()
 
 

@@ -49,6 +49,10 @@ class AuditAction(StrEnum):
     REPORT_DELIVERED = "report.delivered"
     REPORT_DOWNLOADED = "report.downloaded"
     TEMPLATE_CHANGED = "template.changed"
+    AI_REQUESTED = "ai.requested"
+    AI_FINDING_DECIDED = "ai.finding_decided"
+    AI_DRAFT_ACCEPTED = "ai.draft_accepted"
+    AI_MODEL_REGISTERED = "ai.model_registered"
 
 
 class Outcome(StrEnum):

@@ -77,6 +77,9 @@ class Action(StrEnum):
     DELIVER_REPORT = "report.deliver"  # resource: Study
     MANAGE_TEMPLATES = "template.manage"  # resource: None
     VIEW_TURNAROUND = "turnaround.view"  # resource: None (scoping by visible_centre_ids)
+    RUN_AI = "ai.run"  # queue an analysis; resource: Study
+    VIEW_AI_FINDINGS = "ai.view_findings"  # resource: Study
+    MANAGE_MODELS = "ai.manage_models"  # resource: None
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,12 @@ def _view_turnaround(actor: Actor, _resource: Any) -> bool:
     return actor.is_admin or actor.role is Role.CENTRE
 
 
+def _reads_ai(actor: Actor, study: Any) -> bool:
+    """AI output is for the people who read images: radiologists who may see the study, and
+    administrators. Centre users see the job's state only."""
+    return actor.is_admin or (actor.role is Role.RADIOLOGIST and _view_study(actor, study))
+
+
 POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.OPEN_DASHBOARD: _open_dashboard,
     Action.VIEW_CENTRE: _view_centre,
@@ -229,6 +238,9 @@ POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.DELIVER_REPORT: _deliver_report,
     Action.MANAGE_TEMPLATES: _admin_only,
     Action.VIEW_TURNAROUND: _view_turnaround,
+    Action.RUN_AI: _reads_ai,
+    Action.VIEW_AI_FINDINGS: _reads_ai,
+    Action.MANAGE_MODELS: _admin_only,
 }
 
 
@@ -291,4 +303,7 @@ def _refusal_message(action: Action, resource: Any) -> str:
         ),
         Action.MANAGE_TEMPLATES: "Only administrators may edit report templates.",
         Action.VIEW_TURNAROUND: "Only administrators and centre managers see turnaround figures.",
+        Action.RUN_AI: "Only radiologists and administrators may run the AI analysis.",
+        Action.VIEW_AI_FINDINGS: "Only radiologists and administrators see AI findings.",
+        Action.MANAGE_MODELS: "Only administrators may manage AI models.",
     }.get(action, "You are not allowed to do this.")

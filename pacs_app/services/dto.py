@@ -190,6 +190,7 @@ class StudyPage(BaseModel):
 
 class WorklistItem(StudyPublic):
     assigned_to: str = ""  # the radiologist's display name
+    ai_status: str = ""  # the latest AI job's: queued, running, done, done_with_warnings, failed
     waiting_seconds: int  # since receipt (until delivery or cancellation)
     target_minutes: int  # the turnaround target of its priority
     overdue: bool

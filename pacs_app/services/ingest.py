@@ -447,6 +447,10 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
     )
     if raised:
         workflow.notify_urgent(session, study, tele=study.status is StudyStatus.UNASSIGNED)
+    if plan.stored:
+        from pacs_app.services import ai  # queued with the rows, in the same transaction
+
+        ai.enqueue_after_upload(session, study, centre)
     return study
 
 

@@ -119,13 +119,21 @@ def get_report(
         draft=draft,
         versions=[ReportVersionPublic.model_validate(v) for v in versions],
         templates=matching_templates(session, study) if writer else [],
-        ai_draft=None,  # filled in by the AI pipeline's draft once it exists (issue #5)
+        ai_draft=_ai_draft(session, actor, study) if writer else None,
         can_edit=writer and study.status in workflow.TRANSITIONS[Step.SAVE_DRAFT],
         can_verify=writer and study.status in workflow.TRANSITIONS[Step.VERIFY],
         can_deliver=can(actor, Action.DELIVER_REPORT, study) and study.status is S.VERIFIED,
         can_add_addendum=writer and study.status in workflow.TRANSITIONS[Step.ADDENDUM],
         can_download_pdf=bool(versions) or (reader and report is not None),
     )
+
+
+def _ai_draft(session: Session, actor: Actor, study: Study):
+    from pacs_app.services import ai  # ai -> reports at call time only
+
+    if not can(actor, Action.VIEW_AI_FINDINGS, study):
+        return None
+    return ai.draft_of(ai.latest_job(session, study))
 
 
 def save_draft(

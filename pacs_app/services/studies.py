@@ -18,7 +18,17 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, tuple_
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, InvalidTransition, NotFound
-from pacs_app.models import AuditEvent, Centre, Instance, Priority, Series, Study, StudyStatus, User
+from pacs_app.models import (
+    AIFinding,
+    AuditEvent,
+    Centre,
+    Instance,
+    Priority,
+    Series,
+    Study,
+    StudyStatus,
+    User,
+)
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Action, Actor, can, require, study_visibility
@@ -387,6 +397,13 @@ def delete_study(
     if (confirm or "").strip().upper() != study.study_id:
         raise InvalidInput(f"To delete study {study.study_id}, confirm by repeating its Study ID.")
     keys = list(session.exec(select(Instance.storage_key).where(Instance.study_pk == study.id)))
+    keys += [  # AI evidence (overlay images)
+        evidence["overlay"]
+        for evidence in session.exec(
+            select(AIFinding.evidence).where(AIFinding.study_pk == study.id)
+        )
+        if evidence and evidence.get("overlay")
+    ]
     session.exec(delete(Instance).where(col(Instance.study_pk) == study.id))
     session.exec(delete(Series).where(col(Series.study_pk) == study.id))
     audit.record_study(

@@ -622,6 +622,9 @@ def worklist(
     ).all()
     centres = {c.id: c for c in session.exec(select(Centre))} if rows else {}
     names = _names(session, {r.assigned_radiologist_id for r in rows} - {None})
+    from pacs_app.services.ai import job_states  # ai -> workflow: import late
+
+    ai_states = job_states(session, [r.id for r in rows])
     items = []
     for row in rows:
         end = row.delivered_at or row.cancelled_at or now
@@ -633,6 +636,7 @@ def worklist(
                     session, row, centre=centres.get(row.centre_id), uploader=""
                 ).model_dump(exclude={"differences"}),
                 assigned_to=names.get(row.assigned_radiologist_id, ""),
+                ai_status=ai_states.get(row.id, ""),
                 waiting_seconds=waited,
                 target_minutes=target,
                 overdue=waited > target * 60,

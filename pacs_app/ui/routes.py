@@ -21,6 +21,7 @@ VIEWER = "/viewer/[sid]"
 WORKLIST = "/worklist"
 REPORT = "/report/[sid]"
 ADMIN_TEMPLATES = "/admin/templates"
+ADMIN_AI = "/admin/ai"
 
 
 def study_url(study_id: str) -> str:

@@ -16,6 +16,7 @@ NAV: dict[str, list[tuple[str, str, str]]] = {
         ("Studies", routes.STUDIES, "list"),
         ("Users", routes.ADMIN_USERS, "users"),
         ("Report templates", routes.ADMIN_TEMPLATES, "file-text"),
+        ("AI analysis", routes.ADMIN_AI, "bot"),
         ("Audit trail", routes.ADMIN_AUDIT, "scroll-text"),
     ],
     "centre": [

@@ -13,9 +13,10 @@ import reflex as rx
 
 from pacs_app.core.errors import Conflict, DomainError, NotFound
 from pacs_app.models import StudyStatus
-from pacs_app.services import reports, workflow
+from pacs_app.services import ai, reports, workflow
 from pacs_app.services.dto import ReportView, WorklistItem
 from pacs_app.ui import routes
+from pacs_app.ui.components.ai_panel import ai_status_badge, finding_row, severity_badge
 from pacs_app.ui.pages.studies import priority_badge, study_row
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -42,6 +43,7 @@ def worklist_row(item: WorklistItem) -> dict[str, str]:
         "waiting": waited(item.waiting_seconds),
         "target": waited(item.target_minutes * 60),
         "overdue": "1" if item.overdue else "",
+        "ai_status": item.ai_status,
     }
 
 
@@ -143,6 +145,7 @@ def _worklist_row(row, radiologist_view: bool) -> rx.Component:
         rx.table.cell(row["centre"]),
         rx.table.cell(row["status"]),
         rx.table.cell(row["assigned_to"]),
+        rx.table.cell(ai_status_badge(row["ai_status"])),
         rx.table.cell(
             rx.cond(
                 row["overdue"] != "",
@@ -206,6 +209,7 @@ def _worklist_table(radiologist_view: bool) -> rx.Component:
         "Centre",
         "Status",
         "Radiologist",
+        "AI",
         "Waiting",
         "",
     ]
@@ -302,6 +306,9 @@ class ReportState(AuthState):
     templates: list[dict[str, str]] = []
     template_choice: str = ""
     ai_draft: dict[str, str] = {}
+    ai_findings: list[dict[str, str]] = []
+    ai_wording: dict[str, str] = {}
+    ai_replace_open: bool = False
     can_edit: bool = False
     can_verify: bool = False
     can_deliver: bool = False
@@ -381,6 +388,10 @@ class ReportState(AuthState):
             self.ready = True
             return None
         self._show(view)
+        self.ai_findings = []
+        if view.can_edit and view.ai_draft is not None:
+            report = await call_domain(ai.ai_report, actor=actor, study_id=self._study_id)
+            self.ai_findings = [finding_row(f) for f in report.findings]
         self.ready = True
         return None
 
@@ -471,13 +482,56 @@ class ReportState(AuthState):
         return rx.toast.success(f"Template “{self.template_choice}” applied.")
 
     @rx.event
-    def accept_ai_draft(self):
-        """Copy the AI draft into the editor: visible, marked, and saved like typed text."""
-        if not self.ai_draft or not self.can_edit:
-            return None
-        self.findings = self.ai_draft.get("findings", "")
-        self.impression = self.ai_draft.get("impression", "")
-        return ReportState.edit_impression(self.impression)
+    def set_ai_replace_open(self, value: bool):
+        self.ai_replace_open = value
+
+    @rx.event
+    async def accept_ai_draft(self, replace: bool = False):
+        """Start the report from the AI draft: the domain marks it AI-generated, leaves out
+        rejected findings, uses edited wording, and audits the acceptance."""
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            await call_domain(
+                ai.accept_draft,
+                actor=actor,
+                study_id=self._study_id,
+                replace=replace,
+                address=self._client_address(),
+            )
+        except Conflict as exc:
+            if "confirm" in exc.message:
+                self.ai_replace_open = True
+                return None
+            return rx.toast.error(exc.message)
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self.ai_replace_open = False
+        await self._reload()
+        return rx.toast.success("AI draft placed in the report; review every line.")
+
+    @rx.event
+    def set_ai_wording(self, finding_id: str, text: str):
+        self.ai_wording[finding_id] = text
+
+    @rx.event
+    async def decide(self, finding_id: str, decision: str):
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            await call_domain(
+                ai.decide,
+                actor=actor,
+                finding_id=int(finding_id),
+                decision=decision,
+                text=self.ai_wording.get(finding_id, ""),
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        return await self._reload()
 
     @rx.event
     def set_verify_open(self, value: bool):
@@ -632,6 +686,108 @@ def _replace_dialog() -> rx.Component:
     )
 
 
+def _ai_finding(f) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            severity_badge(f["severity"]),
+            rx.text(f["title"], size="2", weight="medium"),
+            rx.cond(f["value"] != "", rx.code(f["value"])),
+            rx.spacer(),
+            rx.match(
+                f["decision"],
+                ("accepted", rx.badge("accepted", color_scheme="green")),
+                ("edited", rx.badge("accepted, edited", color_scheme="green")),
+                ("rejected", rx.badge("rejected", color_scheme="red")),
+                rx.badge("to review", color_scheme="gray"),
+            ),
+            width="100%",
+            align="center",
+            wrap="wrap",
+        ),
+        rx.text(f["method"], size="1", color_scheme="gray"),
+        rx.hstack(
+            rx.input(
+                default_value=rx.cond(
+                    f["decision_text"] != "", f["decision_text"], f["report_text"]
+                ),
+                on_change=lambda v: ReportState.set_ai_wording(f["id"], v),
+                size="1",
+                width="100%",
+            ),
+            rx.button("Accept", size="1", on_click=ReportState.decide(f["id"], "accepted")),
+            rx.button(
+                "Accept my wording",
+                size="1",
+                variant="soft",
+                on_click=ReportState.decide(f["id"], "edited"),
+            ),
+            rx.button(
+                "Reject",
+                size="1",
+                variant="soft",
+                color_scheme="red",
+                on_click=ReportState.decide(f["id"], "rejected"),
+            ),
+            width="100%",
+        ),
+        spacing="1",
+        width="100%",
+        class_name="ai-review-finding",
+    )
+
+
+def _ai_panel() -> rx.Component:
+    return rx.callout.root(
+        rx.callout.icon(rx.icon("bot")),
+        rx.vstack(
+            rx.text(
+                "AI-generated preliminary draft (" + ReportState.ai_draft["model"] + "). "
+                "Nothing of it is in your report unless you accept it.",
+                weight="bold",
+                size="2",
+            ),
+            rx.foreach(ReportState.ai_findings, _ai_finding),
+            rx.text("Suggested impression:", size="1", weight="bold"),
+            rx.text(ReportState.ai_draft["impression"], size="2", white_space="pre-wrap"),
+            rx.button(
+                "Start the report from the AI draft",
+                size="1",
+                on_click=ReportState.accept_ai_draft(False),
+                id="accept-ai-draft",
+            ),
+            rx.alert_dialog.root(
+                rx.alert_dialog.content(
+                    rx.alert_dialog.title("Replace your text with the AI draft?"),
+                    rx.alert_dialog.description(
+                        "The draft already has text. The AI draft replaces the findings and "
+                        "impression you wrote."
+                    ),
+                    rx.hstack(
+                        rx.alert_dialog.cancel(rx.button("Keep my text", variant="soft")),
+                        rx.alert_dialog.action(
+                            rx.button(
+                                "Replace",
+                                color_scheme="red",
+                                on_click=ReportState.accept_ai_draft(True),
+                            )
+                        ),
+                        justify="end",
+                        spacing="3",
+                        margin_top="1em",
+                    ),
+                ),
+                open=ReportState.ai_replace_open,
+                on_open_change=ReportState.set_ai_replace_open,
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        color_scheme="violet",
+        id="ai-draft",
+        width="100%",
+    )
+
+
 def _editor() -> rx.Component:
     return rx.vstack(
         rx.hstack(
@@ -659,27 +815,7 @@ def _editor() -> rx.Component:
         ),
         rx.cond(
             ReportState.ai_draft.length() > 0,
-            rx.callout.root(
-                rx.callout.icon(rx.icon("bot")),
-                rx.vstack(
-                    rx.text(
-                        "AI-generated draft (" + ReportState.ai_draft["model"] + "): not part of "
-                        "the report unless you use it.",
-                        weight="bold",
-                        size="2",
-                    ),
-                    rx.text(ReportState.ai_draft["impression"], size="2", white_space="pre-wrap"),
-                    rx.button(
-                        "Use the AI draft",
-                        size="1",
-                        variant="soft",
-                        on_click=ReportState.accept_ai_draft,
-                    ),
-                    spacing="1",
-                ),
-                color_scheme="violet",
-                id="ai-draft",
-            ),
+            _ai_panel(),
             rx.text("No AI draft for this study.", size="1", color_scheme="gray", id="no-ai-draft"),
         ),
         rx.cond(

@@ -11,6 +11,7 @@ from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
 from pacs_app.ui.components import record_table
+from pacs_app.ui.components.ai_panel import AIPanelState, ai_card
 from pacs_app.ui.components.reading_panel import ReadingPanelState, reading_card
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -511,7 +512,9 @@ def _delete_dialog() -> rx.Component:
 
 
 @rx.page(
-    route=routes.STUDY, title="Study · PACS", on_load=[StudyState.open, ReadingPanelState.open]
+    route=routes.STUDY,
+    title="Study · PACS",
+    on_load=[StudyState.open, ReadingPanelState.open, AIPanelState.open],
 )
 def study_page() -> rx.Component:
     s = StudyState.study
@@ -530,6 +533,7 @@ def study_page() -> rx.Component:
             width="100%",
         ),
         reading_card(),
+        ai_card(),
         rx.card(
             rx.hstack(
                 _fact("Study ID", s["study_id"]),

@@ -324,13 +324,13 @@ def accept_draft(
             lines.append(f"- {f.report_text}")
         elif f.decision is Decision.EDITED:
             lines.append(f"- {f.decision_text}")
+    technique = "\n".join(  # the draft's own heading is replaced by the one below
+        line
+        for line in job.draft_technique.splitlines()
+        if not line.startswith("AI-GENERATED PRELIMINARY DRAFT")
+    ).strip()
     body = "\n".join(
-        part
-        for part in (
-            job.draft_technique,
-            "Findings:\n" + "\n".join(lines) if lines else "",
-        )
-        if part
+        part for part in (technique, "Findings:\n" + "\n".join(lines) if lines else "") if part
     )
     header = f"[AI-generated preliminary draft: {draft.model}; reviewed by the radiologist]"
     result = reports.save_draft(

@@ -17,6 +17,7 @@ from pacs_app.services import system
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
     audit,
+    billing,
     dashboard,
     login,
     reading,

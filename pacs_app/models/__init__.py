@@ -3,6 +3,15 @@
 from pacs_app.models.ai import AIFinding, AIJob, Decision, JobStatus, LearnedModel
 from pacs_app.models.audit import AuditEvent
 from pacs_app.models.auth import RevokedToken
+from pacs_app.models.billing import (
+    BillingRecord,
+    BillingStatus,
+    ExchangeRate,
+    Invoice,
+    InvoiceStatus,
+    PayoutRate,
+    PricingRule,
+)
 from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.users import Centre, Currency, Role, User
 from pacs_app.models.workflow import (
@@ -19,15 +28,22 @@ __all__ = [
     "AIFinding",
     "AIJob",
     "AuditEvent",
+    "BillingRecord",
+    "BillingStatus",
     "Centre",
     "Currency",
     "Decision",
     "DraftSource",
+    "ExchangeRate",
     "Instance",
+    "Invoice",
+    "InvoiceStatus",
     "JobStatus",
     "LearnedModel",
     "Notification",
     "NotificationKind",
+    "PayoutRate",
+    "PricingRule",
     "Priority",
     "Report",
     "ReportTemplate",

@@ -6,12 +6,13 @@ never patient data: the ``detail`` dict is for codes and reasons, not names.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from pacs_app.core.errors import InvalidInput
 from pacs_app.models import AuditEvent
 from pacs_app.models.base import utcnow
 from pacs_app.services.authz import Action, Actor, require
@@ -29,7 +30,12 @@ class AuditAction(StrEnum):
     USER_ACTIVATED = "user.activated"
     USER_DEACTIVATED = "user.deactivated"
     PASSWORD_CHANGED = "user.password_changed"
+    PASSWORD_RESET = "user.password_reset"
+    USER_UPDATED = "user.updated"
     CENTRE_CREATED = "centre.created"
+    CENTRE_UPDATED = "centre.updated"
+    CENTRE_DEACTIVATED = "centre.deactivated"
+    CENTRE_ACTIVATED = "centre.activated"
     STUDY_UPLOADED = "study.uploaded"
     STUDY_VIEWED = "study.viewed"
     STUDY_DELETED = "study.deleted"
@@ -130,16 +136,45 @@ def list_events(
     username: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    resource_id: str | None = None,
+    resource_type: str | None = None,
+    outcome: str | None = None,
 ) -> Page[AuditEventPublic]:
-    """Newest first, for administrators."""
+    """Newest first, for administrators.
+
+    Filters (all optional, combined with AND): ``action`` (exact, e.g. ``"user.created"``),
+    ``username`` (exact, case-insensitive), ``date_from`` / ``date_to`` (UTC days, both
+    inclusive), ``resource_id`` (exact: a Study ID, a user or centre id), ``resource_type``
+    (``"study"``, ``"user"``, ``"centre"``...) and ``outcome``.
+
+    Raises :class:`PermissionDenied` for non-administrators and :class:`InvalidInput` when
+    ``date_from`` is after ``date_to``.
+    """
     require(actor, Action.VIEW_AUDIT)
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("The start date is after the end date.")
     page = max(1, page)
     page_size = min(max(1, page_size), 200)
     query = select(AuditEvent)
     if action:
         query = query.where(AuditEvent.action == action)
-    if username:
+    if username and username.strip():
         query = query.where(AuditEvent.username == username.strip().lower())
+    if date_from:
+        query = query.where(AuditEvent.at >= datetime.combine(date_from, time.min, tzinfo=UTC))
+    if date_to:
+        end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
+        query = query.where(AuditEvent.at < end)
+    if resource_id and resource_id.strip():
+        wanted = resource_id.strip()
+        # Study IDs are upper case; accept them typed in lower case too.
+        query = query.where(col(AuditEvent.resource_id).in_({wanted, wanted.upper()}))
+    if resource_type:
+        query = query.where(AuditEvent.resource_type == resource_type)
+    if outcome:
+        query = query.where(AuditEvent.outcome == outcome)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(
         query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())

@@ -80,6 +80,8 @@ class Action(StrEnum):
     RUN_AI = "ai.run"  # queue an analysis; resource: Study
     VIEW_AI_FINDINGS = "ai.view_findings"  # resource: Study
     MANAGE_MODELS = "ai.manage_models"  # resource: None
+    MANAGE_BILLING = "billing.manage"  # prices, credits, invoices, payouts, rates; resource: None
+    VIEW_BILLING = "billing.view"  # a centre's own invoices and records; resource: None
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.RUN_AI: _reads_ai,
     Action.VIEW_AI_FINDINGS: _reads_ai,
     Action.MANAGE_MODELS: _admin_only,
+    Action.MANAGE_BILLING: _admin_only,
+    Action.VIEW_BILLING: _view_turnaround,  # administrators and centre managers
 }
 
 
@@ -306,4 +310,6 @@ def _refusal_message(action: Action, resource: Any) -> str:
         Action.RUN_AI: "Only radiologists and administrators may run the AI analysis.",
         Action.VIEW_AI_FINDINGS: "Only radiologists and administrators see AI findings.",
         Action.MANAGE_MODELS: "Only administrators may manage AI models.",
+        Action.MANAGE_BILLING: "Only administrators may manage pricing and billing.",
+        Action.VIEW_BILLING: "Only administrators and centre managers see billing.",
     }.get(action, "You are not allowed to do this.")

@@ -340,6 +340,9 @@ def deliver(
         delivered_at=utcnow(),
     )
     workflow.notify_delivered(session, study)
+    from pacs_app.services import billing  # billing follows delivered reports
+
+    billing.bill_delivered(session, study)  # once per study, in the delivery's transaction
     session.commit()
     return get_report(session=session, actor=actor, study_id=study_id)
 

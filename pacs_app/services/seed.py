@@ -71,8 +71,45 @@ def seed_demo_data(session: Session) -> bool:
                 centre_id=centre.id if demo.in_demo_centre else None,
             )
         )
+    # demo prices (INR, the demo centre's currency) for every modality, from today
+    from datetime import UTC, datetime
+
+    from pacs_app.models import PricingRule
+
+    today = datetime.now(UTC).date()
+    for modality, rupees in DEMO_PRICES_INR.items():
+        session.add(
+            PricingRule(
+                centre_id=None,
+                centre_key=0,
+                modality=modality,
+                currency=Currency.INR,
+                price_minor=rupees * 100,
+                urgent_surcharge_minor=rupees * 25,  # +25 %
+                stat_surcharge_minor=rupees * 50,  # +50 %
+                effective_from=today,
+                note="demo price",
+            )
+        )
     session.commit()
     return True
+
+
+# Demo default prices per read, in rupees (development data only).
+DEMO_PRICES_INR = {
+    "CR": 300,
+    "DX": 300,
+    "XRAY": 300,
+    "CT": 1500,
+    "MR": 2500,
+    "US": 600,
+    "MG": 800,
+    "NM": 2000,
+    "PT": 4000,
+    "XA": 1200,
+    "RF": 900,
+    "OT": 500,
+}
 
 
 def accounts_with_demo_passwords(session: Session) -> list[str]:

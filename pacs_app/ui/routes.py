@@ -22,6 +22,10 @@ WORKLIST = "/worklist"
 REPORT = "/report/[sid]"
 ADMIN_TEMPLATES = "/admin/templates"
 ADMIN_AI = "/admin/ai"
+# The API owns /billing/...: the billing pages use other paths.
+ADMIN_PRICING = "/admin/pricing"
+ADMIN_PAYOUTS = "/admin/payouts"
+INVOICES = "/invoices"
 
 
 def study_url(study_id: str) -> str:

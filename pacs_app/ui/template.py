@@ -17,6 +17,9 @@ NAV: dict[str, list[tuple[str, str, str]]] = {
         ("Users", routes.ADMIN_USERS, "users"),
         ("Report templates", routes.ADMIN_TEMPLATES, "file-text"),
         ("AI analysis", routes.ADMIN_AI, "bot"),
+        ("Pricing", routes.ADMIN_PRICING, "tag"),
+        ("Invoices", routes.INVOICES, "receipt"),
+        ("Payouts", routes.ADMIN_PAYOUTS, "wallet"),
         ("Audit trail", routes.ADMIN_AUDIT, "scroll-text"),
     ],
     "centre": [
@@ -25,6 +28,7 @@ NAV: dict[str, list[tuple[str, str, str]]] = {
         ("Studies", routes.STUDIES, "list"),
         ("Upload", routes.UPLOAD, "upload"),
         ("Centre users", routes.CENTRE_USERS, "users"),
+        ("Invoices", routes.INVOICES, "receipt"),
     ],
     "technician": [
         ("Dashboard", routes.TECHNICIAN, "layout-dashboard"),

@@ -18,6 +18,7 @@ from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
     audit,
     billing,
+    centres,
     dashboard,
     login,
     reading,

@@ -21,6 +21,7 @@ from pacs_app.models.workflow import (
     Report,
     ReportTemplate,
     ReportVersion,
+    TurnaroundTarget,
     VersionKind,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "Series",
     "Study",
     "StudyStatus",
+    "TurnaroundTarget",
     "User",
     "VersionKind",
 ]

@@ -145,3 +145,17 @@ class Notification(SQLModel, table=True):
     message: str = Field(max_length=300)
     created_at: datetime = timestamp_field()
     read_at: datetime | None = timestamp_field(nullable=True, default_now=False)
+
+
+class TurnaroundTarget(SQLModel, table=True):
+    """An administrator's turnaround target for a priority (receipt to delivery, minutes);
+    where none is set, TAT_TARGET_MINUTES_* from the configuration applies."""
+
+    __tablename__ = "turnaround_target"
+
+    priority: str = Field(primary_key=True, max_length=8)
+    minutes: int
+    updated_at: datetime = timestamp_field()
+    updated_by_id: int | None = Field(
+        default=None, foreign_key="user_account.id", ondelete="SET NULL"
+    )

@@ -55,6 +55,7 @@ class AuditAction(StrEnum):
     REPORT_DELIVERED = "report.delivered"
     REPORT_DOWNLOADED = "report.downloaded"
     TEMPLATE_CHANGED = "template.changed"
+    TAT_TARGET_CHANGED = "turnaround.target_changed"
     AI_REQUESTED = "ai.requested"
     AI_FINDING_DECIDED = "ai.finding_decided"
     AI_DRAFT_ACCEPTED = "ai.draft_accepted"

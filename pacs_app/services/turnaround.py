@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from pacs_app.core.errors import InvalidInput
 from pacs_app.models import Centre, Priority, Study, StudyStatus, User
 from pacs_app.services.authz import Action, Actor, require, visible_centre_ids
-from pacs_app.services.workflow import target_minutes
+from pacs_app.services.workflow import target_minutes, tat_targets
 
 STEPS = ("assigned", "opened", "verified", "delivered")
 _COLUMNS = {
@@ -65,7 +65,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _row(key: str, label: str, rows: list) -> TatRow:
+def _row(key: str, label: str, rows: list, targets: dict | None = None) -> TatRow:
     steps = {}
     for step in STEPS:
         minutes = [
@@ -83,7 +83,7 @@ def _row(key: str, label: str, rows: list) -> TatRow:
     within = sum(
         1
         for r in delivered
-        if (r.delivered - r.received_at) <= timedelta(minutes=target_minutes(r.priority))
+        if (r.delivered - r.received_at) <= timedelta(minutes=target_minutes(r.priority, targets))
     )
     return TatRow(
         key=key,
@@ -132,6 +132,7 @@ def summary(
     if centre_id is not None:
         query = query.where(Study.centre_id == centre_id)
     rows = session.exec(query).all()
+    targets = tat_targets(session)
 
     centres = {c.id: c for c in session.exec(select(Centre))}
     by_centre: dict[int, list] = defaultdict(list)
@@ -151,18 +152,18 @@ def summary(
     return TatSummary(
         date_from=date_from,
         date_to=date_to,
-        targets_minutes={p.value: target_minutes(p) for p in Priority},
-        overall=_row("all", "All studies", rows),
+        targets_minutes={p.value: targets[p] for p in Priority},
+        overall=_row("all", "All studies", rows, targets),
         by_centre=sorted(
             (
-                _row(centres[c].code, centres[c].name, rs)
+                _row(centres[c].code, centres[c].name, rs, targets)
                 for c, rs in by_centre.items()
                 if c in centres
             ),
             key=lambda t: t.label,
         ),
         by_radiologist=sorted(
-            (_row(str(u), names.get(u, "?"), rs) for u, rs in by_radiologist.items()),
+            (_row(str(u), names.get(u, "?"), rs, targets) for u, rs in by_radiologist.items()),
             key=lambda t: t.label,
         ),
     )

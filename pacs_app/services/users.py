@@ -20,7 +20,6 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
-from pydantic import ConfigDict
 from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
@@ -90,9 +89,10 @@ KEEP: Final = _Keep.KEEP
 
 
 class CentreDetail(CentrePublic):
-    """A centre as its administrators see it: with its switches and its number of accounts."""
+    """A centre as its administrators see it: with its switches and its number of accounts.
 
-    model_config = ConfigDict(frozen=True)
+    (It belongs beside :class:`CentrePublic` in ``services/dto.py``; it lives here until then.)
+    """
 
     auto_release_to_pool: bool
     ai_auto_process: bool

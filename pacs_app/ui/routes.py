@@ -12,6 +12,7 @@ TECHNICIAN = "/technician"
 RADIOLOGIST = "/radiologist"
 ADMIN_USERS = "/admin/users"
 ADMIN_AUDIT = "/admin/audit"
+ADMIN_CENTRES = "/admin/centres"
 CENTRE_USERS = "/centre/users"
 # The REST API owns /studies and /studies/{id} on the same port, so the pages use other paths.
 STUDIES = "/study-list"

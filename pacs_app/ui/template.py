@@ -15,6 +15,7 @@ NAV: dict[str, list[tuple[str, str, str]]] = {
         ("Worklist", routes.WORKLIST, "list-todo"),
         ("Studies", routes.STUDIES, "list"),
         ("Users", routes.ADMIN_USERS, "users"),
+        ("Centres", routes.ADMIN_CENTRES, "building"),
         ("Report templates", routes.ADMIN_TEMPLATES, "file-text"),
         ("AI analysis", routes.ADMIN_AI, "bot"),
         ("Pricing", routes.ADMIN_PRICING, "tag"),

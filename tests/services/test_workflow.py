@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -557,3 +557,33 @@ def test_percentile_interpolates():
     assert percentile([10], 90) == 10
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([0, 10], 90) == 9
+
+
+def test_administrators_set_turnaround_targets(session, world, upload):
+    from pacs_app.services import turnaround
+
+    assert workflow.tat_targets(session)[Priority.STAT] == 60  # the configuration's
+    with pytest.raises(PermissionDenied):
+        workflow.set_tat_target(
+            session=session, actor=world["n_centre"], priority="stat", minutes=30
+        )
+    for bad in ("0", "soon", str(60 * 24 * 31)):
+        with pytest.raises(InvalidInput):
+            workflow.set_tat_target(
+                session=session, actor=world["admin"], priority="stat", minutes=bad
+            )
+    targets = workflow.set_tat_target(
+        session=session, actor=world["admin"], priority="stat", minutes=30
+    )
+    assert targets[Priority.STAT] == 30 and targets[Priority.ROUTINE] == 1440
+    sid = upload(priority="stat")
+    item = workflow.worklist(session=session, actor=world["tele"], kind="available").items[0]
+    assert (item.study_id, item.target_minutes) == (sid, 30)
+    today = datetime.now(UTC).date()
+    summary = turnaround.summary(
+        session=session, actor=world["admin"], date_from=today, date_to=today
+    )
+    assert summary.targets_minutes["stat"] == 30
+    assert session.exec(
+        select(AuditEvent).where(AuditEvent.action == "turnaround.target_changed")
+    ).first().detail == {"from_minutes": 60, "to_minutes": 30}

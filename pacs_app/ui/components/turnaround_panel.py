@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import reflex as rx
 
 from pacs_app.core.errors import DomainError
-from pacs_app.services import turnaround
+from pacs_app.services import turnaround, workflow
 from pacs_app.ui.state import AuthState, call_domain
 
 DEFAULT_DAYS = 30
@@ -44,6 +44,8 @@ class TatState(AuthState):
     targets: str = ""
     error: str = ""
     loaded: bool = False
+    is_admin: bool = False
+    target_inputs: dict[str, str] = {}
 
     async def _load(self):
         actor = await self.actor()
@@ -66,6 +68,8 @@ class TatState(AuthState):
         self.targets = " · ".join(
             f"{p.upper()} {_minutes(m)}" for p, m in reversed(result.targets_minutes.items())
         )
+        self.is_admin = actor.is_admin
+        self.target_inputs = {p: str(m) for p, m in result.targets_minutes.items()}
         self.loaded = True
 
     @rx.event
@@ -80,6 +84,30 @@ class TatState(AuthState):
     async def set_from(self, value: str):
         self.date_from = value
         await self._load()
+
+    @rx.event
+    def set_target_input(self, priority: str, value: str):
+        self.target_inputs[priority] = value
+
+    @rx.event
+    async def save_targets(self):
+        """Administrators: save the turnaround target of each priority (audited)."""
+        actor = await self.actor()
+        if actor is None:
+            return None
+        try:
+            for priority, minutes in self.target_inputs.items():
+                await call_domain(
+                    workflow.set_tat_target,
+                    actor=actor,
+                    priority=priority,
+                    minutes=minutes,
+                    address=self._client_address(),
+                )
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        await self._load()
+        return rx.toast.success("Turnaround targets saved.")
 
     @rx.event
     async def set_to(self, value: str):
@@ -133,6 +161,39 @@ def turnaround_panel(show_centres: bool) -> rx.Component:
                 color_scheme="gray",
             ),
             rx.cond(s.error != "", rx.callout(s.error, color_scheme="red")),
+            rx.cond(
+                s.is_admin,
+                rx.hstack(
+                    rx.text("Targets (minutes):", size="2"),
+                    *[
+                        rx.hstack(
+                            rx.text(label, size="2"),
+                            rx.input(
+                                value=s.target_inputs[key],
+                                on_change=lambda v, key=key: s.set_target_input(key, v),
+                                width="80px",
+                                id=f"tat-target-{key}",
+                            ),
+                            align="center",
+                            spacing="1",
+                        )
+                        for key, label in (
+                            ("stat", "STAT"),
+                            ("urgent", "urgent"),
+                            ("routine", "routine"),
+                        )
+                    ],
+                    rx.button(
+                        "Save targets",
+                        size="1",
+                        variant="soft",
+                        on_click=s.save_targets,
+                        id="tat-save",
+                    ),
+                    align="center",
+                    wrap="wrap",
+                ),
+            ),
             rx.cond(
                 s.loaded,
                 rx.vstack(

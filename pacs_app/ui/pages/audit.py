@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import reflex as rx
 
-from pacs_app.core.errors import PermissionDenied
+from pacs_app.core.errors import DomainError, PermissionDenied
 from pacs_app.services import audit, dashboards
 from pacs_app.ui import routes
 from pacs_app.ui.components import record_table
@@ -23,23 +25,53 @@ class AuditState(AuthState):
     page: int = 1
     pages: int = 1
     action: str = ALL
+    username: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    resource_id: str = ""
+    error: str = ""
 
     @rx.var
     def action_options(self) -> list[str]:
-        return [ALL, *[a.value for a in audit.AuditAction]]
+        return [ALL, *sorted(a.value for a in audit.AuditAction)]
+
+    @rx.var
+    def filtered(self) -> bool:
+        return bool(
+            self.action != ALL
+            or self.username
+            or self.date_from
+            or self.date_to
+            or self.resource_id
+        )
 
     async def _load(self) -> bool:
-        """Reload the rows for the actor, checked again; ``False`` when signed out."""
+        """Reload the rows for the actor, checked again; ``False`` when signed out.
+
+        A refused filter (a bad date, a range that ends before it starts) empties the table
+        and shows the reason."""
         actor = await self.actor()
         if actor is None:
             return False
-        page = await call_domain(
-            audit.list_events,
-            actor=actor,
-            action=None if self.action == ALL else self.action,
-            page=self.page,
-            page_size=PAGE_SIZE,
-        )
+        self.error = ""
+        try:
+            page = await call_domain(
+                audit.list_events,
+                actor=actor,
+                action=None if self.action == ALL else self.action,
+                username=self.username or None,
+                date_from=_day(self.date_from, "start"),
+                date_to=_day(self.date_to, "end"),
+                resource_id=self.resource_id or None,
+                page=self.page,
+                page_size=PAGE_SIZE,
+            )
+        except PermissionDenied:
+            raise
+        except (DomainError, ValueError) as exc:
+            self.error = exc.message if isinstance(exc, DomainError) else str(exc)
+            self.rows, self.total, self.pages = [], 0, 1
+            return True
         self.rows = [
             {
                 "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -74,12 +106,41 @@ class AuditState(AuthState):
             self.denied, self.rows = exc.message, []
         self.ready = True
 
-    @rx.event
-    async def set_action(self, value: str):
-        self.action = value if value in self.action_options else ALL
+    async def _reload_first_page(self):
         self.page = 1
         if not await self._load():
             return rx.redirect(routes.LOGIN)
+
+    @rx.event
+    async def set_action(self, value: str):
+        self.action = value if value in self.action_options else ALL
+        return await self._reload_first_page()
+
+    @rx.event
+    async def set_username(self, value: str):
+        self.username = value.strip()[:64]
+        return await self._reload_first_page()
+
+    @rx.event
+    async def set_date_from(self, value: str):
+        self.date_from = value[:10]
+        return await self._reload_first_page()
+
+    @rx.event
+    async def set_date_to(self, value: str):
+        self.date_to = value[:10]
+        return await self._reload_first_page()
+
+    @rx.event
+    async def set_resource_id(self, value: str):
+        self.resource_id = value.strip()[:64]
+        return await self._reload_first_page()
+
+    @rx.event
+    async def clear_filters(self):
+        self.action, self.username, self.date_from, self.date_to = ALL, "", "", ""
+        self.resource_id = ""
+        return await self._reload_first_page()
 
     @rx.event
     async def next_page(self):
@@ -96,20 +157,93 @@ class AuditState(AuthState):
                 return rx.redirect(routes.LOGIN)
 
 
-@rx.page(route=routes.ADMIN_AUDIT, title="Audit trail · PACS", on_load=AuditState.open)
-def audit_page() -> rx.Component:
-    columns = ("When (UTC)", "User", "Action", "Outcome", "Resource", "Address", "Detail")
-    keys = ("at", "user", "action", "outcome", "resource", "address", "detail")
-    body = rx.vstack(
-        rx.hstack(
-            rx.text("Action", size="2"),
+def _day(value: str, which: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"The {which} date {value!r} is not a date (YYYY-MM-DD).") from None
+
+
+def _filter(label: str, control: rx.Component) -> rx.Component:
+    return rx.vstack(rx.text(label, size="1", color_scheme="gray"), control, spacing="1")
+
+
+def _filters() -> rx.Component:
+    return rx.hstack(
+        _filter(
+            "Action",
             rx.select(
                 AuditState.action_options,
                 value=AuditState.action,
                 on_change=AuditState.set_action,
                 id="audit-action",
             ),
-            align="center",
+        ),
+        _filter(
+            "Username",
+            rx.input(
+                placeholder="exact username",
+                value=AuditState.username,
+                on_change=AuditState.set_username.debounce(400),
+                id="audit-username",
+                width="160px",
+            ),
+        ),
+        _filter(
+            "From (UTC)",
+            rx.input(
+                type="date",
+                value=AuditState.date_from,
+                on_change=AuditState.set_date_from,
+                id="audit-from",
+            ),
+        ),
+        _filter(
+            "To (UTC)",
+            rx.input(
+                type="date",
+                value=AuditState.date_to,
+                on_change=AuditState.set_date_to,
+                id="audit-to",
+            ),
+        ),
+        _filter(
+            "Study ID or resource id",
+            rx.input(
+                placeholder="e.g. K3Q9ZP2A",
+                value=AuditState.resource_id,
+                on_change=AuditState.set_resource_id.debounce(400),
+                id="audit-resource",
+                width="160px",
+            ),
+        ),
+        rx.button(
+            "Clear filters",
+            variant="soft",
+            color_scheme="gray",
+            on_click=AuditState.clear_filters,
+            disabled=~AuditState.filtered,
+            id="audit-clear",
+        ),
+        align="end",
+        spacing="3",
+        wrap="wrap",
+    )
+
+
+@rx.page(route=routes.ADMIN_AUDIT, title="Audit trail · PACS", on_load=AuditState.open)
+def audit_page() -> rx.Component:
+    columns = ("When (UTC)", "User", "Action", "Outcome", "Resource", "Address", "Detail")
+    keys = ("at", "user", "action", "outcome", "resource", "address", "detail")
+    body = rx.vstack(
+        _filters(),
+        rx.cond(
+            AuditState.error != "",
+            rx.callout(
+                AuditState.error, icon="triangle-alert", color_scheme="red", id="audit-error"
+            ),
         ),
         rx.cond(
             AuditState.total > 0,

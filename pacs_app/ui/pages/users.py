@@ -37,6 +37,20 @@ class UsersState(AuthState):
     create_error: str = ""
     centre_options: list[dict[str, str]] = []
 
+    # edit form (full name, e-mail)
+    edit_open: bool = False
+    edit_error: str = ""
+    edit_username: str = ""
+    edit_full_name: str = ""
+    edit_email: str = ""
+    _edit_user_id: int = 0
+
+    # password reset form
+    reset_open: bool = False
+    reset_error: str = ""
+    reset_username: str = ""
+    _reset_user_id: int = 0
+
     @rx.var
     def role_options(self) -> list[str]:
         if self.area == Role.ADMIN.value:
@@ -63,6 +77,7 @@ class UsersState(AuthState):
                 "last_login": u.last_login_at.strftime("%Y-%m-%d %H:%M UTC")
                 if u.last_login_at
                 else "never",
+                "manage": "yes" if users.can_manage(actor, u) else "no",
             }
             for u in page.items
         ]
@@ -147,6 +162,89 @@ class UsersState(AuthState):
         self.notice = f"{user.username} is now {'active' if user.is_active else 'deactivated'}."
         await self._load()
 
+    def _row_of(self, user_id: str) -> dict[str, str] | None:
+        return next((r for r in self.rows if r["id"] == user_id), None)
+
+    @rx.event
+    def open_edit(self, user_id: str):
+        row = self._row_of(user_id)
+        if row is None:
+            return
+        self._edit_user_id = int(user_id)
+        self.edit_username, self.edit_full_name, self.edit_email = (
+            row["username"],
+            row["name"],
+            row["email"],
+        )
+        self.edit_error, self.notice, self.error = "", "", ""
+        self.edit_open = True
+
+    @rx.event
+    def set_edit_open(self, value: bool):
+        self.edit_open = value
+        self.edit_error = ""
+
+    @rx.event
+    async def save_user(self, form: dict):
+        self.edit_error = ""
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            user = await call_domain(
+                users.update_user,
+                actor=actor,
+                user_id=self._edit_user_id,
+                full_name=str(form.get("full_name", "")),
+                email=str(form.get("email", "")),
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            self.edit_error = exc.message
+            return
+        self.edit_open = False
+        self.notice = f"Saved {user.username}."
+        await self._load()
+
+    @rx.event
+    def open_reset(self, user_id: str):
+        row = self._row_of(user_id)
+        if row is None:
+            return
+        self._reset_user_id = int(user_id)
+        self.reset_username = row["username"]
+        self.reset_error, self.notice, self.error = "", "", ""
+        self.reset_open = True
+
+    @rx.event
+    def set_reset_open(self, value: bool):
+        self.reset_open = value
+        self.reset_error = ""
+
+    @rx.event
+    async def reset_password(self, form: dict):
+        self.reset_error = ""
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        password = str(form.get("password", ""))
+        if password != str(form.get("password2", "")):
+            self.reset_error = "The two passwords differ."
+            return
+        try:
+            user = await call_domain(
+                users.reset_password,
+                actor=actor,
+                user_id=self._reset_user_id,
+                new_password=password,
+                address=self._client_address(),
+            )
+        except DomainError as exc:
+            self.reset_error = exc.message
+            return
+        self.reset_open = False
+        self.notice = f"The password of {user.username} was reset."
+
     @rx.event
     def set_create_open(self, value: bool):
         self.create_open = value
@@ -203,14 +301,37 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["last_login"]),
         rx.table.cell(
             rx.cond(
-                row["username"] != AuthState.username,
-                rx.button(
-                    rx.cond(row["active"] == "yes", "Deactivate", "Activate"),
-                    size="1",
-                    variant="soft",
-                    color_scheme=rx.cond(row["active"] == "yes", "red", "green"),
-                    on_click=UsersState.ask_toggle(row["id"], row["username"], row["active"]),
-                    id="toggle-" + row["username"],
+                row["manage"] == "yes",
+                rx.hstack(
+                    rx.button(
+                        "Edit",
+                        size="1",
+                        variant="soft",
+                        on_click=UsersState.open_edit(row["id"]),
+                        id="edit-" + row["username"],
+                    ),
+                    rx.button(
+                        "Reset password",
+                        size="1",
+                        variant="soft",
+                        color_scheme="orange",
+                        on_click=UsersState.open_reset(row["id"]),
+                        id="reset-" + row["username"],
+                    ),
+                    rx.cond(
+                        row["username"] != AuthState.username,
+                        rx.button(
+                            rx.cond(row["active"] == "yes", "Deactivate", "Activate"),
+                            size="1",
+                            variant="soft",
+                            color_scheme=rx.cond(row["active"] == "yes", "red", "green"),
+                            on_click=UsersState.ask_toggle(
+                                row["id"], row["username"], row["active"]
+                            ),
+                            id="toggle-" + row["username"],
+                        ),
+                    ),
+                    spacing="2",
                 ),
             )
         ),
@@ -348,6 +469,109 @@ def _create_dialog() -> rx.Component:
     )
 
 
+def _error(message: rx.Var, id: str) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.callout(message, color_scheme="red", icon="triangle-alert", id=id, width="100%"),
+    )
+
+
+def _dialog_buttons(label: str, id: str, **button_props) -> rx.Component:
+    return rx.hstack(
+        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
+        rx.button(label, type="submit", id=id, **button_props),
+        justify="end",
+        width="100%",
+    )
+
+
+def _edit_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Edit ", UsersState.edit_username),
+            rx.dialog.description(
+                "The username cannot change.", size="2", color_scheme="gray", margin_bottom="1em"
+            ),
+            rx.form(
+                rx.vstack(
+                    _error(UsersState.edit_error, "edit-error"),
+                    _field(
+                        "Full name",
+                        rx.input(
+                            name="full_name",
+                            default_value=UsersState.edit_full_name,
+                            id="edit-full-name",
+                            width="100%",
+                        ),
+                    ),
+                    _field(
+                        "E-mail",
+                        rx.input(
+                            name="email",
+                            type="email",
+                            default_value=UsersState.edit_email,
+                            id="edit-email",
+                            width="100%",
+                        ),
+                    ),
+                    _dialog_buttons("Save", "save-user"),
+                    spacing="3",
+                ),
+                on_submit=UsersState.save_user,
+                reset_on_submit=False,
+            ),
+        ),
+        open=UsersState.edit_open,
+        on_open_change=UsersState.set_edit_open,
+    )
+
+
+def _reset_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Reset the password of ", UsersState.reset_username, "?"),
+            rx.dialog.description(
+                "Their old password stops working now. Tell them the new one in person or by "
+                "another safe channel.",
+                size="2",
+                color_scheme="gray",
+                margin_bottom="1em",
+            ),
+            rx.form(
+                rx.vstack(
+                    _error(UsersState.reset_error, "reset-error"),
+                    _field(
+                        "New password (8+ characters, not the username)",
+                        rx.input(
+                            name="password",
+                            type="password",
+                            required=True,
+                            id="reset-password",
+                            width="100%",
+                        ),
+                    ),
+                    _field(
+                        "Repeat the new password",
+                        rx.input(
+                            name="password2",
+                            type="password",
+                            required=True,
+                            id="reset-password2",
+                            width="100%",
+                        ),
+                    ),
+                    _dialog_buttons("Reset password", "confirm-reset", color_scheme="orange"),
+                    spacing="3",
+                ),
+                on_submit=UsersState.reset_password,
+                reset_on_submit=True,
+            ),
+        ),
+        open=UsersState.reset_open,
+        on_open_change=UsersState.set_reset_open,
+    )
+
+
 def _users_page(title: str) -> rx.Component:
     body = rx.vstack(
         rx.hstack(
@@ -421,6 +645,8 @@ def _users_page(title: str) -> rx.Component:
             align="center",
         ),
         _confirm_dialog(),
+        _edit_dialog(),
+        _reset_dialog(),
         width="100%",
         spacing="3",
     )

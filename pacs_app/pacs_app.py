@@ -16,6 +16,7 @@ from pacs_app.config import settings
 from pacs_app.services import system
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
+    analytics,
     audit,
     billing,
     centres,

@@ -30,7 +30,7 @@ from pacs_app.core.errors import InvalidInput, NotFound, PermissionDenied
 from pacs_app.models import BillingRecord, BillingStatus, Centre, Priority, Study, StudyStatus, User
 from pacs_app.services.authz import Action, Actor, require, visible_centre_ids
 from pacs_app.services.turnaround import MAX_RANGE_DAYS, percentile
-from pacs_app.services.workflow import target_minutes
+from pacs_app.services.workflow import target_minutes, tat_targets
 
 UNKNOWN_MODALITY = "Unknown"
 # Most urgent first, as the tables show them.
@@ -152,13 +152,13 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _turnaround(rows: list) -> list[PriorityTat]:
+def _turnaround(rows: list, targets: dict) -> list[PriorityTat]:
     by_priority: dict[Priority, list] = defaultdict(list)
     for r in rows:
         by_priority[Priority(r.priority)].append(r)
     result = []
     for priority in PRIORITY_ORDER:
-        target = target_minutes(priority)
+        target = target_minutes(priority, targets)
         group = by_priority.get(priority, [])
         minutes = [
             _minutes(r.received_at, r.delivered_at) for r in group if r.delivered_at is not None
@@ -320,6 +320,7 @@ def summary(
     currencies, revenue_chart, revenue_lines, revenue_totals = _revenue(
         session, scope, _months(date_from, date_to)
     )
+    targets = tat_targets(session)
     return Analytics(
         date_from=date_from,
         date_to=date_to,
@@ -329,8 +330,8 @@ def summary(
         studies_by_modality=_per_day(days, by_modality, modalities),
         centre_codes=centre_codes,
         studies_by_centre=_per_day(days, by_centre, centre_codes),
-        targets_minutes={p.value: target_minutes(p) for p in PRIORITY_ORDER},
-        turnaround=_turnaround(rows),
+        targets_minutes={p.value: targets[p] for p in PRIORITY_ORDER},
+        turnaround=_turnaround(rows, targets),
         currencies=currencies,
         revenue_by_month=revenue_chart,
         revenue_months=revenue_lines,

@@ -27,6 +27,7 @@ ADMIN_AI = "/admin/ai"
 ADMIN_PRICING = "/admin/pricing"
 ADMIN_PAYOUTS = "/admin/payouts"
 INVOICES = "/invoices"
+ANALYTICS = "/analytics"
 
 
 def study_url(study_id: str) -> str:

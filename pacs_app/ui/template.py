@@ -17,6 +17,7 @@ NAV: dict[str, list[tuple[str, str, str]]] = {
         ("Users", routes.ADMIN_USERS, "users"),
         ("Centres", routes.ADMIN_CENTRES, "building"),
         ("Report templates", routes.ADMIN_TEMPLATES, "file-text"),
+        ("Analytics", routes.ANALYTICS, "chart-column"),
         ("AI analysis", routes.ADMIN_AI, "bot"),
         ("Pricing", routes.ADMIN_PRICING, "tag"),
         ("Invoices", routes.INVOICES, "receipt"),
@@ -30,6 +31,7 @@ NAV: dict[str, list[tuple[str, str, str]]] = {
         ("Upload", routes.UPLOAD, "upload"),
         ("Centre users", routes.CENTRE_USERS, "users"),
         ("Invoices", routes.INVOICES, "receipt"),
+        ("Analytics", routes.ANALYTICS, "chart-column"),
     ],
     "technician": [
         ("Dashboard", routes.TECHNICIAN, "layout-dashboard"),

@@ -89,3 +89,22 @@ def test_admin_prices_ct_and_the_centre_sees_it_on_its_invoice(page, new_page, a
     centre.goto("/admin/pricing")
     expect(centre.locator("#access-denied")).to_be_visible()
     expect(centre.locator("#sidebar")).not_to_contain_text("Pricing")
+
+
+def test_analytics_show_volume_revenue_per_currency_and_workload(page, new_page, app_url, tmp_path):
+    _deliver_ct(app_url, tmp_path)  # at least one delivered, billed study of today
+    sign_in(page, "admin", "admin123")
+    expect(page.locator("#dashboard-admin")).to_be_visible()
+    page.click("#sidebar >> text=Analytics")
+    expect(page.locator("#analytics-page")).to_be_visible()
+    expect(page.locator("#chart-studies-modality")).to_be_visible()
+    expect(page.locator("#chart-studies-modality svg").first).to_be_visible()
+    expect(page.locator("#revenue-table")).to_contain_text("₹")
+    expect(page.locator("#workload-table")).to_contain_text("Dr Demo Radiologist")
+    page.screenshot(path=str(ARTIFACTS / "analytics-admin.png"), full_page=True)
+    # a technician may not look
+    tech = new_page()
+    sign_in(tech, "technician", "tech123")
+    expect(tech.locator("#dashboard-technician")).to_be_visible()
+    tech.goto("/analytics")
+    expect(tech.locator("#access-denied")).to_be_visible()

@@ -80,3 +80,6 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True)
     created_at: datetime = timestamp_field()
     last_login_at: datetime | None = timestamp_field(nullable=True, default_now=False)
+    # Tokens issued before this moment stop working (a password change or reset signs out
+    # every open session of the account).
+    password_changed_at: datetime | None = timestamp_field(nullable=True, default_now=False)

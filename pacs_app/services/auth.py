@@ -237,8 +237,9 @@ def _reject_token(
 def resolve_token(*, session: Session, token: str | None, address: str | None = None) -> Actor:
     """The actor a bearer token stands for, checked against the database on every call.
 
-    A token stops working when it expires, when it was revoked by sign-out, or when its user
-    is deactivated or deleted. Rejections are audited.
+    A token stops working when it expires, when it was revoked by sign-out, when its user is
+    deactivated or deleted, or when the account's password changed after it was issued.
+    Rejections are audited.
     """
     if not token:
         raise AuthenticationFailed("Not signed in: an access token is required.")
@@ -265,6 +266,15 @@ def resolve_token(*, session: Session, token: str | None, address: str | None = 
     if not user.is_active:
         raise _reject_token(
             session, reason="inactive", address=address, user=user, message=INACTIVE_ACCOUNT
+        )
+    changed = user.password_changed_at
+    if changed is not None and claims.issued_at < changed.replace(microsecond=0):
+        raise _reject_token(
+            session,
+            reason="password_changed",
+            address=address,
+            user=user,
+            message="The password of this account was changed; sign in again.",
         )
     return Actor.of(user)
 

@@ -27,6 +27,7 @@ from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from pacs_app.core.security import hash_password
 from pacs_app.models import AuditEvent, Centre, Currency, Role, Study, StudyStatus, User
+from pacs_app.models.base import utcnow
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import (
@@ -377,6 +378,7 @@ def set_password(
         _require_manage(actor, user)
     validate_password(new_password, username=user.username)
     user.hashed_password = hash_password(new_password)
+    user.password_changed_at = utcnow()  # every open session of the account ends
     session.add(user)
     audit.record(
         session,
@@ -541,6 +543,7 @@ def reset_password(
     _require_manage(actor, user)
     validate_password(new_password, username=user.username)
     user.hashed_password = hash_password(new_password)
+    user.password_changed_at = utcnow()  # every open session of the account ends
     session.add(user)
     audit.record(
         session,

@@ -136,3 +136,25 @@ def test_centre_search(api, session):
     make_centre(session, "SOUTHX")
     r = api.get("/centres", headers=_auth(api, "boss"), params={"q": "north"})
     assert [c["code"] for c in r.json()] == ["NORTHX"]
+
+
+def test_a_password_reset_ends_the_accounts_open_sessions(api, session):
+    import time
+
+    centre = make_centre(session, "RESET")
+    make_user(session, Role.CENTRE, centre=centre, username="mgr-reset")
+    tech = make_user(session, Role.TECHNICIAN, centre=centre, username="tech-reset")
+    old = _auth(api, "tech-reset")
+    assert api.get("/auth/me", headers=old).status_code == 200
+    time.sleep(1.1)  # token times have one-second resolution
+    r = api.post(
+        f"/users/{tech.id}/password",
+        headers=_auth(api, "mgr-reset"),
+        json={"new_password": "a-new-Secret-77"},
+    )
+    assert r.status_code in (200, 204), r.text
+    stale = api.get("/auth/me", headers=old)
+    assert stale.status_code == 401 and "password" in stale.json()["detail"]
+    fresh = api.post("/auth/token", data={"username": "tech-reset", "password": "a-new-Secret-77"})
+    token = {"Authorization": f"Bearer {fresh.json()['access_token']}"}
+    assert api.get("/auth/me", headers=token).status_code == 200

@@ -52,6 +52,9 @@ def test_radiologist_reviews_ai_findings_and_starts_from_the_draft(page, new_pag
     expect(panel).to_contain_text("AI-generated preliminary draft")
     reviews = doctor.locator(".ai-review-finding")
     expect(reviews.first).to_be_visible()
+    # findings with a mask show their overlay beside the viewer, loaded with the user's token
+    overlay = doctor.locator("#ai-draft img.ai-overlay").first
+    expect(overlay).to_have_attribute("src", re.compile(r"^blob:"), timeout=15_000)
     reviews.first.get_by_role("button", name="Reject").click()
     expect(reviews.first).to_contain_text("rejected")
     doctor.click("#accept-ai-draft")

@@ -705,6 +705,15 @@ def _ai_finding(f) -> rx.Component:
             wrap="wrap",
         ),
         rx.text(f["method"], size="1", color_scheme="gray"),
+        rx.cond(
+            f["overlay"] != "",
+            rx.el.img(
+                custom_attrs={"data-auth-src": f["overlay"]},
+                alt="AI overlay",
+                style={"maxWidth": "100%", "border": "1px solid #ccc"},
+                class_name="ai-overlay",
+            ),
+        ),
         rx.hstack(
             rx.input(
                 default_value=rx.cond(
@@ -739,6 +748,7 @@ def _ai_finding(f) -> rx.Component:
 def _ai_panel() -> rx.Component:
     return rx.callout.root(
         rx.callout.icon(rx.icon("bot")),
+        rx.script(src="/authimg.js"),  # overlays are API images that need the user's token
         rx.vstack(
             rx.text(
                 "AI-generated preliminary draft (" + ReportState.ai_draft["model"] + "). "

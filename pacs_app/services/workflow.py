@@ -421,6 +421,18 @@ def open_for_reading(
     return True
 
 
+def mark_opened(
+    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+) -> bool:
+    """The viewer (or the report page) was opened: the assigned radiologist's first look
+    starts the reading (assigned -> in_progress, "first opened" for turnaround)."""
+    study = load_visible(session, actor, study_id)
+    moved = open_for_reading(session, actor, study, address=address)
+    if moved:
+        session.commit()
+    return moved
+
+
 def set_priority(
     *,
     session: Session,

@@ -587,3 +587,21 @@ def test_administrators_set_turnaround_targets(session, world, upload):
     assert session.exec(
         select(AuditEvent).where(AuditEvent.action == "turnaround.target_changed")
     ).first().detail == {"from_minutes": 60, "to_minutes": 30}
+
+
+def test_opening_the_viewer_starts_the_reading_for_the_assigned_radiologist_only(
+    session, world, upload
+):
+    sid = upload()
+    workflow.assign(
+        session=session,
+        actor=world["n_centre"],
+        study_id=sid,
+        radiologist_id=world["n_rad"].user_id,
+    )
+    assert not workflow.mark_opened(session=session, actor=world["n_centre"], study_id=sid)
+    assert study_row(session, sid).status is S.ASSIGNED
+    assert workflow.mark_opened(session=session, actor=world["n_rad"], study_id=sid)
+    row = study_row(session, sid)
+    assert row.status is S.IN_PROGRESS and row.first_opened_at is not None
+    assert not workflow.mark_opened(session=session, actor=world["n_rad"], study_id=sid)

@@ -17,7 +17,7 @@ import reflex as rx
 
 from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
-from pacs_app.services import studies
+from pacs_app.services import studies, workflow
 from pacs_app.ui import routes
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -53,6 +53,10 @@ class ViewerState(AuthState):
             self.message = f"No study {sid} that you may see."
             self.ready = True
             return
+        # the reading radiologist's first look starts the reading (turnaround)
+        await call_domain(
+            workflow.mark_opened, actor=actor, study_id=sid, address=self._client_address()
+        )
         self.title = f"{detail.patient_name.replace('^', ' ')} · {detail.study_id}"
         self.study_json = json.dumps(
             {

@@ -11,23 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Float, Index, Text
-from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from pacs_app.models.base import timestamp_field
-
-
-def _enum_column(enum_cls: type[StrEnum], name: str, length: int) -> Column:
-    return Column(
-        SAEnum(
-            enum_cls,
-            name=name,
-            native_enum=False,
-            length=length,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        nullable=False,
-    )
+from pacs_app.models.base import enum_column, timestamp_field
 
 
 class JobStatus(StrEnum):
@@ -55,7 +41,7 @@ class AIJob(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     study_pk: int = Field(foreign_key="study.id", ondelete="CASCADE")
     status: JobStatus = Field(
-        default=JobStatus.QUEUED, sa_column=_enum_column(JobStatus, "ai_job_status", 24)
+        default=JobStatus.QUEUED, sa_column=enum_column(JobStatus, "ai_job_status", 24)
     )
     trigger: str = Field(default="upload", max_length=16)  # upload | manual
     requested_by_id: int | None = Field(
@@ -103,7 +89,7 @@ class AIFinding(SQLModel, table=True):
     # finding in the clinical UI nor put in a draft.
     validated: bool = True
     decision: Decision = Field(
-        default=Decision.PENDING, sa_column=_enum_column(Decision, "ai_decision", 16)
+        default=Decision.PENDING, sa_column=enum_column(Decision, "ai_decision", 16)
     )
     decision_text: str = Field(default="", sa_type=Text)  # the radiologist's wording if edited
     decided_by_id: int | None = Field(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import Column, DateTime
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
 
@@ -43,3 +45,19 @@ def timestamp_field(*, index: bool = False, nullable: bool = False, default_now:
     else:
         kwargs["default"] = None
     return Field(**kwargs)
+
+
+def enum_column(enum_cls: type[StrEnum], name: str, length: int, **kw: Any) -> Column:
+    """A NOT NULL column of a string enum, stored as its values in a VARCHAR (no database
+    enum type, so adding a member needs no ALTER TYPE)."""
+    return Column(
+        SAEnum(
+            enum_cls,
+            name=name,
+            native_enum=False,
+            length=length,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+        **kw,
+    )

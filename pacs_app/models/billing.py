@@ -12,24 +12,10 @@ from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Numeric, UniqueConstraint
-from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from pacs_app.models.base import timestamp_field
+from pacs_app.models.base import enum_column, timestamp_field
 from pacs_app.models.users import Currency
-
-
-def _currency_column() -> Column:
-    return Column(
-        SAEnum(
-            Currency,
-            name="currency",
-            native_enum=False,
-            length=3,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        nullable=False,
-    )
 
 
 class PricingRule(SQLModel, table=True):
@@ -50,7 +36,7 @@ class PricingRule(SQLModel, table=True):
     # centre_id or 0, so the uniqueness above also holds for the defaults (NULLs never clash)
     centre_key: int = 0
     modality: str = Field(max_length=16)
-    currency: Currency = Field(sa_column=_currency_column())
+    currency: Currency = Field(sa_column=enum_column(Currency, "currency", 3))
     price_minor: int = Field(sa_type=BigInteger)
     urgent_surcharge_minor: int = Field(default=0, sa_type=BigInteger)
     stat_surcharge_minor: int = Field(default=0, sa_type=BigInteger)
@@ -84,7 +70,7 @@ class BillingRecord(SQLModel, table=True):
     )
     modality: str = Field(max_length=16)  # as priced (after aliasing)
     priority: str = Field(max_length=8)
-    currency: Currency = Field(sa_column=_currency_column())
+    currency: Currency = Field(sa_column=enum_column(Currency, "currency", 3))
     base_minor: int = Field(sa_type=BigInteger)
     surcharge_minor: int = Field(default=0, sa_type=BigInteger)
     amount_minor: int = Field(sa_type=BigInteger)
@@ -94,16 +80,7 @@ class BillingRecord(SQLModel, table=True):
     billed_at: datetime = timestamp_field()
     status: BillingStatus = Field(
         default=BillingStatus.BILLED,
-        sa_column=Column(
-            SAEnum(
-                BillingStatus,
-                name="billing_status",
-                native_enum=False,
-                length=16,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-        ),
+        sa_column=enum_column(BillingStatus, "billing_status", 16),
     )
     credit_reason: str = Field(default="", max_length=500)
     credited_at: datetime | None = timestamp_field(nullable=True, default_now=False)
@@ -132,21 +109,12 @@ class Invoice(SQLModel, table=True):
     number: str = Field(max_length=32, unique=True)  # e.g. INV-2026-11-DEMO-INR
     centre_id: int = Field(foreign_key="centre.id", ondelete="RESTRICT")
     month: str = Field(max_length=7)
-    currency: Currency = Field(sa_column=_currency_column())
+    currency: Currency = Field(sa_column=enum_column(Currency, "currency", 3))
     total_minor: int = Field(default=0, sa_type=BigInteger)
     lines: int = 0
     status: InvoiceStatus = Field(
         default=InvoiceStatus.DRAFT,
-        sa_column=Column(
-            SAEnum(
-                InvoiceStatus,
-                name="invoice_status",
-                native_enum=False,
-                length=16,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-        ),
+        sa_column=enum_column(InvoiceStatus, "invoice_status", 16),
     )
     created_at: datetime = timestamp_field()
     issued_at: datetime | None = timestamp_field(nullable=True, default_now=False)
@@ -173,7 +141,7 @@ class PayoutRate(SQLModel, table=True):
     )
     radiologist_key: int = 0  # radiologist_id or 0
     modality: str = Field(max_length=16)
-    currency: Currency = Field(sa_column=_currency_column())
+    currency: Currency = Field(sa_column=enum_column(Currency, "currency", 3))
     rate_minor: int = Field(sa_type=BigInteger)
     effective_from: date
     created_at: datetime = timestamp_field()
@@ -187,8 +155,8 @@ class ExchangeRate(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("base", "quote", "as_of", name="uq_exchange_rate"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    base: Currency = Field(sa_column=_currency_column())
-    quote: Currency = Field(sa_column=_currency_column())
+    base: Currency = Field(sa_column=enum_column(Currency, "currency", 3))
+    quote: Currency = Field(sa_column=enum_column(Currency, "currency", 3))
     # 1 unit of ``base`` = ``rate`` units of ``quote``
     rate: Decimal = Field(sa_column=Column(Numeric(18, 8), nullable=False))
     as_of: date

@@ -11,10 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
-from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from pacs_app.models.base import timestamp_field
+from pacs_app.models.base import enum_column, timestamp_field
 
 
 class StudyStatus(StrEnum):
@@ -37,20 +36,6 @@ class Priority(StrEnum):
     @property
     def rank(self) -> int:
         return {"routine": 0, "urgent": 1, "stat": 2}[self.value]
-
-
-def _enum(enum_cls: type[StrEnum], name: str, length: int, **kw) -> Column:
-    return Column(
-        SAEnum(
-            enum_cls,
-            name=name,
-            native_enum=False,
-            length=length,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        nullable=False,
-        **kw,
-    )
 
 
 class Study(SQLModel, table=True):
@@ -93,11 +78,13 @@ class Study(SQLModel, table=True):
     # The header's own values for the fields above, kept when the form disagreed.
     header_values: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
-    priority: Priority = Field(default=Priority.ROUTINE, sa_column=_enum(Priority, "priority", 8))
+    priority: Priority = Field(
+        default=Priority.ROUTINE, sa_column=enum_column(Priority, "priority", 8)
+    )
     # 0 routine, 1 urgent, 2 STAT: for "most urgent first" ordering and its index.
     priority_rank: int = 0
     status: StudyStatus = Field(
-        default=StudyStatus.RECEIVED, sa_column=_enum(StudyStatus, "study_status", 16)
+        default=StudyStatus.RECEIVED, sa_column=enum_column(StudyStatus, "study_status", 16)
     )
     assigned_radiologist_id: int | None = Field(
         default=None, foreign_key="user_account.id", index=True, ondelete="SET NULL"

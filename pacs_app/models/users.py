@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column
-from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from pacs_app.models.base import timestamp_field
+from pacs_app.models.base import enum_column, timestamp_field
 
 
 class Role(StrEnum):
@@ -33,16 +31,7 @@ class Centre(SQLModel, table=True):
     code: str = Field(max_length=16, unique=True, index=True)
     default_currency: Currency = Field(
         default=Currency.USD,
-        sa_column=Column(
-            SAEnum(
-                Currency,
-                name="currency",
-                native_enum=False,
-                length=3,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-        ),
+        sa_column=enum_column(Currency, "currency", 3),
     )
     is_active: bool = Field(default=True)
     # New studies go straight to the tele-radiology pool; when off, they wait in the centre's
@@ -62,17 +51,7 @@ class User(SQLModel, table=True):
     full_name: str | None = Field(default=None, max_length=200)
     hashed_password: str = Field(max_length=255)
     role: Role = Field(
-        sa_column=Column(
-            SAEnum(
-                Role,
-                name="role",
-                native_enum=False,
-                length=16,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-            index=True,
-        ),
+        sa_column=enum_column(Role, "role", 16, index=True),
     )
     centre_id: int | None = Field(
         default=None, foreign_key="centre.id", index=True, ondelete="RESTRICT"

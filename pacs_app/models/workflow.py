@@ -12,11 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, event
-from sqlalchemy import Enum as SAEnum
+from sqlalchemy import Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
-from pacs_app.models.base import timestamp_field
+from pacs_app.models.base import enum_column, timestamp_field
 
 
 class VersionKind(StrEnum):
@@ -40,16 +39,7 @@ class Report(SQLModel, table=True):
     # Where the draft started from, for the record (template name or AI model and version).
     source: DraftSource = Field(
         default=DraftSource.BLANK,
-        sa_column=Column(
-            SAEnum(
-                DraftSource,
-                name="draft_source",
-                native_enum=False,
-                length=16,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-        ),
+        sa_column=enum_column(DraftSource, "draft_source", 16),
     )
     source_detail: str = Field(default="", max_length=200)
     draft_saved_at: datetime | None = timestamp_field(nullable=True, default_now=False)
@@ -68,18 +58,7 @@ class ReportVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     report_id: int = Field(foreign_key="report.id", index=True, ondelete="CASCADE")
     number: int  # 1 is the signed report, 2.. the addenda
-    kind: VersionKind = Field(
-        sa_column=Column(
-            SAEnum(
-                VersionKind,
-                name="version_kind",
-                native_enum=False,
-                length=16,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-        )
-    )
+    kind: VersionKind = Field(sa_column=enum_column(VersionKind, "version_kind", 16))
     findings: str = Field(default="", sa_type=Text)
     impression: str = Field(default="", sa_type=Text)
     text: str = Field(default="", sa_type=Text)  # an addendum's text
@@ -127,18 +106,7 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE")
-    kind: NotificationKind = Field(
-        sa_column=Column(
-            SAEnum(
-                NotificationKind,
-                name="notification_kind",
-                native_enum=False,
-                length=32,
-                values_callable=lambda e: [m.value for m in e],
-            ),
-            nullable=False,
-        )
-    )
+    kind: NotificationKind = Field(sa_column=enum_column(NotificationKind, "notification_kind", 32))
     study_pk: int | None = Field(default=None, foreign_key="study.id", ondelete="CASCADE")
     study_id: str = Field(default="", max_length=8)
     # No patient names: the Study ID, modality and priority say enough to act on.

@@ -27,7 +27,7 @@ from pacs_app.ai.plugins import default_plugins
 from pacs_app.config import settings
 from pacs_app.core.errors import DomainError
 from pacs_app.models import AIJob, Centre, Instance, LearnedModel, Series, Study
-from pacs_app.services.ai import FindingRecord, Outcome, model_spec
+from pacs_app.services.ai import FindingRecord, Outcome, model_spec, plugin_names
 from pacs_app.services.reports import matching_templates
 from pacs_app.storage import Storage
 
@@ -223,7 +223,7 @@ def analyse(
             )
 
     # 5-6. assemble and draft
-    ran_names = [f"{p['name']} {p['version']}" for p in ran if p.get("ran")]
+    ran_names = plugin_names(ran)
     templates = matching_templates(session, study)
     from pacs_app.ai.base import Finding, Severity
 

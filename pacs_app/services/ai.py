@@ -117,8 +117,10 @@ def latest_job(session: Session, study: Study) -> AIJob | None:
     ).first()
 
 
-def plugin_names(job: AIJob) -> list[str]:
-    return [f"{p['name']} {p['version']}" for p in (job.plugins or []) if p.get("ran", True)]
+def plugin_names(job_or_plugins: AIJob | list[dict[str, Any]]) -> list[str]:
+    """ "name version" of each plugin that ran (from a job, or from the pipeline's list)."""
+    plugins = job_or_plugins.plugins if isinstance(job_or_plugins, AIJob) else job_or_plugins
+    return [f"{p['name']} {p['version']}" for p in (plugins or []) if p.get("ran", True)]
 
 
 def draft_of(job: AIJob | None) -> AIDraftPublic | None:

@@ -119,16 +119,29 @@ def _rule_text(rule: PricingRule, centre_code: str) -> str:
     )
 
 
+def _used_rule_ids(session: Session, rule_ids: list[int]) -> set[int]:
+    """Which of these rules have priced a study (one query for the lot)."""
+    if not rule_ids:
+        return set()
+    return set(
+        session.exec(
+            select(BillingRecord.rule_id)
+            .where(col(BillingRecord.rule_id).in_(rule_ids))
+            .group_by(BillingRecord.rule_id)
+        )
+    )
+
+
 def _rule_public(
-    session: Session, rule: PricingRule, centres: dict[int, Centre]
+    session: Session,
+    rule: PricingRule,
+    centres: dict[int, Centre],
+    used_ids: set[int] | None = None,
 ) -> PricingRulePublic:
     today = utcnow().date()
-    used = (
-        session.exec(
-            select(func.count()).select_from(BillingRecord).where(BillingRecord.rule_id == rule.id)
-        ).one()
-        > 0
-    )
+    if used_ids is None:
+        used_ids = _used_rule_ids(session, [rule.id])
+    used = rule.id in used_ids
     return PricingRulePublic(
         id=rule.id,
         centre_id=rule.centre_id,
@@ -169,7 +182,8 @@ def list_rules(
         )
     ).all()
     centres = {c.id: c for c in session.exec(select(Centre))}
-    return [_rule_public(session, r, centres) for r in rows]
+    used_ids = _used_rule_ids(session, [r.id for r in rows])
+    return [_rule_public(session, r, centres, used_ids) for r in rows]
 
 
 def rule_in_force(session: Session, rule: PricingRule, on: date) -> bool:

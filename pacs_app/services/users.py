@@ -364,6 +364,33 @@ def set_active(
     return _user_public(session, user)
 
 
+def _store_password(
+    session: Session,
+    actor: Actor | None,
+    user: User,
+    new_password: str,
+    action: AuditAction,
+    address: str | None,
+) -> UserPublic:
+    """Check and store a new password (ending the account's open sessions) and audit it."""
+    validate_password(new_password, username=user.username)
+    user.hashed_password = hash_password(new_password)
+    user.password_changed_at = utcnow()  # every open session of the account ends
+    session.add(user)
+    audit.record(
+        session,
+        action=action,
+        actor=actor,
+        username=None if actor else SYSTEM,
+        resource_type="user",
+        resource_id=user.id,
+        centre_id=user.centre_id,
+        address=address,
+    )
+    session.commit()
+    return _user_public(session, user)
+
+
 def set_password(
     *,
     session: Session,
@@ -376,22 +403,9 @@ def set_password(
     user = _get_user(session, actor, user_id=user_id, username=username)
     if actor is None or actor.user_id != user.id:
         _require_manage(actor, user)
-    validate_password(new_password, username=user.username)
-    user.hashed_password = hash_password(new_password)
-    user.password_changed_at = utcnow()  # every open session of the account ends
-    session.add(user)
-    audit.record(
-        session,
-        action=AuditAction.PASSWORD_CHANGED,
-        actor=actor,
-        username=None if actor else SYSTEM,
-        resource_type="user",
-        resource_id=user.id,
-        centre_id=user.centre_id,
-        address=address,
+    return _store_password(
+        session, actor, user, new_password, AuditAction.PASSWORD_CHANGED, address
     )
-    session.commit()
-    return _user_public(session, user)
 
 
 def update_user(
@@ -541,22 +555,7 @@ def reset_password(
     """
     user = _get_user(session, actor, user_id=user_id)
     _require_manage(actor, user)
-    validate_password(new_password, username=user.username)
-    user.hashed_password = hash_password(new_password)
-    user.password_changed_at = utcnow()  # every open session of the account ends
-    session.add(user)
-    audit.record(
-        session,
-        action=AuditAction.PASSWORD_RESET,
-        actor=actor,
-        username=None if actor else SYSTEM,
-        resource_type="user",
-        resource_id=user.id,
-        centre_id=user.centre_id,
-        address=address,
-    )
-    session.commit()
-    return _user_public(session, user)
+    return _store_password(session, actor, user, new_password, AuditAction.PASSWORD_RESET, address)
 
 
 def list_users(

@@ -66,6 +66,10 @@ class AuthState(rx.State):
             "technician": "Technician",
         }.get(self.role, "")
 
+    def _path_study_id(self) -> str:
+        """The Study ID at the end of the page's path (``/study/K3Q9ZP2A``, ``/report/...``)."""
+        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
+
     def _client_address(self) -> str | None:
         return self.router.session.client_ip or None
 

@@ -82,7 +82,7 @@ class AIPanelState(AuthState):
     @rx.event
     async def open(self):
         self.loaded = False
-        self._study_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
+        self._study_id = self._path_study_id()
         return await self._load()
 
     @rx.event

@@ -37,9 +37,6 @@ class ReadingPanelState(AuthState):
     study_id: str = ""
     _study_id: str = ""
 
-    def _sid(self) -> str:
-        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
-
     async def _load(self):
         actor = await self.actor()
         if actor is None:
@@ -72,7 +69,7 @@ class ReadingPanelState(AuthState):
     @rx.event
     async def open(self):
         self.loaded, self.error, self.assignee, self.reason_for = False, "", "", ""
-        self._study_id = self.study_id = self._sid()
+        self._study_id = self.study_id = self._path_study_id()
         return await self._load()
 
     @rx.event

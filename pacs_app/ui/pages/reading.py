@@ -320,9 +320,6 @@ class ReportState(AuthState):
     replace_open: bool = False
     _study_id: str = ""
 
-    def _sid(self) -> str:
-        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
-
     def _show(self, view: ReportView) -> None:
         self.study = study_row(view.study)
         self.status = view.status.value
@@ -399,7 +396,7 @@ class ReportState(AuthState):
     async def open(self):
         self.ready, self.message, self.save_error, self.addendum = False, "", "", ""
         self.findings = self.impression = ""
-        self._study_id = self._sid()
+        self._study_id = self._path_study_id()
         return await self._reload()
 
     async def _save(self):

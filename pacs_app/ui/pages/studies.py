@@ -356,9 +356,6 @@ class StudyState(AuthState):
     delete_error: str = ""
     _study_id: str = ""
 
-    def _sid(self) -> str:
-        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
-
     @rx.event
     async def open(self):
         self.ready, self.found, self.message = False, False, ""
@@ -366,7 +363,7 @@ class StudyState(AuthState):
         if actor is None:
             return rx.redirect(routes.LOGIN)
         self.is_admin = actor.is_admin
-        self._study_id = self._sid()
+        self._study_id = self._path_study_id()
         try:
             detail = await call_domain(
                 studies.get_study,

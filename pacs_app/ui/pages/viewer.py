@@ -42,7 +42,7 @@ class ViewerState(AuthState):
         actor = await self.actor()
         if actor is None:
             return rx.redirect(routes.LOGIN)
-        sid = self.router.url.path.rstrip("/").rsplit("/", 1)[-1].upper()
+        sid = self._path_study_id()
         self._study_id = sid
         self.view_json = self._views.get(sid, "")
         try:

@@ -1,6 +1,6 @@
 """The study state machine: routing, claiming, reading, verifying, delivering, cancelling.
 
-Every status change of a study goes through :func:`_move`, which knows the one table of
+Every status change of a study goes through :func:`move`, which knows the one table of
 allowed transitions (:data:`TRANSITIONS`), writes the change with a conditional UPDATE (the row
 must still be in the state the caller saw, so two people acting at once cannot both win), stamps
 the turnaround times, and adds the audit record and the notifications in the same transaction.
@@ -19,7 +19,7 @@ state before verification.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from pacs_app.models import (
+    AuditEvent,
     Centre,
     NotificationKind,
     Priority,
@@ -148,7 +149,7 @@ def _display_name(session: Session, user_id: int | None) -> str:
     return user.full_name or user.username
 
 
-def _move(
+def move(
     session: Session,
     actor: Actor,
     study: Study,
@@ -268,7 +269,7 @@ def assign(
     if previous is not None:
         detail["reason"] = _require_reason(reason, "take the study from its radiologist")
         detail["previous_radiologist"] = _display_name(session, previous)
-    _move(
+    move(
         session,
         actor,
         study,
@@ -303,7 +304,7 @@ def release_to_pool(
     *, session: Session, actor: Actor, study_id: str, address: str | None = None
 ) -> StudyPublic:
     study = load_visible(session, actor, study_id)
-    _move(
+    move(
         session,
         actor,
         study,
@@ -326,7 +327,7 @@ def unassign(
     check_step(session, actor, study, Step.UNASSIGN)
     reason = _require_reason(reason, "unassign the study")
     previous = study.assigned_radiologist_id
-    _move(
+    move(
         session,
         actor,
         study,
@@ -351,8 +352,19 @@ def unassign(
 def claim(
     *, session: Session, actor: Actor, study_id: str, address: str | None = None
 ) -> StudyPublic:
-    """A radiologist takes a free study. Of two claiming at once, exactly one wins."""
-    study = load_visible(session, actor, study_id)
+    """A radiologist takes a free study. Of two claiming at once, exactly one wins, and the
+    other is told who has it, even when taking it moved the study out of their sight (a
+    tele-radiologist sees the pool only)."""
+    try:
+        study = load_visible(session, actor, study_id)
+    except NotFound:
+        taken = _just_taken(session, study_id) if actor.role is Role.RADIOLOGIST else None
+        if taken is None:
+            raise
+        raise Conflict(
+            f"Study {taken.study_id} was just taken by "
+            f"{_display_name(session, taken.assigned_radiologist_id)}."
+        ) from None
     if study.assigned_radiologist_id is not None:
         if study.assigned_radiologist_id == actor.user_id:
             raise InvalidTransition(f"You already have study {study.study_id}.")
@@ -360,7 +372,7 @@ def claim(
             f"Study {study.study_id} is already taken by "
             f"{_display_name(session, study.assigned_radiologist_id)}."
         )
-    _move(
+    move(
         session,
         actor,
         study,
@@ -375,13 +387,40 @@ def claim(
     return study_public(session, study)
 
 
+# How long after a study left the pool a radiologist who tried to claim it is told who took
+# it (after that, a study outside their sight is simply not found).
+CLAIM_RACE_WINDOW = timedelta(minutes=2)
+
+
+def _just_taken(session: Session, study_id: str) -> Study | None:
+    """The study, if it was claimed or assigned from the pool moments ago."""
+    study = session.exec(
+        select(Study).where(Study.study_id == (study_id or "").strip().upper())
+    ).first()
+    if study is None or study.assigned_radiologist_id is None:
+        return None
+    recent = session.exec(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.resource_type == "study",
+            AuditEvent.resource_id == study.study_id,
+            col(AuditEvent.action).in_(
+                [AuditAction.STUDY_CLAIMED.value, AuditAction.STUDY_ASSIGNED.value]
+            ),
+            AuditEvent.at >= utcnow() - CLAIM_RACE_WINDOW,
+        )
+    ).one()
+    return study if recent else None
+
+
 def release(
     *, session: Session, actor: Actor, study_id: str, address: str | None = None
 ) -> StudyPublic:
     """The reading radiologist gives a study back: a tele-radiologist to the pool, an
     internal radiologist to the centre's queue. The draft stays with the study."""
     study = load_visible(session, actor, study_id)
-    _move(
+    move(
         session,
         actor,
         study,
@@ -406,7 +445,7 @@ def open_for_reading(
     if study.status is not S.ASSIGNED or not can(actor, Action.WRITE_REPORT, study):
         return False
     try:
-        _move(
+        move(
             session,
             actor,
             study,
@@ -453,7 +492,7 @@ def set_priority(
     if new.rank < study.priority.rank and not actor.is_admin:
         raise InvalidInput("Only an administrator may lower a study's priority.")
     old = study.priority
-    _move(
+    move(
         session,
         actor,
         study,
@@ -476,7 +515,7 @@ def cancel(
     study = load_visible(session, actor, study_id)
     check_step(session, actor, study, Step.CANCEL)
     reason = _require_reason(reason, "cancel the study")
-    _move(
+    move(
         session,
         actor,
         study,
@@ -489,32 +528,6 @@ def cancel(
     )
     session.commit()
     return study_public(session, study)
-
-
-def move(
-    session: Session,
-    actor: Actor,
-    study: Study,
-    step: Step,
-    *,
-    to: StudyStatus | None,
-    audit_action: AuditAction,
-    address: str | None = None,
-    detail: dict[str, Any] | None = None,
-    **values: Any,
-) -> Study:
-    """:func:`_move` for the report service (draft, verify, deliver, addendum)."""
-    return _move(
-        session,
-        actor,
-        study,
-        step,
-        to=to,
-        audit_action=audit_action,
-        address=address,
-        detail=detail,
-        **values,
-    )
 
 
 # --- who is told -----------------------------------------------------------------------

@@ -108,8 +108,11 @@ def test_refusals_have_the_right_status_and_say_why(api, world, study_id):
     assert api.post(f"/studies/{study_id}/claim", headers=tele).status_code == 200
     again = api.post(f"/studies/{study_id}/claim", headers=_auth(api, "rad-n"))
     assert again.status_code == 409 and "taken by" in again.json()["detail"]
-    # out of the pool: the other tele-radiologist no longer sees it at all
-    assert api.post(f"/studies/{study_id}/claim", headers=tele2).status_code == 404
+    # out of the pool, so out of the other tele-radiologist's sight, yet a claim moments
+    # later is told who took it; the study itself stays hidden from them
+    late = api.post(f"/studies/{study_id}/claim", headers=tele2)
+    assert late.status_code == 409 and "just taken by tele" in late.json()["detail"]
+    assert api.get(f"/studies/{study_id}/report", headers=tele2).status_code == 404
     assert api.get(f"/studies/{study_id}/report", headers=_auth(api, "rad-s")).status_code == 404
 
     r = api.post(f"/studies/{study_id}/report/verify", headers=tele)

@@ -28,6 +28,7 @@ from pacs_app.models import (
     Study,
     StudyStatus,
 )
+from pacs_app.models.base import utcnow
 from pacs_app.services import notifications, reports, studies, users, workflow
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest
 from pacs_app.storage import LocalStorage
@@ -233,8 +234,18 @@ def test_a_radiologist_of_another_centre_cannot_reach_the_study(session, world, 
 def test_claiming_a_claimed_study_names_who_has_it(session, world, upload):
     sid = upload()
     workflow.claim(session=session, actor=world["tele"], study_id=sid)
-    with pytest.raises((Conflict, NotFound)):
-        # the pool no longer holds it: for another tele-radiologist it is out of sight
+    with pytest.raises(Conflict, match="just taken by tele1"):
+        # out of the pool, so out of the other tele-radiologist's sight: still told who
+        workflow.claim(session=session, actor=world["tele2"], study_id=sid)
+    with pytest.raises(NotFound):  # but the study itself stays hidden from them
+        reports.get_report(session=session, actor=world["tele2"], study_id=sid)
+    session.execute(  # long after the claim, a study outside their sight is not found
+        update(AuditEvent)
+        .where(AuditEvent.resource_id == sid)
+        .values(at=utcnow() - timedelta(minutes=10))
+    )
+    session.commit()
+    with pytest.raises(NotFound):
         workflow.claim(session=session, actor=world["tele2"], study_id=sid)
     with pytest.raises(Conflict, match="already taken by"):
         workflow.claim(session=session, actor=world["n_rad"], study_id=sid)

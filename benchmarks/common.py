@@ -33,7 +33,7 @@ from pacs_app.models import Role  # noqa: E402
 from pacs_app.services import users  # noqa: E402
 from pacs_app.services.authz import Actor  # noqa: E402
 
-PASSWORD = "bench-password-1"
+PASSWORD = "Timing-figures-42"
 # With Redis, `reflex run --env prod` starts several backend worker processes (2 x CPUs + 1),
 # as a production deployment would; without it, one.
 REDIS_URL = os.environ.get("REDIS_URL")
@@ -143,6 +143,10 @@ class Backend:
             "PACS_ENV": "development",
             "REDIS_URL": REDIS_URL or "",
             "API_URL": f"http://localhost:{self.port}",
+            # The AI worker analyses every upload; on a 2-core machine it would take the CPUs
+            # these figures measure. benchmarks/ai.py measures it; set AI_EMBEDDED_WORKER=true
+            # to see ingest with it running beside.
+            "AI_EMBEDDED_WORKER": os.environ.get("AI_EMBEDDED_WORKER", "false"),
         }
         if with_frontend:
             env["FRONTEND_PORT"] = str(self.port)

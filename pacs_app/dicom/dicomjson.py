@@ -30,6 +30,8 @@ BINARY_NUMBERS = {
     "UV": "Q",
     "SV": "q",
 }
+_BINARY_SIZES = {vr: struct.calcsize(code) for vr, code in BINARY_NUMBERS.items()}
+_ONE_LITTLE = {vr: struct.Struct("<" + code) for vr, code in BINARY_NUMBERS.items()}
 BULK = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 SIMPLE_CHARSETS = {
     "": "latin-1",
@@ -41,14 +43,34 @@ SIMPLE_CHARSETS = {
 CHARSET_VRS = {"SH", "LO", "UC", "ST", "LT", "UT", "PN"}
 
 
+# How each VR's value is encoded (text kinds first, so that "kind <= _NUMBER_STRING" is text).
+_MULTI, _SINGLE, _PERSON, _NUMBER_STRING, _BINARY, _ATTRIBUTE, _BULK = range(7)
+_KIND = {
+    **dict.fromkeys(TEXT_MULTI, _MULTI),
+    **dict.fromkeys(TEXT_SINGLE, _SINGLE),
+    "PN": _PERSON,
+    "IS": _NUMBER_STRING,
+    "DS": _NUMBER_STRING,
+    **dict.fromkeys(BINARY_NUMBERS, _BINARY),
+    "AT": _ATTRIBUTE,
+    **dict.fromkeys(BULK, _BULK),
+}
+
+
 class _Fallback(Exception):
     """This element is left to pydicom."""
 
 
+_TOP_LEVEL = "top level"  # no enclosing dataset: the default repertoire applies
+
+
 def _charset(ds: pydicom.Dataset, inherited: str | None) -> str | None:
+    """The codec for ``ds``'s text, or ``None`` when pydicom must decode it. A sequence item
+    without its own Specific Character Set uses its parent's (``inherited``, which is ``None``
+    when that was one only pydicom decodes)."""
     raw = ds.get_item(0x00080005) if 0x00080005 in ds else None
     if raw is None:
-        return inherited if inherited is not None else "latin-1"
+        return "latin-1" if inherited == _TOP_LEVEL else inherited
     value = raw.value
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
@@ -78,34 +100,45 @@ def _number(text: str, vr: str) -> int | float:
 def _encode(
     tag: int, vr: str, value: bytes, little: bool, encoding: str | None, pixel_rep: int
 ) -> dict[str, Any]:
-    if vr in TEXT_MULTI or vr in TEXT_SINGLE or vr in ("PN", "IS", "DS"):
-        if vr in CHARSET_VRS and encoding is None:
-            raise _Fallback
-        text = value.decode(encoding or "latin-1" if vr in CHARSET_VRS else "latin-1")
-        text = text.rstrip(" \x00") if vr != "UI" else text.rstrip("\x00 ")
-        if vr in TEXT_SINGLE:
-            return {"vr": vr, "Value": [text]} if text else {"vr": vr}
-        parts = text.split("\\")
-        if vr == "PN":
-            values = [{"Alphabetic": p.strip()} if p.strip() else None for p in parts]
-            if "=" in text:
+    kind = _KIND.get(vr)
+    if kind is None:
+        raise _Fallback
+    if kind <= _NUMBER_STRING:  # text: multi-valued, single-valued, person name, numbers
+        if vr in CHARSET_VRS:
+            if encoding is None:
                 raise _Fallback
-        elif vr in ("IS", "DS"):
-            values = [_number(p.strip(), vr) if p.strip() else None for p in parts]
+            text = value.decode(encoding)
         else:
-            values = [p.strip(" ") if vr != "UI" else p for p in parts]
+            text = value.decode("latin-1")
+        text = text.rstrip(" \x00")
         if not text:
             return {"vr": vr}
-        return {"vr": vr, "Value": values}
-    if vr in BINARY_NUMBERS:
+        if kind == _SINGLE:
+            return {"vr": vr, "Value": [text]}
+        if kind == _MULTI and "\\" not in text:  # the common case: one value
+            return {"vr": vr, "Value": [text if vr == "UI" else text.lstrip(" ")]}
+        parts = text.split("\\")
+        if kind == _MULTI:
+            return {"vr": vr, "Value": parts if vr == "UI" else [p.strip(" ") for p in parts]}
+        if kind == _PERSON:
+            if "=" in text:
+                raise _Fallback
+            return {
+                "vr": vr,
+                "Value": [{"Alphabetic": p.strip()} if p.strip() else None for p in parts],
+            }
+        return {"vr": vr, "Value": [_number(p.strip(), vr) if p.strip() else None for p in parts]}
+    if kind == _BINARY:
+        size = _BINARY_SIZES[vr]
+        if len(value) == size and little:  # the common case: one value
+            return {"vr": vr, "Value": list(_ONE_LITTLE[vr].unpack(value))}
         code = BINARY_NUMBERS[vr]
-        size = struct.calcsize(code)
         count = len(value) // size
         if not count:
             return {"vr": vr}
         fmt = ("<" if little else ">") + code * count
         return {"vr": vr, "Value": list(struct.unpack(fmt, value[: count * size]))}
-    if vr == "AT":
+    if kind == _ATTRIBUTE:
         count = len(value) // 4
         fmt = ("<" if little else ">") + "HH" * count
         nums = struct.unpack(fmt, value[: count * 4])
@@ -114,13 +147,11 @@ def _encode(
             if count
             else {"vr": vr}
         )
-    if vr in BULK:
-        if not value:
-            return {"vr": vr}
-        if len(value) > BULK_THRESHOLD:
-            return {"vr": vr, "BulkDataURI": ""}
-        return {"vr": vr, "InlineBinary": base64.b64encode(value).decode("ascii")}
-    raise _Fallback
+    if not value:  # bulk
+        return {"vr": vr}
+    if len(value) > BULK_THRESHOLD:
+        return {"vr": vr, "BulkDataURI": ""}
+    return {"vr": vr, "InlineBinary": base64.b64encode(value).decode("ascii")}
 
 
 def _resolve_vr(elem: RawDataElement, pixel_rep: int) -> str:
@@ -142,7 +173,7 @@ def _resolve_vr(elem: RawDataElement, pixel_rep: int) -> str:
     return vr
 
 
-def dataset_to_json(ds: pydicom.Dataset, *, _encoding: str | None = None) -> dict[str, Any]:
+def dataset_to_json(ds: pydicom.Dataset, *, _encoding: str | None = _TOP_LEVEL) -> dict[str, Any]:
     """The DICOM JSON model of ``ds``: bulk values over 1 KiB are left out (``BulkDataURI``
     empty), smaller binary values are inlined as base64."""
     encoding = _charset(ds, _encoding)

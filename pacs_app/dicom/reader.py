@@ -9,6 +9,7 @@ the study/series/instance fields and the whole header as DICOM JSON. Every refus
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from pacs_app.core.errors import InvalidInput
+from pacs_app.dicom import rawheader
 from pacs_app.dicom.dicomjson import dataset_to_json, raw_elements
 
 PIXEL_TAGS = {Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009)}
 UNDEFINED_LENGTH = 0xFFFFFFFF
+NOT_IN_UID = re.compile(r"[\s\\]")
 REQUIRED_UIDS = {
     "StudyInstanceUID": "0020000D",
     "SeriesInstanceUID": "0020000E",
@@ -78,14 +81,6 @@ def _date(value: str) -> date | None:
 
 def _truncation(fp: BinaryIO, ds: pydicom.Dataset, size: int) -> str | None:
     """Why the file is incomplete (a header value or the pixel data shorter than declared)."""
-    try:
-        _check_complete(fp, ds, size, "")
-    except InvalidDicom as exc:
-        return exc.reason
-    return None
-
-
-def _check_complete(fp: BinaryIO, ds: pydicom.Dataset, size: int, name: str) -> None:
     for elem in raw_elements(ds):
         if (
             isinstance(elem, RawDataElement)
@@ -93,33 +88,45 @@ def _check_complete(fp: BinaryIO, ds: pydicom.Dataset, size: int, name: str) -> 
             and elem.value is not None
             and len(elem.value) < elem.length
         ):
-            raise InvalidDicom(name, f"the file is truncated (element {elem.tag} is cut short)")
+            return f"the file is truncated (element {elem.tag} is cut short)"
     pos = fp.tell()
     if pos >= size:
-        return
+        return None
     fp.seek(pos)
-    head = fp.read(12)
+    head = fp.read(8)
     if len(head) < 8:
-        raise InvalidDicom(name, "the file is truncated (in the pixel data header)")
+        return "the file is truncated (in the pixel data header)"
     little = ds.is_little_endian if ds.is_little_endian is not None else True
     group, element = struct.unpack("<HH" if little else ">HH", head[:4])
     if Tag(group, element) not in PIXEL_TAGS:
-        return
+        return None
     implicit = ds.is_implicit_VR if ds.is_implicit_VR is not None else False
+    return _pixel_data_truncation(fp, pos, size, little, implicit)
+
+
+def _pixel_data_truncation(
+    fp: BinaryIO, pos: int, size: int, little: bool, implicit: bool
+) -> str | None:
+    """Why the pixel data element whose tag starts at ``pos`` is incomplete, if it is."""
+    fp.seek(pos)
+    head = fp.read(12)
+    if len(head) < (8 if implicit else 12):
+        return "the file is truncated (in the pixel data header)"
     if implicit:
         length, offset = struct.unpack("<I" if little else ">I", head[4:8])[0], 8
     else:
-        if len(head) < 12:
-            raise InvalidDicom(name, "the file is truncated (in the pixel data header)")
         length, offset = struct.unpack("<I" if little else ">I", head[8:12])[0], 12
     if length == UNDEFINED_LENGTH:
-        _check_fragments(fp, pos + offset, size, little, name)
+        try:
+            _check_fragments(fp, pos + offset, size, little, "")
+        except InvalidDicom as exc:
+            return exc.reason
     elif pos + offset + length > size:
-        raise InvalidDicom(
-            name,
+        return (
             f"the file is truncated (pixel data declares {length} bytes, "
-            f"{max(0, size - pos - offset)} present)",
+            f"{max(0, size - pos - offset)} present)"
         )
+    return None
 
 
 def _check_fragments(fp: BinaryIO, pos: int, size: int, little: bool, name: str) -> None:
@@ -136,6 +143,35 @@ def _check_fragments(fp: BinaryIO, pos: int, size: int, little: bool, name: str)
     raise InvalidDicom(name, "the file is truncated (the compressed pixel data ends early)")
 
 
+def _read_with_pydicom(
+    fp: BinaryIO, size: int, name: str
+) -> tuple[dict[str, Any], str, bool, str | None]:
+    """The header through pydicom, for files the direct parser leaves alone: its JSON, the
+    transfer syntax, whether the file has the DICM preamble, and why it is incomplete if it is."""
+    has_preamble = fp.read(132)[128:132] == b"DICM"
+    fp.seek(0)
+    try:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    except (InvalidDicomError, EOFError, OSError) as exc:
+        raise InvalidDicom(name, f"not a readable DICOM file ({exc})") from exc
+    except Exception as exc:  # pydicom raises many types on garbage input
+        reason = "not a DICOM file" if not has_preamble else f"unreadable header ({exc})"
+        raise InvalidDicom(name, reason) from exc
+    # Before anything converts them, the raw elements tell whether the file is complete.
+    truncation = _truncation(fp, ds, size)
+    try:
+        dicom_json = dataset_to_json(ds)
+    except Exception as exc:
+        if not has_preamble:
+            raise InvalidDicom(
+                name, "not a DICOM file (no DICM preamble and no readable DICOM dataset)"
+            ) from exc
+        raise InvalidDicom(name, f"the header has an invalid value ({exc})") from exc
+    meta = getattr(ds, "file_meta", None)
+    transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    return dicom_json, transfer_syntax, has_preamble, truncation
+
+
 def read_header(path: str | os.PathLike[str], filename: str | None = None) -> DicomHeader:
     """Parse and validate the header of the DICOM file at ``path``.
 
@@ -145,9 +181,7 @@ def read_header(path: str | os.PathLike[str], filename: str | None = None) -> Di
     Raises :class:`InvalidDicom` when the file is not DICOM, is truncated, lacks
     StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID, or has a header that cannot be read.
     """
-    with warnings.catch_warnings():  # pydicom warns on odd values; refusals are ours to make
-        warnings.simplefilter("ignore")
-        return _read_header(Path(path), filename)
+    return _read_header(Path(path), filename)
 
 
 def _read_header(path: Path, filename: str | None) -> DicomHeader:
@@ -156,40 +190,37 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
     if size == 0:
         raise InvalidDicom(name, "the file is empty")
     with path.open("rb") as fp:
-        has_preamble = fp.read(132)[128:132] == b"DICM"
-        fp.seek(0)
         try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-        except (InvalidDicomError, EOFError, OSError) as exc:
-            raise InvalidDicom(name, f"not a readable DICOM file ({exc})") from exc
-        except Exception as exc:  # pydicom raises many types on garbage input
-            reason = "not a DICOM file" if not has_preamble else f"unreadable header ({exc})"
-            raise InvalidDicom(name, reason) from exc
-        # Before anything converts them, the raw elements tell whether the file is complete.
-        truncation = _truncation(fp, ds, size)
-        # The JSON is the index's copy of the header; the fields below are read from it.
-        try:
-            dicom_json = dataset_to_json(ds)
-        except Exception as exc:
-            if not has_preamble:
-                raise InvalidDicom(
-                    name, "not a DICOM file (no DICM preamble and no readable DICOM dataset)"
-                ) from exc
-            raise InvalidDicom(name, f"the header has an invalid value ({exc})") from exc
-        uids = {k: _json_text(dicom_json, tag, 200) for k, tag in REQUIRED_UIDS.items()}
-        if not has_preamble and not any(uids.values()):
-            raise InvalidDicom(name, "not a DICOM file (no DICM preamble and no DICOM identifiers)")
-        missing = [k for k, v in uids.items() if not v]
-        if missing:
-            raise InvalidDicom(name, f"missing required UID: {', '.join(missing)}")
-        for keyword, uid in uids.items():
-            if len(uid) > 64 or any(c.isspace() or c == "\\" for c in uid):
-                raise InvalidDicom(name, f"{keyword} is not a valid UID")
-        if truncation:
-            raise InvalidDicom(name, truncation)
-
-    meta = getattr(ds, "file_meta", None)
-    transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+            raw = rawheader.parse(fp, size)
+        except rawheader.Unsupported:
+            fp.seek(0)
+            with warnings.catch_warnings():  # pydicom warns on odd values; refusals are ours
+                warnings.simplefilter("ignore")
+                dicom_json, transfer_syntax, has_preamble, truncation = _read_with_pydicom(
+                    fp, size, name
+                )
+        else:
+            dicom_json, transfer_syntax, has_preamble = (
+                raw.dicom_json,
+                raw.transfer_syntax_uid,
+                True,
+            )
+            truncation = (
+                _pixel_data_truncation(fp, raw.pixel_data_at, size, True, raw.implicit)
+                if raw.pixel_data_at is not None
+                else None
+            )
+    uids = {k: _json_text(dicom_json, tag, 200) for k, tag in REQUIRED_UIDS.items()}
+    if not has_preamble and not any(uids.values()):
+        raise InvalidDicom(name, "not a DICOM file (no DICM preamble and no DICOM identifiers)")
+    missing = [k for k, v in uids.items() if not v]
+    if missing:
+        raise InvalidDicom(name, f"missing required UID: {', '.join(missing)}")
+    for keyword, uid in uids.items():
+        if len(uid) > 64 or any(c.isspace() or c == "\\" for c in uid):
+            raise InvalidDicom(name, f"{keyword} is not a valid UID")
+    if truncation:
+        raise InvalidDicom(name, truncation)
 
     def text(tag: str, limit: int) -> str:
         return _json_text(dicom_json, tag, limit)

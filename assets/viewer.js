@@ -225,7 +225,8 @@
     var img = V.images[V.index], s = V.study, series = V.series || {};
     $("vw-overlay-tl").innerText = [s.patient, s.patient_id, s.age_sex, s.study_date].filter(Boolean).join("\n");
     $("vw-overlay-tr").innerText = [s.description, "Se " + (series.number == null ? "" : series.number) + " " + (series.description || ""), series.modality || s.modality].filter(Boolean).join("\n");
-    $("vw-overlay-bl").innerText = img ? ("Im " + (V.index + 1) + "/" + V.images.length +
+    var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
+    $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
       (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
       (V.invert ? "  inverted" : "")) : "";
@@ -235,7 +236,11 @@
     V.stage.setAttribute("data-index", String(V.index));
     V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
     V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
-    V.stage.setAttribute("data-ready", img && (img.values || img.rgb) ? "1" : "0");
+    var shown = !!(img && (img.values || img.rgb));
+    // data-shown: an image is on the canvas; data-ready: and the series is loaded around it
+    if (shown && !V.firstShownAt) V.firstShownAt = performance.now();
+    V.stage.setAttribute("data-shown", shown ? "1" : "0");
+    V.stage.setAttribute("data-ready", shown && !V.provisional ? "1" : "0");
     if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
     if (tagsOpen()) showTags();
   }
@@ -257,8 +262,7 @@
     if (!V.fitted) { fit(); V.fitted = true; }
     V.needsRender = true;
     draw();
-    save();
-    prefetch();
+    if (!V.provisional) { save(); prefetch(); }
   }
 
   function prefetch() {
@@ -311,7 +315,8 @@
     var sink = $("vw-view-sink");
     var json = JSON.stringify({
       study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww,
-      zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert });
+      zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert,
+      sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame });
     if (sink) {
       Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, json);
       sink.dispatchEvent(new Event("input", { bubbles: true }));
@@ -392,24 +397,56 @@
   }
 
   // --- series --------------------------------------------------------------------------------
-  async function openSeries(series, restore) {
+  // hint: the image to show first ({sop, frame} and, when the page has it, the instance's
+  // metadata as "meta"), so that its pixels are fetched and shown while the series' metadata,
+  // which can be megabytes, is still on its way.
+  async function openSeries(series, restore, hint) {
     V.series = series; V.images = []; V.index = 0; V.measures = {}; V.windowSet = false; V.fitted = false;
+    V.provisional = false;
     Array.prototype.forEach.call(document.querySelectorAll(".vw-thumb"), function (t) {
       t.style.outline = t.getAttribute("data-uid") === series.uid ? "2px solid #3e63dd" : "none";
     });
     message("Loading series…");
-    try {
-      var res = await get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/metadata", "application/dicom+json");
-      V.images = makeImages(await res.json());
-    } catch (e) { message(e.message); draw(); return; }
-    message("");
-    presets();
-    var start = Math.floor(V.images.length / 2);
+    var base = "/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid;
     if (restore) {
-      start = restore.index;
       if (typeof restore.wc === "number") { V.wc = restore.wc; V.ww = restore.ww; V.windowSet = true; }
       V.invert = !!restore.invert;
     }
+    var loaded = false, first = null, shown = null;
+    if (hint) {
+      shown = (hint.meta ? Promise.resolve([hint.meta])
+        : get(base + "/instances/" + hint.sop + "/metadata", "application/dicom+json").then(function (r) { return r.json(); })
+      ).then(function (metas) {
+        var im = makeImages(metas).filter(function (x) { return x.frame === hint.frame; })[0];
+        if (!im || loaded || V.series !== series) return;
+        first = im; V.images = [im]; V.provisional = true;
+        return go(0);
+      }).catch(function () { /* the series' metadata still comes */ });
+    }
+    // Asked for once the first image is drawn: fetching and parsing megabytes of JSON beside
+    // it would hold it up.
+    var metadata = (shown || Promise.resolve()).then(function () {
+      return get(base + "/metadata", "application/dicom+json");
+    }).then(function (res) { return res.json(); });
+    var images;
+    try {
+      images = makeImages(await metadata);
+    } catch (e) { loaded = true; V.provisional = false; V.images = []; message(e.message); draw(); return; }
+    loaded = true;
+    if (V.series !== series) return;  // another series was opened meanwhile
+    var start = restore ? restore.index : Math.floor(images.length / 2);
+    if (first) {
+      for (var i = 0; i < images.length; i++) {
+        if (images[i].sop === first.sop && images[i].frame === first.frame) {
+          images[i] = first;  // with its pixels, fetched or on their way
+          if (!restore) start = i;
+          break;
+        }
+      }
+    }
+    V.images = images; V.provisional = false;
+    message("");
+    presets();
     await go(start);
     if (restore && restore.zoom) { V.zoom = restore.zoom; V.panX = restore.panX; V.panY = restore.panY; V.needsRender = true; draw(); }
   }
@@ -538,6 +575,8 @@
     window.__pacsViewer = {
       state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
+      // performance.now() when the first image was drawn (for the benchmark)
+      firstShownAt: function () { return V.firstShownAt || null; },
     };
     bind();
     stage.focus();
@@ -550,7 +589,13 @@
     var series = (restore && study.series.filter(function (s) { return s.uid === restore.series; })[0]) || study.series[0];
     if (!series) { message("This study has no images."); return true; }
     // the first image first; the thumbnails after it
-    openSeries(series, restore).then(thumbnails, thumbnails);
+    // the page's first image comes with its metadata; one the tab left elsewhere needs it fetched
+    var first = study.first && study.first.series === series.uid ? study.first : null;
+    var hint = restore && restore.sop
+      ? (first && first.sop === restore.sop && first.frame === (restore.frame || 0) ? first
+        : { sop: restore.sop, frame: restore.frame || 0 })
+      : !restore ? first : null;
+    openSeries(series, restore, hint).then(thumbnails, thumbnails);
     return true;
   }
 

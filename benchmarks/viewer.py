@@ -143,21 +143,33 @@ def browser_figures(base: str, study_id: str) -> None:
         page.click("#sign-in")
         page.wait_for_selector("#dashboard-radiologist")
         page.goto(base + "/login")  # warm the frontend bundle before timing
+        # The first image's time is read in the page: viewer.js notes performance.now() when
+        # it draws its first image (the page's own clock, not Playwright's polling of it).
         start = time.perf_counter()
         page.goto(f"{base}/viewer/{study_id}")
-        page.wait_for_selector("#vw-stage[data-ready='1']", timeout=60_000)
+        page.wait_for_selector("#vw-stage[data-shown='1']", timeout=60_000)
+        seen = (time.perf_counter() - start) * 1000
+        shown = page.evaluate("window.__pacsViewer.firstShownAt()")
         line(
             "first displayed image, opening /viewer/<id> (full page load)",
-            f"{(time.perf_counter() - start) * 1000:.0f} ms",
+            f"{shown:.0f} ms  (Playwright saw it after {seen:.0f} ms)",
         )
-        page.goto(f"{base}/study/{study_id}")
-        page.wait_for_selector("#open-viewer")
-        start = time.perf_counter()
-        page.click("#open-viewer")  # in-app navigation, as a radiologist opens it
         page.wait_for_selector("#vw-stage[data-ready='1']", timeout=60_000)
+        figures = []
+        for _ in range(3):
+            page.goto(f"{base}/study/{study_id}")
+            page.wait_for_selector("#open-viewer")
+            clicked = page.evaluate("performance.now()")
+            start = time.perf_counter()
+            page.click("#open-viewer")  # in-app navigation, as a radiologist opens it
+            page.wait_for_selector("#vw-stage[data-shown='1']", timeout=60_000)
+            seen = (time.perf_counter() - start) * 1000
+            figures.append((page.evaluate("window.__pacsViewer.firstShownAt()") - clicked, seen))
+            page.wait_for_selector("#vw-stage[data-ready='1']", timeout=60_000)
+        shown, seen = sorted(figures)[1]
         line(
-            "first displayed image, from the study page's button",
-            f"{(time.perf_counter() - start) * 1000:.0f} ms",
+            "first displayed image, from the study page's button (median of 3)",
+            f"{shown:.0f} ms  (Playwright saw it after {seen:.0f} ms)",
         )
         for label in (
             "scrolling through all 200 slices (first pass)",

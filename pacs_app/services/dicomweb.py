@@ -6,13 +6,15 @@ rendered images decode one frame of the stored file.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
-from sqlalchemy import String, cast
+from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, NotFound
@@ -75,6 +77,45 @@ def metadata(
     )
     session.commit()
     return "[" + ",".join(row or "{}" for row in rows) + "]"
+
+
+def opening_image(
+    *,
+    session: Session,
+    actor: Actor,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str | None = None,
+    frame: int = 0,
+) -> dict[str, Any] | None:
+    """The image the viewer shows first in a series, with its instance's DICOM JSON, so that
+    the viewer can fetch and show its pixels while the whole series' metadata is still on its
+    way: frame ``frame`` of ``sop_uid`` (the view the user left) when the series has it, else
+    the middle image in the viewer's order (instance number, then frame). ``None`` for a
+    series without instances."""
+    study = _study(session, actor, study_uid)
+    series = _series(session, study, series_uid)
+    rows = session.exec(
+        select(Instance.id, Instance.sop_instance_uid, Instance.number_of_frames)
+        .where(Instance.series_pk == series.id)
+        .order_by(func.coalesce(Instance.instance_number, 0), col(Instance.number))
+    ).all()
+    chosen = next(
+        ((pk, sop, frame) for pk, sop, frames in rows if sop == sop_uid and 0 <= frame < frames),
+        None,
+    )
+    remaining = sum(max(1, frames or 1) for _, _, frames in rows) // 2
+    for pk, sop, frames in rows if chosen is None else ():
+        frames = max(1, frames or 1)
+        if remaining < frames:
+            chosen = pk, sop, remaining
+            break
+        remaining -= frames
+    if chosen is None:
+        return None
+    pk, sop, index = chosen
+    meta = session.exec(select(cast(Instance.dicom_json, String)).where(Instance.id == pk)).one()
+    return {"series": series_uid, "sop": sop, "frame": index, "meta": json.loads(meta or "{}")}
 
 
 @dataclass(frozen=True)

@@ -341,13 +341,15 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
     plans = []
     for study_uid, items in by_study.items():
         study = session.exec(
-            select(Study).where(Study.centre_id == centre.id, Study.study_instance_uid == study_uid)
+            select(Study.id, Study.study_id, Study.next_instance_number).where(
+                Study.centre_id == centre.id, Study.study_instance_uid == study_uid
+            )
         ).first()
         if study is None:
             study_id, number, known = new_study_id(session), 1, set()
         else:
-            study_id, number = study.study_id, study.next_instance_number
-            known = _known_sops(session, study.id, [h.sop_instance_uid for _, h in items])
+            study_pk, study_id, number = study
+            known = _known_sops(session, study_pk, [h.sop_instance_uid for _, h in items])
         plan = _Planned(study_uid, study_id, study is None, items[0][1], [], [])
         for staged, header in items:
             if header.sop_instance_uid in known:
@@ -474,7 +476,11 @@ def _store(
     written: list[str] = []
     try:
         plans = _write_files(session, centre, by_study, storage, written)
-        session.rollback()  # end phase 1's read transaction before writing
+        # End phase 1's read transaction before writing. The centre stays as read (a rollback
+        # would expire it, and reading it again costs a query).
+        if centre in session:
+            session.expunge(centre)
+        session.rollback()
         studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
         session.commit()
     except BaseException:

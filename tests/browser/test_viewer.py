@@ -59,6 +59,14 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     expect(page.locator(".vw-thumb")).to_have_count(1)
     first = _state(page)
     assert first["count"] == 20 and first["index"] == 10
+    # the page named the first image, so it was drawn before the series' metadata was asked for
+    expect(stage).to_have_attribute("data-shown", "1")
+    order = page.evaluate("""() => {
+        const entries = performance.getEntriesByType("resource").map((e) => e.name);
+        return [entries.findIndex((n) => n.includes("/frames/")),
+                entries.findIndex((n) => n.endsWith("/metadata"))];
+    }""")
+    assert -1 < order[0] < order[1], order
 
     # scroll with the wheel and the keyboard
     stage.hover()
@@ -113,6 +121,7 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
     page.wait_for_timeout(300)
     restored = _state(page)
+    assert restored["sop"] == before["sop"]
     assert (restored["index"], round(restored["wc"]), round(restored["ww"])) == (
         before["index"],
         round(before["wc"]),

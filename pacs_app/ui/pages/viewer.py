@@ -17,7 +17,7 @@ import reflex as rx
 
 from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
-from pacs_app.services import studies, workflow
+from pacs_app.services import dicomweb, studies, workflow
 from pacs_app.ui import routes
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -45,18 +45,41 @@ class ViewerState(AuthState):
         sid = self._path_study_id()
         self._study_id = sid
         self.view_json = self._views.get(sid, "")
+        address = self._client_address()
         try:
-            detail = await call_domain(
-                studies.get_study, actor=actor, study_id=sid, address=self._client_address()
+            left = json.loads(self.view_json) if self.view_json else {}
+        except json.JSONDecodeError:
+            left = {}
+        left = left if isinstance(left, dict) else {}
+
+        def load(session):
+            detail = studies.get_study(session=session, actor=actor, study_id=sid, address=address)
+            # the reading radiologist's first look starts the reading (turnaround)
+            workflow.mark_opened(session=session, actor=actor, study_id=sid, address=address)
+            # the first image to show (where the user left the study, else the middle of the
+            # first series), so that viewer.js fetches its pixels at once
+            series = [s.series_instance_uid for s in detail.series]
+            uid = left.get("series") if left.get("series") in series else None
+            first = (
+                dicomweb.opening_image(
+                    session=session,
+                    actor=actor,
+                    study_uid=detail.study_instance_uid,
+                    series_uid=uid or series[0],
+                    sop_uid=str(left.get("sop") or "") if uid else None,
+                    frame=left.get("frame") if isinstance(left.get("frame"), int) else 0,
+                )
+                if series
+                else None
             )
+            return detail, first
+
+        try:  # one trip to the worker thread for the three
+            detail, first = await call_domain(load)
         except NotFound:
             self.message = f"No study {sid} that you may see."
             self.ready = True
             return
-        # the reading radiologist's first look starts the reading (turnaround)
-        await call_domain(
-            workflow.mark_opened, actor=actor, study_id=sid, address=self._client_address()
-        )
         self.title = f"{detail.patient_name.replace('^', ' ')} · {detail.study_id}"
         self.study_json = json.dumps(
             {
@@ -78,6 +101,7 @@ class ViewerState(AuthState):
                     }
                     for s in detail.series
                 ],
+                "first": first,
             }
         )
         self.ready = True
@@ -237,22 +261,28 @@ def viewer_page() -> rx.Component:
         ),
         # viewer.js reports the view here; the state keeps it (see ViewerState.set_view)
         rx.el.input(id="vw-view-sink", on_change=ViewerState.set_view, style={"display": "none"}),
-        rx.script(src="/viewer.js"),
         width="100%",
         spacing="3",
         id="viewer-page",
     )
     return shell(
         "Viewer",
-        rx.cond(
-            ViewerState.ready,
+        rx.fragment(
+            # loaded with the page, not with the study: it waits for the stage to appear
+            rx.script(src="/viewer.js"),
             rx.cond(
-                ViewerState.message != "",
-                rx.callout(
-                    ViewerState.message, icon="search-x", color_scheme="gray", id="viewer-not-found"
+                ViewerState.ready,
+                rx.cond(
+                    ViewerState.message != "",
+                    rx.callout(
+                        ViewerState.message,
+                        icon="search-x",
+                        color_scheme="gray",
+                        id="viewer-not-found",
+                    ),
+                    body,
                 ),
-                body,
+                rx.center(rx.spinner(), padding="3em"),
             ),
-            rx.center(rx.spinner(), padding="3em"),
         ),
     )

@@ -68,6 +68,9 @@ def build_api() -> FastAPI:
         openapi_url="/openapi.json",
     )
     api.add_exception_handler(DomainError, _domain_error_handler)
+    # Routes are matched in order, one by one: WADO-RS first, as it serves every image a
+    # viewer shows (the others are requested far less often).
+    api.include_router(wado.router)
     api.include_router(auth_routes.router)
     api.include_router(users_routes.router)
     api.include_router(studies_routes.router)
@@ -75,7 +78,6 @@ def build_api() -> FastAPI:
     api.include_router(workflow_routes.router)
     api.include_router(ai_routes.router)
     api.include_router(billing_routes.router)
-    api.include_router(wado.router)
 
     @api.get("/health", tags=["system"], summary="Liveness check")
     def health() -> dict[str, str]:

@@ -203,6 +203,19 @@ def parse_frame_numbers(text: str, frames: int) -> list[int]:
     return [n - 1 for n in numbers]
 
 
+def parse_quality(text: str | None) -> int:
+    """The JPEG ``quality`` parameter: 1 to 100, 90 when absent."""
+    if text is None or text == "":
+        return 90
+    try:
+        quality = int(text)
+    except ValueError:
+        quality = 0
+    if not 1 <= quality <= 100:
+        raise InvalidInput(f"quality must be a whole number from 1 to 100: {text!r}.")
+    return quality
+
+
 def parse_window(text: str | None) -> pixels.Window | None:
     """``"center,width[,linear]"`` (PS3.18 window parameter) to a :class:`Window`."""
     if not text:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Request, Response
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
-from pacs_app.services import dicomweb
+from pacs_app.api.deps import SessionDep
+from pacs_app.services import auth, dicomweb
+from pacs_app.services.authz import Actor
 from pacs_app.storage import get_storage
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -44,38 +48,83 @@ def _json(body: str) -> Response:
     return Response(body, media_type=DICOM_JSON)
 
 
-@router.get(BASE + "/metadata", summary="Study metadata (DICOM JSON)")
-def study_metadata(
-    study: str, actor: CurrentActor, session: SessionDep, address: AddressDep
-) -> Response:
-    return _json(dicomweb.metadata(session=session, actor=actor, study_uid=study, address=address))
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-@router.get(SERIES + "/metadata", summary="Series metadata (DICOM JSON)")
-def series_metadata(
-    study: str, series: str, actor: CurrentActor, session: SessionDep, address: AddressDep
+async def _serve(
+    request: Request, session: Session, work: Callable[[Session, Actor, str | None], Response]
 ) -> Response:
-    return _json(
-        dicomweb.metadata(
-            session=session, actor=actor, study_uid=study, series_uid=series, address=address
-        )
+    """Check the token and do ``work`` in one trip to the thread pool.
+
+    These routes serve every image a viewer shows, so they take the request as it is instead
+    of declaring each parameter and the actor as FastAPI dependencies: that machinery (one
+    thread-pool trip for the actor, another for the endpoint, a validation per parameter)
+    costs more than rendering a frame. The parameters are documented in ``openapi_extra``.
+    """
+    token = _bearer(request)
+    address = request.client.host if request.client else None
+
+    def run() -> Response:
+        actor = auth.resolve_token(session=session, token=token, address=address)
+        return work(session, actor, address)
+
+    return await run_in_threadpool(run)
+
+
+def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+SIGNED_IN: dict[str, Any] = {"security": [{"OAuth2PasswordBearer": []}]}
+RENDERED_DOC: dict[str, Any] = {
+    **SIGNED_IN,
+    "parameters": [
+        _param("window", "query", "center,width[,linear]", {"type": "string"}),
+        _param("quality", "query", "JPEG quality, 1-100 (90)", {"type": "integer"}),
+        _param("accept", "query", "image/jpeg (default) or image/png", {"type": "string"}),
+        _param("Accept", "header", "image/jpeg (default) or image/png", {"type": "string"}),
+    ],
+    "responses": {"200": {"content": {"image/jpeg": {}, "image/png": {}}}},
+}
+
+
+def _metadata(request, session, **uids) -> Awaitable[Response]:
+    return _serve(
+        request,
+        session,
+        lambda s, actor, address: _json(
+            dicomweb.metadata(session=s, actor=actor, address=address, **uids)
+        ),
     )
 
 
-@router.get(INSTANCE + "/metadata", summary="Instance metadata (DICOM JSON)")
-def instance_metadata(
-    study: str, series: str, sop: str, actor: CurrentActor, session: SessionDep, address: AddressDep
+@router.get(BASE + "/metadata", summary="Study metadata (DICOM JSON)", openapi_extra=SIGNED_IN)
+async def study_metadata(study: str, request: Request, session: SessionDep) -> Response:
+    return await _metadata(request, session, study_uid=study)
+
+
+@router.get(SERIES + "/metadata", summary="Series metadata (DICOM JSON)", openapi_extra=SIGNED_IN)
+async def series_metadata(
+    study: str, series: str, request: Request, session: SessionDep
 ) -> Response:
-    return _json(
-        dicomweb.metadata(
-            session=session,
-            actor=actor,
-            study_uid=study,
-            series_uid=series,
-            sop_uid=sop,
-            address=address,
-        )
-    )
+    return await _metadata(request, session, study_uid=study, series_uid=series)
+
+
+@router.get(
+    INSTANCE + "/metadata", summary="Instance metadata (DICOM JSON)", openapi_extra=SIGNED_IN
+)
+async def instance_metadata(
+    study: str, series: str, sop: str, request: Request, session: SessionDep
+) -> Response:
+    return await _metadata(request, session, study_uid=study, series_uid=series, sop_uid=sop)
 
 
 def _found(session, actor, study, series, sop):
@@ -89,67 +138,74 @@ def _found(session, actor, study, series, sop):
     )
 
 
-@router.get(INSTANCE, summary="The original instance (multipart/related; application/dicom)")
-def retrieve_instance(
-    study: str, series: str, sop: str, actor: CurrentActor, session: SessionDep
+@router.get(
+    INSTANCE,
+    summary="The original instance (multipart/related; application/dicom)",
+    openapi_extra=SIGNED_IN,
+)
+async def retrieve_instance(
+    study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
-    found = _found(session, actor, study, series, sop)
-    return _multipart([found.path.read_bytes()], "application/dicom")
+    def work(s, actor, _address):
+        found = _found(s, actor, study, series, sop)
+        return _multipart([found.path.read_bytes()], "application/dicom")
+
+    return await _serve(request, session, work)
 
 
 @router.get(
-    INSTANCE + "/frames/{frames}", summary="Frames as uncompressed little-endian pixel data"
+    INSTANCE + "/frames/{frames}",
+    summary="Frames as uncompressed little-endian pixel data",
+    openapi_extra=SIGNED_IN,
 )
-def retrieve_frames(
-    study: str, series: str, sop: str, frames: str, actor: CurrentActor, session: SessionDep
+async def retrieve_frames(
+    study: str, series: str, sop: str, frames: str, request: Request, session: SessionDep
 ) -> Response:
-    found = _found(session, actor, study, series, sop)
-    indexes = dicomweb.parse_frame_numbers(frames, found.frames)
-    parts = dicomweb.raw_frames(found, indexes)
-    return _multipart(parts, "application/octet-stream")
+    def work(s, actor, _address):
+        found = _found(s, actor, study, series, sop)
+        indexes = dicomweb.parse_frame_numbers(frames, found.frames)
+        return _multipart(dicomweb.raw_frames(found, indexes), "application/octet-stream")
+
+    return await _serve(request, session, work)
 
 
-def _rendered_response(
-    found, frame: int, window: str | None, accept: str | None, quality: int
+def _render(request: Request, session: Session, study, series, sop, frame: str | None):
+    query = request.query_params
+    window = query.get("window")
+    accept = query.get("accept") or request.headers.get("accept")
+    quality = dicomweb.parse_quality(query.get("quality"))
+
+    def work(s, actor, _address):
+        found = _found(s, actor, study, series, sop)
+        [index] = dicomweb.parse_frame_numbers(frame, found.frames) if frame else [0]
+        fmt = "png" if accept and "image/png" in accept else "jpeg"
+        body = dicomweb.rendered(
+            found, frame=index, window=dicomweb.parse_window(window), fmt=fmt, quality=quality
+        )
+        return Response(
+            body, media_type=f"image/{fmt}", headers={"Cache-Control": "private, max-age=3600"}
+        )
+
+    return _serve(request, session, work)
+
+
+@router.get(
+    INSTANCE + "/rendered",
+    summary="The first frame rendered as JPEG or PNG",
+    openapi_extra=RENDERED_DOC,
+)
+async def rendered_instance(
+    study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
-    fmt = "png" if accept and "image/png" in accept else "jpeg"
-    body = dicomweb.rendered(
-        found, frame=frame, window=dicomweb.parse_window(window), fmt=fmt, quality=quality
-    )
-    return Response(
-        body, media_type=f"image/{fmt}", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return await _render(request, session, study, series, sop, None)
 
 
-@router.get(INSTANCE + "/rendered", summary="The first frame rendered as JPEG or PNG")
-def rendered_instance(
-    study: str,
-    series: str,
-    sop: str,
-    actor: CurrentActor,
-    session: SessionDep,
-    window: Annotated[str | None, Query(description="center,width[,linear]")] = None,
-    quality: Annotated[int, Query(ge=1, le=100)] = 90,
-    accept_param: Annotated[str | None, Query(alias="accept")] = None,
-    accept: Annotated[str | None, Header()] = None,
+@router.get(
+    INSTANCE + "/frames/{frame}/rendered",
+    summary="One frame rendered as JPEG or PNG",
+    openapi_extra=RENDERED_DOC,
+)
+async def rendered_frame(
+    study: str, series: str, sop: str, frame: str, request: Request, session: SessionDep
 ) -> Response:
-    found = _found(session, actor, study, series, sop)
-    return _rendered_response(found, 0, window, accept_param or accept, quality)
-
-
-@router.get(INSTANCE + "/frames/{frame}/rendered", summary="One frame rendered as JPEG or PNG")
-def rendered_frame(
-    study: str,
-    series: str,
-    sop: str,
-    frame: int,
-    actor: CurrentActor,
-    session: SessionDep,
-    window: Annotated[str | None, Query(description="center,width[,linear]")] = None,
-    quality: Annotated[int, Query(ge=1, le=100)] = 90,
-    accept_param: Annotated[str | None, Query(alias="accept")] = None,
-    accept: Annotated[str | None, Header()] = None,
-) -> Response:
-    found = _found(session, actor, study, series, sop)
-    [index] = dicomweb.parse_frame_numbers(str(frame), found.frames)
-    return _rendered_response(found, index, window, accept_param or accept, quality)
+    return await _render(request, session, study, series, sop, frame)

@@ -217,7 +217,7 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
     if missing:
         raise InvalidDicom(name, f"missing required UID: {', '.join(missing)}")
     for keyword, uid in uids.items():
-        if len(uid) > 64 or any(c.isspace() or c == "\\" for c in uid):
+        if len(uid) > 64 or NOT_IN_UID.search(uid):
             raise InvalidDicom(name, f"{keyword} is not a valid UID")
     if truncation:
         raise InvalidDicom(name, truncation)

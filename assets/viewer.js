@@ -238,7 +238,12 @@
     V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
     var shown = !!(img && (img.values || img.rgb));
     // data-shown: an image is on the canvas; data-ready: and the series is loaded around it
-    if (shown && !V.firstShownAt) V.firstShownAt = performance.now();
+    if (shown && !V.firstShownAt) {
+      // the time of the first frame that paints it (the canvas is drawn; the frame shows it)
+      V.firstShownAt = -1;
+      var v = V;
+      requestAnimationFrame(function () { v.firstShownAt = performance.now(); });
+    }
     V.stage.setAttribute("data-shown", shown ? "1" : "0");
     V.stage.setAttribute("data-ready", shown && !V.provisional ? "1" : "0");
     if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
@@ -420,7 +425,10 @@
         var im = makeImages(metas).filter(function (x) { return x.frame === hint.frame; })[0];
         if (!im || loaded || V.series !== series) return;
         first = im; V.images = [im]; V.provisional = true;
-        return go(0);
+        return go(0).then(function () {
+          // let the browser paint it before megabytes of metadata are fetched and parsed
+          return new Promise(function (resolve) { requestAnimationFrame(function () { setTimeout(resolve, 0); }); });
+        });
       }).catch(function () { /* the series' metadata still comes */ });
     }
     // Asked for once the first image is drawn: fetching and parsing megabytes of JSON beside
@@ -576,7 +584,7 @@
       state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
       // performance.now() when the first image was drawn (for the benchmark)
-      firstShownAt: function () { return V.firstShownAt || null; },
+      firstShownAt: function () { return V.firstShownAt > 0 ? V.firstShownAt : null; },
     };
     bind();
     stage.focus();

@@ -234,6 +234,19 @@ def _reject_token(
     return AuthenticationFailed(message)
 
 
+def token_signature_valid(token: str | None) -> bool:
+    """A check without the database, before a large request body is read: the token is there,
+    signed by this server and not expired. :func:`resolve_token` still decides (revocation,
+    the account), and is what refuses (and audits) a token that fails here."""
+    if not token:
+        return False
+    try:
+        security.decode_access_token(token)
+    except security.InvalidToken:
+        return False
+    return True
+
+
 def resolve_token(*, session: Session, token: str | None, address: str | None = None) -> Actor:
     """The actor a bearer token stands for, checked against the database on every call.
 

@@ -10,6 +10,7 @@ from pydicom.uid import generate_uid
 from sqlmodel import func, select
 
 from pacs_app.models import Instance, Role, Series, Study
+from pacs_app.models.audit import AuditEvent
 from tests.dicom_factory import make_ct, make_series
 from tests.factories import PASSWORD, make_centre, make_user
 
@@ -253,3 +254,45 @@ def test_admin_deletes_a_study_with_confirmation(api, world, session, tmp_path, 
     )
     assert _state(session, storage_root) == ((0, 0, 0), [])
     assert api.get(f"/studies/{study_id}", headers=admin).status_code == 404
+
+
+def test_malformed_bodies_and_forged_tokens_stage_nothing(
+    api, world, session, tmp_path, storage_root
+):
+    before = _state(session, storage_root)
+    tech = _auth(api, "tech-n")
+    good = make_ct(tmp_path / "ok.dcm").read_bytes()
+
+    # not multipart at all
+    r = api.post("/studies", headers={**tech, "Content-Type": "application/dicom"}, content=good)
+    assert r.status_code == 422 and "multipart/form-data" in r.json()["detail"]
+
+    # a multipart body cut off in the middle of the file
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="ok.dcm"\r\n'
+        "Content-Type: application/dicom\r\n\r\n"
+    ).encode()
+    r = api.post(
+        "/studies",
+        headers={**tech, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=head + good[:5000],
+    )
+    assert r.status_code == 422 and "cut short" in r.json()["detail"]
+
+    # a form field far over its size
+    r = _upload(api, tech, [tmp_path / "ok.dcm"], clinical_notes="x" * 70_000)
+    assert r.status_code == 422 and "clinical_notes" in r.json()["detail"]
+
+    # a token this server did not sign: refused before the body is read, and audited
+    def refusals():
+        return session.exec(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "failure")
+        ).one()
+
+    seen = refusals()
+    forged = {"Authorization": "Bearer " + tech["Authorization"].split()[1][:-4] + "AAAA"}
+    r = _upload(api, forged, [tmp_path / "ok.dcm"])
+    assert r.status_code == 401
+    assert refusals() == seen + 1
+    assert _state(session, storage_root) == before

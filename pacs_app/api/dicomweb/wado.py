@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
-from pacs_app.api.deps import SessionDep
-from pacs_app.services import auth, dicomweb
-from pacs_app.services.authz import Actor
+from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
+from pacs_app.services import dicomweb
 from pacs_app.storage import get_storage
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -48,31 +46,6 @@ def _json(body: str) -> Response:
     return Response(body, media_type=DICOM_JSON)
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-async def _serve(
-    request: Request, session: Session, work: Callable[[Session, Actor, str | None], Response]
-) -> Response:
-    """Check the token and do ``work`` in one trip to the thread pool.
-
-    These routes serve every image a viewer shows, so they take the request as it is instead
-    of declaring each parameter and the actor as FastAPI dependencies: that machinery (one
-    thread-pool trip for the actor, another for the endpoint, a validation per parameter)
-    costs more than rendering a frame. The parameters are documented in ``openapi_extra``.
-    """
-    token = _bearer(request)
-    address = request.client.host if request.client else None
-
-    def run() -> Response:
-        actor = auth.resolve_token(session=session, token=token, address=address)
-        return work(session, actor, address)
-
-    return await run_in_threadpool(run)
-
-
 def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
@@ -83,7 +56,6 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> d
     }
 
 
-SIGNED_IN: dict[str, Any] = {"security": [{"OAuth2PasswordBearer": []}]}
 RENDERED_DOC: dict[str, Any] = {
     **SIGNED_IN,
     "parameters": [
@@ -97,7 +69,7 @@ RENDERED_DOC: dict[str, Any] = {
 
 
 def _metadata(request, session, **uids) -> Awaitable[Response]:
-    return _serve(
+    return as_actor(
         request,
         session,
         lambda s, actor, address: _json(
@@ -150,7 +122,7 @@ async def retrieve_instance(
         found = _found(s, actor, study, series, sop)
         return _multipart([found.path.read_bytes()], "application/dicom")
 
-    return await _serve(request, session, work)
+    return await as_actor(request, session, work)
 
 
 @router.get(
@@ -166,7 +138,7 @@ async def retrieve_frames(
         indexes = dicomweb.parse_frame_numbers(frames, found.frames)
         return _multipart(dicomweb.raw_frames(found, indexes), "application/octet-stream")
 
-    return await _serve(request, session, work)
+    return await as_actor(request, session, work)
 
 
 def _render(request: Request, session: Session, study, series, sop, frame: str | None):
@@ -186,7 +158,7 @@ def _render(request: Request, session: Session, study, series, sop, frame: str |
             body, media_type=f"image/{fmt}", headers={"Cache-Control": "private, max-age=3600"}
         )
 
-    return _serve(request, session, work)
+    return as_actor(request, session, work)
 
 
 @router.get(

@@ -8,20 +8,28 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
+from pacs_app.api import multipart
+from pacs_app.api.deps import (
+    SIGNED_IN,
+    AddressDep,
+    CurrentActor,
+    SessionDep,
+    as_actor,
+    bearer_token,
+)
+from pacs_app.config import settings
 from pacs_app.core.errors import InvalidInput
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import ingest, studies, uploads
+from pacs_app.services import auth, ingest, studies, uploads
 from pacs_app.services.dto import StudyDetail, StudyPage, StudyPublic
 from pacs_app.storage import get_storage
 
 router = APIRouter(prefix="/studies", tags=["studies"])
-
-COPY_CHUNK = 1024 * 1024
 
 
 class UploadResponse(BaseModel):
@@ -43,60 +51,92 @@ def form_from_fields(**fields: str | None) -> ingest.StudyForm:
         raise InvalidInput(message if field in message else f"{field}: {message}") from exc
 
 
+FORM_FIELDS = (
+    "patient_name",
+    "patient_id",
+    "patient_age",
+    "patient_sex",
+    "modality",
+    "body_part",
+    "clinical_notes",
+    "priority",
+)
+UPLOAD_DOC = {
+    **SIGNED_IN,
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "DICOM files or zip archives of them",
+                        },
+                        "patient_age": {"type": "string", "description": "years, e.g. 45, or 045Y"},
+                        "patient_sex": {"type": "string", "description": "M, F or O"},
+                        "priority": {"type": "string", "enum": [p.value for p in Priority]},
+                        **{
+                            name: {"type": "string"}
+                            for name in FORM_FIELDS
+                            if name not in ("patient_age", "patient_sex", "priority")
+                        },
+                    },
+                }
+            }
+        },
+    },
+}
+
+
 @router.post(
     "",
     response_model=UploadResponse,
     status_code=201,
     summary="Upload DICOM files (or zips of them) as one or more studies",
     responses={
+        401: {"description": "Not signed in"},
         403: {"description": "Not a technician or centre user"},
         422: {"description": "A file or a form field was refused; nothing was stored"},
     },
+    openapi_extra=UPLOAD_DOC,
 )
-def upload(
-    actor: CurrentActor,
-    session: SessionDep,
-    address: AddressDep,
-    files: Annotated[list[UploadFile], File(description="DICOM files or zip archives")],
-    patient_name: Annotated[str | None, Form()] = None,
-    patient_id: Annotated[str | None, Form()] = None,
-    patient_age: Annotated[str | None, Form(description="years, e.g. 45, or 045Y")] = None,
-    patient_sex: Annotated[str | None, Form(description="M, F or O")] = None,
-    modality: Annotated[str | None, Form()] = None,
-    body_part: Annotated[str | None, Form()] = None,
-    clinical_notes: Annotated[str | None, Form()] = None,
-    priority: Annotated[Priority, Form()] = Priority.ROUTINE,
-) -> UploadResponse:
-    form = form_from_fields(
-        patient_name=patient_name,
-        patient_id=patient_id,
-        patient_age=patient_age,
-        patient_sex=patient_sex,
-        modality=modality,
-        body_part=body_part,
-        clinical_notes=clinical_notes,
-        priority=priority,
-    )
-    with tempfile.TemporaryDirectory(prefix="post-", dir=uploads.staging_root()) as tmp:
-        staged = []
-        for i, upload_file in enumerate(files):
-            path = Path(tmp) / f"{i:06d}"
-            with path.open("wb") as out:
-                shutil.copyfileobj(upload_file.file, out, COPY_CHUNK)
-            staged.append(
-                ingest.StagedFile(
-                    name=upload_file.filename or f"file {i + 1}", path=path, disposable=True
-                )
-            )
-        result = ingest.ingest(
-            session=session,
-            actor=actor,
-            files=staged,
-            form=form,
-            storage=get_storage(),
-            address=address,
+async def upload(request: Request, session: SessionDep) -> Response:
+    """The body is read as it arrives, each file straight into a private staging folder (see
+    :mod:`pacs_app.api.multipart`); the token is checked and the files ingested in one trip
+    to the thread pool."""
+    if not auth.token_signature_valid(bearer_token(request)):  # nothing is staged for it
+        await as_actor(request, session, lambda *_: None)  # refuses it, and audits that
+    folder = Path(tempfile.mkdtemp(prefix="post-", dir=uploads.staging_root()))
+    try:
+        form = await multipart.read_form(
+            request,
+            folder,
+            file_field="files",
+            text_fields=set(FORM_FIELDS),
+            max_file_bytes=settings.max_upload_file_mb * 1024 * 1024,
         )
-    return UploadResponse(study_id=result.study_id, **result.model_dump())
+
+        def work(s, actor, address) -> UploadResponse:
+            result = ingest.ingest(
+                session=s,
+                actor=actor,
+                files=[
+                    ingest.StagedFile(name=f.name, path=f.path, disposable=True) for f in form.files
+                ],
+                form=form_from_fields(**form.fields),
+                storage=get_storage(),
+                address=address,
+            )
+            return UploadResponse(study_id=result.study_id, **result.model_dump())
+
+        body = await as_actor(request, session, work)
+    finally:
+        await run_in_threadpool(shutil.rmtree, folder, True)
+    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
 
 
 @router.get("", response_model=StudyPage, summary="Studies the caller may see")

@@ -1,0 +1,87 @@
+"""The streaming multipart reader of POST /studies, on bodies as real clients encode them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import pytest
+
+from pacs_app.api.multipart import read_form
+from pacs_app.core.errors import InvalidInput
+
+
+class _Request:
+    """What read_form uses of a Starlette request: the headers and the body, in chunks."""
+
+    def __init__(self, headers, body: bytes, chunk: int):
+        self.headers, self._body, self._chunk = headers, body, chunk
+
+    async def stream(self):
+        for i in range(0, len(self._body), self._chunk):
+            yield self._body[i : i + self._chunk]
+
+
+def _encoded(files, data):
+    request = httpx.Request("POST", "http://x/studies", files=files, data=data)
+    return dict(request.headers), request.read()
+
+
+def _read(headers, body, chunk, tmp_path, **limits):
+    folder = tmp_path / f"stage-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    return asyncio.run(
+        read_form(
+            _Request(headers, body, chunk),
+            folder,
+            file_field="files",
+            text_fields={"patient_name", "priority"},
+            max_file_bytes=limits.get("max_file_bytes", 10 * 1024 * 1024),
+        )
+    )
+
+
+# data that looks like the start of a boundary, CRLFs, and random bytes
+TRICKY = b"\r\n--\r\n-" + os.urandom(200_000) + b"\r\n--not-the-boundary\r\n" + b"\r\n" * 3
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 70, 4096, 65536, 10_000_000])
+def test_files_and_fields_come_through_whole_in_any_chunking(tmp_path, chunk):
+    if chunk == 1:
+        body_files = [("files", ("a.dcm", b"\r\n--x\r\n" * 50, "application/dicom"))]
+    else:
+        body_files = [
+            ("files", ("a.dcm", TRICKY, "application/dicom")),
+            ("other", ("skip.bin", b"ignored", "application/octet-stream")),
+            ("files", ("dir/b ü.dcm", b"", "application/dicom")),
+            ("files", ("c.dcm", os.urandom(3000), "application/dicom")),
+        ]
+    headers, body = _encoded(
+        body_files, {"patient_name": "Doe^Jane Ü", "priority": "urgent", "unknown": "x"}
+    )
+    form = _read(headers, body, chunk, tmp_path)
+    sent = [f for name, f in body_files if name == "files"]
+    assert [f.name for f in form.files] == [f[0] for f in sent]
+    assert [f.path.read_bytes() for f in form.files] == [f[1] for f in sent]
+    assert [f.size for f in form.files] == [len(f[1]) for f in sent]
+    assert form.fields == {"patient_name": "Doe^Jane Ü", "priority": "urgent"}
+
+
+def test_a_body_without_its_end_is_refused(tmp_path):
+    headers, body = _encoded([("files", ("a.dcm", b"x" * 1000, "application/dicom"))], {})
+    with pytest.raises(InvalidInput, match="cut short"):
+        _read(headers, body[:-60], 100, tmp_path)
+
+
+def test_limits(tmp_path):
+    headers, body = _encoded([("files", ("big.dcm", b"x" * 3_000_000, "application/dicom"))], {})
+    with pytest.raises(InvalidInput, match=r"big\.dcm: the file is over the 2 MB limit"):
+        _read(headers, body, 65536, tmp_path, max_file_bytes=2 * 1024 * 1024)
+    headers, body = _encoded(
+        [("files", ("a.dcm", b"x", "application/dicom"))], {"patient_name": "x" * 70_000}
+    )
+    with pytest.raises(InvalidInput, match="patient_name is over"):
+        _read(headers, body, 65536, tmp_path)
+    with pytest.raises(InvalidInput, match="multipart/form-data"):
+        _read({"content-type": "application/json"}, b"{}", 10, tmp_path)

@@ -145,11 +145,9 @@ def enqueue(
 ) -> AIJob:
     """Queue an analysis of ``study`` unless one is already queued or running (the caller
     commits)."""
-    active = session.exec(
-        select(AIJob).where(AIJob.study_pk == study.id, col(AIJob.status).in_(ACTIVE))
-    ).first()
+    active = _active_job_id(session, study)
     if active is not None:
-        return active
+        return session.get(AIJob, active)
     job = AIJob(
         study_pk=study.id,
         trigger=trigger,
@@ -161,11 +159,21 @@ def enqueue(
     return job
 
 
-def enqueue_after_upload(session: Session, study: Study, centre: Centre) -> AIJob | None:
-    """Called by ingest, inside the upload's transaction, when it stored new instances."""
-    if not centre.ai_auto_process:
-        return None
-    return enqueue(session, study, trigger="upload")
+def _active_job_id(session: Session, study: Study) -> int | None:
+    # what the transaction has pending (the upload's rows) does not change the answer
+    with session.no_autoflush:
+        return session.exec(
+            select(AIJob.id)
+            .where(AIJob.study_pk == study.id, col(AIJob.status).in_(ACTIVE))
+            .limit(1)
+        ).first()
+
+
+def enqueue_after_upload(session: Session, study: Study, centre: Centre) -> None:
+    """Called by ingest, inside the upload's transaction, when it stored new instances: queue
+    an analysis unless one is queued or running already (an upload in several parts)."""
+    if centre.ai_auto_process and _active_job_id(session, study) is None:
+        enqueue(session, study, trigger="upload")
 
 
 def request_analysis(

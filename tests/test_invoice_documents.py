@@ -285,3 +285,27 @@ def test_a_total_that_does_not_add_up_is_printed_as_given_with_a_warning(caplog)
     text = read_text(render_invoice_pdf(doc))
     assert "Total (USD) $9.99" in text
     assert "lines add up to 123456 but the total is 999" in caplog.text
+
+
+@pytest.mark.parametrize("font", ["unicode", "core"])
+def test_the_widest_study_ids_stay_on_one_line(font, request):
+    # Study IDs are random: eight W's, or a credited line's long note beside them, must not
+    # break an ID across two lines (it read "WXPNRDW" and "P" on the next).
+    if font == "core":
+        request.getfixturevalue("no_unicode_font")
+    ids = ("WWWWWWWW", "MMMMMMMM", "WXPNRDWP", "W0W0W0W0")
+    lines = tuple(
+        line(study_id=i, credited=n % 2 == 0, credit_reason="duplicate upload of the study")
+        for n, i in enumerate(ids)
+    )
+    doc = invoice(lines, currency="INR")
+    payout_doc = dataclasses.replace(
+        payout(),
+        lines=tuple(PayoutLine(i, date(2026, 11, 2), "CT", "NDC", 100) for i in ids),
+        total_minor=400,
+    )
+    for data in (render_invoice_pdf(doc), render_payout_pdf(payout_doc)):
+        raw = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages)
+        lines_of_text = raw.splitlines()
+        for study_id in ids:
+            assert any(study_id in text for text in lines_of_text), (study_id, raw)

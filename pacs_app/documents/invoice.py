@@ -569,10 +569,21 @@ class _DocumentPDF(FPDF):
     def lines_table(
         self, headings: Sequence[str], widths: Sequence[float], rows: Iterable[_Row]
     ) -> None:
-        """The table of lines; fpdf2 repeats its heading row at the top of each new page."""
+        """The table of lines; fpdf2 repeats its heading row at the top of each new page.
+
+        The first column holds Study IDs: it is widened, where needed, to fit the widest one
+        (eight W's) on one line, taking the room from the widest other column.
+        """
         align = ("LEFT",) * (len(headings) - 1) + ("RIGHT",)
         muted = FontFace(color=_GREY)
         self.font(_BODY_PT)
+        widths = list(widths)
+        scale = sum(widths) / self.epw  # the widths are shares of the page's width
+        needed = (self.get_string_width("W" * 8) + 2 * 1.5 + 1.0) * scale
+        if widths[0] < needed:
+            widest = max(range(1, len(widths)), key=lambda i: widths[i])
+            widths[widest] -= needed - widths[0]
+            widths[0] = needed
         self.set_fill_color(255, 255, 255)
         self.set_draw_color(*_RULE)
         self.set_line_width(0.2)

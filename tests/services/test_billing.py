@@ -221,7 +221,7 @@ def test_credits_need_a_reason_and_invoices_total_per_currency(session, world, d
         session=session, actor=world["mgr"], invoice_id=by_centre["MUMBAI"].id
     )
     text = "\n".join(p.extract_text() for p in PdfReader(BytesIO(pdf.content)).pages)
-    assert b in text and "duplicate upload" in text
+    assert b in text and "duplicate upload" in text, (b, text)
     csv = billing.invoice_file(
         session=session, actor=world["mgr"], invoice_id=by_centre["MUMBAI"].id, kind="csv"
     )

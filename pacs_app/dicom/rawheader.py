@@ -280,6 +280,13 @@ def parse(fp: BinaryIO, size: int) -> RawHeader:
 
     Raises :class:`Unsupported` for any file it does not handle exactly as pydicom would.
     """
+    try:
+        return _parse(fp, size)
+    except (ValueError, struct.error, RecursionError) as exc:  # odd bytes, absurd nesting
+        raise Unsupported(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _parse(fp: BinaryIO, size: int) -> RawHeader:
     buf = _Buffer(fp, size)
     if buf.data[128:132] != b"DICM":
         raise Unsupported("no preamble")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 
@@ -171,3 +172,25 @@ def test_pydicom_path_decodes_items_in_the_parents_iso2022_character_set():
     ours = dataset_to_json(read)
     assert ours["00081110"]["Value"][0]["00081030"]["Value"] == ["山田"]
     assert ours == read.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=str)
+
+
+def test_absurd_nesting_and_odd_bytes_fall_back_to_pydicom(tmp_path):
+    # 3,000 nested undefined-length sequences (ContentSequence): the direct parser gives up
+    # instead of letting a RecursionError escape, and read_header still answers
+    good = _save(_base(), tmp_path / "base.dcm").read_bytes()
+    depth = 3000
+    opening = b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    closing = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    deep = tmp_path / "deep.dcm"
+    deep.write_bytes(good + opening * depth + closing * depth)
+    with pytest.raises(rawheader.Unsupported):
+        _direct(deep)
+    with contextlib.suppress(reader.InvalidDicom):  # pydicom may refuse it; no other error
+        reader.read_header(deep)
+    # a transfer syntax that is not ASCII
+    data = bytearray(good)
+    data[data.index(b"1.2.840.10008.1.2.1")] = 0xFF
+    odd = tmp_path / "odd-ts.dcm"
+    odd.write_bytes(bytes(data))
+    with pytest.raises(rawheader.Unsupported):
+        _direct(odd)

@@ -19,7 +19,7 @@ from typing import BinaryIO
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from pacs_app.core.errors import InvalidInput
+from pacs_app.core.errors import InvalidInput, StorageUnavailable
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 100_000
@@ -192,6 +192,10 @@ async def read_form(
         async for chunk in request.stream():
             if chunk:
                 parser.feed(chunk)
+    except OSError as exc:  # the staging folder's disk is full or gone
+        raise StorageUnavailable(
+            f"The upload could not be staged ({exc.strerror or exc}); nothing was stored."
+        ) from exc
     finally:
         reader.close()
     if not parser.finished:

@@ -85,3 +85,20 @@ def test_limits(tmp_path):
         _read(headers, body, 65536, tmp_path)
     with pytest.raises(InvalidInput, match="multipart/form-data"):
         _read({"content-type": "application/json"}, b"{}", 10, tmp_path)
+
+
+def test_a_staging_folder_that_cannot_be_written_is_a_clear_503(tmp_path):
+    from pacs_app.core.errors import StorageUnavailable
+
+    headers, body = _encoded([("files", ("a.dcm", b"x" * 100, "application/dicom"))], {})
+    gone = tmp_path / "gone"  # never created: opening the staged file fails
+    with pytest.raises(StorageUnavailable, match="could not be staged"):
+        asyncio.run(
+            read_form(
+                _Request(headers, body, 64),
+                gone,
+                file_field="files",
+                text_fields=set(),
+                max_file_bytes=1024,
+            )
+        )

@@ -105,6 +105,25 @@ class AuthState(rx.State):
         self._show_user(user)
         return actor
 
+    async def as_actor(self, fn: Callable[..., T], /, **kwargs: Any) -> tuple[T | None, Any]:
+        """Call the domain function ``fn`` for the signed-in actor.
+
+        Returns ``(result, None)``, or ``(None, answer)`` where ``answer`` is what the event
+        handler returns instead: the sign-in page when no one is signed in, or the refusal as
+        an error toast. Example::
+
+            found, answer = await self.as_actor(billing.invoice_file, invoice_id=7, kind="pdf")
+            if answer is not None:
+                return answer
+        """
+        actor = await self.actor()
+        if actor is None:
+            return None, rx.redirect(routes.LOGIN)
+        try:
+            return await call_domain(fn, actor=actor, **kwargs), None
+        except DomainError as exc:
+            return None, rx.toast.error(exc.message)
+
     @rx.event
     async def require_login(self):
         """on_load of pages for any signed-in user: go to the login page otherwise."""

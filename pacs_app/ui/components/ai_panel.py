@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from pacs_app.core.errors import DomainError, NotFound
+from pacs_app.core.errors import NotFound
 from pacs_app.services import ai
 from pacs_app.ui import routes
 from pacs_app.ui.state import AuthState, call_domain
@@ -93,18 +93,11 @@ class AIPanelState(AuthState):
 
     @rx.event
     async def rerun(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                ai.request_analysis,
-                actor=actor,
-                study_id=self._study_id,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        _, answer = await self.as_actor(
+            ai.request_analysis, study_id=self._study_id, address=self._client_address()
+        )
+        if answer is not None:
+            return answer
         await self._load()
         return rx.toast.success("AI analysis queued.")
 

@@ -206,19 +206,14 @@ class PricingState(AuthState):
 
     @rx.event
     async def retire(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                billing.retire_rule,
-                actor=actor,
-                rule_id=self.retire_id,
-                on=self.retire_on,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        _, answer = await self.as_actor(
+            billing.retire_rule,
+            rule_id=self.retire_id,
+            on=self.retire_on,
+            address=self._client_address(),
+        )
+        if answer is not None:
+            return answer
         self.retire_id = 0
         await self._load()
         return rx.toast.success("Price retired.")
@@ -559,19 +554,14 @@ class InvoicesState(AuthState):
 
     @rx.event
     async def download(self, invoice_id: str, kind: str):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            found = await call_domain(
-                billing.invoice_file,
-                actor=actor,
-                invoice_id=int(invoice_id),
-                kind=kind,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        found, answer = await self.as_actor(
+            billing.invoice_file,
+            invoice_id=int(invoice_id),
+            kind=kind,
+            address=self._client_address(),
+        )
+        if answer is not None:
+            return answer
         return rx.download(
             data=found.content, filename=found.filename, mime_type=found.media_type.split(";")[0]
         )
@@ -588,21 +578,15 @@ class InvoicesState(AuthState):
 
     @rx.event
     async def change_status(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                billing.set_invoice_status,
-                actor=actor,
-                invoice_id=self.status_id,
-                status=self.status_to,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            self.status_id = 0
-            return rx.toast.error(exc.message)
-        self.status_id = 0
+        _, answer = await self.as_actor(
+            billing.set_invoice_status,
+            invoice_id=self.status_id,
+            status=self.status_to,
+            address=self._client_address(),
+        )
+        self.status_id = 0  # the dialog closes either way
+        if answer is not None:
+            return answer
         await self._load()
         return rx.toast.success("Invoice updated.")
 
@@ -622,19 +606,14 @@ class InvoicesState(AuthState):
 
     @rx.event
     async def credit(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                billing.credit_record,
-                actor=actor,
-                record_id=self.credit_id,
-                reason=self.credit_reason,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        _, answer = await self.as_actor(
+            billing.credit_record,
+            record_id=self.credit_id,
+            reason=self.credit_reason,
+            address=self._client_address(),
+        )
+        if answer is not None:
+            return answer
         self.credit_id = 0
         await self._load()
         return rx.toast.success("Credited.")
@@ -982,42 +961,32 @@ class PayoutsState(AuthState):
 
     @rx.event
     async def save_rate(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                billing.save_payout_rate,
-                actor=actor,
-                radiologist_id=self._radiologist_ids.get(self.rate_for),
-                modality=self.rate_modality,
-                currency=self.rate_currency,
-                rate=self.rate_value,
-                effective_from=self.rate_from,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        _, answer = await self.as_actor(
+            billing.save_payout_rate,
+            radiologist_id=self._radiologist_ids.get(self.rate_for),
+            modality=self.rate_modality,
+            currency=self.rate_currency,
+            rate=self.rate_value,
+            effective_from=self.rate_from,
+            address=self._client_address(),
+        )
+        if answer is not None:
+            return answer
         await self._load()
         return rx.toast.success("Rate saved.")
 
     @rx.event
     async def save_fx(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                billing.save_exchange_rate,
-                actor=actor,
-                base=self.fx_base,
-                quote=self.fx_quote,
-                rate=self.fx_rate,
-                as_of=_today(),
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        _, answer = await self.as_actor(
+            billing.save_exchange_rate,
+            base=self.fx_base,
+            quote=self.fx_quote,
+            rate=self.fx_rate,
+            as_of=_today(),
+            address=self._client_address(),
+        )
+        if answer is not None:
+            return answer
         await self._load()
         return rx.toast.success("Exchange rate saved.")
 

@@ -514,20 +514,15 @@ class ReportState(AuthState):
 
     @rx.event
     async def decide(self, finding_id: str, decision: str):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            await call_domain(
-                ai.decide,
-                actor=actor,
-                finding_id=int(finding_id),
-                decision=decision,
-                text=self.ai_wording.get(finding_id, ""),
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        _, answer = await self.as_actor(
+            ai.decide,
+            finding_id=int(finding_id),
+            decision=decision,
+            text=self.ai_wording.get(finding_id, ""),
+            address=self._client_address(),
+        )
+        if answer is not None:
+            return answer
         return await self._reload()
 
     @rx.event
@@ -581,18 +576,11 @@ class ReportState(AuthState):
 
     @rx.event
     async def download_pdf(self):
-        actor = await self.actor()
-        if actor is None:
-            return rx.redirect(routes.LOGIN)
-        try:
-            found = await call_domain(
-                reports.report_pdf,
-                actor=actor,
-                study_id=self._study_id,
-                address=self._client_address(),
-            )
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
+        found, answer = await self.as_actor(
+            reports.report_pdf, study_id=self._study_id, address=self._client_address()
+        )
+        if answer is not None:
+            return answer
         return rx.download(data=found.content, filename=found.filename, mime_type="application/pdf")
 
 

@@ -138,7 +138,6 @@ class _Parser:
                     return
                 if buf[:2] == b"--":  # the close delimiter; what follows is an epilogue
                     self.state = self.END
-                if self.state == self.END:
                     buf.clear()
                     return
                 end = buf.find(b"\r\n")

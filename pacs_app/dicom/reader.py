@@ -20,14 +20,13 @@ from typing import Any, BinaryIO
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import Tag
 
 from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom import rawheader
 from pacs_app.dicom.dicomjson import dataset_to_json, raw_elements
 
-PIXEL_TAGS = {Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009)}
-UNDEFINED_LENGTH = 0xFFFFFFFF
+PIXEL_TAGS = rawheader.PIXEL_TAGS
+UNDEFINED_LENGTH = rawheader.UNDEFINED
 NOT_IN_UID = re.compile(r"[\s\\]")
 REQUIRED_UIDS = {
     "StudyInstanceUID": "0020000D",
@@ -98,7 +97,7 @@ def _truncation(fp: BinaryIO, ds: pydicom.Dataset, size: int) -> str | None:
         return "the file is truncated (in the pixel data header)"
     little = ds.is_little_endian if ds.is_little_endian is not None else True
     group, element = struct.unpack("<HH" if little else ">HH", head[:4])
-    if Tag(group, element) not in PIXEL_TAGS:
+    if (group << 16 | element) not in PIXEL_TAGS:
         return None
     implicit = ds.is_implicit_VR if ds.is_implicit_VR is not None else False
     return _pixel_data_truncation(fp, pos, size, little, implicit)

@@ -148,6 +148,12 @@ def enqueue(
     active = _active_job_id(session, study)
     if active is not None:
         return session.get(AIJob, active)
+    return _new_job(session, study, trigger=trigger, requested_by_id=requested_by_id)
+
+
+def _new_job(
+    session: Session, study: Study, *, trigger: str, requested_by_id: int | None = None
+) -> AIJob:
     job = AIJob(
         study_pk=study.id,
         trigger=trigger,
@@ -171,9 +177,10 @@ def _active_job_id(session: Session, study: Study) -> int | None:
 
 def enqueue_after_upload(session: Session, study: Study, centre: Centre) -> None:
     """Called by ingest, inside the upload's transaction, when it stored new instances: queue
-    an analysis unless one is queued or running already (an upload in several parts)."""
+    an analysis unless one is queued or running already (an upload in several parts). The
+    active job itself is not loaded: the upload has no use for it."""
     if centre.ai_auto_process and _active_job_id(session, study) is None:
-        enqueue(session, study, trigger="upload")
+        _new_job(session, study, trigger="upload")
 
 
 def request_analysis(

@@ -103,19 +103,24 @@ def opening_image(
     chosen = next(
         ((pk, sop, frame) for pk, sop, frames in rows if sop == sop_uid and 0 <= frame < frames),
         None,
-    )
-    remaining = sum(max(1, frames or 1) for _, _, frames in rows) // 2
-    for pk, sop, frames in rows if chosen is None else ():
-        frames = max(1, frames or 1)
-        if remaining < frames:
-            chosen = pk, sop, remaining
-            break
-        remaining -= frames
+    ) or _middle_image(rows)
     if chosen is None:
         return None
     pk, sop, index = chosen
     meta = session.exec(select(cast(Instance.dicom_json, String)).where(Instance.id == pk)).one()
     return {"series": series_uid, "sop": sop, "frame": index, "meta": json.loads(meta or "{}")}
+
+
+def _middle_image(rows) -> tuple[int, str, int] | None:
+    """(instance key, SOP Instance UID, frame) of the middle image of ``rows`` (key, SOP,
+    number of frames, in viewing order), counting every frame of multi-frame instances."""
+    remaining = sum(max(1, frames or 1) for _, _, frames in rows) // 2
+    for pk, sop, frames in rows:
+        frames = max(1, frames or 1)
+        if remaining < frames:
+            return pk, sop, remaining
+        remaining -= frames
+    return None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ state machine walks the data in Python and cost more than the rest of the reques
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +32,7 @@ class UploadedFile:
     name: str  # what the sender called it
     path: Path  # where it was written
     size: int = 0
+    sha256: str = ""  # of what was written, computed as it arrived
 
 
 @dataclass
@@ -40,13 +42,17 @@ class Form:
 
 
 class _Reader:
-    def __init__(self, folder: Path, file_field: str, text_fields: set[str], max_file_bytes: int):
-        self.folder, self.file_field, self.text_fields = folder, file_field, text_fields
+    def __init__(
+        self, folder: Path, prefix: str, file_field: str, text_fields: set[str], max_file_bytes: int
+    ):
+        self.folder, self.prefix = folder, prefix
+        self.file_field, self.text_fields = file_field, text_fields
         self.max_file_bytes = max_file_bytes
         self.form = Form()
         self.parts = 0
         self._out: BinaryIO | None = None
         self._file: UploadedFile | None = None
+        self._hash = hashlib.sha256()
         self._text: bytearray | None = None
         self._text_name = ""
 
@@ -63,9 +69,10 @@ class _Reader:
             number = len(self.form.files) + 1
             filename = options[b"filename"].decode("utf-8", "replace")
             self._file = UploadedFile(
-                name=filename or f"file {number}", path=self.folder / f"{number:06d}"
+                name=filename or f"file {number}", path=self.folder / f"{self.prefix}{number:06d}"
             )
             self._out = self._file.path.open("wb")
+            self._hash = hashlib.sha256()
             self.form.files.append(self._file)
         elif name in self.text_fields:
             self._text, self._text_name = bytearray(), name
@@ -79,14 +86,16 @@ class _Reader:
                     f"{self.max_file_bytes // (1024 * 1024)} MB limit"
                 )
             self._out.write(chunk)
+            self._hash.update(chunk)
         elif self._text is not None:
             self._text += chunk
             if len(self._text) > MAX_FIELD_BYTES:
                 raise InvalidInput(f"The field {self._text_name} is over {MAX_FIELD_BYTES} bytes.")
 
     def part_end(self) -> None:
-        if self._out is not None:
+        if self._out is not None and self._file is not None:
             self._out.close()
+            self._file.sha256 = self._hash.hexdigest()
         elif self._text is not None:
             self.form.fields[self._text_name] = self._text.decode("utf-8", "replace")
         self._out = self._file = self._text = None
@@ -95,9 +104,19 @@ class _Reader:
         if self._out is not None:
             self._out.close()
 
+    def discard(self) -> None:
+        """Remove what was staged (the body was refused)."""
+        for f in self.form.files:
+            f.path.unlink(missing_ok=True)
+
 
 class _Parser:
-    """RFC 7578 multipart/form-data, fed chunk by chunk."""
+    """RFC 7578 multipart/form-data, fed chunk by chunk.
+
+    File data is handed on as slices of the chunks as they came (no copy into a buffer): only
+    what may be the start of a delimiter at a chunk's end, or a part's headers cut by a
+    chunk's end, is carried over to the next chunk.
+    """
 
     PREAMBLE, AFTER_DELIMITER, HEADERS, DATA, END = range(5)
 
@@ -105,7 +124,7 @@ class _Parser:
         self.reader = reader
         self.delimiter = b"\r\n--" + boundary
         # The first delimiter may open the body, without the CRLF of the others before it.
-        self.buf = bytearray(b"\r\n")
+        self.carry = b"\r\n"
         self.state = self.PREAMBLE
 
     @property
@@ -113,55 +132,81 @@ class _Parser:
         return self.state == self.END
 
     def feed(self, chunk: bytes) -> None:
-        buf = self.buf
-        buf += chunk
+        if self.state == self.END:
+            return  # an epilogue
+        pos = 0
+        if self.carry:
+            carry, self.carry = self.carry, b""
+            if self.state in (self.PREAMBLE, self.DATA) and len(chunk) >= len(self.delimiter):
+                # The carry is shorter than the delimiter: one that starts in it ends within
+                # the chunk's first bytes, so the join of the two is all there is to search.
+                joint = carry + chunk[: len(self.delimiter) - 1]
+                at = joint.find(self.delimiter)
+                if at < 0:
+                    self._data(memoryview(carry))
+                else:
+                    self._data(memoryview(carry)[:at])
+                    self._delimiter_found()
+                    pos = at + len(self.delimiter) - len(carry)
+            else:  # headers cut by the chunk's end, or a short chunk: small, joined
+                chunk = carry + chunk
+        view = memoryview(chunk)
+        with view:
+            self._walk(chunk, view, pos)
+
+    def _data(self, data: memoryview) -> None:
+        if self.state == self.DATA and len(data):
+            self.reader.data(data)
+
+    def _delimiter_found(self) -> None:
+        if self.state == self.DATA:
+            self.reader.part_end()
+        self.state = self.AFTER_DELIMITER
+
+    def _walk(self, chunk: bytes, view: memoryview, pos: int) -> None:
+        size = len(chunk)
         while True:
             if self.state in (self.PREAMBLE, self.DATA):
-                at = buf.find(self.delimiter)
+                at = chunk.find(self.delimiter, pos)
                 if at < 0:
                     # all but a possible start of the delimiter is data (or preamble)
-                    keep = len(self.delimiter) - 1
-                    if len(buf) > keep:
-                        if self.state == self.DATA:
-                            with memoryview(buf) as view:
-                                self.reader.data(view[: len(buf) - keep])
-                        del buf[: len(buf) - keep]
+                    keep = max(pos, size - (len(self.delimiter) - 1))
+                    self._data(view[pos:keep])
+                    self.carry = bytes(view[keep:])
                     return
-                if self.state == self.DATA:
-                    with memoryview(buf) as view:
-                        self.reader.data(view[:at])
-                    self.reader.part_end()
-                del buf[: at + len(self.delimiter)]
-                self.state = self.AFTER_DELIMITER
+                self._data(view[pos:at])
+                self._delimiter_found()
+                pos = at + len(self.delimiter)
             if self.state == self.AFTER_DELIMITER:
-                if len(buf) < 2:
+                if size - pos < 2:
+                    self.carry = bytes(view[pos:])
                     return
-                if buf[:2] == b"--":  # the close delimiter; what follows is an epilogue
+                if chunk[pos : pos + 2] == b"--":  # the close delimiter; an epilogue follows
                     self.state = self.END
-                    buf.clear()
                     return
-                end = buf.find(b"\r\n")
-                if end < 0 or buf[:end].strip(b" \t"):
-                    if end < 0 and len(buf) < 256:
+                end = chunk.find(b"\r\n", pos)
+                if end < 0 or chunk[pos:end].strip(b" \t"):
+                    if end < 0 and size - pos < 256:
+                        self.carry = bytes(view[pos:])
                         return  # transport padding, or the CRLF still to come
                     raise InvalidInput("The multipart body is malformed (after a boundary).")
-                del buf[: end + 2]
+                pos = end + 2
                 self.state = self.HEADERS
             if self.state == self.HEADERS:
-                end = buf.find(b"\r\n\r\n")
+                end = chunk.find(b"\r\n\r\n", pos)
                 if end < 0:
-                    if len(buf) > MAX_HEADER_BYTES:
+                    if size - pos > MAX_HEADER_BYTES:
                         raise InvalidInput("A part of the multipart body has oversized headers.")
+                    self.carry = bytes(view[pos:])
                     return
                 headers = {}
-                for line in bytes(buf[:end]).split(b"\r\n"):
+                for line in chunk[pos:end].split(b"\r\n"):
                     name, _, value = line.partition(b":")
                     headers[name.strip().lower()] = value.strip()
-                del buf[: end + 4]
+                pos = end + 4
                 self.reader.part_begin(headers)
                 self.state = self.DATA
             if self.state == self.END:
-                buf.clear()
                 return
 
 
@@ -172,12 +217,15 @@ async def read_form(
     file_field: str,
     text_fields: set[str],
     max_file_bytes: int,
+    prefix: str = "",
 ) -> Form:
-    """Read the request's multipart body: files of ``file_field`` into ``folder`` (which the
-    caller owns and removes), the ``text_fields`` into a dict; other parts are skipped.
+    """Read the request's multipart body: files of ``file_field`` into ``folder``, named
+    ``{prefix}000001`` and on (the caller removes them once done), the ``text_fields`` into a
+    dict; other parts are skipped.
 
     Raises :class:`InvalidInput` when the body is not multipart/form-data, is cut short, or
-    goes over a limit (a file over ``max_file_bytes``, a text field over 64 KiB).
+    goes over a limit (a file over ``max_file_bytes``, a text field over 64 KiB); what was
+    staged of a refused body is removed.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -185,18 +233,25 @@ async def read_form(
         raise InvalidInput(
             f"Send the upload as multipart/form-data, with the files in '{file_field}'."
         )
-    reader = _Reader(folder, file_field, text_fields, max_file_bytes)
+    reader = _Reader(folder, prefix, file_field, text_fields, max_file_bytes)
     parser = _Parser(boundary, reader)
     try:
-        async for chunk in request.stream():
-            if chunk:
-                parser.feed(chunk)
+        try:
+            async for chunk in request.stream():
+                if chunk:
+                    parser.feed(chunk)
+                if parser.finished:
+                    break  # the close delimiter: what may follow is an epilogue, ignored
+        finally:
+            reader.close()
+        if not parser.finished:
+            raise InvalidInput("The upload was cut short: its multipart body has no end.")
     except OSError as exc:  # the staging folder's disk is full or gone
+        reader.discard()
         raise StorageUnavailable(
             f"The upload could not be staged ({exc.strerror or exc}); nothing was stored."
         ) from exc
-    finally:
-        reader.close()
-    if not parser.finished:
-        raise InvalidInput("The upload was cut short: its multipart body has no end.")
+    except BaseException:
+        reader.discard()
+        raise
     return reader.form

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
@@ -175,12 +175,29 @@ def _active_job_id(session: Session, study: Study) -> int | None:
         ).first()
 
 
-def enqueue_after_upload(session: Session, study: Study, centre: Centre) -> None:
+_JOBS = AIJob.__table__
+_ACTIVE_JOB_OF = (
+    select(_JOBS.c.id)
+    .where(_JOBS.c.study_pk == bindparam("study"), _JOBS.c.status.in_(ACTIVE))
+    .limit(1)
+)
+_INSERT_JOB = insert(_JOBS)
+
+
+def enqueue_after_upload(
+    session: Session, study_pk: int, priority_rank: int, centre: Centre
+) -> None:
     """Called by ingest, inside the upload's transaction, when it stored new instances: queue
-    an analysis unless one is queued or running already (an upload in several parts). The
-    active job itself is not loaded: the upload has no use for it."""
-    if centre.ai_auto_process and _active_job_id(session, study) is None:
-        _new_job(session, study, trigger="upload")
+    an analysis unless one is queued or running already (an upload in several parts).
+
+    Ingest writes its rows with prepared statements, not the unit of work, and so does this:
+    an upload of one instance per request comes hundreds of times a second."""
+    if not centre.ai_auto_process:
+        return
+    conn = session.connection()
+    if conn.execute(_ACTIVE_JOB_OF, {"study": study_pk}).first() is None:
+        job = AIJob(study_pk=study_pk, trigger="upload", priority_rank=priority_rank)
+        conn.execute(_INSERT_JOB, job.model_dump(exclude={"id"}))
 
 
 def request_analysis(

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, func, select
 
 from pacs_app.core.errors import InvalidInput
@@ -87,6 +88,46 @@ def record(
     ``username`` defaults to the actor's; pass it for events without an actor (a failed
     sign-in records the name that was typed).
     """
+    event = _event(
+        action=action,
+        actor=actor,
+        username=username,
+        outcome=outcome,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        centre_id=centre_id,
+        address=address,
+        detail=detail,
+        at=at,
+    )
+    session.add(event)
+    return event
+
+
+_INSERT_EVENT = insert(AuditEvent.__table__)
+
+
+def write(session: Session, **event: Any) -> None:
+    """:func:`record` (same arguments), inserted at once with a prepared statement instead of
+    through the unit of work: for ingest, which records an event per request and writes its
+    other rows the same way. The event still commits or rolls back with the transaction."""
+    row = _event(**event).model_dump(exclude={"id"})
+    session.connection().execute(_INSERT_EVENT, row)
+
+
+def _event(
+    *,
+    action: AuditAction | str,
+    actor: Actor | None = None,
+    username: str | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    resource_type: str | None = None,
+    resource_id: str | int | None = None,
+    centre_id: int | None = None,
+    address: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
     event = AuditEvent(
         at=at or utcnow(),
         actor_id=actor.user_id if actor else None,
@@ -103,7 +144,6 @@ def record(
         event.username = event.username[:64]
     if event.address:
         event.address = event.address[:64]
-    session.add(event)
     return event
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam, exists
 from sqlmodel import Session, col, delete, select
 
 from pacs_app.config import settings
@@ -220,12 +221,12 @@ def authenticate(
 
 
 def _reject_token(
-    session: Session, *, reason: str, message: str, address: str | None, user: User | None = None
+    session: Session, *, reason: str, message: str, address: str | None, actor: Actor | None = None
 ) -> AuthenticationFailed:
     audit.record(
         session,
         action=AuditAction.TOKEN_REJECTED,
-        actor=Actor.of(user) if user else None,
+        actor=actor,
         outcome=Outcome.FAILURE,
         address=address,
         detail={"reason": reason},
@@ -247,6 +248,20 @@ def token_signature_valid(token: str | None) -> bool:
     return True
 
 
+_USERS, _REVOKED = User.__table__, RevokedToken.__table__
+# Every authenticated request runs this: one prepared statement for the account and the
+# token's revocation.
+_TOKEN_HOLDER = select(
+    _USERS.c.id,
+    _USERS.c.username,
+    _USERS.c.role,
+    _USERS.c.centre_id,
+    _USERS.c.is_active,
+    _USERS.c.password_changed_at,
+    exists().where(_REVOKED.c.jti == bindparam("jti")).label("revoked"),
+).where(_USERS.c.id == bindparam("user"))
+
+
 def resolve_token(*, session: Session, token: str | None, address: str | None = None) -> Actor:
     """The actor a bearer token stands for, checked against the database on every call.
 
@@ -260,7 +275,11 @@ def resolve_token(*, session: Session, token: str | None, address: str | None = 
         claims = security.decode_access_token(token)
     except security.InvalidToken as exc:
         raise _reject_token(session, reason="invalid", message=exc.reason, address=address) from exc
-    user = session.get(User, claims.user_id)
+    user = (
+        session.connection()
+        .execute(_TOKEN_HOLDER, {"user": claims.user_id, "jti": claims.jti})
+        .first()
+    )
     if user is None:
         raise _reject_token(
             session,
@@ -268,17 +287,18 @@ def resolve_token(*, session: Session, token: str | None, address: str | None = 
             address=address,
             message="The access token's account no longer exists.",
         )
-    if session.get(RevokedToken, claims.jti) is not None:
+    actor = Actor(user_id=user.id, username=user.username, role=user.role, centre_id=user.centre_id)
+    if user.revoked:
         raise _reject_token(
             session,
             reason="revoked",
             address=address,
-            user=user,
+            actor=actor,
             message="The access token was revoked by signing out; sign in again.",
         )
     if not user.is_active:
         raise _reject_token(
-            session, reason="inactive", address=address, user=user, message=INACTIVE_ACCOUNT
+            session, reason="inactive", address=address, actor=actor, message=INACTIVE_ACCOUNT
         )
     changed = user.password_changed_at
     if changed is not None and claims.issued_at < changed.replace(microsecond=0):
@@ -286,10 +306,10 @@ def resolve_token(*, session: Session, token: str | None, address: str | None = 
             session,
             reason="password_changed",
             address=address,
-            user=user,
+            actor=actor,
             message="The password of this account was changed; sign in again.",
         )
-    return Actor.of(user)
+    return actor
 
 
 def current_user(*, session: Session, actor: Actor) -> UserPublic:

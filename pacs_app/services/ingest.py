@@ -17,13 +17,15 @@ import shutil
 import string
 import tempfile
 import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, field_validator
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from pacs_app.config import settings
 from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
@@ -33,7 +35,7 @@ from pacs_app.models.base import utcnow
 from pacs_app.services import audit
 from pacs_app.services.authz import Action, Actor, require
 from pacs_app.services.dto import StudyPublic
-from pacs_app.storage import KeyExists, Storage, StorageError, StoredObject
+from pacs_app.storage import Digest, KeyExists, Storage, StorageError, StoredObject
 
 STUDY_ID_ALPHABET = string.ascii_uppercase + string.digits
 STUDY_ID_LENGTH = 8
@@ -52,6 +54,7 @@ class StagedFile:
     name: str
     path: Path
     disposable: bool = False
+    digest: Digest | None = None  # size and sha256, where the caller hashed it as it wrote it
 
 
 class StudyForm(BaseModel):
@@ -143,9 +146,10 @@ def normalize_name(name: str) -> str:
 
 def new_study_id(session: Session) -> str:
     """A random 8-character Study ID not used yet (the unique index is the final guard)."""
+    conn = session.connection()
     for _ in range(20):
         candidate = "".join(secrets.choice(STUDY_ID_ALPHABET) for _ in range(STUDY_ID_LENGTH))
-        if session.exec(select(Study.id).where(Study.study_id == candidate)).first() is None:
+        if conn.execute(_STUDY_ID_TAKEN, {"study_id": candidate}).first() is None:
             return candidate
     raise RuntimeError("could not find a free Study ID after 20 tries")
 
@@ -303,30 +307,83 @@ class _Planned:
     duplicates: list[tuple[StagedFile, DicomHeader]]
 
 
-def _known_sops(session: Session, study_pk: int, sops: list[str]) -> set[str]:
+# The rows are read and written with statements built once: a modality or a PACS sending one
+# instance per request does this hundreds of times a second, and building a statement (or
+# flushing objects through the unit of work) costs several times executing it.
+_STUDY, _SERIES, _INSTANCE = Study.__table__, Series.__table__, Instance.__table__
+_STUDY_OF_CENTRE = (_STUDY.c.centre_id == bindparam("centre")) & (
+    _STUDY.c.study_instance_uid == bindparam("uid")
+)
+_FIND_STUDY = select(_STUDY.c.id, _STUDY.c.study_id, _STUDY.c.next_instance_number).where(
+    _STUDY_OF_CENTRE
+)
+_LOCK_STUDY = select(_STUDY).where(_STUDY_OF_CENTRE).with_for_update()
+_STUDY_ID_TAKEN = select(_STUDY.c.id).where(_STUDY.c.study_id == bindparam("study_id"))
+_KNOWN_SOPS = select(_INSTANCE.c.sop_instance_uid).where(
+    _INSTANCE.c.study_pk == bindparam("study"),
+    _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True)),
+)
+_SERIES_OF = select(_SERIES.c.series_instance_uid, _SERIES.c.id).where(
+    _SERIES.c.study_pk == bindparam("study")
+)
+_INSERT_STUDY = insert(_STUDY).returning(_STUDY.c.id)
+_INSERT_SERIES = insert(_SERIES).returning(_SERIES.c.id)
+_INSERT_INSTANCE = insert(_INSTANCE)
+_COUNT_INTO_SERIES = (
+    update(_SERIES)
+    .where(_SERIES.c.id == bindparam("series"))
+    .values(num_instances=_SERIES.c.num_instances + bindparam("added"))
+)
+_UPDATE_STUDY = (
+    update(_STUDY)
+    .where(_STUDY.c.id == bindparam("study"))
+    .values(
+        num_series=bindparam("n_series"),
+        num_instances=bindparam("n_instances"),
+        size_bytes=bindparam("n_bytes", type_=_STUDY.c.size_bytes.type),
+        next_instance_number=bindparam("next_number"),
+        priority=bindparam("new_priority", type_=_STUDY.c.priority.type),
+        priority_rank=bindparam("new_rank"),
+        updated_at=bindparam("now", type_=_STUDY.c.updated_at.type),
+    )
+)
+_SYNC_POOL: ThreadPoolExecutor | None = None
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    global _SYNC_POOL
+    if _SYNC_POOL is None:
+        _SYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pacs-ingest-sync")
+    return _SYNC_POOL
+
+
+def _known_sops(conn, study_pk: int, sops: list[str]) -> set[str]:
     """Which of ``sops`` the study already holds (queried in chunks of 500)."""
     known: set[str] = set()
     for i in range(0, len(sops), 500):
-        known.update(
-            session.exec(
-                select(Instance.sop_instance_uid).where(
-                    Instance.study_pk == study_pk,
-                    col(Instance.sop_instance_uid).in_(sops[i : i + 500]),
-                )
-            )
-        )
+        rows = conn.execute(_KNOWN_SOPS, {"study": study_pk, "sops": sops[i : i + 500]})
+        known.update(rows.scalars())
     return known
 
 
 def _put_next(storage: Storage, prefix: str, number: int, staged: StagedFile):
-    """Store under the first free ``instance_NNN.dcm`` key from ``number`` (never overwriting)."""
+    """Store under the first free ``instance_NNN.dcm`` key from ``number`` (never overwriting).
+
+    Not durable yet: :func:`_store` syncs the files while it writes the rows."""
     while True:
         key = f"{prefix}/instance_{number:03d}.dcm"
         try:
             return (
                 number,
                 key,
-                storage.put_file(key, staged.path, overwrite=False, move=staged.disposable),
+                storage.put_file(
+                    key,
+                    staged.path,
+                    overwrite=False,
+                    move=staged.disposable,
+                    durable=False,
+                    digest=staged.digest,
+                ),
             )
         except KeyExists:
             number += 1  # a file left by an interrupted upload, or a concurrent one
@@ -338,19 +395,16 @@ def _put_next(storage: Storage, prefix: str, number: int, staged: StagedFile):
 
 def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
     """Phase 1, with no database write: decide duplicates and write every new file."""
+    conn = session.connection()
     plans = []
     for study_uid, items in by_study.items():
-        study = session.exec(
-            select(Study.id, Study.study_id, Study.next_instance_number).where(
-                Study.centre_id == centre.id, Study.study_instance_uid == study_uid
-            )
-        ).first()
-        if study is None:
+        found = conn.execute(_FIND_STUDY, {"centre": centre.id, "uid": study_uid}).first()
+        if found is None:
             study_id, number, known = new_study_id(session), 1, set()
         else:
-            study_pk, study_id, number = study
-            known = _known_sops(session, study_pk, [h.sop_instance_uid for _, h in items])
-        plan = _Planned(study_uid, study_id, study is None, items[0][1], [], [])
+            study_pk, study_id, number = found
+            known = _known_sops(conn, study_pk, [h.sop_instance_uid for _, h in items])
+        plan = _Planned(study_uid, study_id, found is None, items[0][1], [], [])
         for staged, header in items:
             if header.sop_instance_uid in known:
                 plan.duplicates.append((staged, header))
@@ -365,18 +419,15 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
 
 
 def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study:
-    """Phase 2: the rows of one planned study, inside the upload's transaction."""
-    study = session.exec(
-        select(Study)
-        .where(Study.centre_id == centre.id, Study.study_instance_uid == plan.study_uid)
-        .with_for_update()
-    ).first()
-    if (study is None) != plan.is_new or (study is not None and study.study_id != plan.study_id):
+    """Phase 2: the rows of one planned study, inside the upload's transaction. Returns the
+    study as it will be committed (a detached object)."""
+    conn = session.connection()
+    row = conn.execute(_LOCK_STUDY, {"centre": centre.id, "uid": plan.study_uid}).first()
+    if (row is None) != plan.is_new or (row is not None and row.study_id != plan.study_id):
         raise _Retry  # created or deleted by a concurrent upload since phase 1
     from pacs_app.services import workflow  # workflow -> studies -> ingest: import late
 
-    raised = False
-    if study is None:
+    if row is None:
         study = Study(
             study_id=plan.study_id,
             study_instance_uid=plan.study_uid,
@@ -386,21 +437,21 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
             status=StudyStatus.UNASSIGNED if centre.auto_release_to_pool else StudyStatus.RECEIVED,
         )
         _apply_metadata(study, form, plan.first_header)
-        session.add(study)
-        session.flush()
-        series_by_uid: dict[str, Series] = {}
+        study.id = conn.execute(_INSERT_STUDY, study.model_dump(exclude={"id"})).scalar_one()
+        series_ids: dict[str, int] = {}
         raised = study.priority is not Priority.ROUTINE
     else:
-        series_by_uid = {
-            s.series_instance_uid: s
-            for s in session.exec(select(Series).where(Series.study_pk == study.id))
-        }
-        if form.priority.rank > study.priority_rank:  # a re-send may raise the priority
+        study = Study(**row._asdict())
+        series_ids = dict(conn.execute(_SERIES_OF, {"study": study.id}).all())
+        raised = form.priority.rank > study.priority_rank  # a re-send may raise the priority
+        if raised:
             study.priority, study.priority_rank = form.priority, form.priority.rank
-            raised = True
+    now = utcnow()
+    instances: list[dict] = []
+    added: Counter[int] = Counter()
     for _staged, header, number, key, stored in plan.stored:
-        series = series_by_uid.get(header.series_instance_uid)
-        if series is None:
+        series_pk = series_ids.get(header.series_instance_uid)
+        if series_pk is None:
             series = Series(
                 study_pk=study.id,
                 series_instance_uid=header.series_instance_uid,
@@ -409,35 +460,50 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
                 body_part=header.body_part,
                 description=header.series_description,
             )
-            session.add(series)
-            session.flush()
-            series_by_uid[header.series_instance_uid] = series
+            series_pk = conn.execute(_INSERT_SERIES, series.model_dump(exclude={"id"})).scalar_one()
+            series_ids[header.series_instance_uid] = series_pk
             study.num_series += 1
-        session.add(
-            Instance(
-                study_pk=study.id,
-                series_pk=series.id,
-                number=number,
-                sop_instance_uid=header.sop_instance_uid,
-                sop_class_uid=header.sop_class_uid,
-                instance_number=header.instance_number,
-                transfer_syntax_uid=header.transfer_syntax_uid,
-                rows=header.rows,
-                columns=header.columns,
-                number_of_frames=header.number_of_frames,
-                storage_key=key,
-                size_bytes=stored.size,
-                sha256=stored.sha256,
-                dicom_json=header.dicom_json,
-            )
+        instances.append(
+            {
+                "study_pk": study.id,
+                "series_pk": series_pk,
+                "number": number,
+                "sop_instance_uid": header.sop_instance_uid,
+                "sop_class_uid": header.sop_class_uid,
+                "instance_number": header.instance_number,
+                "transfer_syntax_uid": header.transfer_syntax_uid,
+                "rows": header.rows,
+                "columns": header.columns,
+                "number_of_frames": header.number_of_frames,
+                "storage_key": key,
+                "size_bytes": stored.size,
+                "sha256": stored.sha256,
+                "dicom_json": header.dicom_json,
+                "received_at": now,
+            }
         )
-        series.num_instances += 1
-        study.num_instances += 1
+        added[series_pk] += 1
         study.size_bytes += stored.size
         study.next_instance_number = max(study.next_instance_number, number + 1)
-    study.updated_at = utcnow()
-    session.add(study)
-    audit.record(
+    if instances:
+        conn.execute(_INSERT_INSTANCE, instances)
+        conn.execute(_COUNT_INTO_SERIES, [{"series": k, "added": n} for k, n in added.items()])
+    study.num_instances += len(instances)
+    study.updated_at = now
+    conn.execute(
+        _UPDATE_STUDY,
+        {
+            "study": study.id,
+            "n_series": study.num_series,
+            "n_instances": study.num_instances,
+            "n_bytes": study.size_bytes,
+            "next_number": study.next_instance_number,
+            "new_priority": study.priority,
+            "new_rank": study.priority_rank,
+            "now": now,
+        },
+    )
+    audit.write(
         session,
         action=audit.AuditAction.STUDY_UPLOADED,
         actor=actor,
@@ -448,11 +514,12 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
         detail={"instances": len(plan.stored), "new_study": plan.is_new},
     )
     if raised:
-        workflow.notify_urgent(session, study, tele=study.status is StudyStatus.UNASSIGNED)
+        stored_study = session.get(Study, study.id)  # as just written; the notice links to it
+        workflow.notify_urgent(session, stored_study, tele=study.status is StudyStatus.UNASSIGNED)
     if plan.stored:
         from pacs_app.services import ai  # queued with the rows, in the same transaction
 
-        ai.enqueue_after_upload(session, study, centre)
+        ai.enqueue_after_upload(session, study.id, study.priority_rank, centre)
     return study
 
 
@@ -468,23 +535,34 @@ def _store(
     """Write the files, then record them in one short transaction; undo both on any failure.
 
     Files go first, so the database's write lock (all of SQLite, or the study row in
-    PostgreSQL) is held only for the rows, not while gigabytes are copied.
+    PostgreSQL) is held only for the rows, not while gigabytes are copied. They are made
+    durable (fsync) in another thread while the rows are written, and before the commit: a
+    committed row never points at a file a crash could lose.
     """
     by_study: dict[str, list[tuple[StagedFile, DicomHeader]]] = defaultdict(list)
     for item in headers:
         by_study[item[1].study_instance_uid].append(item)
     written: list[str] = []
+    syncing: Future | None = None
     try:
         plans = _write_files(session, centre, by_study, storage, written)
+        if written:
+            syncing = _sync_pool().submit(storage.sync, list(written))
         # End phase 1's read transaction before writing. The centre stays as read (a rollback
         # would expire it, and reading it again costs a query).
         if centre in session:
             session.expunge(centre)
         session.rollback()
-        studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
+        try:
+            studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
+        finally:
+            if syncing is not None:
+                _wait_durable(syncing)
         session.commit()
     except BaseException:
         session.rollback()
+        if syncing is not None:
+            wait([syncing])  # its failure, if any, is not this one's cause
         for key in written:
             storage.delete(key)
         raise
@@ -527,6 +605,15 @@ def _store(
         stored=sum(len(p.stored) for p in plans),
         duplicates=sum(len(p.duplicates) for p in plans),
     )
+
+
+def _wait_durable(syncing: Future) -> None:
+    try:
+        syncing.result()
+    except StorageError as exc:
+        raise StorageUnavailable(
+            f"The upload's files could not be made durable ({exc}); nothing of it was kept."
+        ) from exc
 
 
 __all__ = [

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from pacs_app.config import settings
-from pacs_app.core.errors import InvalidInput, NotFound
+from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
 from pacs_app.dicom.reader import InvalidDicom, read_header
 from pacs_app.models import Centre
 from pacs_app.services.authz import Action, Actor, require
@@ -45,7 +45,12 @@ class FileCheck(BaseModel):
 def staging_root() -> Path:
     """Private folder for uploads in progress, on the storage's filesystem (never served)."""
     root = Path(settings.storage_path) / ".staging"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageUnavailable(
+            f"The upload could not be staged ({exc.strerror or exc}); nothing was stored."
+        ) from exc
     return root
 
 
@@ -87,9 +92,16 @@ def _sweep_stale() -> None:
     if not root.exists():
         return
     cutoff = time.time() - STALE_AFTER_S
-    for folder in root.iterdir():
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
+    for entry in root.iterdir():  # batches' folders, and files POST /studies left in a crash
+        try:
+            if entry.stat().st_mtime >= cutoff:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+        except OSError:
+            continue  # removed meanwhile
 
 
 def open_batch(*, session: Session, actor: Actor, form: StudyForm) -> str:

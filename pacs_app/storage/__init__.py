@@ -2,7 +2,7 @@
 
 from functools import cache
 
-from pacs_app.storage.base import KeyExists, Storage, StorageError, StoredObject
+from pacs_app.storage.base import Digest, KeyExists, Storage, StorageError, StoredObject
 from pacs_app.storage.local import LocalStorage
 
 
@@ -14,4 +14,12 @@ def get_storage(root: str | None = None) -> Storage:
     return LocalStorage(root or settings.storage_path)
 
 
-__all__ = ["KeyExists", "LocalStorage", "Storage", "StorageError", "StoredObject", "get_storage"]
+__all__ = [
+    "Digest",
+    "KeyExists",
+    "LocalStorage",
+    "Storage",
+    "StorageError",
+    "StoredObject",
+    "get_storage",
+]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import random
 
 import httpx
 import pytest
@@ -13,14 +15,23 @@ from pacs_app.core.errors import InvalidInput
 
 
 class _Request:
-    """What read_form uses of a Starlette request: the headers and the body, in chunks."""
+    """What read_form uses of a Starlette request: the headers and the body, in chunks of
+    ``chunk`` bytes, or of the sizes listed."""
 
-    def __init__(self, headers, body: bytes, chunk: int):
+    def __init__(self, headers, body: bytes, chunk: int | list[int]):
         self.headers, self._body, self._chunk = headers, body, chunk
 
     async def stream(self):
-        for i in range(0, len(self._body), self._chunk):
-            yield self._body[i : i + self._chunk]
+        if isinstance(self._chunk, int):
+            for i in range(0, len(self._body), self._chunk):
+                yield self._body[i : i + self._chunk]
+            return
+        at = 0
+        for size in self._chunk:
+            yield self._body[at : at + size]
+            at += size
+        if at < len(self._body):
+            yield self._body[at:]
 
 
 def _encoded(files, data):
@@ -66,6 +77,38 @@ def test_files_and_fields_come_through_whole_in_any_chunking(tmp_path, chunk):
     assert [f.path.read_bytes() for f in form.files] == [f[1] for f in sent]
     assert [f.size for f in form.files] == [len(f[1]) for f in sent]
     assert form.fields == {"patient_name": "Doe^Jane Ü", "priority": "urgent"}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_chunkings_of_data_full_of_near_delimiters(tmp_path, seed):
+    """Chunks cut anywhere, including inside a delimiter, a part's headers or data that
+    looks like a delimiter but is not one; every file arrives whole, with its sha256."""
+    rng = random.Random(seed)
+    boundary = "".join(rng.choice("abcdefXYZ0123456789") for _ in range(rng.randint(8, 40)))
+    near = [b"\r\n--" + boundary[:k].encode() for k in range(len(boundary))]
+    payloads = []
+    for _ in range(rng.randint(1, 4)):
+        pieces = [rng.choice(near) if rng.random() < 0.4 else rng.randbytes(rng.randint(0, 300))]
+        pieces += [rng.choice(near) + rng.randbytes(rng.randint(0, 50)) for _ in range(20)]
+        payloads.append(b"".join(pieces))
+    body = b"preamble\r\n" if seed % 2 else b""
+    for i, data in enumerate(payloads):
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+                f'filename="f{i}.dcm"\r\nContent-Type: application/dicom\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    body += f"--{boundary}--\r\n".encode()
+    sizes = [rng.choice([1, 2, 3, len(boundary) + 3, len(boundary) + 4, rng.randint(1, 400)])]
+    while sum(sizes) < len(body):
+        sizes.append(rng.choice([1, 2, len(boundary) + 4, rng.randint(1, 400)]))
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    form = _read(headers, body, sizes, tmp_path)
+    assert [f.path.read_bytes() for f in form.files] == payloads
+    assert [f.sha256 for f in form.files] == [hashlib.sha256(p).hexdigest() for p in payloads]
 
 
 def test_a_body_without_its_end_is_refused(tmp_path):

@@ -272,11 +272,11 @@ class FailingStorage(LocalStorage):
         super().__init__(root)
         self.writes = 0
 
-    def put_file(self, key, source, *, overwrite=True, move=False):
+    def put_file(self, key, source, **options):
         self.writes += 1
         if self.writes == 3:
             raise StorageError("No space left on device")
-        return super().put_file(key, source, overwrite=overwrite, move=move)
+        return super().put_file(key, source, **options)
 
 
 def test_a_failed_write_mid_upload_leaves_nothing(session, tech, tmp_path):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import secrets
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -27,7 +25,7 @@ from pacs_app.core.errors import InvalidInput
 from pacs_app.models import Priority, StudyStatus
 from pacs_app.services import auth, ingest, studies, uploads
 from pacs_app.services.dto import StudyDetail, StudyPage, StudyPublic
-from pacs_app.storage import get_storage
+from pacs_app.storage import Digest, get_storage
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -110,33 +108,58 @@ async def upload(request: Request, session: SessionDep) -> Response:
     to the thread pool."""
     if not auth.token_signature_valid(bearer_token(request)):  # nothing is staged for it
         await as_actor(request, session, lambda *_: None)  # refuses it, and audits that
-    folder = Path(tempfile.mkdtemp(prefix="post-", dir=uploads.staging_root()))
-    try:
-        form = await multipart.read_form(
-            request,
-            folder,
-            file_field="files",
-            text_fields=set(FORM_FIELDS),
-            max_file_bytes=settings.max_upload_file_mb * 1024 * 1024,
-        )
+    form = await multipart.read_form(
+        request,
+        uploads.staging_root(),
+        prefix=f"post-{secrets.token_hex(8)}-",
+        file_field="files",
+        text_fields=set(FORM_FIELDS),
+        max_file_bytes=settings.max_upload_file_mb * 1024 * 1024,
+    )
+    staged_left = True
 
-        def work(s, actor, address) -> UploadResponse:
+    def work(s, actor, address) -> UploadResponse:
+        nonlocal staged_left
+        try:
             result = ingest.ingest(
                 session=s,
                 actor=actor,
                 files=[
-                    ingest.StagedFile(name=f.name, path=f.path, disposable=True) for f in form.files
+                    ingest.StagedFile(
+                        name=f.name,
+                        path=f.path,
+                        disposable=True,
+                        digest=Digest(size=f.size, sha256=f.sha256),
+                    )
+                    for f in form.files
                 ],
                 form=form_from_fields(**form.fields),
                 storage=get_storage(),
                 address=address,
             )
-            return UploadResponse(study_id=result.study_id, **result.model_dump())
+        finally:  # on this thread already: no second trip to the pool for it
+            _remove_staged(form.files)
+            staged_left = False
+        return UploadResponse.model_construct(
+            study_id=result.study_id,
+            studies=result.studies,
+            files=result.files,
+            stored=result.stored,
+            duplicates=result.duplicates,
+        )
 
+    try:
         body = await as_actor(request, session, work)
     finally:
-        await run_in_threadpool(shutil.rmtree, folder, True)
+        if staged_left:  # the token was refused before the work began
+            await run_in_threadpool(_remove_staged, form.files)
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+def _remove_staged(files: list[multipart.UploadedFile]) -> None:
+    """The staged copies are hard-linked into storage by now (or refused): drop their names."""
+    for f in files:
+        f.path.unlink(missing_ok=True)
 
 
 @router.get("", response_model=StudyPage, summary="Studies the caller may see")

@@ -135,6 +135,27 @@ def test_bad_tokens_are_rejected_and_audited(session, make_token, message):
     assert event.address == "3.3.3.3"
 
 
+def test_a_verified_token_still_expires_and_a_new_key_still_refuses_it(
+    session, settings, monkeypatch
+):
+    """Verified tokens' claims are kept to save a signature check per request: the expiry is
+    checked again on every use, and a token is only ever kept for the key that verified it."""
+    user = make_user(session, Role.CENTRE, centre=make_centre(session))
+    token, claims = security.create_access_token(user.id, expires_minutes=5)
+    assert auth.resolve_token(session=session, token=token).user_id == user.id  # kept now
+    later = claims.expires_at.timestamp() + 1
+    with monkeypatch.context() as clock:
+        clock.setattr(security, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+        with pytest.raises(AuthenticationFailed, match="expired"):
+            auth.resolve_token(session=session, token=token)
+
+    fresh, _ = security.create_access_token(user.id)
+    assert auth.resolve_token(session=session, token=fresh).user_id == user.id
+    monkeypatch.setattr(settings, "secret_key", "a-rotated-key-of-sufficient-length-0000")
+    with pytest.raises(AuthenticationFailed, match="signature"):
+        auth.resolve_token(session=session, token=fresh)
+
+
 def test_a_token_for_a_deleted_user_is_rejected(session):
     user = make_user(session, Role.RADIOLOGIST)
     token, _ = security.create_access_token(user.id + 1000)

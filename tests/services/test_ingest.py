@@ -293,6 +293,51 @@ def test_a_failed_write_mid_upload_leaves_nothing(session, tech, tmp_path):
     assert stored_files(storage) == []
 
 
+class RecordingStorage(LocalStorage):
+    """Real local storage that notes when files are written, made durable, and committed."""
+
+    def __init__(self, root, log, fail_sync=False):
+        super().__init__(root)
+        self.log, self.fail_sync = log, fail_sync
+
+    def put_file(self, key, source, **options):
+        self.log.append(("put", key, options.get("durable", True)))
+        return super().put_file(key, source, **options)
+
+    def sync(self, keys):
+        if self.fail_sync:
+            raise StorageError("I/O error")  # as a failing disk would (cannot be made here)
+        super().sync(keys)
+        self.log.append(("sync", tuple(keys)))
+
+
+def test_files_are_made_durable_before_their_rows_commit(session, tech, tmp_path):
+    from sqlalchemy import event
+
+    log: list = []
+    storage = RecordingStorage(tmp_path / "store", log)
+    event.listen(session, "after_commit", lambda _s: log.append(("commit",)))
+    files = make_series(tmp_path / "f", 3)
+    ingest(session=session, actor=tech, files=staged(*files), storage=storage)
+    puts = [e for e in log if e[0] == "put"]
+    assert len(puts) == 3 and all(durable is False for *_, durable in puts)
+    keys = tuple(key for _, key, _ in puts)
+    assert log[3:] == [("sync", keys), ("commit",)]
+
+
+def test_a_failed_sync_keeps_nothing(session, tech, tmp_path):
+    storage = RecordingStorage(tmp_path / "store", [], fail_sync=True)
+    _refused(
+        session,
+        storage,
+        tech,
+        staged(*make_series(tmp_path / "f", 2)),
+        StorageUnavailable,
+        match="could not be made durable .*nothing of it was kept",
+    )
+    assert stored_files(storage) == []
+
+
 def test_an_existing_stray_file_is_never_overwritten(session, storage, tech, tmp_path):
     study_uid = generate_uid()
     result = ingest(

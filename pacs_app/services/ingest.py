@@ -314,18 +314,42 @@ _STUDY, _SERIES, _INSTANCE = Study.__table__, Series.__table__, Instance.__table
 _STUDY_OF_CENTRE = (_STUDY.c.centre_id == bindparam("centre")) & (
     _STUDY.c.study_instance_uid == bindparam("uid")
 )
-_FIND_STUDY = select(_STUDY.c.id, _STUDY.c.study_id, _STUDY.c.next_instance_number).where(
-    _STUDY_OF_CENTRE
+_SOPS_CHUNK = 500
+# The study, with those of the first (up to 500) SOP Instance UIDs it holds already: a row
+# per one it holds, or a single row with a NULL when it holds none.
+_FIND_STUDY = (
+    select(
+        _STUDY.c.id,
+        _STUDY.c.study_id,
+        _STUDY.c.next_instance_number,
+        _INSTANCE.c.sop_instance_uid,
+    )
+    .select_from(
+        _STUDY.outerjoin(
+            _INSTANCE,
+            (_INSTANCE.c.study_pk == _STUDY.c.id)
+            & _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True)),
+        )
+    )
+    .where(_STUDY_OF_CENTRE)
 )
-_LOCK_STUDY = select(_STUDY).where(_STUDY_OF_CENTRE).with_for_update()
-_STUDY_ID_TAKEN = select(_STUDY.c.id).where(_STUDY.c.study_id == bindparam("study_id"))
 _KNOWN_SOPS = select(_INSTANCE.c.sop_instance_uid).where(
     _INSTANCE.c.study_pk == bindparam("study"),
     _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True)),
 )
-_SERIES_OF = select(_SERIES.c.series_instance_uid, _SERIES.c.id).where(
-    _SERIES.c.study_pk == bindparam("study")
+# The study, locked, with a row per series it has (one with NULLs when it has none).
+_LOCK_STUDY = (
+    select(
+        _STUDY,
+        _SERIES.c.series_instance_uid.label("series_uid"),
+        _SERIES.c.id.label("series_pk"),
+    )
+    .select_from(_STUDY.outerjoin(_SERIES, _SERIES.c.study_pk == _STUDY.c.id))
+    .where(_STUDY_OF_CENTRE)
+    .with_for_update(of=_STUDY)
 )
+_STUDY_COLUMNS = tuple(c.name for c in _STUDY.c)
+_STUDY_ID_TAKEN = select(_STUDY.c.id).where(_STUDY.c.study_id == bindparam("study_id"))
 _INSERT_STUDY = insert(_STUDY).returning(_STUDY.c.id)
 _INSERT_SERIES = insert(_SERIES).returning(_SERIES.c.id)
 _INSERT_INSTANCE = insert(_INSTANCE)
@@ -357,13 +381,20 @@ def _sync_pool() -> ThreadPoolExecutor:
     return _SYNC_POOL
 
 
-def _known_sops(conn, study_pk: int, sops: list[str]) -> set[str]:
-    """Which of ``sops`` the study already holds (queried in chunks of 500)."""
-    known: set[str] = set()
-    for i in range(0, len(sops), 500):
-        rows = conn.execute(_KNOWN_SOPS, {"study": study_pk, "sops": sops[i : i + 500]})
-        known.update(rows.scalars())
-    return known
+def _find_study(conn, centre_id: int, study_uid: str, sops: list[str]):
+    """``(pk, Study ID, next instance number)`` of the centre's study, or ``None``; and which
+    of ``sops`` it holds already (the first 500 asked with the study, the rest in chunks)."""
+    rows = conn.execute(
+        _FIND_STUDY, {"centre": centre_id, "uid": study_uid, "sops": sops[:_SOPS_CHUNK]}
+    ).all()
+    if not rows:
+        return None, set()
+    known = {r.sop_instance_uid for r in rows if r.sop_instance_uid is not None}
+    study_pk = rows[0].id
+    for i in range(_SOPS_CHUNK, len(sops), _SOPS_CHUNK):
+        chunk = sops[i : i + _SOPS_CHUNK]
+        known.update(conn.execute(_KNOWN_SOPS, {"study": study_pk, "sops": chunk}).scalars())
+    return tuple(rows[0])[:3], known
 
 
 def _put_next(storage: Storage, prefix: str, number: int, staged: StagedFile):
@@ -398,12 +429,13 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
     conn = session.connection()
     plans = []
     for study_uid, items in by_study.items():
-        found = conn.execute(_FIND_STUDY, {"centre": centre.id, "uid": study_uid}).first()
+        found, known = _find_study(
+            conn, centre.id, study_uid, [h.sop_instance_uid for _, h in items]
+        )
         if found is None:
-            study_id, number, known = new_study_id(session), 1, set()
+            study_id, number = new_study_id(session), 1
         else:
-            study_pk, study_id, number = found
-            known = _known_sops(conn, study_pk, [h.sop_instance_uid for _, h in items])
+            _pk, study_id, number = found
         plan = _Planned(study_uid, study_id, found is None, items[0][1], [], [])
         for staged, header in items:
             if header.sop_instance_uid in known:
@@ -422,7 +454,8 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
     """Phase 2: the rows of one planned study, inside the upload's transaction. Returns the
     study as it will be committed (a detached object)."""
     conn = session.connection()
-    row = conn.execute(_LOCK_STUDY, {"centre": centre.id, "uid": plan.study_uid}).first()
+    rows = conn.execute(_LOCK_STUDY, {"centre": centre.id, "uid": plan.study_uid}).all()
+    row = rows[0] if rows else None
     if (row is None) != plan.is_new or (row is not None and row.study_id != plan.study_id):
         raise _Retry  # created or deleted by a concurrent upload since phase 1
     from pacs_app.services import workflow  # workflow -> studies -> ingest: import late
@@ -441,8 +474,8 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
         series_ids: dict[str, int] = {}
         raised = study.priority is not Priority.ROUTINE
     else:
-        study = Study(**row._asdict())
-        series_ids = dict(conn.execute(_SERIES_OF, {"study": study.id}).all())
+        study = Study(**dict(zip(_STUDY_COLUMNS, row, strict=False)))
+        series_ids = {r.series_uid: r.series_pk for r in rows if r.series_uid is not None}
         raised = form.priority.rank > study.priority_rank  # a re-send may raise the priority
         if raised:
             study.priority, study.priority_rank = form.priority, form.priority.rank
@@ -548,11 +581,15 @@ def _store(
         plans = _write_files(session, centre, by_study, storage, written)
         if written:
             syncing = _sync_pool().submit(storage.sync, list(written))
-        # End phase 1's read transaction before writing. The centre stays as read (a rollback
-        # would expire it, and reading it again costs a query).
-        if centre in session:
-            session.expunge(centre)
-        session.rollback()
+        if session.get_bind().dialect.name == "sqlite":
+            # End phase 1's read transaction before writing: SQLite refuses a write from a
+            # transaction that began reading before another's commit. The centre stays as
+            # read (a rollback would expire it, and reading it again costs a query).
+            # PostgreSQL goes on in the same transaction: phase 1 took no lock, and its rows
+            # are read again, locked, below.
+            if centre in session:
+                session.expunge(centre)
+            session.rollback()
         try:
             studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
         finally:

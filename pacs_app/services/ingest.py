@@ -569,19 +569,25 @@ def _store(
 
     Files go first, so the database's write lock (all of SQLite, or the study row in
     PostgreSQL) is held only for the rows, not while gigabytes are copied. They are made
-    durable (fsync) in another thread while the rows are written, and before the commit: a
-    committed row never points at a file a crash could lose.
+    durable (fsync) before the commit, so that a committed row never points at a file a crash
+    could lose; with a database server, in another thread while the rows are written.
     """
     by_study: dict[str, list[tuple[StagedFile, DicomHeader]]] = defaultdict(list)
     for item in headers:
         by_study[item[1].study_instance_uid].append(item)
     written: list[str] = []
     syncing: Future | None = None
+    embedded = session.get_bind().dialect.name == "sqlite"
     try:
         plans = _write_files(session, centre, by_study, storage, written)
-        if written:
-            syncing = _sync_pool().submit(storage.sync, list(written))
-        if session.get_bind().dialect.name == "sqlite":
+        if written and embedded:
+            # Writing SQLite's rows is all CPU in this process: a second thread for the
+            # fsyncs would only add hand-offs of the interpreter lock.
+            _make_durable(storage, written)
+        elif written:
+            # A database server's round trips leave the disk time to sync the files.
+            syncing = _sync_pool().submit(_make_durable, storage, list(written))
+        if embedded:
             # End phase 1's read transaction before writing: SQLite refuses a write from a
             # transaction that began reading before another's commit. The centre stays as
             # read (a rollback would expire it, and reading it again costs a query).
@@ -590,11 +596,9 @@ def _store(
             if centre in session:
                 session.expunge(centre)
             session.rollback()
-        try:
-            studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
-        finally:
-            if syncing is not None:
-                _wait_durable(syncing)
+        studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
+        if syncing is not None:
+            syncing.result()
         session.commit()
     except BaseException:
         session.rollback()
@@ -644,9 +648,9 @@ def _store(
     )
 
 
-def _wait_durable(syncing: Future) -> None:
+def _make_durable(storage: Storage, keys: list[str]) -> None:
     try:
-        syncing.result()
+        storage.sync(keys)
     except StorageError as exc:
         raise StorageUnavailable(
             f"The upload's files could not be made durable ({exc}); nothing of it was kept."

@@ -13,7 +13,7 @@ import reflex as rx
 
 from pacs_app.api import build_api
 from pacs_app.config import settings
-from pacs_app.core.memory import keep_freed_memory
+from pacs_app.core.memory import keep_freed_memory, tune_collector
 from pacs_app.services import system
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
@@ -57,5 +57,6 @@ async def _bootstrap():
 keep_freed_memory()
 app = rx.App(api_transformer=build_api())
 app.register_lifespan_task(_bootstrap)
+tune_collector()
 
 __all__ = ["app", "settings"]

@@ -1,4 +1,5 @@
-"""Keep the C allocator from handing large blocks back to the kernel after every request.
+"""Keep the C allocator from handing large blocks back to the kernel after every request, and
+keep Python's cycle collector from walking the whole application on the request path.
 
 Rendering a frame allocates a few arrays of a megabyte or so. glibc serves blocks that large
 with mmap and returns them with munmap when they are freed (its adaptive threshold does not
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import sys
 
@@ -43,3 +45,23 @@ def keep_freed_memory() -> bool:
     if not _done:
         log.warning("could not set the allocator's thresholds; rendering will be slower")
     return _done
+
+
+# Allocations between young-generation collections (Python's default is 700) and how many
+# collections of one generation make one of the next.
+YOUNG_THRESHOLD = 50_000
+OLDER_THRESHOLDS = (20, 100)
+
+
+def tune_collector() -> None:
+    """Move the objects that exist once the app is loaded (about 170,000: modules, the pages'
+    components, SQLAlchemy's mappers) out of the collector's reach, and collect young cycles
+    less often.
+
+    A full collection of that heap takes about 70 ms, and one was due every few hundred
+    requests; a young collection every 700 allocations ran several times per upload. Uploads
+    of one instance per request went about 8% faster with two clients. Cycles are still
+    collected; objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)

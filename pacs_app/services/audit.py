@@ -88,17 +88,19 @@ def record(
     ``username`` defaults to the actor's; pass it for events without an actor (a failed
     sign-in records the name that was typed).
     """
-    event = _event(
-        action=action,
-        actor=actor,
-        username=username,
-        outcome=outcome,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        centre_id=centre_id,
-        address=address,
-        detail=detail,
-        at=at,
+    event = AuditEvent(
+        **_values(
+            action=action,
+            actor=actor,
+            username=username,
+            outcome=outcome,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            centre_id=centre_id,
+            address=address,
+            detail=detail,
+            at=at,
+        )
     )
     session.add(event)
     return event
@@ -111,11 +113,10 @@ def write(session: Session, **event: Any) -> None:
     """:func:`record` (same arguments), inserted at once with a prepared statement instead of
     through the unit of work: for ingest, which records an event per request and writes its
     other rows the same way. The event still commits or rolls back with the transaction."""
-    row = _event(**event).model_dump(exclude={"id"})
-    session.connection().execute(_INSERT_EVENT, row)
+    session.connection().execute(_INSERT_EVENT, _values(**event))
 
 
-def _event(
+def _values(
     *,
     action: AuditAction | str,
     actor: Actor | None = None,
@@ -127,24 +128,21 @@ def _event(
     address: str | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
-        at=at or utcnow(),
-        actor_id=actor.user_id if actor else None,
-        username=(username or (actor.username if actor else None) or None),
-        action=str(action),
-        outcome=str(outcome),
-        resource_type=resource_type,
-        resource_id=str(resource_id) if resource_id is not None else None,
-        centre_id=centre_id if centre_id is not None else (actor.centre_id if actor else None),
-        address=(address or None),
-        detail=detail,
-    )
-    if event.username:
-        event.username = event.username[:64]
-    if event.address:
-        event.address = event.address[:64]
-    return event
+) -> dict[str, Any]:
+    """An event's column values (every column but the id)."""
+    username = username or (actor.username if actor else None) or None
+    return {
+        "at": at or utcnow(),
+        "actor_id": actor.user_id if actor else None,
+        "username": username[:64] if username else None,
+        "action": str(action),
+        "outcome": str(outcome),
+        "resource_type": resource_type,
+        "resource_id": str(resource_id) if resource_id is not None else None,
+        "centre_id": centre_id if centre_id is not None else (actor.centre_id if actor else None),
+        "address": address[:64] if address else None,
+        "detail": detail,
+    }
 
 
 def record_study(

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from pydantic import BaseModel, field_validator
 from sqlalchemy import bindparam, insert, select, update
@@ -450,9 +451,9 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
     return plans
 
 
-def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study:
+def _record_rows(session, actor, centre, form, plan: _Planned, address) -> SimpleNamespace:
     """Phase 2: the rows of one planned study, inside the upload's transaction. Returns the
-    study as it will be committed (a detached object)."""
+    study's values as they will be committed, as attributes."""
     conn = session.connection()
     rows = conn.execute(_LOCK_STUDY, {"centre": centre.id, "uid": plan.study_uid}).all()
     row = rows[0] if rows else None
@@ -470,11 +471,13 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Study
             status=StudyStatus.UNASSIGNED if centre.auto_release_to_pool else StudyStatus.RECEIVED,
         )
         _apply_metadata(study, form, plan.first_header)
-        study.id = conn.execute(_INSERT_STUDY, study.model_dump(exclude={"id"})).scalar_one()
+        values = study.model_dump(exclude={"id"})
+        study = SimpleNamespace(id=conn.execute(_INSERT_STUDY, values).scalar_one(), **values)
         series_ids: dict[str, int] = {}
         raised = study.priority is not Priority.ROUTINE
     else:
-        study = Study(**dict(zip(_STUDY_COLUMNS, row, strict=False)))
+        # the row's values, as attributes (a model object would cost more than the SQL)
+        study = SimpleNamespace(**dict(zip(_STUDY_COLUMNS, row, strict=False)))
         series_ids = {r.series_uid: r.series_pk for r in rows if r.series_uid is not None}
         raised = form.priority.rank > study.priority_rank  # a re-send may raise the priority
         if raised:

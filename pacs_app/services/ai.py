@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import ColumnElement, ScalarSelect, func, insert, update
 from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
@@ -176,28 +176,32 @@ def _active_job_id(session: Session, study: Study) -> int | None:
 
 
 _JOBS = AIJob.__table__
-_ACTIVE_JOB_OF = (
-    select(_JOBS.c.id)
-    .where(_JOBS.c.study_pk == bindparam("study"), _JOBS.c.status.in_(ACTIVE))
-    .limit(1)
-)
 _INSERT_JOB = insert(_JOBS)
 
 
+def active_job_of(study_pk: ColumnElement[int]) -> ScalarSelect[int]:
+    """The id of the study's queued or running analysis (NULL when it has none), as a column
+    for a query over studies: ingest reads it with the study it locks, in one statement."""
+    return (
+        select(_JOBS.c.id)
+        .where(_JOBS.c.study_pk == study_pk, _JOBS.c.status.in_(ACTIVE))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def enqueue_after_upload(
-    session: Session, study_pk: int, priority_rank: int, centre: Centre
+    session: Session, study_pk: int, priority_rank: int, centre: Centre, active_job: int | None
 ) -> None:
     """Called by ingest, inside the upload's transaction, when it stored new instances: queue
-    an analysis unless one is queued or running already (an upload in several parts).
+    an analysis unless one is queued or running already (``active_job``, read with
+    :func:`active_job_of`: an upload in several parts).
 
     Ingest writes its rows with prepared statements, not the unit of work, and so does this:
     an upload of one instance per request comes hundreds of times a second."""
-    if not centre.ai_auto_process:
-        return
-    conn = session.connection()
-    if conn.execute(_ACTIVE_JOB_OF, {"study": study_pk}).first() is None:
+    if centre.ai_auto_process and active_job is None:
         job = AIJob(study_pk=study_pk, trigger="upload", priority_rank=priority_rank)
-        conn.execute(_INSERT_JOB, job.model_dump(exclude={"id"}))
+        session.connection().execute(_INSERT_JOB, job.model_dump(exclude={"id"}))
 
 
 def request_analysis(

@@ -20,6 +20,7 @@ import zipfile
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -338,17 +339,27 @@ _KNOWN_SOPS = select(_INSTANCE.c.sop_instance_uid).where(
     _INSTANCE.c.study_pk == bindparam("study"),
     _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True)),
 )
-# The study, locked, with a row per series it has (one with NULLs when it has none).
-_LOCK_STUDY = (
-    select(
-        _STUDY,
-        _SERIES.c.series_instance_uid.label("series_uid"),
-        _SERIES.c.id.label("series_pk"),
+
+
+@cache
+def _lock_study():
+    """The study, locked, with a row per series it has (one with NULLs when it has none), and
+    its queued or running analysis. (Built on first use: the AI service imports this module.)"""
+    from pacs_app.services import ai
+
+    return (
+        select(
+            _STUDY,
+            _SERIES.c.series_instance_uid.label("series_uid"),
+            _SERIES.c.id.label("series_pk"),
+            ai.active_job_of(_STUDY.c.id).label("active_job"),
+        )
+        .select_from(_STUDY.outerjoin(_SERIES, _SERIES.c.study_pk == _STUDY.c.id))
+        .where(_STUDY_OF_CENTRE)
+        .with_for_update(of=_STUDY)
     )
-    .select_from(_STUDY.outerjoin(_SERIES, _SERIES.c.study_pk == _STUDY.c.id))
-    .where(_STUDY_OF_CENTRE)
-    .with_for_update(of=_STUDY)
-)
+
+
 _STUDY_COLUMNS = tuple(c.name for c in _STUDY.c)
 _STUDY_ID_TAKEN = select(_STUDY.c.id).where(_STUDY.c.study_id == bindparam("study_id"))
 _INSERT_STUDY = insert(_STUDY).returning(_STUDY.c.id)
@@ -455,7 +466,7 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
     """Phase 2: the rows of one planned study, inside the upload's transaction. Returns the
     study's values as they will be committed, as attributes."""
     conn = session.connection()
-    rows = conn.execute(_LOCK_STUDY, {"centre": centre.id, "uid": plan.study_uid}).all()
+    rows = conn.execute(_lock_study(), {"centre": centre.id, "uid": plan.study_uid}).all()
     row = rows[0] if rows else None
     if (row is None) != plan.is_new or (row is not None and row.study_id != plan.study_id):
         raise _Retry  # created or deleted by a concurrent upload since phase 1
@@ -552,10 +563,11 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
     if raised:
         stored_study = session.get(Study, study.id)  # as just written; the notice links to it
         workflow.notify_urgent(session, stored_study, tele=study.status is StudyStatus.UNASSIGNED)
-    if plan.stored:
-        from pacs_app.services import ai  # queued with the rows, in the same transaction
+    if plan.stored:  # an analysis, queued with the rows in the same transaction
+        from pacs_app.services import ai  # ai -> workflow -> studies -> ingest: import late
 
-        ai.enqueue_after_upload(session, study.id, study.priority_rank, centre)
+        active_job = row.active_job if row is not None else None
+        ai.enqueue_after_upload(session, study.id, study.priority_rank, centre, active_job)
     return study
 
 

@@ -111,6 +111,25 @@ def test_an_upload_queues_one_job_and_the_worker_analyses_it(
         ai.request_analysis(session=session, actor=people["manager"], study_id=study.study_id)
 
 
+def test_an_upload_in_parts_queues_one_analysis_until_it_has_run(
+    session, storage, people, tmp_path
+):
+    from pydicom.uid import generate_uid
+
+    uid = generate_uid()
+    parts = [make_series(tmp_path / f"p{i}", 2, study_uid=uid, size=32) for i in range(3)]
+    study = _ingest(session, storage, people, parts[0])
+    assert _ingest(session, storage, people, parts[1]).id == study.id
+    [job] = _jobs(session, study)
+    assert job.status is JobStatus.QUEUED  # the second part found it queued
+    session.exec(update(AIJob).where(AIJob.id == job.id).values(status=JobStatus.DONE))
+    session.commit()
+    _ingest(session, storage, people, parts[2])  # after it ran: the new part is analysed
+    assert sorted(j.status for j in _jobs(session, study)) == sorted(
+        [JobStatus.DONE, JobStatus.QUEUED]
+    )
+
+
 def test_centres_can_turn_automatic_analysis_off(session, storage, people, tmp_path):
     centre = session.get(Centre, people["centre"].id)
     centre.ai_auto_process = False

@@ -412,7 +412,7 @@ def _find_study(conn, centre_id: int, study_uid: str, sops: list[str]):
 def _put_next(storage: Storage, prefix: str, number: int, staged: StagedFile):
     """Store under the first free ``instance_NNN.dcm`` key from ``number`` (never overwriting).
 
-    Not durable yet: :func:`_store` syncs the files while it writes the rows."""
+    Not durable yet: :func:`_store` syncs the files before its commit."""
     while True:
         key = f"{prefix}/instance_{number:03d}.dcm"
         try:

@@ -103,9 +103,10 @@ UPLOAD_DOC = {
     openapi_extra=UPLOAD_DOC,
 )
 async def upload(request: Request, session: SessionDep) -> Response:
-    """The body is read as it arrives, each file straight into a private staging folder (see
-    :mod:`pacs_app.api.multipart`); the token is checked and the files ingested in one trip
-    to the thread pool."""
+    """The body is read as it arrives, each file straight into the staging folder under a
+    name of its own, hashed on the way (see :mod:`pacs_app.api.multipart`); the token is
+    checked and the files ingested in one trip to the thread pool, which also removes the
+    staged names."""
     if not auth.token_signature_valid(bearer_token(request)):  # nothing is staged for it
         await as_actor(request, session, lambda *_: None)  # refuses it, and audits that
     form = await multipart.read_form(

@@ -21,6 +21,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from pacs_app.core.errors import InvalidInput, StorageUnavailable
+from pacs_app.core.fileio import start_writeback
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 100_000
@@ -94,6 +95,8 @@ class _Reader:
 
     def part_end(self) -> None:
         if self._out is not None and self._file is not None:
+            self._out.flush()
+            start_writeback(self._out.fileno())  # ingest's fsync then finds it written
             self._out.close()
             self._file.sha256 = self._hash.hexdigest()
         elif self._text is not None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.api.routes.studies import UploadResponse, form_from_fields
+from pacs_app.core.fileio import start_writeback
 from pacs_app.models import Priority
 from pacs_app.services import uploads
 from pacs_app.storage import get_storage
@@ -62,6 +63,8 @@ async def add_file(
                 out.close()
                 raise uploads.too_large(slot)
             out.write(chunk)
+        out.flush()
+        start_writeback(out.fileno())  # the commit's fsyncs then find it written
     return await run_in_threadpool(uploads.finish_file, actor=actor, slot=slot)
 
 

@@ -1,4 +1,4 @@
-"""JSON columns go through orjson, and through the json module for what orjson refuses."""
+"""JSON columns go through orjson (and json for what orjson refuses); pipelined writes."""
 
 from __future__ import annotations
 
@@ -19,3 +19,29 @@ def test_the_serializer_falls_back_for_what_orjson_refuses():
     assert _json_dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'  # orjson: compact, UTF-8
     assert _json_dumps({1: "key not a string"}) == '{"1": "key not a string"}'
     assert _json_dumps(2**70) == str(2**70)
+
+
+def test_a_pipelined_write_that_fails_raises_sqlalchemys_error_at_the_end(session):
+    """On PostgreSQL the writes inside go out without waiting (psycopg's pipeline); a unique
+    violation still arrives as an IntegrityError, and the transaction can be rolled back."""
+    import pytest
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from pacs_app.core import db
+
+    event = AuditEvent(action="test.pipeline")
+    session.add(event)
+    session.commit()
+    taken, at = event.id, event.at  # read before: nothing inside may wait for an answer
+    table = AuditEvent.__table__
+    with pytest.raises(IntegrityError), db.pipelined(session):
+        session.connection().execute(
+            insert(table).inline(), {"id": taken, "action": "dup", "outcome": "success", "at": at}
+        )
+    session.rollback()
+    with db.pipelined(session):
+        session.connection().execute(
+            insert(table).inline(), {"action": "after", "outcome": "success", "at": at}
+        )
+    session.commit()

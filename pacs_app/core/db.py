@@ -59,6 +59,29 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 @contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the statements executed inside without waiting for each one's answer, where the
+    driver can: psycopg 3's pipeline mode, on PostgreSQL. Elsewhere it changes nothing.
+
+    For writes whose results are not read inside the block (INSERT without RETURNING,
+    UPDATE): an upload's rows then cost one round trip instead of one each. A statement's
+    error comes when the block ends, raised as SQLAlchemy's exception for it (an
+    IntegrityError for a unique violation), as it would have been without the pipeline."""
+    conn = session.connection()
+    if conn.dialect.driver != "psycopg":
+        yield
+        return
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with conn.connection.driver_connection.pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
+
+
+@contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
     with Session(get_engine(url), expire_on_commit=False) as session:

@@ -106,7 +106,7 @@ def record(
     return event
 
 
-_INSERT_EVENT = insert(AuditEvent.__table__)
+_INSERT_EVENT = insert(AuditEvent.__table__).inline()  # no RETURNING: it may be pipelined
 
 
 def write(session: Session, **event: Any) -> None:

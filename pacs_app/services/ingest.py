@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from pacs_app.config import settings
+from pacs_app.core import db
 from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
 from pacs_app.models import Centre, Instance, Priority, Series, Study, StudyStatus
@@ -364,7 +365,7 @@ _STUDY_COLUMNS = tuple(c.name for c in _STUDY.c)
 _STUDY_ID_TAKEN = select(_STUDY.c.id).where(_STUDY.c.study_id == bindparam("study_id"))
 _INSERT_STUDY = insert(_STUDY).returning(_STUDY.c.id)
 _INSERT_SERIES = insert(_SERIES).returning(_SERIES.c.id)
-_INSERT_INSTANCE = insert(_INSTANCE)
+_INSERT_INSTANCE = insert(_INSTANCE).inline()  # no RETURNING: it may be pipelined
 _COUNT_INTO_SERIES = (
     update(_SERIES)
     .where(_SERIES.c.id == bindparam("series"))
@@ -532,34 +533,36 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
         added[series_pk] += 1
         study.size_bytes += stored.size
         study.next_instance_number = max(study.next_instance_number, number + 1)
-    if instances:
-        conn.execute(_INSERT_INSTANCE, instances)
-        conn.execute(_COUNT_INTO_SERIES, [{"series": k, "added": n} for k, n in added.items()])
     study.num_instances += len(instances)
     study.updated_at = now
-    conn.execute(
-        _UPDATE_STUDY,
-        {
-            "study": study.id,
-            "n_series": study.num_series,
-            "n_instances": study.num_instances,
-            "n_bytes": study.size_bytes,
-            "next_number": study.next_instance_number,
-            "new_priority": study.priority,
-            "new_rank": study.priority_rank,
-            "now": now,
-        },
-    )
-    audit.write(
-        session,
-        action=audit.AuditAction.STUDY_UPLOADED,
-        actor=actor,
-        resource_type="study",
-        resource_id=study.study_id,
-        centre_id=centre.id,
-        address=address,
-        detail={"instances": len(plan.stored), "new_study": plan.is_new},
-    )
+    with db.pipelined(session):  # PostgreSQL: these writes in one round trip
+        if instances:
+            conn.execute(_INSERT_INSTANCE, instances[0] if len(instances) == 1 else instances)
+            counts = [{"series": k, "added": n} for k, n in added.items()]
+            conn.execute(_COUNT_INTO_SERIES, counts[0] if len(counts) == 1 else counts)
+        conn.execute(
+            _UPDATE_STUDY,
+            {
+                "study": study.id,
+                "n_series": study.num_series,
+                "n_instances": study.num_instances,
+                "n_bytes": study.size_bytes,
+                "next_number": study.next_instance_number,
+                "new_priority": study.priority,
+                "new_rank": study.priority_rank,
+                "now": now,
+            },
+        )
+        audit.write(
+            session,
+            action=audit.AuditAction.STUDY_UPLOADED,
+            actor=actor,
+            resource_type="study",
+            resource_id=study.study_id,
+            centre_id=centre.id,
+            address=address,
+            detail={"instances": len(plan.stored), "new_study": plan.is_new},
+        )
     if raised:
         stored_study = session.get(Study, study.id)  # as just written; the notice links to it
         workflow.notify_urgent(session, stored_study, tele=study.status is StudyStatus.UNASSIGNED)

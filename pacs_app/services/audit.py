@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, func, select
@@ -69,79 +69,60 @@ class Outcome(StrEnum):
     DENIED = "denied"
 
 
-def record(
-    session: Session,
-    *,
-    action: AuditAction | str,
-    actor: Actor | None = None,
-    username: str | None = None,
-    outcome: Outcome = Outcome.SUCCESS,
-    resource_type: str | None = None,
-    resource_id: str | int | None = None,
-    centre_id: int | None = None,
-    address: str | None = None,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> AuditEvent:
+class EventFields(TypedDict, total=False):
+    """What an audit event records (``action`` is required)."""
+
+    action: Required[AuditAction | str]
+    actor: Actor | None
+    username: str | None  # defaults to the actor's; set for events without an actor
+    outcome: Outcome
+    resource_type: str | None
+    resource_id: str | int | None
+    centre_id: int | None  # defaults to the actor's centre
+    address: str | None
+    detail: dict[str, Any] | None  # codes and reasons, never patient data
+    at: datetime | None
+
+
+def record(session: Session, **event: Unpack[EventFields]) -> AuditEvent:
     """Add an audit event to ``session``; the caller's commit stores it with the change itself.
 
     ``username`` defaults to the actor's; pass it for events without an actor (a failed
     sign-in records the name that was typed).
     """
-    event = AuditEvent(
-        **_values(
-            action=action,
-            actor=actor,
-            username=username,
-            outcome=outcome,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            centre_id=centre_id,
-            address=address,
-            detail=detail,
-            at=at,
-        )
-    )
-    session.add(event)
-    return event
+    added = AuditEvent(**_values(event))
+    session.add(added)
+    return added
 
 
 _INSERT_EVENT = insert(AuditEvent.__table__).inline()  # no RETURNING: it may be pipelined
 
 
-def write(session: Session, **event: Any) -> None:
-    """:func:`record` (same arguments), inserted at once with a prepared statement instead of
-    through the unit of work: for ingest, which records an event per request and writes its
-    other rows the same way. The event still commits or rolls back with the transaction."""
-    session.connection().execute(_INSERT_EVENT, _values(**event))
+def write(session: Session, **event: Unpack[EventFields]) -> None:
+    """:func:`record`, inserted at once with a prepared statement instead of through the unit
+    of work: for ingest, which records an event per request and writes its other rows the
+    same way. The event still commits or rolls back with the transaction."""
+    session.connection().execute(_INSERT_EVENT, _values(event))
 
 
-def _values(
-    *,
-    action: AuditAction | str,
-    actor: Actor | None = None,
-    username: str | None = None,
-    outcome: Outcome = Outcome.SUCCESS,
-    resource_type: str | None = None,
-    resource_id: str | int | None = None,
-    centre_id: int | None = None,
-    address: str | None = None,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> dict[str, Any]:
+def _values(event: EventFields) -> dict[str, Any]:
     """An event's column values (every column but the id)."""
-    username = username or (actor.username if actor else None) or None
+    actor = event.get("actor")
+    username = event.get("username") or (actor.username if actor else None) or None
+    address = event.get("address")
+    resource_id = event.get("resource_id")
+    centre_id = event.get("centre_id")
     return {
-        "at": at or utcnow(),
+        "at": event.get("at") or utcnow(),
         "actor_id": actor.user_id if actor else None,
         "username": username[:64] if username else None,
-        "action": str(action),
-        "outcome": str(outcome),
-        "resource_type": resource_type,
+        "action": str(event["action"]),
+        "outcome": str(event.get("outcome", Outcome.SUCCESS)),
+        "resource_type": event.get("resource_type"),
         "resource_id": str(resource_id) if resource_id is not None else None,
         "centre_id": centre_id if centre_id is not None else (actor.centre_id if actor else None),
         "address": address[:64] if address else None,
-        "detail": detail,
+        "detail": event.get("detail"),
     }
 
 

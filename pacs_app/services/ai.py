@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, ScalarSelect, func, insert, update
+from sqlalchemy import ColumnElement, ScalarSelect, Select, func, insert, update
 from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
@@ -168,26 +168,24 @@ def _new_job(
 def _active_job_id(session: Session, study: Study) -> int | None:
     # what the transaction has pending (the upload's rows) does not change the answer
     with session.no_autoflush:
-        return session.exec(
-            select(AIJob.id)
-            .where(AIJob.study_pk == study.id, col(AIJob.status).in_(ACTIVE))
-            .limit(1)
-        ).first()
+        return session.execute(_active_jobs(study.id)).scalar()
 
 
 _JOBS = AIJob.__table__
 _INSERT_JOB = insert(_JOBS)
 
 
-def active_job_of(study_pk: ColumnElement[int]) -> ScalarSelect[int]:
-    """The id of the study's queued or running analysis (NULL when it has none), as a column
-    for a query over studies: ingest reads it with the study it locks, in one statement."""
+def _active_jobs(study_pk: ColumnElement[int] | int) -> Select:
+    """The id of the study's queued or running analysis, if it has one."""
     return (
-        select(_JOBS.c.id)
-        .where(_JOBS.c.study_pk == study_pk, _JOBS.c.status.in_(ACTIVE))
-        .limit(1)
-        .scalar_subquery()
+        select(_JOBS.c.id).where(_JOBS.c.study_pk == study_pk, _JOBS.c.status.in_(ACTIVE)).limit(1)
     )
+
+
+def active_job_of(study_pk: ColumnElement[int]) -> ScalarSelect[int]:
+    """:func:`_active_jobs` as a column for a query over studies (NULL when there is none):
+    ingest reads it with the study it locks, in one statement."""
+    return _active_jobs(study_pk).scalar_subquery()
 
 
 def enqueue_after_upload(

@@ -15,7 +15,6 @@ def test_writeback_is_started_for_a_written_file_and_a_bad_descriptor_is_no_erro
     path = tmp_path / "staged.dcm"
     with path.open("wb") as out:
         out.write(os.urandom(256 * 1024))
-        out.flush()
-        assert start_writeback(out.fileno()) is True
+        assert start_writeback(out) is True  # flushed first
     assert path.stat().st_size == 256 * 1024
     assert start_writeback(10_000) is False  # EBADF: reported, not raised

@@ -95,8 +95,7 @@ class _Reader:
 
     def part_end(self) -> None:
         if self._out is not None and self._file is not None:
-            self._out.flush()
-            start_writeback(self._out.fileno())  # ingest's fsync then finds it written
+            start_writeback(self._out)  # ingest's fsync then finds it written
             self._out.close()
             self._file.sha256 = self._hash.hexdigest()
         elif self._text is not None:

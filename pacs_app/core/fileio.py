@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from typing import BinaryIO
 
 SYNC_FILE_RANGE_WRITE = 2
 
@@ -25,9 +26,10 @@ def _load_sync_file_range():
 _sync_file_range = _load_sync_file_range()
 
 
-def start_writeback(fd: int) -> bool:
+def start_writeback(file: BinaryIO | int) -> bool:
     """Ask the kernel to start writing the file's dirty pages (Linux's ``sync_file_range``
     with ``SYNC_FILE_RANGE_WRITE``), and return without waiting. Returns whether it was asked.
+    A file object is flushed first, so that what it buffered is among those pages.
 
     It makes nothing durable: the fsync before a commit still does that, but then finds the
     data written or on its way. A staged upload is complete well before ingest syncs it (the
@@ -36,4 +38,7 @@ def start_writeback(fd: int) -> bool:
     happens."""
     if _sync_file_range is None:
         return False
-    return _sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0
+    if not isinstance(file, int):
+        file.flush()
+        file = file.fileno()
+    return _sync_file_range(file, 0, 0, SYNC_FILE_RANGE_WRITE) == 0

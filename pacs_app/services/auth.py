@@ -287,7 +287,7 @@ def resolve_token(*, session: Session, token: str | None, address: str | None = 
             address=address,
             message="The access token's account no longer exists.",
         )
-    actor = Actor(user_id=user.id, username=user.username, role=user.role, centre_id=user.centre_id)
+    actor = Actor.of(user)
     if user.revoked:
         raise _reject_token(
             session,

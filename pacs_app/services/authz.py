@@ -39,6 +39,8 @@ class Actor:
 
     @classmethod
     def of(cls, user: User) -> Actor:
+        """The actor of a user: a ``User``, or a row with its ``id``, ``username``, ``role``
+        and ``centre_id`` (as the token check reads them)."""
         return cls(
             user_id=user.id, username=user.username, role=user.role, centre_id=user.centre_id
         )

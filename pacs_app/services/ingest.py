@@ -318,6 +318,7 @@ _STUDY_OF_CENTRE = (_STUDY.c.centre_id == bindparam("centre")) & (
     _STUDY.c.study_instance_uid == bindparam("uid")
 )
 _SOPS_CHUNK = 500
+_SOP_AMONG = _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True))
 # The study, with those of the first (up to 500) SOP Instance UIDs it holds already: a row
 # per one it holds, or a single row with a NULL when it holds none.
 _FIND_STUDY = (
@@ -330,15 +331,13 @@ _FIND_STUDY = (
     .select_from(
         _STUDY.outerjoin(
             _INSTANCE,
-            (_INSTANCE.c.study_pk == _STUDY.c.id)
-            & _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True)),
+            (_INSTANCE.c.study_pk == _STUDY.c.id) & _SOP_AMONG,
         )
     )
     .where(_STUDY_OF_CENTRE)
 )
 _KNOWN_SOPS = select(_INSTANCE.c.sop_instance_uid).where(
-    _INSTANCE.c.study_pk == bindparam("study"),
-    _INSTANCE.c.sop_instance_uid.in_(bindparam("sops", expanding=True)),
+    _INSTANCE.c.study_pk == bindparam("study"), _SOP_AMONG
 )
 
 
@@ -395,8 +394,8 @@ def _sync_pool() -> ThreadPoolExecutor:
 
 
 def _find_study(conn, centre_id: int, study_uid: str, sops: list[str]):
-    """``(pk, Study ID, next instance number)`` of the centre's study, or ``None``; and which
-    of ``sops`` it holds already (the first 500 asked with the study, the rest in chunks)."""
+    """``(Study ID, next instance number)`` of the centre's study, or ``None``; and which of
+    ``sops`` it holds already (the first 500 asked with the study, the rest in chunks)."""
     rows = conn.execute(
         _FIND_STUDY, {"centre": centre_id, "uid": study_uid, "sops": sops[:_SOPS_CHUNK]}
     ).all()
@@ -407,7 +406,7 @@ def _find_study(conn, centre_id: int, study_uid: str, sops: list[str]):
     for i in range(_SOPS_CHUNK, len(sops), _SOPS_CHUNK):
         chunk = sops[i : i + _SOPS_CHUNK]
         known.update(conn.execute(_KNOWN_SOPS, {"study": study_pk, "sops": chunk}).scalars())
-    return tuple(rows[0])[:3], known
+    return (rows[0].study_id, rows[0].next_instance_number), known
 
 
 def _put_next(storage: Storage, prefix: str, number: int, staged: StagedFile):
@@ -445,10 +444,7 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
         found, known = _find_study(
             conn, centre.id, study_uid, [h.sop_instance_uid for _, h in items]
         )
-        if found is None:
-            study_id, number = new_study_id(session), 1
-        else:
-            _pk, study_id, number = found
+        study_id, number = found or (new_study_id(session), 1)
         plan = _Planned(study_uid, study_id, found is None, items[0][1], [], [])
         for staged, header in items:
             if header.sop_instance_uid in known:

@@ -63,8 +63,7 @@ async def add_file(
                 out.close()
                 raise uploads.too_large(slot)
             out.write(chunk)
-        out.flush()
-        start_writeback(out.fileno())  # the commit's fsyncs then find it written
+        start_writeback(out)  # the commit's fsyncs then find it written
     return await run_in_threadpool(uploads.finish_file, actor=actor, slot=slot)
 
 

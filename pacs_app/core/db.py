@@ -6,7 +6,10 @@ SQLite is the embedded default; PostgreSQL (``postgresql+psycopg://``) in produc
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -79,6 +82,66 @@ def pipelined(session: Session) -> Iterator[None]:
             yield
     except psycopg.Error as exc:
         raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
+
+
+class _SqliteWriters:
+    """Takes turns between the writers of one SQLite database file: a lock for this
+    process's threads, and an ``flock`` on a file beside the database for other processes
+    (the web process and its ingest workers). A writer waiting here wakes as soon as the
+    one before it commits; SQLite's own busy handler would sleep 1, 2, 5, 10 ms... between
+    tries instead."""
+
+    def __init__(self, database: str | None):
+        self._threads = threading.Lock()
+        self._path = f"{database}.write-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            if self._path is None:
+                yield
+                return
+            if self._pid != os.getpid():  # the first use here, or in a forked child
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+@cache
+def _sqlite_writers(database: str | None) -> _SqliteWriters:
+    return _SqliteWriters(database)
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[None]:
+    """A transaction that reads what it will write: everything inside sees the database as
+    no other writer changes it until the block ends (it commits inside, or is rolled back).
+
+    PostgreSQL: a plain transaction; the statements lock the rows they read for update.
+    SQLite has no row locks, and begins a transaction at its first write, so a row read
+    before it could be stale by then: here the writers take turns and the transaction
+    begins at once with ``BEGIN IMMEDIATE`` (SQLite's write lock), before the first read;
+    there the session must have no transaction open when the block begins."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    with _sqlite_writers(bind.url.database).held():
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            session.rollback()  # before the next writer's turn
+            raise
+        finally:
+            if session.in_transaction():  # the block neither committed nor raised
+                session.rollback()
 
 
 @contextmanager

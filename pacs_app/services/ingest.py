@@ -610,10 +610,11 @@ def _store(
             if centre in session:
                 session.expunge(centre)
             session.rollback()
-        studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
-        if syncing is not None:
-            syncing.result()
-        session.commit()
+        with db.write_transaction(session):
+            studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]
+            if syncing is not None:
+                syncing.result()
+            session.commit()
     except BaseException:
         session.rollback()
         if syncing is not None:

@@ -429,3 +429,55 @@ def test_concurrent_uploads_of_one_new_study_make_one_study(
     keys = {row.storage_key for row in session.exec(select(Instance))}
     on_disk = {p.relative_to(storage.root).as_posix() for p in stored_files(storage)}
     assert keys == on_disk and len(keys) == 12
+
+
+def test_an_upload_into_a_study_waits_for_one_being_recorded(
+    engine, session, storage, tech, tmp_path, monkeypatch
+):
+    """Upload B into a study starts while upload A has read the study's row to update it:
+    B must wait for A's commit, or one of them writes counts from a stale row (on SQLite a
+    read before the first write is outside any transaction unless the writers take turns)."""
+    import threading
+
+    from sqlmodel import Session
+
+    from pacs_app.services import ingest as ingest_module
+
+    study_uid = generate_uid()
+    first, a, b = (make_series(tmp_path / n, 2, study_uid=study_uid) for n in "fab")
+    ingest(session=session, actor=tech, files=staged(*first), storage=storage)
+
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def upload_b():
+        try:
+            with Session(engine, expire_on_commit=False) as own:
+                ingest(session=own, actor=tech, files=staged(*b), storage=storage)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    real_now, thread = ingest_module.utcnow, threading.Thread(target=upload_b)
+
+    def now_with_b_racing():  # called in A's phase 2, after the study's row is read
+        monkeypatch.setattr(ingest_module, "utcnow", real_now)
+        thread.start()
+        done.wait(timeout=1.0)  # B runs to its end here unless it waits for A
+        return real_now()
+
+    monkeypatch.setattr(ingest_module, "utcnow", now_with_b_racing)
+    with Session(engine, expire_on_commit=False) as own:
+        ingest(session=own, actor=tech, files=staged(*a), storage=storage)
+    thread.join(timeout=30)
+
+    assert errors == []
+    session.expire_all()
+    study = session.exec(select(Study)).one()
+    assert counts(session) == (1, 3, 6)  # a series per make_series
+    assert (study.num_instances, study.num_series) == (6, 3)
+    sizes = session.exec(select(func.sum(Instance.size_bytes))).one()
+    assert study.size_bytes == sizes
+    numbers = sorted(i.number for i in session.exec(select(Instance)))
+    assert numbers == [1, 2, 3, 4, 5, 6] and study.next_instance_number == 7

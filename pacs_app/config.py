@@ -10,6 +10,7 @@ or short ``SECRET_KEY``.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -36,7 +37,10 @@ class InsecureConfiguration(RuntimeError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=str(ROOT_DIR / ".env"), env_file_encoding="utf-8", extra="ignore"
+        env_file=str(ROOT_DIR / ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,  # `FRONTEND_PORT=`, as .env.example has it, means unset
     )
 
     pacs_env: Environment = Environment.DEVELOPMENT
@@ -58,6 +62,11 @@ class Settings(BaseSettings):
     max_upload_file_mb: int = Field(default=2048, ge=1)
     max_zip_entries: int = Field(default=20000, ge=1)
     max_zip_unpacked_mb: int = Field(default=8192, ge=1)
+    # Processes that ingest `POST /studies` uploads beside the web process, so that ingest
+    # uses every CPU and leaves the web process's interpreter to the pages and the viewer.
+    # Unset: one per CPU (2 to 8) where the backend runs one worker (no REDIS_URL), none
+    # where it runs several (they use the CPUs already). 0: ingest in the web process.
+    ingest_processes: int | None = Field(default=None, ge=0, le=64)
 
     # Turnaround targets from receipt to delivery, per priority: worklists highlight studies
     # past theirs, dashboards report the share delivered within them.
@@ -110,6 +119,12 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_KEY_LENGTH} characters (got {len(self.secret_key)})."
                 )
         return self
+
+    @property
+    def ingest_process_count(self) -> int:
+        if self.ingest_processes is not None:
+            return self.ingest_processes
+        return 0 if self.redis_url else min(max(os.cpu_count() or 1, 2), 8)
 
     @property
     def is_production(self) -> bool:

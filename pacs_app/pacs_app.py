@@ -38,14 +38,18 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 @contextlib.asynccontextmanager
 async def _bootstrap():
     """Lifespan task: migrate and check before serving; run the embedded AI worker (a child
-    process, so this process never imports torch) while the app runs."""
+    process, so this process never imports torch) and the ingest processes while the app
+    runs."""
     system.bootstrap()
     from pacs_app.ai.worker import start_embedded
+    from pacs_app.api import ingest_pool
 
     child = start_embedded()
+    await ingest_pool.start()
     try:
         yield
     finally:
+        await ingest_pool.stop()
         if child is not None:
             child.terminate()
             try:

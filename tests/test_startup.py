@@ -103,3 +103,14 @@ def test_every_setting_is_documented_in_env_example():
         if "=" in line and not line.lstrip().startswith("#")
     }
     assert {name.upper() for name in Settings.model_fields} == documented
+
+
+def test_the_example_environment_file_loads_as_it_is(tmp_path):
+    """A new user copies .env.example to .env: its empty values mean "unset"."""
+    from pacs_app.config import ROOT_DIR
+
+    env = tmp_path / ".env"
+    env.write_text((ROOT_DIR / ".env.example").read_text())
+    loaded = Settings(_env_file=str(env))
+    assert loaded.frontend_port is None and loaded.ingest_processes is None
+    assert loaded.redis_url is None

@@ -45,17 +45,20 @@ def _status_of(exc: DomainError) -> int:
     return 400
 
 
-async def _domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
-    status = _status_of(exc)
+def error_answer(exc: DomainError) -> tuple[int, dict[str, str], dict[str, str]]:
+    """The HTTP answer to a domain error: status, JSON body, headers."""
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    return JSONResponse(
-        {"detail": exc.message, "code": exc.code}, status_code=status, headers=headers
-    )
+    return _status_of(exc), {"detail": exc.message, "code": exc.code}, headers
+
+
+async def _domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status, body, headers = error_answer(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def build_api() -> FastAPI:

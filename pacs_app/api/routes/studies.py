@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from pacs_app.api import multipart
+from pacs_app.api import ingest_pool, multipart
 from pacs_app.api.deps import (
     SIGNED_IN,
     AddressDep,
@@ -104,10 +105,12 @@ UPLOAD_DOC = {
 )
 async def upload(request: Request, session: SessionDep) -> Response:
     """The body is read as it arrives, each file straight into the staging folder under a
-    name of its own, hashed on the way (see :mod:`pacs_app.api.multipart`); the token is
-    checked and the files ingested in one trip to the thread pool, which also removes the
-    staged names."""
-    if not auth.token_signature_valid(bearer_token(request)):  # nothing is staged for it
+    name of its own, hashed on the way (see :mod:`pacs_app.api.multipart`); then the token
+    is checked and the files ingested in one step (:func:`ingest_upload`), by one of the
+    ingest processes (:mod:`pacs_app.api.ingest_pool`) or, where none runs, in the thread
+    pool."""
+    token = bearer_token(request)
+    if not auth.token_signature_valid(token):  # nothing is staged for it
         await as_actor(request, session, lambda *_: None)  # refuses it, and audits that
     form = await multipart.read_form(
         request,
@@ -117,44 +120,69 @@ async def upload(request: Request, session: SessionDep) -> Response:
         text_fields=set(FORM_FIELDS),
         max_file_bytes=settings.max_upload_file_mb * 1024 * 1024,
     )
-    staged_left = True
-
-    def work(s, actor, address) -> UploadResponse:
-        nonlocal staged_left
-        try:
-            result = ingest.ingest(
-                session=s,
-                actor=actor,
-                files=[
-                    ingest.StagedFile(
-                        name=f.name,
-                        path=f.path,
-                        disposable=True,
-                        digest=Digest(size=f.size, sha256=f.sha256),
-                    )
-                    for f in form.files
-                ],
-                form=form_from_fields(**form.fields),
-                storage=get_storage(),
-                address=address,
-            )
-        finally:  # on this thread already: no second trip to the pool for it
-            _remove_staged(form.files)
-            staged_left = False
-        return UploadResponse.model_construct(
-            study_id=result.study_id,
-            studies=result.studies,
-            files=result.files,
-            stored=result.stored,
-            duplicates=result.duplicates,
+    address = request.client.host if request.client else None
+    pool = ingest_pool.current()
+    if pool is None:
+        body = await run_in_threadpool(
+            ingest_upload, session, token, address, form.files, form.fields
         )
-
+        return Response(body, status_code=201, media_type="application/json")
     try:
-        body = await as_actor(request, session, work)
+        answer = await pool.run(
+            {
+                "token": token,
+                "address": address,
+                "files": [[f.name, str(f.path), f.size, f.sha256] for f in form.files],
+                "fields": form.fields,
+            }
+        )
+    except ingest_pool.WorkerLost:
+        await run_in_threadpool(_remove_staged, form.files)
+        raise
+    return Response(
+        answer["body"],
+        status_code=answer["status"],
+        headers=answer["headers"],
+        media_type="application/json",
+    )
+
+
+def ingest_upload(
+    session: Session,
+    token: str | None,
+    address: str | None,
+    files: list[multipart.UploadedFile],
+    fields: dict[str, str],
+) -> str:
+    """Check the token, ingest the staged files and answer with the upload's JSON; the
+    staged names are removed whatever happens (ingest has hard-linked what it stored)."""
+    try:
+        actor = auth.resolve_token(session=session, token=token, address=address)
+        result = ingest.ingest(
+            session=session,
+            actor=actor,
+            files=[
+                ingest.StagedFile(
+                    name=f.name,
+                    path=f.path,
+                    disposable=True,
+                    digest=Digest(size=f.size, sha256=f.sha256),
+                )
+                for f in files
+            ],
+            form=form_from_fields(**fields),
+            storage=get_storage(),
+            address=address,
+        )
     finally:
-        if staged_left:  # the token was refused before the work began
-            await run_in_threadpool(_remove_staged, form.files)
-    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+        _remove_staged(files)
+    return UploadResponse.model_construct(
+        study_id=result.study_id,
+        studies=result.studies,
+        files=result.files,
+        stored=result.stored,
+        duplicates=result.duplicates,
+    ).model_dump_json()
 
 
 def _remove_staged(files: list[multipart.UploadedFile]) -> None:

@@ -1,0 +1,82 @@
+"""An ingest process (see :mod:`pacs_app.api.ingest_pool`): ``python -m
+pacs_app.api.ingest_worker FD``, where FD is its end of a socket pair with the web process.
+
+It reads one upload at a time (the staged files and the form, the caller's token and
+address), checks the token and ingests the files as the route would in the web process
+(:func:`pacs_app.api.routes.studies.ingest_upload`), and answers with the HTTP status, body
+and headers to send. It exits when the web process closes the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import orjson
+from sqlmodel import Session
+
+from pacs_app.api.ingest_pool import decode_length, encode
+from pacs_app.api.main import error_answer
+from pacs_app.api.multipart import UploadedFile
+from pacs_app.api.routes.studies import ingest_upload
+from pacs_app.core import db
+from pacs_app.core.errors import DomainError
+from pacs_app.core.memory import tune_collector
+
+log = logging.getLogger("pacs_app.ingest_worker")
+
+
+def handle(message: dict) -> dict:
+    """One upload: ``{"token", "address", "files": [[name, path, size, sha256], ...],
+    "fields": {...}}`` to ``{"status", "body", "headers"}``."""
+    files = [
+        UploadedFile(name=name, path=Path(path), size=size, sha256=sha256)
+        for name, path, size, sha256 in message["files"]
+    ]
+    with Session(db.get_engine(), expire_on_commit=False) as session:
+        try:
+            body = ingest_upload(
+                session, message["token"], message["address"], files, message["fields"]
+            )
+        except DomainError as exc:
+            status, detail, headers = error_answer(exc)
+            return {"status": status, "body": orjson.dumps(detail).decode(), "headers": headers}
+        except Exception:
+            log.exception("an upload failed in an ingest process")
+            return {"status": 500, "body": '{"detail":"Internal Server Error"}', "headers": {}}
+    return {"status": 201, "body": body, "headers": {}}
+
+
+def serve(sock: socket.socket) -> None:
+    stream = sock.makefile("rb")
+    sock.sendall(encode({"ready": os.getpid()}))
+    while True:
+        head = stream.read(4)
+        if len(head) < 4:
+            return  # the web process closed its end, or is gone
+        message = orjson.loads(stream.read(decode_length(head)))
+        sock.sendall(encode(handle(message)))
+
+
+def main() -> int:
+    # Ctrl+C in `reflex run` reaches the whole process group: the web process stops its
+    # children itself (closing the socket), after its requests end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    tune_collector()
+    try:
+        serve(sock)
+    finally:
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

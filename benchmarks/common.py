@@ -128,26 +128,37 @@ class Backend:
     """`reflex run --env prod` (backend only, or with the UI on the same port) on its own port,
     database and storage."""
 
-    def __init__(self, url: str, store: Path, *, with_frontend: bool = False):
+    def __init__(
+        self,
+        url: str,
+        store: Path,
+        *,
+        with_frontend: bool = False,
+        env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "STORAGE_PATH": str(store),
-            "REFLEX_WEB_WORKDIR": str(ROOT / (".web-test" if with_frontend else ".web-bench")),
-            "BACKEND_PORT": str(self.port),
-            "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:"
-            f"{os.environ['PATH']}",
-            "REFLEX_USE_SYSTEM_BUN": "1",
-            "REFLEX_TELEMETRY_ENABLED": "false",
-            "PACS_ENV": "development",
-            "REDIS_URL": REDIS_URL or "",
-            "API_URL": f"http://localhost:{self.port}",
-            # The AI worker analyses every upload; on a 2-core machine it would take the CPUs
-            # these figures measure. benchmarks/ai.py measures it; set AI_EMBEDDED_WORKER=true
-            # to see ingest with it running beside.
-            "AI_EMBEDDED_WORKER": os.environ.get("AI_EMBEDDED_WORKER", "false"),
-        }
+        extra, env = (
+            env or {},
+            {
+                **os.environ,
+                "DATABASE_URL": url,
+                "STORAGE_PATH": str(store),
+                "REFLEX_WEB_WORKDIR": str(ROOT / (".web-test" if with_frontend else ".web-bench")),
+                "BACKEND_PORT": str(self.port),
+                "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:"
+                f"{os.environ['PATH']}",
+                "REFLEX_USE_SYSTEM_BUN": "1",
+                "REFLEX_TELEMETRY_ENABLED": "false",
+                "PACS_ENV": "development",
+                "REDIS_URL": REDIS_URL or "",
+                "API_URL": f"http://localhost:{self.port}",
+                # The AI worker analyses every upload; on a 2-core machine it would take the CPUs
+                # these figures measure. benchmarks/ai.py measures it; set AI_EMBEDDED_WORKER=true
+                # to see ingest with it running beside.
+                "AI_EMBEDDED_WORKER": os.environ.get("AI_EMBEDDED_WORKER", "false"),
+            },
+        )
+        env.update(extra)
         if with_frontend:
             env["FRONTEND_PORT"] = str(self.port)
         else:

@@ -75,6 +75,18 @@ def disk_rate(folder: Path) -> float:
     return 512 / seconds
 
 
+def cpu_reference() -> float:
+    """The best of 5 timings of a plain Python loop, in ms: this VM's CPU speed varies from
+    run to run (by 2 to 3 times), and every figure below with it."""
+    best = float("inf")
+    for _ in range(5):
+        start, total = time.perf_counter(), 0
+        for i in range(3_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def bench_domain(
     url: str, actor: Actor, paths: list[Path], store: Path, batch: bool = False
 ) -> float:
@@ -162,8 +174,9 @@ def bench_http(
     clients: int,
     batch: bool = False,
     sender=post_instances,
+    env: dict[str, str] | None = None,
 ) -> float:
-    backend = Backend(url, store)
+    backend = Backend(url, store, env=env)
     try:
         token = backend.token("bench")
         if WARMUP:  # not timed: the first requests fill the server's caches and pool
@@ -196,13 +209,36 @@ def report_ingest(
         f"\n[{kind}] ingest of {len(paths)} CT slices 512x512 ({mb:.0f} MB); HTTP figures: "
         f"median of {repeats} runs [slowest, fastest], each on a fresh database and backend"
     )
-    for label, clients, batch, sender, times in (
-        ("(a) domain service, one call per instance", 0, False, None, 1),
-        ("(b) POST /studies, one instance per request, 1 client", 1, False, post_instances, 0),
-        ("    the same, the client being httpx", 1, False, post_instances_httpx, 0),
-        ("(c) POST /studies, one instance per request, 2 clients", 2, False, post_instances, 0),
-        ("    domain service, the whole upload in one call", 0, True, None, 1),
-        ("    web uploader API (/uploads): a PUT per file, one commit", 1, True, None, 1),
+    in_web_process = {"INGEST_PROCESSES": "0"}
+    for label, clients, batch, sender, times, env in (
+        ("(a) domain service, one call per instance", 0, False, None, 1, None),
+        (
+            "(b) POST /studies, one instance per request, 1 client",
+            1,
+            False,
+            post_instances,
+            0,
+            None,
+        ),
+        ("    the same, the client being httpx", 1, False, post_instances_httpx, 0, None),
+        (
+            "(c) POST /studies, one instance per request, 2 clients",
+            2,
+            False,
+            post_instances,
+            0,
+            None,
+        ),
+        (
+            "    (c) ingesting in the web process (INGEST_PROCESSES=0)",
+            2,
+            False,
+            None,
+            0,
+            in_web_process,
+        ),
+        ("    domain service, the whole upload in one call", 0, True, None, 1, None),
+        ("    web uploader API (/uploads): a PUT per file, one commit", 1, True, None, 1, None),
     ):
         rates = []
         for _ in range(times or repeats):
@@ -213,7 +249,9 @@ def report_ingest(
                 seconds = (
                     bench_domain(url, actor, paths, store, batch)
                     if clients == 0
-                    else bench_http(url, paths, store, clients, batch, sender or post_instances)
+                    else bench_http(
+                        url, paths, store, clients, batch, sender or post_instances, env
+                    )
                 )
                 rates.append(len(paths) / seconds)
             finally:
@@ -410,11 +448,15 @@ def main() -> None:
     args = parser.parse_args()
     pg = os.environ.get("TEST_DATABASE_URL") or os.environ.get("BENCH_DATABASE_URL")
 
+    from pacs_app.config import settings
+
     print(
         f"machine: {os.cpu_count()} CPUs; work folder {WORK}; backend workers: "
         f"{min(2 * (os.cpu_count() or 1) + 1, 8) if REDIS_URL else 1} "
-        f"({'Redis ' + REDIS_URL if REDIS_URL else 'no REDIS_URL'})"
+        f"({'Redis ' + REDIS_URL if REDIS_URL else 'no REDIS_URL'}); ingest processes: "
+        f"{settings.ingest_process_count}"
     )
+    line("CPU reference: a Python loop of 3 million additions", f"{cpu_reference():.0f} ms")
     line(
         "disk sequential write (dd bs=1M count=512 conv=fdatasync)",
         f"{disk_rate(WORK / 'store-dd'):.0f} MB/s",

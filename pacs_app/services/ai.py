@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, ScalarSelect, Select, func, insert, update
+from sqlalchemy import ColumnElement, Row, ScalarSelect, Select, func, insert, update
 from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
@@ -189,7 +189,11 @@ def active_job_of(study_pk: ColumnElement[int]) -> ScalarSelect[int]:
 
 
 def enqueue_after_upload(
-    session: Session, study_pk: int, priority_rank: int, centre: Centre, active_job: int | None
+    session: Session,
+    study_pk: int,
+    priority_rank: int,
+    centre: Centre | Row,
+    active_job: int | None,
 ) -> None:
     """Called by ingest, inside the upload's transaction, when it stored new instances: queue
     an analysis unless one is queued or running already (``active_job``, read with

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pydantic import BaseModel, field_validator
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
@@ -266,7 +266,11 @@ def ingest(
     """
     form = form or StudyForm()
     centre_id = centre_id if centre_id is not None else actor.centre_id
-    centre = session.get(Centre, centre_id) if centre_id is not None else None
+    centre = (
+        session.connection().execute(_CENTRE_BY_ID, {"id": centre_id}).first()
+        if centre_id is not None
+        else None
+    )
     require(actor, Action.UPLOAD_STUDY, centre)
     if centre is None:
         raise NotFound("No such centre.")
@@ -314,6 +318,7 @@ class _Planned:
 # instance per request does this hundreds of times a second, and building a statement (or
 # flushing objects through the unit of work) costs several times executing it.
 _STUDY, _SERIES, _INSTANCE = Study.__table__, Series.__table__, Instance.__table__
+_CENTRE_BY_ID = select(Centre.__table__).where(Centre.__table__.c.id == bindparam("id"))
 _STUDY_OF_CENTRE = (_STUDY.c.centre_id == bindparam("centre")) & (
     _STUDY.c.study_instance_uid == bindparam("uid")
 )
@@ -573,7 +578,7 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
 def _store(
     session: Session,
     actor: Actor,
-    centre: Centre,
+    centre: Row,  # the centre's row, as read by ingest()
     headers: list[tuple[StagedFile, DicomHeader]],
     form: StudyForm,
     storage: Storage,
@@ -603,12 +608,9 @@ def _store(
             syncing = _sync_pool().submit(_make_durable, storage, list(written))
         if embedded:
             # End phase 1's read transaction before writing: SQLite refuses a write from a
-            # transaction that began reading before another's commit. The centre stays as
-            # read (a rollback would expire it, and reading it again costs a query).
-            # PostgreSQL goes on in the same transaction: phase 1 took no lock, and its rows
-            # are read again, locked, below.
-            if centre in session:
-                session.expunge(centre)
+            # transaction that began reading before another's commit. PostgreSQL goes on in
+            # the same transaction: phase 1 took no lock, and its rows are read again,
+            # locked, below.
             session.rollback()
         with db.write_transaction(session):
             studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]

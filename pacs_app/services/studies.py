@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, tuple_
+from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, tuple_
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, InvalidTransition, NotFound
@@ -99,7 +99,11 @@ def _differences(study: Study) -> list[Difference]:
 
 
 def study_public(
-    session: Session, study: Study, *, centre: Centre | None = None, uploader: str | None = None
+    session: Session,
+    study: Study,
+    *,
+    centre: Centre | Row | None = None,
+    uploader: str | None = None,
 ) -> StudyPublic:
     centre = centre or session.get(Centre, study.centre_id)
     if uploader is None and study.uploaded_by_id:

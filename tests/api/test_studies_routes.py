@@ -296,3 +296,20 @@ def test_malformed_bodies_and_forged_tokens_stage_nothing(
     assert r.status_code == 401
     assert refusals() == seen + 1
     assert _state(session, storage_root) == before
+
+
+def test_the_upload_route_stays_documented_and_works_under_a_prefix(api, world, tmp_path):
+    """POST /studies is served by PacsApi's express lane: the OpenAPI entry stays, and the
+    lane finds the route when the app is mounted or proxied under a prefix."""
+    from pacs_app.api.main import _route_path
+
+    doc = api.get("/openapi.json").json()["paths"]["/studies"]["post"]
+    assert "multipart/form-data" in doc["requestBody"]["content"]
+    assert _route_path({"path": "/pacs/studies", "root_path": "/pacs"}) == "/studies"
+    assert _route_path({"path": "/studies", "root_path": ""}) == "/studies"
+
+    tech = _auth(api, "tech-n")
+    refused = api.post("/studies", headers={"Authorization": "Bearer nonsense"}, files=[])
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    r = _upload(api, tech, make_series(tmp_path / "s", 1))
+    assert r.status_code == 201 and r.json()["stored"] == 1

@@ -136,8 +136,10 @@ async def upload(request: Request, session: SessionDep) -> Response:
                 "fields": form.fields,
             }
         )
-    except ingest_pool.WorkerLost:
-        await run_in_threadpool(_remove_staged, form.files)
+    except BaseException:
+        # The child stopped, or the client went away (then the child may still be at work:
+        # what it has not linked yet fails cleanly, and nothing of the upload is kept).
+        _remove_staged(form.files)
         raise
     return Response(
         answer["body"],

@@ -318,7 +318,11 @@ class _Planned:
 # instance per request does this hundreds of times a second, and building a statement (or
 # flushing objects through the unit of work) costs several times executing it.
 _STUDY, _SERIES, _INSTANCE = Study.__table__, Series.__table__, Instance.__table__
-_CENTRE_BY_ID = select(Centre.__table__).where(Centre.__table__.c.id == bindparam("id"))
+# The uploader's centre as a row; ``centre_id`` is what the authorization reads from a
+# resource that is not a Centre object.
+_CENTRE_BY_ID = select(Centre.__table__, Centre.__table__.c.id.label("centre_id")).where(
+    Centre.__table__.c.id == bindparam("id")
+)
 _STUDY_OF_CENTRE = (_STUDY.c.centre_id == bindparam("centre")) & (
     _STUDY.c.study_instance_uid == bindparam("uid")
 )

@@ -265,6 +265,28 @@ def test_a_radiologist_cannot_upload(session, storage, tmp_path):
     _refused(session, storage, admin, staged(make_ct(tmp_path / "a.dcm")), PermissionDenied)
 
 
+def test_a_technician_cannot_upload_for_another_centre(session, storage, tech, tmp_path):
+    other = make_centre(session, "SOUTH")
+    before = counts(session), stored_files(storage)
+    with pytest.raises(PermissionDenied, match="for their own centre"):
+        ingest(
+            session=session,
+            actor=tech,
+            files=staged(make_ct(tmp_path / "x.dcm")),
+            storage=storage,
+            centre_id=other.id,
+        )
+    assert (counts(session), stored_files(storage)) == before
+    with pytest.raises(PermissionDenied):  # a centre that does not exist is not theirs either
+        ingest(
+            session=session,
+            actor=tech,
+            files=staged(make_ct(tmp_path / "y.dcm")),
+            storage=storage,
+            centre_id=other.id + 100,
+        )
+
+
 class FailingStorage(LocalStorage):
     """Real local storage whose third write fails, as a full disk would (cannot be made here)."""
 

@@ -68,6 +68,9 @@ async def _domain_error_handler(_request: Request, exc: Exception) -> JSONRespon
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+UPLOAD = "/studies"  # POST: studies_routes.upload
+
+
 class PacsApi(FastAPI):
     """FastAPI, with an express lane for ``POST /studies``.
 
@@ -78,11 +81,7 @@ class PacsApi(FastAPI):
     router, which would serve it the same way."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and _route_path(scope) == ("/studies")
-        ):
+        if scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == UPLOAD:
             async with self._session() as session:
                 try:
                     response = await studies_routes.upload(Request(scope, receive), session)

@@ -10,14 +10,16 @@ import fcntl
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from pacs_app.config import ROOT_DIR, settings
@@ -55,10 +57,33 @@ def get_engine(url: str | None = None) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_dumps
-        )
+        engine = create_engine(url, pool_size=10, max_overflow=20, json_serializer=_json_dumps)
+        event.listen(engine, "checkin", _mark_idle)
+        event.listen(engine, "checkout", partial(_ping_after_idle, engine.dialect))
     return engine
+
+
+# A database server's connection that has waited in the pool this long is checked before use.
+PING_AFTER_IDLE_S = 10.0
+
+
+def _mark_idle(_dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_after_idle(dialect, dbapi_connection, record, _proxy) -> None:
+    """Check a pooled connection that has been idle a while before handing it out (the
+    server may have closed it, or restarted); one in steady use is not checked, which saves
+    a round trip per request. A dead one is replaced: the pool retries the checkout."""
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        alive = dialect.do_ping(dbapi_connection)
+    except Exception as exc:
+        raise DisconnectionError("the pooled connection is closed") from exc
+    if not alive:
+        raise DisconnectionError("the pooled connection is closed")
 
 
 @contextmanager

@@ -45,3 +45,20 @@ def test_a_pipelined_write_that_fails_raises_sqlalchemys_error_at_the_end(sessio
             insert(table).inline(), {"action": "after", "outcome": "success", "at": at}
         )
     session.commit()
+
+
+def test_a_database_error_does_not_carry_the_statements_values(session):
+    """Errors are logged with their message; a statement's values are patient data."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from pacs_app.models import Centre
+
+    session.add(Centre(name="First clinic", code="PHI1"))
+    session.commit()
+    session.add(Centre(name="DOE^JANE clinic", code="PHI1"))  # the code is taken
+    with pytest.raises(IntegrityError) as caught:
+        session.commit()
+    session.rollback()
+    assert "DOE^JANE" not in str(caught.value)
+    assert "hidden" in str(caught.value)  # SQLAlchemy says that it left them out

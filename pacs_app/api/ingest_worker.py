@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import traceback
 from pathlib import Path
 
 import orjson
@@ -45,8 +46,13 @@ def handle(message: dict) -> dict:
         except DomainError as exc:
             status, detail, headers = error_answer(exc)
             return {"status": status, "body": orjson.dumps(detail).decode(), "headers": headers}
-        except Exception:
-            log.exception("an upload failed in an ingest process")
+        except Exception as exc:
+            # Where it failed, not its message: a database error can quote patient data.
+            log.error(
+                "an upload failed in an ingest process: %s\n%s",
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
             return {"status": 500, "body": '{"detail":"Internal Server Error"}', "headers": {}}
     return {"status": 201, "body": body, "headers": {}}
 

@@ -54,10 +54,17 @@ def get_engine(url: str | None = None) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             json_serializer=_json_dumps,
+            hide_parameters=True,  # a statement's values are patient data: never in a log
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_size=10, max_overflow=20, json_serializer=_json_dumps)
+        engine = create_engine(
+            url,
+            pool_size=10,
+            max_overflow=20,
+            json_serializer=_json_dumps,
+            hide_parameters=True,
+        )
         event.listen(engine, "checkin", _mark_idle)
         event.listen(engine, "checkout", partial(_ping_after_idle, engine.dialect))
     return engine

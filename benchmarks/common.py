@@ -137,32 +137,30 @@ class Backend:
         env: dict[str, str] | None = None,
     ):
         self.port = free_port()
-        extra, env = (
-            env or {},
-            {
-                **os.environ,
-                "DATABASE_URL": url,
-                "STORAGE_PATH": str(store),
-                "REFLEX_WEB_WORKDIR": str(ROOT / (".web-test" if with_frontend else ".web-bench")),
-                "BACKEND_PORT": str(self.port),
-                "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:"
-                f"{os.environ['PATH']}",
-                "REFLEX_USE_SYSTEM_BUN": "1",
-                "REFLEX_TELEMETRY_ENABLED": "false",
-                "PACS_ENV": "development",
-                "REDIS_URL": REDIS_URL or "",
-                "API_URL": f"http://localhost:{self.port}",
-                # The AI worker analyses every upload; on a 2-core machine it would take the CPUs
-                # these figures measure. benchmarks/ai.py measures it; set AI_EMBEDDED_WORKER=true
-                # to see ingest with it running beside.
-                "AI_EMBEDDED_WORKER": os.environ.get("AI_EMBEDDED_WORKER", "false"),
-            },
-        )
-        env.update(extra)
+        environment = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "STORAGE_PATH": str(store),
+            "REFLEX_WEB_WORKDIR": str(ROOT / (".web-test" if with_frontend else ".web-bench")),
+            "BACKEND_PORT": str(self.port),
+            "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:"
+            f"{os.environ['PATH']}",
+            "REFLEX_USE_SYSTEM_BUN": "1",
+            "REFLEX_TELEMETRY_ENABLED": "false",
+            "PACS_ENV": "development",
+            "REDIS_URL": REDIS_URL or "",
+            "API_URL": f"http://localhost:{self.port}",
+            # The AI worker analyses every upload; on a 2-core machine it would take the CPUs
+            # these figures measure. benchmarks/ai.py measures it; set AI_EMBEDDED_WORKER=true
+            # to see ingest with it running beside.
+            "AI_EMBEDDED_WORKER": os.environ.get("AI_EMBEDDED_WORKER", "false"),
+        }
+        environment.update(env or {})
         if with_frontend:
-            env["FRONTEND_PORT"] = str(self.port)
+            environment["FRONTEND_PORT"] = str(self.port)
         else:
-            env.pop("FRONTEND_PORT", None)  # Reflex refuses a frontend port for the backend only
+            # Reflex refuses a frontend port for the backend only
+            environment.pop("FRONTEND_PORT", None)
         self.log = (WORK / f"backend-{self.port}.log").open("w")
         self.proc = subprocess.Popen(
             [
@@ -179,7 +177,7 @@ class Backend:
                 str(self.port),
             ],
             cwd=ROOT,
-            env=env,
+            env=environment,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

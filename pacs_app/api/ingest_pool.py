@@ -135,7 +135,7 @@ class IngestPool:
                 pass_fds=[theirs.fileno()],
                 env=child_environment(),
             )
-        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=2**20)
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
         child = _Child(process, reader, writer)
         try:
             await asyncio.wait_for(_read(reader), START_TIMEOUT_S)  # its "ready"

@@ -611,10 +611,9 @@ def _store(
             # A database server's round trips leave the disk time to sync the files.
             syncing = _sync_pool().submit(_make_durable, storage, list(written))
         if embedded:
-            # End phase 1's read transaction before writing: SQLite refuses a write from a
-            # transaction that began reading before another's commit. PostgreSQL goes on in
-            # the same transaction: phase 1 took no lock, and its rows are read again,
-            # locked, below.
+            # End phase 1's reads: on SQLite the write transaction begins anew below, with
+            # BEGIN IMMEDIATE (db.write_transaction). PostgreSQL goes on in the same
+            # transaction: phase 1 took no lock, and its rows are read again, locked, below.
             session.rollback()
         with db.write_transaction(session):
             studies = [_record_rows(session, actor, centre, form, plan, address) for plan in plans]

@@ -13,8 +13,10 @@ import reflex as rx
 
 from pacs_app.api import build_api
 from pacs_app.config import settings
+from pacs_app.core import logs
 from pacs_app.core.memory import keep_freed_memory, tune_collector
 from pacs_app.services import system
+from pacs_app.ui.errors import on_backend_error
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
     analytics,
@@ -31,7 +33,7 @@ from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     viewer,
 )
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logs.configure()
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -59,7 +61,7 @@ async def _bootstrap():
 
 
 keep_freed_memory()
-app = rx.App(api_transformer=build_api())
+app = rx.App(api_transformer=build_api(), backend_exception_handler=on_backend_error)
 app.register_lifespan_task(_bootstrap)
 tune_collector()
 

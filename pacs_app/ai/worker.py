@@ -18,7 +18,7 @@ import time
 from sqlmodel import Session
 
 from pacs_app.config import settings
-from pacs_app.core import db
+from pacs_app.core import db, logs
 from pacs_app.core.errors import DomainError
 from pacs_app.models import AIJob
 from pacs_app.services import ai
@@ -122,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--once", action="store_true", help="run at most one job and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     if args.once:
         print(run_once() or "idle")
         return 0

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import traceback
 from pathlib import Path
 
 import orjson
@@ -24,7 +23,7 @@ from pacs_app.api.ingest_pool import decode_length, encode
 from pacs_app.api.main import error_answer
 from pacs_app.api.multipart import UploadedFile
 from pacs_app.api.routes.studies import ingest_upload
-from pacs_app.core import db
+from pacs_app.core import db, logs
 from pacs_app.core.errors import DomainError
 from pacs_app.core.memory import tune_collector
 
@@ -47,12 +46,8 @@ def handle(message: dict) -> dict:
             status, detail, headers = error_answer(exc)
             return {"status": status, "body": orjson.dumps(detail).decode(), "headers": headers}
         except Exception as exc:
-            # Where it failed, not its message: a database error can quote patient data.
-            log.error(
-                "an upload failed in an ingest process: %s\n%s",
-                type(exc).__name__,
-                "".join(traceback.format_tb(exc.__traceback__)),
-            )
+            # logged as its type and frames (core.logs): its message can quote patient data
+            log.error("an upload failed in an ingest process", exc_info=exc)
             return {"status": 500, "body": '{"detail":"Internal Server Error"}', "headers": {}}
     return {"status": 201, "body": body, "headers": {}}
 
@@ -72,9 +67,7 @@ def main() -> int:
     # Ctrl+C in `reflex run` reaches the whole process group: the web process stops its
     # children itself (closing the socket), after its requests end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     sock = socket.socket(fileno=int(sys.argv[1]))
     tune_collector()
     try:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
-from starlette.types import Receive, Scope, Send
+from starlette.responses import PlainTextResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from pacs_app.api.deps import get_session
 from pacs_app.api.dicomweb import wado
@@ -69,6 +71,7 @@ async def _domain_error_handler(_request: Request, exc: Exception) -> JSONRespon
 
 
 UPLOAD = "/studies"  # POST: studies_routes.upload
+log = logging.getLogger("pacs_app.api")
 
 
 class PacsApi(FastAPI):
@@ -81,15 +84,40 @@ class PacsApi(FastAPI):
     router, which would serve it the same way."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == UPLOAD:
-            async with self._session() as session:
-                try:
-                    response = await studies_routes.upload(Request(scope, receive), session)
-                except DomainError as exc:
-                    response = await _domain_error_handler(Request(scope), exc)
-            await response(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        express = scope["method"] == "POST" and _route_path(scope) == UPLOAD
+        try:
+            if express:
+                await self._upload(scope, receive, tracked)
+            else:
+                await super().__call__(scope, receive, tracked)
+        except Exception as exc:
+            # Logged here, by route and without its message (core.logs), rather than by the
+            # server, which would print the message: it can quote patient data (a database's
+            # DETAIL), as can the path and the query.
+            route = UPLOAD if express else getattr(scope.get("route"), "path", "(no route)")
+            log.error("%s %s failed", scope["method"], route, exc_info=exc)
+            if not started:
+                await PlainTextResponse("Internal Server Error", status_code=500)(
+                    scope, receive, send
+                )
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self._session() as session:
+            try:
+                response = await studies_routes.upload(Request(scope, receive), session)
+            except DomainError as exc:
+                response = await _domain_error_handler(Request(scope), exc)
+        await response(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[Session]:

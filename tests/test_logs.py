@@ -80,6 +80,26 @@ def test_an_api_error_answers_500_and_is_logged_by_route_without_its_message(api
     assert PATIENT not in text
 
 
+def test_a_response_that_fails_midway_is_cut_off_not_ended_cleanly(api, printed):
+    """A file download that breaks after its first bytes must not look complete: the server
+    is told to abort, by an error that carries no patient data."""
+    from fastapi.responses import StreamingResponse
+
+    from pacs_app.api.main import ResponseAborted
+
+    def chunks():
+        yield b"DICM"
+        _raise_nested()
+
+    api.app.add_api_route("/halfway", lambda: StreamingResponse(chunks()))
+    with pytest.raises(ResponseAborted) as caught:
+        api.get("/halfway")
+    assert PATIENT not in str(caught.value) and caught.value.__suppress_context__
+    text = printed.getvalue()
+    assert "GET /halfway failed" in text and "builtins.ValueError" in text
+    assert PATIENT not in text
+
+
 def test_an_express_lane_error_answers_500_too(api, printed, monkeypatch):
     """POST /studies bypasses FastAPI's layers (PacsApi): an unexpected failure there is
     answered and logged the same way."""

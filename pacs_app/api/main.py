@@ -74,6 +74,10 @@ UPLOAD = "/studies"  # POST: studies_routes.upload
 log = logging.getLogger("pacs_app.api")
 
 
+class ResponseAborted(RuntimeError):
+    """A request failed after its response began; its cause is logged, not carried."""
+
+
 class PacsApi(FastAPI):
     """FastAPI, with an express lane for ``POST /studies``.
 
@@ -87,11 +91,12 @@ class PacsApi(FastAPI):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        started = False
+        started = ended = False
 
         async def tracked(message: Message) -> None:
-            nonlocal started
+            nonlocal started, ended
             started = started or message["type"] == "http.response.start"
+            ended = message["type"] == "http.response.body" and not message.get("more_body")
             await send(message)
 
         express = scope["method"] == "POST" and _route_path(scope) == UPLOAD
@@ -106,10 +111,16 @@ class PacsApi(FastAPI):
             # DETAIL), as can the path and the query.
             route = UPLOAD if express else getattr(scope.get("route"), "path", "(no route)")
             log.error("%s %s failed", scope["method"], route, exc_info=exc)
-            if not started:
-                await PlainTextResponse("Internal Server Error", status_code=500)(
-                    scope, receive, send
-                )
+            if ended:
+                return  # answered already (FastAPI's error middleware sends a 500)
+            if started:
+                # Part of the answer is out: the server must cut the connection (a body ended
+                # cleanly here would pass a cut-off file for a whole one). It is told so
+                # without the cause.
+                raise ResponseAborted(
+                    f"{scope['method']} {route} failed after its answer began (logged)"
+                ) from None
+            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with self._session() as session:

@@ -157,11 +157,22 @@ def new_study_id(session: Session) -> str:
     raise RuntimeError("could not find a free Study ID after 20 tries")
 
 
+def is_archive(path: Path) -> bool:
+    """Whether the file is a zip archive to unpack. A file with DICOM's ``DICM`` marker after
+    its 128-byte preamble is DICOM, and is not searched for a zip directory at its end (which
+    costs a read of its last 64 KB when it has none)."""
+    with path.open("rb") as fp:
+        head = fp.read(132)
+    if head[128:132] == b"DICM":
+        return False
+    return zipfile.is_zipfile(path)
+
+
 def expand_archives(files: list[StagedFile], workdir: Path) -> list[StagedFile]:
     """Replace each zip archive by its members (named ``archive.zip/member``), within limits."""
     out: list[StagedFile] = []
     for f in files:
-        if not zipfile.is_zipfile(f.path):
+        if not is_archive(f.path):
             out.append(f)
             continue
         try:
@@ -276,7 +287,7 @@ def ingest(
         raise NotFound("No such centre.")
     if not files:
         raise InvalidInput("The upload is empty: add at least one DICOM file.")
-    has_archives = any(zipfile.is_zipfile(f.path) for f in files)
+    has_archives = any(is_archive(f.path) for f in files)
     with (
         tempfile.TemporaryDirectory(prefix="pacs-ingest-")
         if has_archives
@@ -685,5 +696,6 @@ __all__ = [
     "StudyForm",
     "expand_archives",
     "ingest",
+    "is_archive",
     "normalize_age",
 ]

@@ -27,7 +27,7 @@ from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
 from pacs_app.dicom.reader import InvalidDicom, read_header
 from pacs_app.models import Centre
 from pacs_app.services.authz import Action, Actor, require
-from pacs_app.services.ingest import IngestResult, StagedFile, StudyForm, ingest
+from pacs_app.services.ingest import IngestResult, StagedFile, StudyForm, ingest, is_archive
 from pacs_app.storage import Storage
 
 BATCH_ID_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -160,7 +160,7 @@ def finish_file(*, actor: Actor, slot: FileSlot) -> FileCheck:
     """
     folder, _ = _load(actor, slot.batch_id)
     size = slot.path.stat().st_size
-    if zipfile.is_zipfile(slot.path):
+    if is_archive(slot.path):
         ok, message = True, "zip archive: its files are checked when the upload is committed"
         try:
             with zipfile.ZipFile(slot.path) as zf:

@@ -201,6 +201,23 @@ def test_a_file_without_required_uids_is_refused(session, storage, tech, tmp_pat
     )
 
 
+def test_a_dicom_file_ending_like_a_zip_directory_is_stored_as_dicom(
+    session, storage, tech, tmp_path
+):
+    """Pixel data may end with bytes that read as a zip's end record (here, an empty
+    archive's): a file with DICOM's marker is DICOM, not an archive holding nothing."""
+    path = make_ct(tmp_path / "ct.dcm")
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w"):
+        pass
+    with path.open("ab") as out:
+        out.write((tmp_path / "empty.zip").read_bytes())
+    assert zipfile.is_zipfile(path)  # what the marker check saves it from
+    result = ingest(session=session, actor=tech, files=staged(path), storage=storage)
+    assert result.stored == 1 and counts(session) == (1, 1, 1)
+    (stored,) = stored_files(storage)
+    assert stored.read_bytes() == path.read_bytes()
+
+
 def test_a_zip_with_a_non_dicom_member_is_refused_whole(session, storage, tech, tmp_path):
     archive = tmp_path / "mixed.zip"
     with zipfile.ZipFile(archive, "w") as zf:

@@ -116,6 +116,26 @@ def test_an_express_lane_error_answers_500_too(api, printed, monkeypatch):
     assert PATIENT not in text
 
 
+def test_an_ingest_process_failure_answers_as_the_api_does(api, printed, monkeypatch):
+    """An unexpected failure in an ingest process (POST /studies' children) is answered like
+    one on any other route (plain text, no details) and logged without its message."""
+    from pacs_app.api import ingest_worker
+
+    def broken(*args):
+        _raise_nested()
+
+    monkeypatch.setattr(ingest_worker, "ingest_upload", broken)
+    answer = ingest_worker.handle({"token": "t", "address": None, "files": [], "fields": {}})
+    api.app.add_api_route("/broken", lambda: _raise_nested())
+    route = api.get("/broken")
+    assert answer["status"] == route.status_code == 500
+    assert answer["body"] == route.text == "Internal Server Error"
+    assert answer["headers"]["content-type"] == route.headers["content-type"]
+    text = printed.getvalue()
+    assert "an upload failed in an ingest process" in text and "builtins.ValueError" in text
+    assert PATIENT not in text
+
+
 def test_a_page_event_error_shows_a_toast_and_is_logged_without_its_message(printed):
     from reflex.event import EventSpec
 

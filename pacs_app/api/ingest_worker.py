@@ -28,6 +28,7 @@ from pacs_app.core.errors import DomainError
 from pacs_app.core.memory import tune_collector
 
 log = logging.getLogger("pacs_app.ingest_worker")
+PLAIN_TEXT = {"content-type": "text/plain; charset=utf-8"}
 
 
 def handle(message: dict) -> dict:
@@ -48,7 +49,8 @@ def handle(message: dict) -> dict:
         except Exception as exc:
             # logged as its type and frames (core.logs): its message can quote patient data
             log.error("an upload failed in an ingest process", exc_info=exc)
-            return {"status": 500, "body": '{"detail":"Internal Server Error"}', "headers": {}}
+            # answered as Starlette answers a failure on every other route
+            return {"status": 500, "body": "Internal Server Error", "headers": PLAIN_TEXT}
     return {"status": 201, "body": body, "headers": {}}
 
 

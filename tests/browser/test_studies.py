@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.test_billing import _token
 from tests.browser.test_sign_in import sign_in
 from tests.dicom_factory import make_series
 
 pytestmark = pytest.mark.browser
+PASSWORD = "filter-centre-pass-1"
 
 
 def _pid() -> str:
@@ -137,3 +141,63 @@ def test_admin_deletes_a_study_after_typing_its_id(page, new_page, tmp_path):
     expect(page.locator("#studies-empty")).to_be_visible()
     page.goto(f"/study/{study_id}")
     expect(page.locator("#study-not-found")).to_be_visible()
+
+
+def test_admin_filters_the_list_by_centre_and_received_date(page, app_url, tmp_path):
+    """Two centres' studies of one patient name: the centre and date filters narrow the list,
+    a backwards range is refused with a message, and Clear filters brings both back."""
+    name = "FILTER^" + uuid.uuid4().hex[:8].upper()
+    code = "F" + uuid.uuid4().hex[:5].upper()
+    ids = {}
+    with httpx.Client(base_url=app_url, timeout=60) as client:
+        admin = _token(client, "admin", "admin123")
+        centre = client.post(
+            "/centres", headers=admin, json={"name": f"Filter Centre {code}", "code": code}
+        )
+        centre.raise_for_status()
+        client.post(
+            "/users",
+            headers=admin,
+            json={
+                "username": code.lower(),
+                "password": PASSWORD,
+                "role": "technician",
+                "centre_id": centre.json()["id"],
+            },
+        ).raise_for_status()
+        for username, password in (
+            ("technician", "tech123"),
+            (code.lower(), "filter-centre-pass-1"),
+        ):
+            paths = make_series(tmp_path / username, 1, patient_name=name)
+            files = [("files", (p.name, p.read_bytes(), "application/dicom")) for p in paths]
+            r = client.post("/studies", headers=_token(client, username, password), files=files)
+            r.raise_for_status()
+            ids[username] = r.json()["study_id"]
+
+    sign_in(page, "admin", "admin123")
+    expect(page.locator("#dashboard-admin")).to_be_visible()
+    page.click("#sidebar >> text=Studies")
+    page.fill("#study-search", name.replace("^", " "))
+    rows = page.locator(".study-row")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#studies-count")).to_contain_text("2 studies")
+
+    page.click("#filter-centre")
+    page.get_by_role("option", name=f"{code} · Filter Centre {code}").click()
+    expect(rows).to_have_count(1)
+    expect(page.locator(f"#study-row-{ids[code.lower()]}")).to_be_visible()
+    expect(page.locator("#studies-count")).to_contain_text("1 study")
+
+    today = datetime.now(UTC).date()  # the list's dates are UTC days
+    page.fill("#filter-from", (today - timedelta(days=7)).isoformat())
+    expect(rows).to_have_count(1)
+    page.fill("#filter-to", (today - timedelta(days=1)).isoformat())
+    expect(page.locator("#studies-empty")).to_be_visible()
+    page.fill("#filter-from", today.isoformat())
+    expect(page.get_by_text("The date range ends before it starts.")).to_be_visible()
+
+    page.click("#clear-filters")
+    expect(page.locator("#study-search")).to_have_value("")
+    page.fill("#study-search", name.replace("^", " "))
+    expect(rows).to_have_count(2)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import reflex as rx
 
 from pacs_app.core.errors import DomainError, NotFound
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import studies
+from pacs_app.services import studies, users
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
@@ -67,6 +69,11 @@ class StudiesState(AuthState):
     status: str = ANY
     priority: str = ANY
     modality: str = ""
+    date_from: str = ""  # ISO dates, as the browser's date inputs give them
+    date_to: str = ""
+    centre: str = ANY  # a label of centre_options
+    centre_options: list[str] = [ANY]  # shown where the user sees more than one centre
+    _centre_ids: dict[str, int] = {}
     sort: str = "Newest first"
     page: int = 1
     _cursor: str | None = None
@@ -91,15 +98,39 @@ class StudiesState(AuthState):
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
 
+    @rx.var
+    def filtered(self) -> bool:
+        return bool(
+            self.q
+            or self.modality
+            or self.date_from
+            or self.date_to
+            or ANY not in (self.status, self.priority, self.centre)
+        )
+
+    @rx.var
+    def count_label(self) -> str:
+        return f"{self.total} stud{'y' if self.total == 1 else 'ies'}"
+
     async def _load(self) -> bool:
         actor = await self.actor()
         if actor is None:
             return False
         sort, descending = SORTS.get(self.sort, SORTS["Newest first"])
+        try:
+            received_from, received_to = (
+                date.fromisoformat(d) if d else None for d in (self.date_from, self.date_to)
+            )
+        except ValueError:
+            self.error, self.rows, self.total = "Enter the dates as YYYY-MM-DD.", [], 0
+            return True
         filters = studies.StudyFilters(
             status=None if self.status == ANY else StudyStatus(self.status),
             priority=None if self.priority == ANY else Priority(self.priority),
             modality=self.modality or None,
+            centre_id=self._centre_ids.get(self.centre),
+            received_from=received_from,
+            received_to=received_to,
             q=self.q or None,
         )
         try:
@@ -131,6 +162,14 @@ class StudiesState(AuthState):
     @rx.event
     async def open(self):
         self.ready = False
+        actor = await self.actor()
+        if actor is None:
+            return rx.redirect(routes.LOGIN)
+        centres = await call_domain(users.list_centres, actor=actor)
+        self._centre_ids = {f"{c.code} · {c.name}": c.id for c in centres}
+        self.centre_options = [ANY, *self._centre_ids] if len(centres) > 1 else [ANY]
+        if self.centre not in self._centre_ids:
+            self.centre = ANY
         return await self._reload_from_start()
 
     @rx.event
@@ -156,6 +195,27 @@ class StudiesState(AuthState):
     @rx.event
     async def set_modality(self, value: str):
         self.modality = value.strip().upper()[:16]
+        return await self._reload_from_start()
+
+    @rx.event
+    async def set_date_from(self, value: str):
+        self.date_from = value.strip()[:10]
+        return await self._reload_from_start()
+
+    @rx.event
+    async def set_date_to(self, value: str):
+        self.date_to = value.strip()[:10]
+        return await self._reload_from_start()
+
+    @rx.event
+    async def set_centre(self, value: str):
+        self.centre = value if value in self._centre_ids else ANY
+        return await self._reload_from_start()
+
+    @rx.event
+    async def clear_filters(self):
+        self.q = self.modality = self.date_from = self.date_to = ""
+        self.status = self.priority = self.centre = ANY
         return await self._reload_from_start()
 
     @rx.event
@@ -258,11 +318,49 @@ def studies_page() -> rx.Component:
                     width="100px",
                     id="filter-modality",
                 ),
+                rx.cond(
+                    StudiesState.centre_options.length() > 1,
+                    rx.hstack(
+                        rx.text("Centre", size="2"),
+                        rx.select(
+                            StudiesState.centre_options,
+                            value=StudiesState.centre,
+                            on_change=StudiesState.set_centre,
+                            id="filter-centre",
+                        ),
+                        align="center",
+                    ),
+                ),
+                rx.text("Received", size="2"),
+                rx.input(
+                    type="date",
+                    value=StudiesState.date_from,
+                    on_change=StudiesState.set_date_from,
+                    aria_label="Received from",
+                    id="filter-from",
+                ),
+                rx.text("to", size="2"),
+                rx.input(
+                    type="date",
+                    value=StudiesState.date_to,
+                    on_change=StudiesState.set_date_to,
+                    aria_label="Received to",
+                    id="filter-to",
+                ),
                 rx.select(
                     StudiesState.sort_options,
                     value=StudiesState.sort,
                     on_change=StudiesState.set_sort,
                     id="sort",
+                ),
+                rx.cond(
+                    StudiesState.filtered,
+                    rx.button(
+                        "Clear filters",
+                        variant="ghost",
+                        on_click=StudiesState.clear_filters,
+                        id="clear-filters",
+                    ),
                 ),
                 rx.spacer(),
                 rx.button(
@@ -322,8 +420,7 @@ def studies_page() -> rx.Component:
                     " of ",
                     StudiesState.pages,
                     " · ",
-                    StudiesState.total,
-                    " studies",
+                    StudiesState.count_label,
                     size="2",
                     id="studies-count",
                 ),

@@ -16,6 +16,7 @@ from pacs_app.models import StudyStatus
 from pacs_app.services import ai, reports, workflow
 from pacs_app.services.dto import ReportView, WorklistItem
 from pacs_app.ui import routes
+from pacs_app.ui.components import count_of
 from pacs_app.ui.components.ai_panel import ai_status_badge, finding_row, severity_badge
 from pacs_app.ui.pages.studies import priority_badge, study_row
 from pacs_app.ui.state import AuthState, call_domain
@@ -56,6 +57,10 @@ class WorklistState(AuthState):
     message: str = ""
     loaded: bool = False
     _stamp: str = ""
+
+    @rx.var
+    def total_label(self) -> str:
+        return count_of(self.total, "study", "studies")
 
     @rx.var
     def status_options(self) -> list[str]:
@@ -262,7 +267,7 @@ def worklist_page() -> rx.Component:
                         id="worklist-status",
                     ),
                 ),
-                rx.badge(WorklistState.total.to_string() + " studies", id="worklist-total"),
+                rx.badge(WorklistState.total_label, id="worklist-total"),
                 rx.spacer(),
                 rx.text(
                     "Most urgent first, then longest waiting · refreshes by itself",

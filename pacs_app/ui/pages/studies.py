@@ -12,7 +12,7 @@ from pacs_app.services import studies, users
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
-from pacs_app.ui.components import record_table
+from pacs_app.ui.components import count_of, record_table
 from pacs_app.ui.components.ai_panel import AIPanelState, ai_card
 from pacs_app.ui.components.reading_panel import ReadingPanelState, reading_card
 from pacs_app.ui.state import AuthState, call_domain
@@ -110,7 +110,7 @@ class StudiesState(AuthState):
 
     @rx.var
     def count_label(self) -> str:
-        return f"{self.total} stud{'y' if self.total == 1 else 'ies'}"
+        return count_of(self.total, "study", "studies")
 
     async def _load(self) -> bool:
         actor = await self.actor()

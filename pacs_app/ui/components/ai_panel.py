@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
 from pacs_app.services import ai
 from pacs_app.ui import routes
@@ -38,7 +39,12 @@ def finding_row(f: ai.AIFindingPublic) -> dict[str, str]:
         "report_text": f.report_text or f.title,
         "decision": f.decision.value,
         "decision_text": f.decision_text,
-        "overlay": f"/ai/findings/{f.id}/overlay" if f.evidence.get("overlay") else "",
+        # the API's address: with `reflex run` in development the pages come from another port
+        "overlay": (
+            f"{settings.effective_api_url}/ai/findings/{f.id}/overlay"
+            if f.evidence.get("overlay")
+            else ""
+        ),
     }
 
 

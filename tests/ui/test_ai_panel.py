@@ -1,0 +1,37 @@
+"""The AI panel's rows: what the browser is told to fetch."""
+
+from __future__ import annotations
+
+from pacs_app.config import settings
+from pacs_app.services.ai import AIFindingPublic, Decision
+from pacs_app.ui.components.ai_panel import finding_row
+
+
+def _finding(evidence: dict) -> AIFindingPublic:
+    return AIFindingPublic(
+        id=7,
+        plugin="ct_measure",
+        plugin_version="1.0.0",
+        code="lung_volume",
+        title="Lung volume",
+        severity="info",
+        value=4.2,
+        unit="L",
+        value_text="",
+        method="threshold",
+        limitations="none",
+        series_uid="1.2.3",
+        evidence=evidence,
+        report_text="",
+        decision=Decision.PENDING,
+        decision_text="",
+    )
+
+
+def test_an_overlay_is_fetched_from_the_api_not_the_page_server(monkeypatch):
+    """`reflex run` in development serves the pages on one port (3000) and the API on another
+    (8000): a path relative to the page went to the page server and showed a broken image."""
+    monkeypatch.setattr(settings, "api_url", "http://localhost:8000")
+    row = finding_row(_finding({"overlay": "overlay.png"}))
+    assert row["overlay"] == "http://localhost:8000/ai/findings/7/overlay"
+    assert finding_row(_finding({}))["overlay"] == ""

@@ -6,3 +6,14 @@ from __future__ import annotations
 def count_of(n: int, one: str, many: str) -> str:
     """``"1 study"``, ``"2 studies"``."""
     return f"{n} {one if n == 1 else many}"
+
+
+def file_size(n: int) -> str:
+    """Bytes as people read them: ``"812 B"``, ``"16 KB"``, ``"4.2 MB"``, ``"1.3 GB"``."""
+    if n < 1024:
+        return f"{n} B"
+    for unit, scale in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3)):
+        value = n / scale
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "KB" or value >= 100 else f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -12,7 +12,7 @@ from pacs_app.services import studies, users
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
-from pacs_app.ui.components import count_of, record_table
+from pacs_app.ui.components import count_of, file_size, record_table
 from pacs_app.ui.components.ai_panel import AIPanelState, ai_card
 from pacs_app.ui.components.reading_panel import ReadingPanelState, reading_card
 from pacs_app.ui.state import AuthState, call_domain
@@ -480,7 +480,7 @@ class StudyState(AuthState):
             "notes": detail.clinical_notes or "—",
             "uid": detail.study_instance_uid,
             "uploaded_by": detail.uploaded_by or "—",
-            "size": f"{detail.size_bytes / 1024 / 1024:.1f} MB",
+            "size": file_size(detail.size_bytes),
         }
         self.series = [
             {
@@ -505,7 +505,7 @@ class StudyState(AuthState):
             {
                 "file": f"instance_{i.number:03d}",
                 "instance_number": str(i.instance_number or ""),
-                "size": f"{i.size_bytes / 1024:.0f} KB",
+                "size": file_size(i.size_bytes),
                 "matrix": f"{i.columns} x {i.rows}" if i.rows and i.columns else "—",
                 "frames": str(i.number_of_frames),
                 "transfer_syntax": TRANSFER_SYNTAX_NAMES.get(

@@ -1,0 +1,17 @@
+from pacs_app.ui.components import count_of, file_size
+
+
+def test_counts_agree_with_their_number():
+    assert count_of(1, "study", "studies") == "1 study"
+    assert count_of(0, "study", "studies") == "0 studies"
+    assert count_of(25, "study", "studies") == "25 studies"
+
+
+def test_sizes_read_in_the_unit_that_fits():
+    """A 16 KB study read "0.0 MB" on its page."""
+    assert file_size(812) == "812 B"
+    assert file_size(16 * 1024) == "16 KB"
+    assert file_size(int(4.2 * 1024**2)) == "4.2 MB"
+    assert file_size(512 * 1024**2) == "512 MB"
+    assert file_size(int(1.3 * 1024**3)) == "1.3 GB"
+    assert file_size(3000 * 1024**3) == "3000 GB"

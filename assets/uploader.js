@@ -185,7 +185,8 @@
         result.studies.forEach(function (s) {
           var a = document.createElement("a");
           a.href = "/study/" + s.study_id;
-          a.textContent = "Open study " + s.study_id + " (" + s.num_instances + " images)";
+          a.textContent = "Open study " + s.study_id + " (" + s.num_instances +
+            (s.num_instances === 1 ? " image)" : " images)");
           a.className = "upload-study-link";
           a.style.cssText = "display:block;color:#3e63dd;margin:4px 0";
           links.appendChild(a);

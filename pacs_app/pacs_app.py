@@ -6,6 +6,7 @@ start, applies pending migrations (and, in development, creates the demo account
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -15,7 +16,7 @@ from pacs_app.api import build_api
 from pacs_app.config import settings
 from pacs_app.core import logs
 from pacs_app.core.memory import keep_freed_memory, tune_collector
-from pacs_app.services import system
+from pacs_app.services import system, uploads
 from pacs_app.ui.errors import on_backend_error
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
@@ -37,6 +38,17 @@ logs.configure()
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+async def _sweep_staging_hourly() -> None:
+    """Remove uploads abandoned in the staging folder (a crash during POST /studies, a web
+    batch never committed) now and every hour."""
+    while True:
+        try:
+            await asyncio.to_thread(uploads.sweep_stale)
+        except Exception as exc:
+            logging.getLogger(__name__).error("the staging folder sweep failed", exc_info=exc)
+        await asyncio.sleep(uploads.SWEEP_EVERY_S)
+
+
 @contextlib.asynccontextmanager
 async def _bootstrap():
     """Lifespan task: migrate and check before serving; run the embedded AI worker (a child
@@ -48,9 +60,11 @@ async def _bootstrap():
 
     child = start_embedded()
     await ingest_pool.start()
+    housekeeping = asyncio.create_task(_sweep_staging_hourly())
     try:
         yield
     finally:
+        housekeeping.cancel()
         await ingest_pool.stop()
         if child is not None:
             child.terminate()

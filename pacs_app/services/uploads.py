@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import re
 import secrets
 import shutil
@@ -32,6 +33,8 @@ from pacs_app.storage import Storage
 
 BATCH_ID_RE = re.compile(r"^[a-f0-9]{32}$")
 STALE_AFTER_S = 24 * 3600
+SWEEP_EVERY_S = 3600
+log = logging.getLogger(__name__)
 
 
 class FileCheck(BaseModel):
@@ -87,28 +90,34 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _sweep_stale() -> None:
+def sweep_stale(*, now: float | None = None) -> int:
+    """Remove what uploads left in the staging folder untouched for a day: batches never
+    committed, and files ``POST /studies`` staged before a crash stopped it. Returns how many
+    entries went. The app runs it when it starts and then every hour."""
+    now = time.time() if now is None else now
     root = staging_root()
-    if not root.exists():
-        return
-    cutoff = time.time() - STALE_AFTER_S
-    for entry in root.iterdir():  # batches' folders, and files POST /studies left in a crash
+    cutoff = now - STALE_AFTER_S
+    removed = 0
+    for entry in root.iterdir():
         try:
             if entry.stat().st_mtime >= cutoff:
                 continue
             if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
+                shutil.rmtree(entry)
             else:
                 entry.unlink()
+            removed += 1
         except OSError:
-            continue  # removed meanwhile
+            continue  # removed meanwhile, or cannot be: the next sweep tries again
+    if removed:
+        log.info("removed %d stale upload(s) from the staging folder", removed)
+    return removed
 
 
 def open_batch(*, session: Session, actor: Actor, form: StudyForm) -> str:
     """Start a batch for the actor's centre; returns its id."""
     centre = session.get(Centre, actor.centre_id) if actor.centre_id else None
     require(actor, Action.UPLOAD_STUDY, centre)
-    _sweep_stale()
     batch_id = secrets.token_hex(16)
     folder = _batch_dir(batch_id)
     (folder / "files").mkdir(parents=True)

@@ -121,6 +121,14 @@ def test_aed_invoice_uses_the_code():
 
 
 @needs_unicode_font
+def test_an_arabic_centre_name_is_set_with_joined_letter_forms():
+    from tests.test_report_pdf import ARABIC_WORD, JOINED_FORMS, embedded_glyphs
+
+    data = render_invoice_pdf(invoice(currency="AED", centre_name=ARABIC_WORD))
+    assert embedded_glyphs(data) >= JOINED_FORMS
+
+
+@needs_unicode_font
 def test_inr_invoice_uses_the_rupee_sign_and_indian_grouping():
     doc = invoice((line(amount=12345600), line("M7TT4XQ1", 5000)), currency="INR")
     text = read_text(render_invoice_pdf(doc))

@@ -189,6 +189,34 @@ def test_non_latin_patient_names_survive_with_a_unicode_font(name, shown):
     assert "could not be shown" not in text
 
 
+def embedded_glyphs(data: bytes) -> set[str]:
+    """The names of the glyphs in the PDF's embedded (subset) TrueType fonts."""
+    names: set[str] = set()
+    for page in PdfReader(io.BytesIO(data)).pages:
+        for ref in page["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            for descendant in font.get("/DescendantFonts", []):
+                descriptor = descendant.get_object()["/FontDescriptor"].get_object()
+                if "/FontFile2" in descriptor:
+                    subset = descriptor["/FontFile2"].get_object().get_data()
+                    names |= set(TTFont(io.BytesIO(subset)).getGlyphOrder())
+    return names
+
+
+# مرح: meem initial, reh final, then hah alone. Unshaped, each would be its isolated form
+# (U+0645, U+0631, U+062D) and the word would be set left to right.
+ARABIC_WORD = "\u0645\u0631\u062d"
+JOINED_FORMS = {"uniFEE3", "uniFEAE"}  # meem initial, reh final (DejaVu Sans glyph names)
+
+
+def test_arabic_names_are_set_with_joined_letter_forms():
+    """A patient name in Arabic must read as the word, not as separate letters."""
+    if find_unicode_font() is None or not fonts_cover(ARABIC_WORD):
+        pytest.skip("no Unicode TrueType font with Arabic here (install fonts-dejavu)")
+    glyphs = embedded_glyphs(render_report_pdf(make_document(patient_name=ARABIC_WORD)))
+    assert glyphs >= JOINED_FORMS, sorted(g for g in glyphs if g.startswith("uni06"))
+
+
 def test_characters_no_font_has_become_question_marks(monkeypatch):
     if find_unicode_font() is None:
         pytest.skip("no Unicode TrueType font here (set PACS_PDF_FONT or install fonts-dejavu)")

@@ -32,7 +32,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from pacs_app.billing.money import CURRENCIES, currency_of, format_money, to_decimal
-from pacs_app.documents.pdf import find_unicode_font
+from pacs_app.documents.pdf import find_unicode_font, shape_text
 
 __all__ = [
     "INVOICE_CSV_HEADER",
@@ -410,6 +410,7 @@ def _load_fonts(pdf: FPDF, font_path: str | None) -> _Filter:
             pdf.fonts.pop(_FONT_FAMILY + "B", None)
         else:
             pdf.family = _FONT_FAMILY
+            shape_text(pdf)
             both = set(pdf.fonts[_FONT_FAMILY].cmap) & set(pdf.fonts[_FONT_FAMILY + "B"].cmap)
             return _Filter(both.__contains__, unicode=True)
     pdf.family = "helvetica"

@@ -34,6 +34,7 @@ __all__ = [
     "ReportDocument",
     "find_unicode_font",
     "render_report_pdf",
+    "shape_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -199,9 +200,23 @@ def _load_fonts(pdf: FPDF, font_path: str | None, *, used: set[int]) -> _TextFil
             main = set(pdf.fonts["pacs"].cmap) & set(pdf.fonts["pacsB"].cmap)
             lacking = {cp for cp in used - main if unicodedata.category(chr(cp))[0] not in "CZ"}
             extra = _load_fallback_fonts(pdf) if lacking else set()
+            shape_text(pdf)
             return _TextFilter(lambda cp: cp in main or cp in extra, unicode=True)
     pdf.font_family_name = "helvetica"
     return _TextFilter(lambda cp: 0x20 <= cp <= 0x7E or 0xA0 <= cp <= 0xFF, unicode=False)
+
+
+def shape_text(pdf: FPDF) -> bool:
+    """Set text through HarfBuzz (uharfbuzz): Arabic and other joining scripts take their
+    joined letter forms and right-to-left text its order. Without it a name such as محمد
+    came out as separate letters in reverse order. Returns whether it is on (it needs the
+    uharfbuzz package and a TrueType font)."""
+    try:
+        pdf.set_text_shaping(True)
+    except Exception:  # uharfbuzz missing or broken: the text is still set, unshaped
+        logger.warning("uharfbuzz is not usable: right-to-left text in PDFs is not shaped")
+        return False
+    return True
 
 
 def _load_fallback_fonts(pdf: FPDF) -> set[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pacs_app.services import uploads
 
@@ -47,5 +48,7 @@ def test_the_app_sweeps_when_it_starts(storage_root, monkeypatch):
             await asyncio.sleep(0.01)
         task.cancel()
 
-    asyncio.run(asyncio.wait_for(first_round(), 10))
+    # in a thread of its own: the browser tests' Playwright keeps a loop running in this one
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, asyncio.wait_for(first_round(), 10)).result()
     assert swept == [True]

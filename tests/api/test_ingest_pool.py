@@ -94,6 +94,20 @@ def test_uploads_are_ingested_by_the_children(api, tech, pool, session, tmp_path
     assert all(pid != os.getpid() for pid in workers)
 
 
+def test_a_lone_sender_keeps_to_the_child_that_answered_last(
+    api, tech, pool, tmp_path, storage_root
+):
+    """The child that answered last takes the next upload (its caches are current), so the
+    idle children stay in the same order while one sender sends one upload after another."""
+    started = pool(2)
+    orders = []
+    for i in range(3):
+        r = _post(api, tech, make_series(tmp_path / f"s{i}", 1))
+        assert r.status_code == 201, r.text
+        orders.append([c.process.pid for c in started._idle._queue])
+    assert len(orders[0]) == 2 and orders[0] == orders[1] == orders[2]
+
+
 def test_refusals_come_back_as_the_api_answers_them(
     api, tech, pool, session, tmp_path, storage_root
 ):

@@ -105,7 +105,7 @@ class StudiesState(AuthState):
             or self.modality
             or self.date_from
             or self.date_to
-            or ANY not in (self.status, self.priority, self.centre)
+            or any(v != ANY for v in (self.status, self.priority, self.centre))
         )
 
     @rx.var

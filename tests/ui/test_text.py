@@ -15,3 +15,16 @@ def test_sizes_read_in_the_unit_that_fits():
     assert file_size(512 * 1024**2) == "512 MB"
     assert file_size(int(1.3 * 1024**3)) == "1.3 GB"
     assert file_size(3000 * 1024**3) == "3000 GB"
+
+
+def test_an_optional_day_is_none_when_empty_and_named_when_wrong():
+    import datetime
+
+    import pytest
+
+    from pacs_app.ui.components import optional_day
+
+    assert optional_day("", "start") is None
+    assert optional_day("2026-12-04", "end") == datetime.date(2026, 12, 4)
+    with pytest.raises(ValueError, match=r"The end date '2026-13-01' is not a date"):
+        optional_day("2026-13-01", "end")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 
 def count_of(n: int, one: str, many: str) -> str:
     """``"1 study"``, ``"2 studies"``."""
@@ -17,3 +19,14 @@ def file_size(n: int) -> str:
         if value < 1024 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "KB" or value >= 100 else f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+def optional_day(value: str, which: str) -> date | None:
+    """A date input's ``YYYY-MM-DD`` value; ``None`` when empty. Raises ``ValueError`` naming
+    the ``which`` date ("start", "end") when it is not a date."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"The {which} date {value!r} is not a date (YYYY-MM-DD).") from None

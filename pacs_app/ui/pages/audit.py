@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import reflex as rx
 
 from pacs_app.core.errors import DomainError, PermissionDenied
 from pacs_app.services import audit, dashboards
 from pacs_app.ui import routes
-from pacs_app.ui.components import record_table
+from pacs_app.ui.components import optional_day, record_table
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
 
@@ -60,8 +58,8 @@ class AuditState(AuthState):
                 actor=actor,
                 action=None if self.action == ALL else self.action,
                 username=self.username or None,
-                date_from=_day(self.date_from, "start"),
-                date_to=_day(self.date_to, "end"),
+                date_from=optional_day(self.date_from, "start"),
+                date_to=optional_day(self.date_to, "end"),
                 resource_id=self.resource_id or None,
                 page=self.page,
                 page_size=PAGE_SIZE,
@@ -155,15 +153,6 @@ class AuditState(AuthState):
             self.page -= 1
             if not await self._load():
                 return rx.redirect(routes.LOGIN)
-
-
-def _day(value: str, which: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"The {which} date {value!r} is not a date (YYYY-MM-DD).") from None
 
 
 def _filter(label: str, control: rx.Component) -> rx.Component:

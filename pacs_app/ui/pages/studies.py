@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import reflex as rx
 
 from pacs_app.core.errors import DomainError, NotFound
@@ -12,7 +10,7 @@ from pacs_app.services import studies, users
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
-from pacs_app.ui.components import count_of, file_size, record_table
+from pacs_app.ui.components import count_of, file_size, optional_day, record_table
 from pacs_app.ui.components.ai_panel import AIPanelState, ai_card
 from pacs_app.ui.components.reading_panel import ReadingPanelState, reading_card
 from pacs_app.ui.state import AuthState, call_domain
@@ -118,11 +116,10 @@ class StudiesState(AuthState):
             return False
         sort, descending = SORTS.get(self.sort, SORTS["Newest first"])
         try:
-            received_from, received_to = (
-                date.fromisoformat(d) if d else None for d in (self.date_from, self.date_to)
-            )
-        except ValueError:
-            self.error, self.rows, self.total = "Enter the dates as YYYY-MM-DD.", [], 0
+            received_from = optional_day(self.date_from, "start")
+            received_to = optional_day(self.date_to, "end")
+        except ValueError as exc:
+            self.error, self.rows, self.total = str(exc), [], 0
             return True
         filters = studies.StudyFilters(
             status=None if self.status == ANY else StudyStatus(self.status),

@@ -97,9 +97,9 @@ def _number(text: str, vr: str) -> int | float:
         raise ValueError(f"{text!r} is not a decimal string (DS)") from None
 
 
-def _encode(
-    tag: int, vr: str, value: bytes, little: bool, encoding: str | None, pixel_rep: int
-) -> dict[str, Any]:
+def _encode(vr: str, value: bytes, little: bool, encoding: str | None) -> dict[str, Any]:
+    """The JSON of one value (``vr`` already resolved): a function of its arguments alone,
+    which :mod:`pacs_app.dicom.rawheader` relies on to reuse results."""
     kind = _KIND.get(vr)
     if kind is None:
         raise _Fallback
@@ -192,7 +192,7 @@ def dataset_to_json(ds: pydicom.Dataset, *, _encoding: str | None = _TOP_LEVEL) 
             vr = _resolve_vr(elem, pixel_rep)
             if vr == "SQ":
                 raise _Fallback
-            out[key] = _encode(elem.tag, vr, elem.value, little, encoding, pixel_rep)
+            out[key] = _encode(vr, elem.value, little, encoding)
         except ValueError as exc:
             raise ValueError(f"element {elem.tag} has an invalid value: {exc}") from exc
         except _Fallback:

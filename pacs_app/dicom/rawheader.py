@@ -226,6 +226,28 @@ def _key(tag: int) -> str:
     return key
 
 
+# The JSON of recently seen values: the instances of a series repeat most of their header
+# (patient, study, equipment, geometry but the position), so a value's JSON is usually the
+# previous instance's. Keyed by what the encoding depends on; short values only (a bulk value
+# would keep its bytes alive). The cached dicts are shared between headers: read-only.
+_VALUES: dict[tuple[str, bytes, str], dict[str, Any]] = {}
+_VALUES_MAX = 4096
+_VALUE_MAX_BYTES = 256
+
+
+def _encoded(vr: str, value: bytes, encoding: str) -> dict[str, Any]:
+    if len(value) > _VALUE_MAX_BYTES:
+        return _encode(vr, value, True, encoding)
+    key = (vr, value, encoding)
+    found = _VALUES.get(key)
+    if found is None:
+        found = _encode(vr, value, True, encoding)  # raises before it is kept
+        if len(_VALUES) >= _VALUES_MAX:
+            _VALUES.clear()  # new series: their values replace the old ones'
+        _VALUES[key] = found
+    return found
+
+
 def _to_json(elements: _Elements, inherited: str) -> dict[str, Any]:
     encoding = _charset(elements, inherited)
     pixel_rep = 0
@@ -244,7 +266,7 @@ def _to_json(elements: _Elements, inherited: str) -> dict[str, Any]:
                 raise Unsupported(f"an element whose VR is {vr!r}")
             vr = "SS" if pixel_rep == 1 else "US"
         try:
-            out[key] = _encode(tag, vr, value, True, encoding, pixel_rep)
+            out[key] = _encoded(vr, value, encoding)
         except (_Fallback, ValueError) as exc:
             raise Unsupported(f"element {key}: {exc or 'left to pydicom'}") from exc
     return out

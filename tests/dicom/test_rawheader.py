@@ -194,3 +194,22 @@ def test_absurd_nesting_and_odd_bytes_fall_back_to_pydicom(tmp_path):
     odd.write_bytes(bytes(data))
     with pytest.raises(rawheader.Unsupported):
         _direct(odd)
+
+
+def test_repeated_values_are_encoded_once_and_read_the_same(tmp_path, monkeypatch):
+    # The same bytes under two character sets are two names; a series' repeated values come
+    # from the memo; and a full memo, cleared, changes nothing.
+    monkeypatch.setattr(rawheader, "_VALUES", {})
+    monkeypatch.setattr(rawheader, "_VALUES_MAX", 8)
+    utf8, latin1 = _base(), _base()
+    utf8.SpecificCharacterSet, latin1.SpecificCharacterSet = "ISO_IR 192", "ISO_IR 100"
+    # written as the same bytes, M\xc3\xbcller, in the two character sets
+    utf8.PatientName, latin1.PatientName = "Müller^Anna", "MÃ¼ller^Anna"
+    paths = [_save(utf8, tmp_path / "utf8.dcm"), _save(latin1, tmp_path / "latin1.dcm")]
+    assert b"M\xc3\xbcller" in paths[0].read_bytes() and b"M\xc3\xbcller" in paths[1].read_bytes()
+    names = [_direct(p).dicom_json["00100010"]["Value"][0]["Alphabetic"] for p in paths]
+    assert names == ["Müller^Anna", "MÃ¼ller^Anna"]
+    series = [make_ct(tmp_path / f"ct{i}.dcm", size=16) for i in range(4)]
+    for path in series * 2:  # read twice: the second round's values all come from the memo
+        assert _direct(path).dicom_json == _via_pydicom(path)[0]
+    assert 0 < len(rawheader._VALUES) <= 8

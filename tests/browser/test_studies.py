@@ -92,6 +92,7 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
     expect(page.locator("#dashboard-technician")).to_be_visible()
     page.click("#sidebar >> text=Upload")
     page.set_input_files("#file-input", [str(p) for p in [*paths, junk]])
+    expect(page.locator(".upload-row")).to_have_count(4)  # the queue has them
     page.click("#start-upload")
     summary = page.locator("#upload-summary")
     expect(summary).to_contain_text("1 file(s) were refused, so nothing was stored", timeout=60_000)
@@ -103,6 +104,7 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
 
     page.click("#sidebar >> text=Upload")
     page.set_input_files("#file-input", [str(p) for p in [*paths, junk]])
+    expect(page.locator(".upload-row")).to_have_count(4)  # the queue has them
     page.click("#start-upload")
     expect(summary).to_contain_text("were refused", timeout=60_000)
     page.click("#remove-refused")

@@ -225,4 +225,7 @@
   window.addEventListener("beforeunload", function (e) {
     if (busy) { e.preventDefault(); e.returnValue = ""; }
   });
+  // Files chosen or dropped before this ran were not seen: say when it listens (the page
+  // element outlives client-side navigation, as this script does).
+  document.documentElement.setAttribute("data-uploader", "ready");
 })();

@@ -25,6 +25,7 @@ def _pid() -> str:
 def _upload(page: Page, paths, *, age: str = "", priority: str = "routine") -> str:
     page.click("#sidebar >> text=Upload")
     expect(page.locator("#dropzone")).to_be_visible()
+    expect(page.locator("html[data-uploader=ready]")).to_have_count(1)  # uploader.js listens
     if age:
         page.fill("#up-patient-age", age)
     page.select_option("#up-priority", priority)
@@ -91,8 +92,9 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
     sign_in(page, "technician", "tech123")
     expect(page.locator("#dashboard-technician")).to_be_visible()
     page.click("#sidebar >> text=Upload")
+    expect(page.locator("html[data-uploader=ready]")).to_have_count(1)
     page.set_input_files("#file-input", [str(p) for p in [*paths, junk]])
-    expect(page.locator(".upload-row")).to_have_count(4)  # the queue has them
+    expect(page.locator(".upload-row")).to_have_count(4)
     page.click("#start-upload")
     summary = page.locator("#upload-summary")
     expect(summary).to_contain_text("1 file(s) were refused, so nothing was stored", timeout=60_000)
@@ -103,8 +105,9 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
     expect(page.locator("#studies-empty")).to_be_visible()
 
     page.click("#sidebar >> text=Upload")
+    expect(page.locator("html[data-uploader=ready]")).to_have_count(1)
     page.set_input_files("#file-input", [str(p) for p in [*paths, junk]])
-    expect(page.locator(".upload-row")).to_have_count(4)  # the queue has them
+    expect(page.locator(".upload-row")).to_have_count(4)
     page.click("#start-upload")
     expect(summary).to_contain_text("were refused", timeout=60_000)
     page.click("#remove-refused")

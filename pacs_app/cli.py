@@ -18,6 +18,8 @@ import argparse
 import getpass
 import sys
 
+from pydantic import ValidationError
+
 from pacs_app.core.errors import DomainError
 
 
@@ -95,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        from pacs_app import config  # noqa: F401 (reads the settings, and refuses unsafe ones)
+    except (RuntimeError, ValidationError) as exc:  # InsecureConfiguration, a bad value
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from pacs_app.core import db
     from pacs_app.services import system, users
 

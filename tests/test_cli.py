@@ -116,3 +116,13 @@ def test_set_password_and_deactivate(engine, database_url):
     assert _pacs(database_url, "deactivate-user", "doc").returncode == 0
     with Session(engine) as s:
         assert s.exec(select(User).where(User.username == "doc")).one().is_active is False
+
+
+def test_an_unsafe_or_invalid_setting_is_one_line_not_a_traceback(database_url):
+    r = _pacs(database_url, "migrate", env={"PACS_ENV": "production", "SECRET_KEY": "short"})
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: PACS_ENV=production refuses a SECRET_KEY shorter")
+    assert "Traceback" not in r.stderr
+    r = _pacs(database_url, "migrate", env={"INGEST_PROCESSES": "many"})
+    assert r.returncode == 2
+    assert "ingest_processes" in r.stderr and "Traceback" not in r.stderr

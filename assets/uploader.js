@@ -213,14 +213,38 @@
       var input = $("file-input"); if (input && !busy) input.click();
     }
   });
+  // Files dropped anywhere on the upload page are taken as if dropped on the zone: a drop
+  // beside it would otherwise have the browser open the file in place of the page (and leave
+  // the queue, or an upload under way). The zone is outlined while files are dragged over.
+  var dragTimer = null;
+  function carriesFiles(e) {
+    var types = e.dataTransfer && e.dataTransfer.types;
+    return !!types && Array.prototype.indexOf.call(types, "Files") >= 0;
+  }
+  function outline(zone, on) {
+    zone.style.outline = on ? "3px solid #3e63dd" : "";
+    zone.style.outlineOffset = on ? "2px" : "";
+  }
   document.addEventListener("dragover", function (e) {
-    if (e.target && e.target.closest && e.target.closest("#dropzone")) e.preventDefault();
+    var zone = $("dropzone");
+    if (!zone || !carriesFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+    outline(zone, !busy);
+    clearTimeout(dragTimer);
+    dragTimer = setTimeout(function () { outline(zone, false); }, 150); // dragged away
   });
   document.addEventListener("drop", function (e) {
-    var zone = e.target && e.target.closest ? e.target.closest("#dropzone") : null;
-    if (!zone) return;
+    var zone = $("dropzone");
+    if (!zone || !carriesFiles(e)) return;
     e.preventDefault();
-    if (e.dataTransfer && e.dataTransfer.files) addFiles(e.dataTransfer.files);
+    clearTimeout(dragTimer);
+    outline(zone, false);
+    if (busy) {
+      setSummary("An upload is under way: add more files when it has finished.", "error");
+      return;
+    }
+    addFiles(e.dataTransfer.files);
   });
   window.addEventListener("beforeunload", function (e) {
     if (busy) { e.preventDefault(); e.returnValue = ""; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,46 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
     expect(page.locator(".upload-row")).to_have_count(3)
     page.click("#start-upload")
     expect(summary).to_have_text("Stored 3 file(s), 0 duplicate(s), in 1 study.", timeout=60_000)
+
+
+def _drop(page: Page, target: str, paths) -> None:
+    """Drop ``paths`` on the element ``target`` as a drag from the desktop does: a drop event
+    whose DataTransfer carries the files (Playwright has no drag of desktop files)."""
+    files = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+    transfer = page.evaluate_handle(
+        """files => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+                dt.items.add(new File([bytes], f.name, {type: "application/dicom"}));
+            }
+            return dt;
+        }""",
+        files,
+    )
+    page.dispatch_event(target, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(target, "drop", {"dataTransfer": transfer})
+
+
+def test_files_dropped_on_the_zone_or_beside_it_are_queued_and_stored(page, tmp_path):
+    pid = _pid()
+    paths = make_series(tmp_path, 4, patient_id=pid)
+    sign_in(page, "technician", "tech123")
+    expect(page.locator("#dashboard-technician")).to_be_visible()
+    page.click("#sidebar >> text=Upload")
+    expect(page.locator("html[data-uploader=ready]")).to_have_count(1)
+    url = page.url
+
+    _drop(page, "#dropzone", paths[:2])
+    expect(page.locator(".upload-row")).to_have_count(2)
+    # beside the zone (on the form): queued too, and the page stays (no file opened in its place)
+    _drop(page, "#up-patient-age", paths[2:])
+    expect(page.locator(".upload-row")).to_have_count(4)
+    assert page.url == url
+    page.click("#start-upload")
+    expect(page.locator("#upload-summary")).to_have_text(
+        "Stored 4 file(s), 0 duplicate(s), in 1 study.", timeout=60_000
+    )
 
 
 def test_radiologist_cannot_open_the_upload_page(page):

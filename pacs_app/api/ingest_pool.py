@@ -34,6 +34,9 @@ from pacs_app.core.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
+# What a request asks a child: ``POST /studies`` (the default) or a batch commit of the
+# web uploader (``/uploads/{id}/commit``).
+STUDIES, BATCH = "studies", "batch"
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # an answer lists every file of an upload; 64 MB is ample
 START_TIMEOUT_S = 120

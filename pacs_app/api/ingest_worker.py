@@ -1,9 +1,10 @@
 """An ingest process (see :mod:`pacs_app.api.ingest_pool`): ``python -m
 pacs_app.api.ingest_worker FD``, where FD is its end of a socket pair with the web process.
 
-It reads one upload at a time (the staged files and the form, the caller's token and
-address), checks the token and ingests the files as the route would in the web process
-(:func:`pacs_app.api.routes.studies.ingest_upload`), and answers with the HTTP status, body
+It reads one upload at a time (the staged files and the form, or a web uploader's batch; the
+caller's token and address), checks the token and ingests the files as the route would in
+the web process (:func:`pacs_app.api.routes.studies.ingest_upload`,
+:func:`pacs_app.api.routes.uploads.commit_batch`), and answers with the HTTP status, body
 and headers to send. It exits when the web process closes the socket.
 """
 
@@ -19,30 +20,38 @@ from pathlib import Path
 import orjson
 from sqlmodel import Session
 
-from pacs_app.api.ingest_pool import decode_length, encode
+from pacs_app.api.ingest_pool import BATCH, STUDIES, decode_length, encode
 from pacs_app.api.main import error_answer
 from pacs_app.api.multipart import UploadedFile
 from pacs_app.api.routes.studies import ingest_upload
+from pacs_app.api.routes.uploads import commit_batch
 from pacs_app.core import db, logs
 from pacs_app.core.errors import DomainError
 from pacs_app.core.memory import tune_collector
+from pacs_app.services import auth
 
 log = logging.getLogger("pacs_app.ingest_worker")
 PLAIN_TEXT = {"content-type": "text/plain; charset=utf-8"}
 
 
 def handle(message: dict) -> dict:
-    """One upload: ``{"token", "address", "files": [[name, path, size, sha256], ...],
-    "fields": {...}}`` to ``{"status", "body", "headers"}``."""
-    files = [
-        UploadedFile(name=name, path=Path(path), size=size, sha256=sha256)
-        for name, path, size, sha256 in message["files"]
-    ]
+    """One upload to ``{"status", "body", "headers"}``: ``POST /studies``'s staged files,
+    ``{"token", "address", "files": [[name, path, size, sha256], ...], "fields": {...}}``, or
+    a batch of the web uploader, ``{"kind": "batch", "token", "address", "batch_id"}``."""
     with Session(db.get_engine(), expire_on_commit=False) as session:
         try:
-            body = ingest_upload(
-                session, message["token"], message["address"], files, message["fields"]
-            )
+            if message.get("kind", STUDIES) == BATCH:
+                token, address = message["token"], message["address"]
+                actor = auth.resolve_token(session=session, token=token, address=address)
+                body = commit_batch(session, actor, message["batch_id"], address)
+            else:
+                files = [
+                    UploadedFile(name=name, path=Path(path), size=size, sha256=sha256)
+                    for name, path, size, sha256 in message["files"]
+                ]
+                body = ingest_upload(
+                    session, message["token"], message["address"], files, message["fields"]
+                )
         except DomainError as exc:
             status, detail, headers = error_answer(exc)
             return {"status": status, "body": orjson.dumps(detail).decode(), "headers": headers}

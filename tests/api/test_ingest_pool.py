@@ -94,6 +94,46 @@ def test_uploads_are_ingested_by_the_children(api, tech, pool, session, tmp_path
     assert all(pid != os.getpid() for pid in workers)
 
 
+def _batch(api, headers, paths, **form) -> str:
+    batch = api.post("/uploads", headers=headers, json=form).json()["batch_id"]
+    for p in paths:
+        r = api.put(
+            f"/uploads/{batch}/files",
+            headers=headers,
+            params={"name": p.name},
+            content=p.read_bytes(),
+        )
+        assert r.status_code == 200, r.text
+    return batch
+
+
+def test_a_web_uploader_batch_is_committed_by_a_child(
+    api, tech, pool, session, tmp_path, storage_root
+):
+    started = pool(1)
+    batch = _batch(api, tech, make_series(tmp_path / "s", 3), patient_name="ROE^RAY")
+
+    r = api.post(f"/uploads/{batch}/commit", headers=tech)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["stored"] == 3 and body["studies"][0]["patient_name"] == "ROE^RAY"
+    assert started.answered == 1  # the child ingested it, not the web process
+    assert not (storage_root / ".staging" / batch).exists()
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(Instance)).one() == 3
+    assert api.post(f"/uploads/{batch}/commit", headers=tech).status_code == 404
+
+    # the child's refusals are the API's: a batch holding a refused file stores nothing
+    junk = tmp_path / "notes.dcm"
+    junk.write_text("not DICOM")
+    refused = _batch(api, tech, [*make_series(tmp_path / "t", 1), junk])
+    r = api.post(f"/uploads/{refused}/commit", headers=tech)
+    assert r.status_code == 422 and "notes.dcm" in r.json()["detail"]
+    assert started.answered == 3  # the commit, the 404 of its re-commit, this refusal
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(Instance)).one() == 3
+
+
 def test_a_lone_sender_keeps_to_the_child_that_answered_last(
     api, tech, pool, tmp_path, storage_root
 ):

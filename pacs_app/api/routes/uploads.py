@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
+from sqlmodel import Session
 
-from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
+from pacs_app.api import ingest_pool
+from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep, bearer_token
 from pacs_app.api.routes.studies import UploadResponse, form_from_fields
 from pacs_app.core.fileio import start_writeback
 from pacs_app.models import Priority
 from pacs_app.services import uploads
+from pacs_app.services.authz import Actor
 from pacs_app.storage import get_storage
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
@@ -73,13 +76,43 @@ async def add_file(
     status_code=201,
     summary="Ingest the batch: every file is stored, or none",
 )
-def commit(
-    batch_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep
-) -> UploadResponse:
+async def commit(
+    batch_id: str,
+    request: Request,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+) -> Response:
+    """The batch is ingested by one of the ingest processes (:mod:`pacs_app.api.ingest_pool`)
+    where they run: a batch of a few thousand slices is seconds of Python, which in the web
+    process would slow every other request (the viewers') for as long. The token was checked
+    here already; the child checks it again, as it does for ``POST /studies``."""
+    pool = ingest_pool.current()
+    if pool is None:
+        body = await run_in_threadpool(commit_batch, session, actor, batch_id, address)
+        return Response(body, status_code=201, media_type="application/json")
+    answer = await pool.run(
+        {
+            "kind": ingest_pool.BATCH,
+            "token": bearer_token(request),
+            "address": address,
+            "batch_id": batch_id,
+        }
+    )
+    return Response(
+        answer["body"],
+        status_code=answer["status"],
+        headers=answer["headers"],
+        media_type="application/json",
+    )
+
+
+def commit_batch(session: Session, actor: Actor, batch_id: str, address: str | None) -> str:
+    """Ingest the batch; the answer's JSON (an :class:`UploadResponse`)."""
     result = uploads.commit(
         session=session, actor=actor, batch_id=batch_id, storage=get_storage(), address=address
     )
-    return UploadResponse(study_id=result.study_id, **result.model_dump())
+    return UploadResponse(study_id=result.study_id, **result.model_dump()).model_dump_json()
 
 
 @router.delete("/{batch_id}", status_code=204, summary="Discard a batch")

@@ -466,9 +466,17 @@
       var item = document.createElement("div");
       item.className = "vw-thumb"; item.setAttribute("data-uid", series.uid);
       item.style.cssText = "cursor:pointer;margin-bottom:8px;padding:4px;border-radius:6px;font-size:11px;text-align:center";
+      // a dark square saying it is loading, until the preview replaces it
+      var frame = document.createElement("div");
+      frame.style.cssText = "position:relative;width:128px;height:128px;margin:auto;background:#000";
       var img = document.createElement("img");
-      img.style.cssText = "width:128px;height:128px;object-fit:contain;background:#000;display:block;margin:auto";
-      item.appendChild(img);
+      img.style.cssText = "width:128px;height:128px;object-fit:contain;display:block";
+      var pending = document.createElement("span");
+      pending.className = "vw-thumb-pending"; pending.textContent = "loading preview…";
+      pending.style.cssText = "position:absolute;inset:0;display:flex;align-items:center;justify-content:center;color:#888";
+      img.addEventListener("load", function () { pending.remove(); });
+      frame.appendChild(img); frame.appendChild(pending);
+      item.appendChild(frame);
       var label = document.createElement("div");
       label.textContent = (series.modality || "") + " #" + (series.number == null ? "" : series.number) + " · " + series.count + " im";
       item.appendChild(label);
@@ -485,8 +493,8 @@
             "/frames/" + (mid.frame + 1) + "/rendered?quality=80", "image/jpeg");
         })
         .then(function (r) { return r && r.blob(); })
-        .then(function (b) { if (b) img.src = URL.createObjectURL(b); })
-        .catch(function () { label.textContent += " (no preview)"; });
+        .then(function (b) { if (b) img.src = URL.createObjectURL(b); else pending.textContent = "no preview"; })
+        .catch(function () { pending.textContent = "no preview"; });
     });
   }
 

@@ -57,6 +57,9 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     stage = page.locator("#vw-stage")
     expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
     expect(page.locator(".vw-thumb")).to_have_count(1)
+    # the series' preview replaces the 'loading preview' note once it has loaded
+    expect(page.locator(".vw-thumb-pending")).to_have_count(0, timeout=30_000)
+    assert page.evaluate("document.querySelector('.vw-thumb img').naturalWidth") > 0
     first = _state(page)
     assert first["count"] == 20 and first["index"] == 10
     # the page named the first image, so it was drawn before the series' metadata was asked for

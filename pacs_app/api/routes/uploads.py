@@ -83,10 +83,12 @@ async def commit(
     session: SessionDep,
     address: AddressDep,
 ) -> Response:
-    """The batch is ingested by one of the ingest processes (:mod:`pacs_app.api.ingest_pool`)
-    where they run: a batch of a few thousand slices is seconds of Python, which in the web
-    process would slow every other request (the viewers') for as long. The token was checked
-    here already; the child checks it again, as it does for ``POST /studies``."""
+    """Every file of the batch is stored in one step, or none is (a refused file names
+    itself in the answer); the staged files are then discarded."""
+    # An ingest process (pacs_app.api.ingest_pool) does it where they run: a batch of a few
+    # thousand slices is seconds of Python, which in the web process would slow every other
+    # request (the viewers') for as long. The child checks the token again, as for
+    # POST /studies; the check above answers a bad one before anything is sent to it.
     pool = ingest_pool.current()
     if pool is None:
         body = await run_in_threadpool(commit_batch, session, actor, batch_id, address)

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 
 import orjson
+from starlette.responses import Response
 
 from pacs_app.config import settings
 from pacs_app.core.errors import StorageUnavailable
@@ -57,6 +58,16 @@ def decode_length(head: bytes) -> int:
 async def _read(reader: asyncio.StreamReader) -> object:
     head = await reader.readexactly(_LENGTH.size)
     return orjson.loads(await reader.readexactly(decode_length(head)))
+
+
+def response(answer: dict) -> Response:
+    """The HTTP answer a child sent back (its status, JSON body and headers)."""
+    return Response(
+        answer["body"],
+        status_code=answer["status"],
+        headers=answer["headers"],
+        media_type="application/json",
+    )
 
 
 class WorkerLost(StorageUnavailable):

@@ -141,12 +141,7 @@ async def upload(request: Request, session: SessionDep) -> Response:
         # what it has not linked yet fails cleanly, and nothing of the upload is kept).
         _remove_staged(form.files)
         raise
-    return Response(
-        answer["body"],
-        status_code=answer["status"],
-        headers=answer["headers"],
-        media_type="application/json",
-    )
+    return ingest_pool.response(answer)
 
 
 def ingest_upload(

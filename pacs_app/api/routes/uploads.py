@@ -101,12 +101,7 @@ async def commit(
             "batch_id": batch_id,
         }
     )
-    return Response(
-        answer["body"],
-        status_code=answer["status"],
-        headers=answer["headers"],
-        media_type="application/json",
-    )
+    return ingest_pool.response(answer)
 
 
 def commit_batch(session: Session, actor: Actor, batch_id: str, address: str | None) -> str:

@@ -18,6 +18,7 @@ from pacs_app.core import logs
 from pacs_app.core.memory import keep_freed_memory, tune_collector
 from pacs_app.services import system, uploads
 from pacs_app.ui.errors import on_backend_error
+from pacs_app.ui.head import head_components
 from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     ai_admin,
     analytics,
@@ -75,7 +76,11 @@ async def _bootstrap():
 
 
 keep_freed_memory()
-app = rx.App(api_transformer=build_api(), backend_exception_handler=on_backend_error)
+app = rx.App(
+    api_transformer=build_api(),
+    backend_exception_handler=on_backend_error,
+    head_components=head_components(),
+)
 app.register_lifespan_task(_bootstrap)
 tune_collector()
 

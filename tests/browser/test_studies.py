@@ -117,11 +117,11 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
     expect(summary).to_have_text("Stored 3 file(s), 0 duplicate(s), in 1 study.", timeout=60_000)
 
 
-def _drop(page: Page, target: str, paths) -> None:
-    """Drop ``paths`` on the element ``target`` as a drag from the desktop does: a drop event
-    whose DataTransfer carries the files (Playwright has no drag of desktop files)."""
+def _transfer(page: Page, paths):
+    """A DataTransfer carrying ``paths`` as files, as a drag from the desktop has (Playwright
+    has no drag of desktop files)."""
     files = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()} for p in paths]
-    transfer = page.evaluate_handle(
+    return page.evaluate_handle(
         """files => {
             const dt = new DataTransfer();
             for (const f of files) {
@@ -132,8 +132,31 @@ def _drop(page: Page, target: str, paths) -> None:
         }""",
         files,
     )
+
+
+def _drop(page: Page, target: str, paths) -> None:
+    """Drop ``paths`` on the element ``target`` as a drag from the desktop does."""
+    transfer = _transfer(page, paths)
     page.dispatch_event(target, "dragover", {"dataTransfer": transfer})
     page.dispatch_event(target, "drop", {"dataTransfer": transfer})
+
+
+def _drop_refused(page: Page, target: str, paths) -> dict:
+    """Drag ``paths`` over ``target`` and let go: whether the page cancelled each event (a
+    drop not cancelled is the browser's to handle, which opens the file in place of the
+    page). Chromium keeps a script-made DataTransfer's drop effect at "none" whatever a
+    handler sets, so the cursor the page chose cannot be read here."""
+    return page.evaluate(
+        """([selector, dt]) => {
+            const target = document.querySelector(selector);
+            const init = {bubbles: true, cancelable: true, dataTransfer: dt};
+            const over = new DragEvent("dragover", init);
+            const overDone = target.dispatchEvent(over);
+            const drop = new DragEvent("drop", init);
+            return {dragover_cancelled: !overDone, drop_cancelled: !target.dispatchEvent(drop)};
+        }""",
+        [target, _transfer(page, paths)],
+    )
 
 
 def test_files_dropped_on_the_zone_or_beside_it_are_queued_and_stored(page, tmp_path):
@@ -155,6 +178,35 @@ def test_files_dropped_on_the_zone_or_beside_it_are_queued_and_stored(page, tmp_
     expect(page.locator("#upload-summary")).to_have_text(
         "Stored 4 file(s), 0 duplicate(s), in 1 study.", timeout=60_000
     )
+
+
+def test_files_dropped_on_a_page_that_does_not_take_them_leave_the_page_in_place(
+    page, tmp_path
+):
+    paths = make_series(tmp_path, 1, patient_id=_pid())
+    # The guard is in the served page's head, ahead of the app's scripts: it listens before
+    # they have loaded (the first moment on the upload page included).
+    html = page.request.get("/upload").text()
+    assert "data-drop-guard" in html[: html.index("</head>")]
+    assert html.index("data-drop-guard") < html.index('<script type="module"')
+
+    sign_in(page, "technician", "tech123")
+    expect(page.locator("#dashboard-technician")).to_be_visible()
+    expect(page.locator("html[data-drop-guard=on]")).to_have_count(1)
+    page.click("#sidebar >> text=Studies")
+    expect(page.locator("#study-search")).to_be_visible()
+    url = page.url
+    # both cancelled: the browser does not open the file
+    assert _drop_refused(page, "#study-search", paths) == {
+        "dragover_cancelled": True,
+        "drop_cancelled": True,
+    }
+    assert page.url == url
+    # the upload page still takes the files dropped on it
+    page.click("#sidebar >> text=Upload")
+    expect(page.locator("html[data-uploader=ready]")).to_have_count(1)
+    assert _drop_refused(page, "#dropzone", paths)["drop_cancelled"]
+    expect(page.locator(".upload-row")).to_have_count(1)
 
 
 def test_radiologist_cannot_open_the_upload_page(page):

@@ -180,9 +180,7 @@ def test_files_dropped_on_the_zone_or_beside_it_are_queued_and_stored(page, tmp_
     )
 
 
-def test_files_dropped_on_a_page_that_does_not_take_them_leave_the_page_in_place(
-    page, tmp_path
-):
+def test_files_dropped_on_a_page_that_does_not_take_them_leave_the_page_in_place(page, tmp_path):
     paths = make_series(tmp_path, 1, patient_id=_pid())
     # The guard is in the served page's head, ahead of the app's scripts: it listens before
     # they have loaded (the first moment on the upload page included).

@@ -147,3 +147,7 @@ def test_admin_manages_a_centre_and_a_manager_resets_a_technician_password(new_p
     admin.screenshot(path=str(ARTIFACTS / "admin-audit-filters.png"))
     admin.click("#audit-clear")
     expect(table).to_contain_text("auth.login")
+    # the technician's first try, with its reason in words rather than as key=value
+    _pick(admin, "#audit-action", "auth.login_failed")
+    admin.fill("#audit-username", tech)
+    expect(table).to_contain_text("reason: wrong_password")

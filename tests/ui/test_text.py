@@ -1,4 +1,4 @@
-from pacs_app.ui.components import count_of, file_size
+from pacs_app.ui.components import audit_detail, count_of, file_size
 
 
 def test_counts_agree_with_their_number():
@@ -28,3 +28,15 @@ def test_an_optional_day_is_none_when_empty_and_named_when_wrong():
     assert optional_day("2026-12-04", "end") == datetime.date(2026, 12, 4)
     with pytest.raises(ValueError, match=r"The end date '2026-13-01' is not a date"):
         optional_day("2026-13-01", "end")
+
+
+def test_an_audit_detail_reads_as_words_not_as_code():
+    assert audit_detail({"instances": 12, "new_study": True}) == "instances: 12 · new study: yes"
+    assert audit_detail({"priority_from": "routine", "priority_to": "stat"}) == (
+        "priority from: routine · priority to: stat"
+    )
+    assert audit_detail({"plugins": ["ct-lung", "cxr"], "locked": False}) == (
+        "plugins: ct-lung, cxr · locked: no"
+    )
+    assert audit_detail({"user_ids": [], "reason": None}) == "user ids: none · reason: —"
+    assert audit_detail(None) == audit_detail({}) == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 
 def count_of(n: int, one: str, many: str) -> str:
@@ -30,3 +31,19 @@ def optional_day(value: str, which: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"The {which} date {value!r} is not a date (YYYY-MM-DD).") from None
+
+
+def audit_detail(detail: dict[str, Any] | None) -> str:
+    """An audit event's detail as read on the page: ``{"instances": 12, "new_study": True}``
+    to ``"instances: 12 · new study: yes"``; ``""`` when there is none."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if v is None or v == "":
+            return "—"
+        if isinstance(v, list | tuple):
+            return ", ".join(value(x) for x in v) or "none"
+        return str(v)
+
+    return " · ".join(f"{k.replace('_', ' ')}: {value(v)}" for k, v in (detail or {}).items())

@@ -7,7 +7,7 @@ import reflex as rx
 from pacs_app.core.errors import DomainError, PermissionDenied
 from pacs_app.services import audit, dashboards
 from pacs_app.ui import routes
-from pacs_app.ui.components import optional_day, record_table
+from pacs_app.ui.components import audit_detail, optional_day, record_table
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
 
@@ -78,7 +78,7 @@ class AuditState(AuthState):
                 "outcome": e.outcome,
                 "resource": f"{e.resource_type}:{e.resource_id}" if e.resource_type else "—",
                 "address": e.address or "—",
-                "detail": ", ".join(f"{k}={v}" for k, v in (e.detail or {}).items()),
+                "detail": audit_detail(e.detail),
             }
             for e in page.items
         ]

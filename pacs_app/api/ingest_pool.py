@@ -12,6 +12,10 @@ Each child is spoken to over a socket pair, one frame at a time: a 4-byte length
 document. A child that stops is replaced; the upload it had gets a 503 (what it had
 committed stays, and a re-send reports those instances as duplicates).
 
+Long uploads (a web uploader's batch, or more than ``LONG_UPLOAD_BYTES`` in one request) take
+at most all children but one at a time: a modality sending one instance per request then
+always finds a child free, instead of waiting seconds behind two centres' large batches.
+
 :func:`start` runs in the web process's lifespan; where no pool runs (tests, or
 ``INGEST_PROCESSES=0``), :func:`current` is None and the route ingests in its thread pool.
 """
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 STUDIES, BATCH = "studies", "batch"
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # an answer lists every file of an upload; 64 MB is ample
+LONG_UPLOAD_BYTES = 64 * 1024 * 1024  # about 128 CT slices: a second or more of ingest
 START_TIMEOUT_S = 120
 
 
@@ -68,6 +73,14 @@ def response(answer: dict) -> Response:
         headers=answer["headers"],
         media_type="application/json",
     )
+
+
+def is_long(request: dict) -> bool:
+    """Whether ``request`` is a long upload: a web uploader's batch (its size is not in the
+    message; it is typically hundreds of files), or files of more than LONG_UPLOAD_BYTES."""
+    if request.get("kind", STUDIES) == BATCH:
+        return True
+    return sum(size for _name, _path, size, _sha256 in request["files"]) > LONG_UPLOAD_BYTES
 
 
 class WorkerLost(StorageUnavailable):
@@ -116,6 +129,9 @@ class IngestPool:
         self._starting = 0
         self._closed = False
         self._respawning: set[asyncio.Task] = set()
+        # Long uploads in children (or waiting for one) at a time: all children but one.
+        self.long_slots = max(1, processes - 1)
+        self._long = asyncio.Semaphore(self.long_slots)
         self.answered = 0  # uploads the children have answered
 
     @property
@@ -164,14 +180,27 @@ class IngestPool:
 
     async def run(self, request: dict) -> dict:
         """Have a child handle ``request``; its answer. Raises :class:`WorkerLost` if the
-        child stops first (it is replaced)."""
-        child = await self._idle.get()
-        if child is None:  # no child is left (see _spawn)
-            self._idle.put_nowait(None)
-            raise WorkerLost("No ingest process is running; the upload was not stored.")
+        child stops first (it is replaced). A long upload (:func:`is_long`) first waits for
+        one of the ``long_slots``."""
+        long = is_long(request)
+        if long:
+            await self._long.acquire()
+        try:
+            child = await self._idle.get()
+            if child is None:  # no child is left (see _spawn)
+                self._idle.put_nowait(None)
+                raise WorkerLost("No ingest process is running; the upload was not stored.")
+        except BaseException:
+            if long:
+                self._long.release()
+            raise
         # A request whose client goes away is cancelled; the exchange is not: the child's
-        # answer must be read before it takes another upload.
-        return await asyncio.shield(self._exchange(child, request))
+        # answer must be read before it takes another upload, and a long one keeps its slot
+        # until then.
+        exchange = asyncio.ensure_future(self._exchange(child, request))
+        if long:
+            exchange.add_done_callback(lambda _: self._long.release())
+        return await asyncio.shield(exchange)
 
     async def _exchange(self, child: _Child, request: dict) -> dict:
         try:

@@ -6,7 +6,10 @@ run`; each test starts one in the client's event loop, on the test's database an
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -17,6 +20,7 @@ from sqlmodel import func, select
 from pacs_app.api import ingest_pool
 from pacs_app.models import Instance, Role, Study
 from pacs_app.models.audit import AuditEvent
+from pacs_app.services import uploads
 from tests.dicom_factory import make_series
 from tests.factories import PASSWORD, make_centre, make_user
 
@@ -132,6 +136,50 @@ def test_a_web_uploader_batch_is_committed_by_a_child(
     assert started.answered == 3  # the commit, the 404 of its re-commit, this refusal
     session.expire_all()
     assert session.exec(select(func.count()).select_from(Instance)).one() == 3
+
+
+def test_long_uploads_leave_a_child_free_for_single_instances(
+    api, tech, pool, session, tmp_path, storage_root
+):
+    """Two large web batches commit one after the other on a pool of two, and a modality's
+    single instance, sent after both, is answered first, by the child they leave free (with
+    both batches in the children it would wait for one to finish)."""
+    started = pool(2)
+    assert started.long_slots == 1
+    token = tech["Authorization"].removeprefix("Bearer ")
+    batches = [_batch(api, tech, make_series(tmp_path / name, 150)) for name in ("a", "b")]
+    (single,) = make_series(tmp_path / "single", 1)
+    staged = uploads.staging_root() / "post-test-000001"
+    shutil.copyfile(single, staged)
+    data = staged.read_bytes()
+    messages = [
+        ("a", {"kind": ingest_pool.BATCH, "token": token, "address": None, "batch_id": batches[0]}),
+        ("b", {"kind": ingest_pool.BATCH, "token": token, "address": None, "batch_id": batches[1]}),
+        (
+            "single",
+            {
+                "token": token,
+                "address": None,
+                "files": [[single.name, str(staged), len(data), hashlib.sha256(data).hexdigest()]],
+                "fields": {},
+            },
+        ),
+    ]
+    assert [ingest_pool.is_long(m) for _, m in messages] == [True, True, False]
+
+    async def race() -> list[tuple[str, int]]:
+        answered: list[tuple[str, int]] = []
+
+        async def send(name: str, message: dict) -> None:
+            answered.append((name, (await started.run(message))["status"]))
+
+        await asyncio.gather(*(send(name, message) for name, message in messages))
+        return answered
+
+    assert api.portal.call(race) == [("single", 201), ("a", 201), ("b", 201)]
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(Instance)).one() == 301
+    assert _staged(storage_root) == []
 
 
 def test_a_lone_sender_keeps_to_the_child_that_answered_last(

@@ -61,15 +61,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
+def _wait_until_up(api: str, pages: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the app exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
         try:
-            with urllib.request.urlopen(url + "/ping", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(api + "/ping", timeout=2) as r:  # noqa: S310
                 if r.status == 200:
-                    with urllib.request.urlopen(url + "/login/", timeout=10) as page:  # noqa: S310
+                    with urllib.request.urlopen(pages + "/login/", timeout=10) as page:  # noqa: S310
                         if page.status == 200:
                             return
         except OSError:
@@ -78,11 +78,16 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"the app did not start in {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
-    """Start the whole app once for the browser tests; stop it afterwards."""
-    work = tmp_path_factory.mktemp("app")
-    port = _free_port()
+@contextlib.contextmanager
+def running_app(work: Path, *, prod: bool = True) -> Iterator[str]:
+    """``reflex run`` on its own SQLite database and storage in ``work``, in development mode
+    (the demo accounts exist); the pages' URL while it runs.
+
+    ``prod``: ``--env prod --single-port``, UI and API on one port, in ``.web-test``.
+    Otherwise ``reflex run``'s development server as the README starts it: the pages on one
+    port, the backend (API, events) on another, in ``.web-dev-test``."""
+    pages_port = _free_port()
+    api_port = pages_port if prod else _free_port()
     log = work / "reflex.log"
     env = {
         **os.environ,
@@ -90,27 +95,25 @@ def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
         "REFLEX_USE_SYSTEM_BUN": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
         # A build folder of its own, so a developer's `reflex run` is not disturbed.
-        "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
+        "REFLEX_WEB_WORKDIR": str(ROOT / (".web-test" if prod else ".web-dev-test")),
         "REFLEX_STATES_WORKDIR": str(work / "states"),
         "PACS_ENV": "development",
         "SEED_DEMO_DATA": "true",
         "DATABASE_URL": f"sqlite:///{work / 'pacs.db'}",
         "STORAGE_PATH": str(work / "storage"),
-        "FRONTEND_PORT": str(port),
-        "BACKEND_PORT": str(port),
-        "API_URL": f"http://localhost:{port}",
+        "FRONTEND_PORT": str(pages_port),
+        "BACKEND_PORT": str(api_port),
+        "API_URL": f"http://localhost:{api_port}",
     }
     env.pop("REDIS_URL", None)
     cmd = [
         str(ROOT / ".venv/bin/reflex"),
         "run",
-        "--env",
-        "prod",
-        "--single-port",
+        *(["--env", "prod", "--single-port"] if prod else []),
         "--frontend-port",
-        str(port),
+        str(pages_port),
         "--backend-port",
-        str(port),
+        str(api_port),
         "--loglevel",
         "info",
     ]
@@ -118,9 +121,9 @@ def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    url = f"http://localhost:{port}"
+    url = f"http://localhost:{pages_port}"
     try:
-        _wait_until_up(url, proc, log)
+        _wait_until_up(f"http://localhost:{api_port}", url, proc, log)
         yield url
     finally:
         with contextlib.suppress(ProcessLookupError):  # it may have exited by itself
@@ -131,7 +134,14 @@ def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
             os.killpg(proc.pid, 9)
         artifacts = ROOT / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
-        shutil.copy(log, artifacts / "reflex-server.log")
+        shutil.copy(log, artifacts / f"reflex-server{'' if prod else '-dev'}.log")
+
+
+@pytest.fixture(scope="session")
+def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
+    """Start the whole app once for the browser tests; stop it afterwards."""
+    with running_app(tmp_path_factory.mktemp("app")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,9 @@ from typing import BinaryIO
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from pacs_app.core.errors import InvalidInput, StorageUnavailable
+from pacs_app.core.errors import InvalidInput
 from pacs_app.core.fileio import start_writeback
+from pacs_app.services.uploads import staging_failed
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 100_000
@@ -250,9 +251,7 @@ async def read_form(
             raise InvalidInput("The upload was cut short: its multipart body has no end.")
     except OSError as exc:  # the staging folder's disk is full or gone
         reader.discard()
-        raise StorageUnavailable(
-            f"The upload could not be staged ({exc.strerror or exc}); nothing was stored."
-        ) from exc
+        raise staging_failed(exc) from exc
     except BaseException:
         reader.discard()
         raise

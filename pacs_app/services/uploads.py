@@ -45,15 +45,21 @@ class FileCheck(BaseModel):
     message: str
 
 
+def staging_failed(exc: OSError) -> StorageUnavailable:
+    """The error for an upload that could not be written to the staging folder (its disk is
+    full or gone)."""
+    return StorageUnavailable(
+        f"The upload could not be staged ({exc.strerror or exc}); nothing was stored."
+    )
+
+
 def staging_root() -> Path:
     """Private folder for uploads in progress, on the storage's filesystem (never served)."""
     root = Path(settings.storage_path) / ".staging"
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageUnavailable(
-            f"The upload could not be staged ({exc.strerror or exc}); nothing was stored."
-        ) from exc
+        raise staging_failed(exc) from exc
     return root
 
 

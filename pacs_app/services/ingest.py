@@ -168,11 +168,16 @@ def is_archive(path: Path) -> bool:
     return zipfile.is_zipfile(path)
 
 
-def expand_archives(files: list[StagedFile], workdir: Path) -> list[StagedFile]:
-    """Replace each zip archive by its members (named ``archive.zip/member``), within limits."""
+def expand_archives(
+    files: list[StagedFile], workdir: Path, archives: list[bool] | None = None
+) -> list[StagedFile]:
+    """Replace each zip archive by its members (named ``archive.zip/member``), within limits.
+    ``archives``: which of ``files`` are archives, where the caller has looked already."""
     out: list[StagedFile] = []
-    for f in files:
-        if not is_archive(f.path):
+    if archives is None:
+        archives = [is_archive(f.path) for f in files]
+    for f, archive in zip(files, archives, strict=True):
+        if not archive:
             out.append(f)
             continue
         try:
@@ -287,13 +292,14 @@ def ingest(
         raise NotFound("No such centre.")
     if not files:
         raise InvalidInput("The upload is empty: add at least one DICOM file.")
-    has_archives = any(is_archive(f.path) for f in files)
+    archives = [is_archive(f.path) for f in files]
+    has_archives = any(archives)
     with (
         tempfile.TemporaryDirectory(prefix="pacs-ingest-")
         if has_archives
         else contextlib.nullcontext(None)
     ) as workdir:
-        expanded = expand_archives(files, Path(workdir)) if has_archives else list(files)
+        expanded = expand_archives(files, Path(workdir), archives) if has_archives else list(files)
         if not expanded:
             raise InvalidInput("The upload is empty: the archive holds no files.")
         _check_sizes(expanded)

@@ -169,13 +169,11 @@ def is_archive(path: Path) -> bool:
 
 
 def expand_archives(
-    files: list[StagedFile], workdir: Path, archives: list[bool] | None = None
+    files: list[StagedFile], workdir: Path, archives: list[bool]
 ) -> list[StagedFile]:
     """Replace each zip archive by its members (named ``archive.zip/member``), within limits.
-    ``archives``: which of ``files`` are archives, where the caller has looked already."""
+    ``archives``: which of ``files`` are archives (:func:`is_archive`)."""
     out: list[StagedFile] = []
-    if archives is None:
-        archives = [is_archive(f.path) for f in files]
     for f, archive in zip(files, archives, strict=True):
         if not archive:
             out.append(f)

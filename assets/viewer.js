@@ -3,7 +3,9 @@
 // Pixel data comes once per frame from the backend's WADO-RS API (uncompressed frames, the
 // Modality LUT applied here from the metadata); window/level, zoom, pan, scrolling, cine and
 // measurement then run locally with no request per mouse move. Windowing follows PS3.3
-// C.11.2.1.2 exactly as the server's renderer does, MONOCHROME1 is inverted.
+// C.11.2.1.2 exactly as the server's renderer does, MONOCHROME1 is inverted. Overlay planes
+// (60xx,3000) come per frame from the server and are drawn in white over the image, as the
+// server's rendered images have them; O or the Overlays button hides and shows them.
 (function () {
   "use strict";
   if (window.__pacsViewerLoaded) return;
@@ -113,8 +115,43 @@
       var spacing = (measures && measures["00280030"] && measures["00280030"].Value) ||
         (m["00280030"] && m["00280030"].Value) || (m["00181164"] && m["00181164"].Value) || null;
       img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
+      img.hasOverlays = Object.keys(m).some(isOverlayData);
     });
     return images;
+  }
+
+  // (60xx,3000) Overlay Data of an overlay plane: groups 6000 to 601E, even
+  function isOverlayData(tag) {
+    if (tag.length !== 8 || tag.slice(4).toUpperCase() !== "3000") return false;
+    var g = parseInt(tag.slice(0, 4), 16);
+    return g >= 0x6000 && g <= 0x601e && g % 2 === 0;
+  }
+
+  // The frame's overlay planes as one canvas of the image's size: white where a bit is set.
+  async function loadOverlays(img) {
+    var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid +
+      "/instances/" + img.sop + "/frames/" + (img.frame + 1) + "/overlays";
+    var planes = await (await get(path, "application/json")).json();
+    var canvas = document.createElement("canvas");
+    canvas.width = img.cols; canvas.height = img.rows;
+    var ctx = canvas.getContext("2d"), data = ctx.createImageData(img.cols, img.rows), out = data.data;
+    planes.forEach(function (plane) {
+      var bits = atob(plane.bits), top = plane.origin[0] - 1, left = plane.origin[1] - 1;
+      for (var r = 0; r < plane.rows; r++) {
+        var y = top + r;
+        if (y < 0 || y >= img.rows) continue;
+        for (var c = 0; c < plane.columns; c++) {
+          var x = left + c, i = r * plane.columns + c;
+          if (x < 0 || x >= img.cols || !((bits.charCodeAt(i >> 3) >> (7 - (i & 7))) & 1)) continue;
+          var o = (y * img.cols + x) * 4;
+          out[o] = out[o + 1] = out[o + 2] = out[o + 3] = 255;
+        }
+      }
+    });
+    ctx.putImageData(data, 0, 0);
+    img.overlays = { canvas: canvas, count: planes.length,
+      names: planes.map(function (p) { return p.label || p.description || ("plane " + p.group); }) };
+    return img;
   }
 
   async function loadPixels(img) {
@@ -143,6 +180,11 @@
           if (v > hi) hi = v;
         }
         img.values = values; img.min = lo; img.max = hi;
+      }
+      if (img.hasOverlays && !img.overlays) {
+        // the image shows without them; they follow, and a failure is said in the overlay text
+        loadOverlays(img).then(function () { if (V && V.images[V.index] === img) draw(); })
+          .catch(function (e) { img.overlays = { error: e.message, count: 0, names: [] }; if (V && V.images[V.index] === img) draw(); });
       }
       return img;
     })();
@@ -197,6 +239,7 @@
     ctx.imageSmoothingEnabled = V.zoom < 1;
     ctx.setTransform(V.zoom, 0, 0, V.zoom, Math.round(V.panX), Math.round(V.panY));
     ctx.drawImage(V.offscreen, 0, 0);
+    if (V.showOverlays && img.overlays && img.overlays.canvas) ctx.drawImage(img.overlays.canvas, 0, 0);
     // measurements of this image
     (V.measures[V.index] || []).concat(V.drawing ? [V.drawing] : []).forEach(function (m) {
       ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -229,13 +272,14 @@
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
       (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
-      (V.invert ? "  inverted" : "")) : "";
+      (V.invert ? "  inverted" : "") + overlayText(img)) : "";
     var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
       (lastMeasure && img ? "\n" + lengthText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
     V.stage.setAttribute("data-index", String(V.index));
     V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
     V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
+    V.stage.setAttribute("data-overlays", img && img.overlays && img.overlays.count ? (V.showOverlays ? "shown" : "hidden") : "none");
     var shown = !!(img && (img.values || img.rgb));
     // data-shown: an image is on the canvas; data-ready: and the series is loaded around it
     if (shown && !V.firstShownAt) {
@@ -249,6 +293,16 @@
     if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
     if (tagsOpen()) showTags();
   }
+
+  function overlayText(img) {
+    if (!img.hasOverlays) return "";
+    var o = img.overlays;
+    if (!o) return "\nOverlay: loading…";
+    if (o.error) return "\nOverlay could not be loaded: " + o.error;
+    if (!o.count) return "";
+    return "\nOverlay" + (o.count > 1 ? "s" : "") + ": " + (V.showOverlays ? o.names.join(", ") : "hidden (O shows)");
+  }
+  function toggleOverlays() { V.showOverlays = !V.showOverlays; draw(); }
 
   function message(text) { $("vw-message").innerText = text || ""; }
 
@@ -549,6 +603,7 @@
       else if (k === "r" || k === "R") reset();
       else if (k === "i" || k === "I") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
       else if (k === " ") { e.preventDefault(); toggleCine(); }
+      else if (k === "o" || k === "O") toggleOverlays();
     });
     window.addEventListener("resize", function () { if (V) draw(); });
   }
@@ -566,6 +621,7 @@
     else if (t.id === "vw-invert") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
     else if (t.id === "vw-reset") reset();
     else if (t.id === "vw-cine") toggleCine();
+    else if (t.id === "vw-overlays") toggleOverlays();
     else if (t.id === "vw-tags-toggle") { var p = tagsPanel(); p.style.display = p.style.display === "none" ? "block" : "none"; p.removeAttribute("data-sop"); draw(); }
     else return;
     V.stage.focus();
@@ -587,7 +643,7 @@
     if (!study) return false;
     V = { stage: stage, canvas: $("vw-canvas"), offscreen: document.createElement("canvas"), study: study,
       images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
-      measures: {}, cine: false, fps: 10 };
+      measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
       state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },

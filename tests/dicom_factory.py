@@ -54,3 +54,66 @@ def make_series(folder: Path, count: int, **kwargs) -> list[Path]:
         )
         for i in range(count)
     ]
+
+
+def add_overlay(
+    ds: pydicom.Dataset,
+    bits: np.ndarray,
+    *,
+    group: int = 0x6000,
+    origin: tuple[int, int] = (1, 1),
+    first_frame: int | None = None,
+    label: str = "",
+) -> pydicom.Dataset:
+    """Give ``ds`` an overlay plane (60xx): ``bits`` is (rows, columns), or (frames, rows,
+    columns) for a multi-frame overlay starting at image frame ``first_frame`` (1-based)."""
+    tag = group << 16
+    rows, columns = bits.shape[-2:]
+    ds.add_new(tag | 0x0010, "US", rows)
+    ds.add_new(tag | 0x0011, "US", columns)
+    ds.add_new(tag | 0x0040, "CS", "G")
+    ds.add_new(tag | 0x0050, "SS", list(origin))
+    ds.add_new(tag | 0x0100, "US", 1)
+    ds.add_new(tag | 0x0102, "US", 0)
+    if label:
+        ds.add_new(tag | 0x1500, "LO", label)
+    if bits.ndim == 3:
+        ds.add_new(tag | 0x0015, "IS", bits.shape[0])
+        ds.add_new(tag | 0x0051, "US", first_frame or 1)
+    packed = np.packbits(bits.astype(bool).ravel(), bitorder="little").tobytes()
+    ds.add_new(tag | 0x3000, "OW", packed + b"\0" * (len(packed) % 2))
+    return ds
+
+
+def make_overlaid_ct(path: Path, bits: np.ndarray, **kwargs) -> Path:
+    """:func:`make_ct`'s 128x128 slice with an overlay plane (:func:`add_overlay`)."""
+    make_ct(path)
+    ds = pydicom.dcmread(path)
+    add_overlay(ds, bits, **kwargs)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def make_multiframe(path: Path, frames: int = 3, size: int = 16) -> pydicom.Dataset:
+    """An 8-bit greyscale multi-frame secondary capture (not saved: the caller adds to it)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7.2"  # Multi-frame Grayscale Byte SC
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.Modality = "TEST^FRAMES", "PID-MF", "OT"
+    ds.Rows = ds.Columns = size
+    ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = (np.arange(frames * size * size) % 100).astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ds

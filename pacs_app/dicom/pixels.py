@@ -11,6 +11,7 @@ take their rescale and window per frame from the functional groups.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import warnings
@@ -147,12 +148,21 @@ def min_max_window(values: np.ndarray) -> Window:
     return Window(center=(lo + hi) / 2 + 0.5, width=max(1.0, hi - lo + 1))
 
 
-def render(ds: pydicom.Dataset, index: int = 0, window: Window | None = None) -> np.ndarray:
+def render(
+    ds: pydicom.Dataset, index: int = 0, window: Window | None = None, *, with_overlays: bool = True
+) -> np.ndarray:
     """Frame ``index`` as display pixels: uint8 (h, w) grey or (h, w, 3) RGB.
 
     Grey: Modality LUT, then ``window`` if given, else the header's VOI LUT Sequence or first
-    window, else the frame's min-max; MONOCHROME1 is inverted so that dark means low.
+    window, else the frame's min-max; MONOCHROME1 is inverted so that dark means low. The
+    frame's overlay planes (:func:`overlays`) are drawn over it in white, unless
+    ``with_overlays`` is false.
     """
+    display = _render_pixels(ds, index, window)
+    return burn_overlays(display, overlays(ds, index)) if with_overlays else display
+
+
+def _render_pixels(ds: pydicom.Dataset, index: int, window: Window | None) -> np.ndarray:
     stored = decode_frame(ds, index)
     if is_color(ds):
         if stored.dtype != np.uint8:
@@ -242,3 +252,132 @@ def raw_frame(ds: pydicom.Dataset, index: int = 0) -> bytes:
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
         arr = arr.byteswap().view(arr.dtype.newbyteorder("<"))
     return np.ascontiguousarray(arr).tobytes()
+
+
+# --- overlay planes (PS3.3 C.9.2, C.9.3) ------------------------------------------------------
+
+OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
+
+
+@dataclass(frozen=True)
+class OverlayPlane:
+    """One overlay plane as it applies to one image frame.
+
+    ``bits``: a (rows, columns) boolean array; ``origin``: the image row and column (1-based)
+    of its top left bit, which may lie outside the image.
+    """
+
+    group: int
+    kind: str  # "G" graphics or "R" region of interest
+    label: str
+    description: str
+    origin: tuple[int, int]
+    bits: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return int(self.bits.shape[0])
+
+    @property
+    def columns(self) -> int:
+        return int(self.bits.shape[1])
+
+
+def _overlay_text(ds: pydicom.Dataset, tag: int) -> str:
+    value = ds.get(tag)
+    return str(value.value).strip() if value is not None and value.value is not None else ""
+
+
+def _overlay_int(ds: pydicom.Dataset, tag: int, default: int | None) -> int | None:
+    element = ds.get(tag)
+    if element is None or element.value in (None, "", b""):
+        return default
+    value = element.value
+    if isinstance(value, pydicom.multival.MultiValue | list):
+        value = value[0] if value else default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def overlays(ds: pydicom.Dataset, index: int = 0) -> list[OverlayPlane]:
+    """The overlay planes of ``ds`` that apply to frame ``index`` (0-based), in group order.
+
+    Planes stored in (60xx,3000) Overlay Data are read, per frame for multi-frame overlays
+    (Number of Frames in Overlay, Image Frame Origin); a plane without them applies to every
+    frame. Overlays embedded in the high bits of the pixel data (retired in 2004) and planes
+    whose attributes are missing or inconsistent are left out: a damaged overlay must not keep
+    the image itself from showing.
+    """
+    planes = []
+    for group in OVERLAY_GROUPS:
+        data = ds.get((group, 0x3000))
+        if data is None or not data.value:
+            continue
+        rows = _overlay_int(ds, (group << 16) | 0x0010, None)
+        columns = _overlay_int(ds, (group << 16) | 0x0011, None)
+        bits_allocated = _overlay_int(ds, (group << 16) | 0x0100, 1)
+        bit_position = _overlay_int(ds, (group << 16) | 0x0102, 0)
+        if not rows or not columns or rows < 0 or columns < 0:
+            continue
+        if bits_allocated != 1 or bit_position != 0:
+            continue
+        frames = _overlay_int(ds, (group << 16) | 0x0015, None)
+        first = _overlay_int(ds, (group << 16) | 0x0051, 1) or 1
+        if frames is None:
+            offset = 0  # one plane for every frame
+        elif first - 1 <= index < first - 1 + frames:
+            offset = index - (first - 1)
+        else:
+            continue
+        raw = bytes(data.value)
+        if data.VR == "OW" and not _little_endian(ds):
+            # 16-bit words, most significant byte first: bit 0 of each word is in its 2nd byte
+            raw = np.frombuffer(raw[: len(raw) // 2 * 2], dtype=">u2").astype("<u2").tobytes()
+        size = rows * columns
+        start = offset * size
+        unpacked = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        if unpacked.size < start + size:
+            continue
+        origin = ds.get((group << 16) | 0x0050)
+        try:
+            top, left = (int(v) for v in origin.value) if origin is not None else (1, 1)
+        except (TypeError, ValueError):
+            top, left = 1, 1
+        planes.append(
+            OverlayPlane(
+                group=group,
+                kind=(_overlay_text(ds, (group << 16) | 0x0040)[:1] or "G").upper(),
+                label=_overlay_text(ds, (group << 16) | 0x1500),
+                description=_overlay_text(ds, (group << 16) | 0x0022),
+                origin=(top, left),
+                bits=unpacked[start : start + size].reshape(rows, columns).astype(bool),
+            )
+        )
+    return planes
+
+
+def _little_endian(ds: pydicom.Dataset) -> bool:
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None:
+        with contextlib.suppress(AttributeError, ValueError):
+            return bool(syntax.is_little_endian)
+    return ds.original_encoding[1] is not False
+
+
+def burn_overlays(image: np.ndarray, planes: list[OverlayPlane]) -> np.ndarray:
+    """``image`` (display pixels) with the planes' set bits drawn in white, clipped to it."""
+    if not planes:
+        return image
+    out = image.copy()
+    height, width = image.shape[:2]
+    for plane in planes:
+        top, left = plane.origin[0] - 1, plane.origin[1] - 1
+        y0, x0 = max(0, top), max(0, left)
+        y1, x1 = min(height, top + plane.rows), min(width, left + plane.columns)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        mask = plane.bits[y0 - top : y1 - top, x0 - left : x1 - left]
+        out[y0:y1, x0:x1][mask] = 255
+    return out

@@ -6,6 +6,7 @@ rendered images decode one frame of the stored file.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections import OrderedDict
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
@@ -208,6 +210,14 @@ def parse_frame_numbers(text: str, frames: int) -> list[int]:
     return [n - 1 for n in numbers]
 
 
+def parse_frame_number(text: str, frames: int) -> int:
+    """One frame number, as :func:`parse_frame_numbers` reads it, to its 0-based index."""
+    indexes = parse_frame_numbers(text, frames)
+    if len(indexes) != 1:
+        raise InvalidInput(f"Give one frame number here, not several: {text!r}.")
+    return indexes[0]
+
+
 def parse_quality(text: str | None) -> int:
     """The JPEG ``quality`` parameter: 1 to 100, 90 when absent."""
     if text is None or text == "":
@@ -246,3 +256,24 @@ def rendered(
 def raw_frames(found: StoredInstance, frames: list[int]) -> list[bytes]:
     ds = dataset(found)
     return [pixels.raw_frame(ds, i) for i in frames]
+
+
+def frame_overlays(found: StoredInstance, frame: int) -> list[dict[str, Any]]:
+    """The overlay planes drawn over one frame (:func:`pixels.overlays`), for a viewer to draw
+    in its own layer: each with its group (``"6000"``), type (``"G"`` graphics, ``"R"`` region
+    of interest), label, description, size, origin (1-based image row and column of its top
+    left bit) and ``bits``: base64 of its rows' bits, 8 to a byte, the first in the most
+    significant bit (``numpy.packbits``)."""
+    return [
+        {
+            "group": f"{plane.group:04X}",
+            "type": plane.kind,
+            "label": plane.label,
+            "description": plane.description,
+            "rows": plane.rows,
+            "columns": plane.columns,
+            "origin": list(plane.origin),
+            "bits": base64.b64encode(np.packbits(plane.bits).tobytes()).decode("ascii"),
+        }
+        for plane in pixels.overlays(dataset(found), frame)
+    ]

@@ -94,6 +94,8 @@ def test_refusals_are_clear(api, uploaded):
     assert r.status_code == 404 and "Frame 2 does not exist" in r.json()["detail"]
     r = api.get(inst + "/frames/x", headers=h)
     assert r.status_code == 422
+    r = api.get(inst + "/frames/1,1/rendered", headers=h)
+    assert r.status_code == 422 and "one frame number" in r.json()["detail"]
     r = api.get(inst + "/rendered", headers=h, params={"window": "40,400,sigmoid"})
     assert r.status_code == 422 and "linear" in r.json()["detail"]
     r = api.get(inst + "/rendered", headers=h, params={"window": "40,0"})
@@ -123,3 +125,49 @@ def test_undecodable_pixel_data_is_a_clear_422(api, session):
     )
     r = api.get(url, headers=h)
     assert r.status_code == 422 and "cannot be decoded" in r.json()["detail"]
+
+
+def test_a_frames_overlay_planes_for_the_viewer(api, uploaded, session, tmp_path):
+    from tests.dicom_factory import make_overlaid_ct
+
+    h = uploaded["headers"]
+    bits = np.zeros((10, 20), bool)
+    bits[0, :] = bits[:, 0] = True
+    path = make_overlaid_ct(tmp_path / "ov.dcm", bits, group=0x6002, origin=(5, -3), label="L1")
+    files = [("files", (path.name, path.read_bytes()))]
+    assert api.post("/studies", headers=h, files=files).status_code == 201
+    ds = pydicom.dcmread(path)
+    inst = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    r = api.get(inst + "/frames/1/overlays", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    [plane] = r.json()
+    assert {k: plane[k] for k in ("group", "type", "label", "rows", "columns", "origin")} == {
+        "group": "6002",
+        "type": "G",
+        "label": "L1",
+        "rows": 10,
+        "columns": 20,
+        "origin": [5, -3],
+    }
+    import base64
+
+    unpacked = np.unpackbits(np.frombuffer(base64.b64decode(plane["bits"]), np.uint8))
+    assert np.array_equal(unpacked[:200].reshape(10, 20).astype(bool), bits)
+    # the metadata tells the viewer there is one (the bits themselves are bulk data)
+    meta = api.get(inst + "/metadata", headers=h).json()[0]
+    assert "60023000" in meta and meta["60020010"]["Value"] == [10]
+    # the rendered image has it drawn in white
+    png = api.get(inst + "/rendered", headers={**h, "Accept": "image/png"}).content
+    shown = np.asarray(Image.open(io.BytesIO(png)))
+    # image row 5 (1-based), columns -3..16 (1-based): the first 16 columns of the image
+    assert (shown[4, :16] == 255).all() and shown[4, 16] != 255
+
+    assert api.get(uploaded["instance"] + "/frames/1/overlays", headers=h).json() == []
+    assert api.get(inst + "/frames/2/overlays", headers=h).status_code == 404
+    r = api.get(inst + "/frames/1,1/overlays", headers=h)
+    assert r.status_code == 422 and "one frame number" in r.json()["detail"]
+    assert api.get(inst + "/frames/1/overlays", headers=_auth(api, "other")).status_code == 404
+    assert api.get(inst + "/frames/1/overlays").status_code == 401

@@ -181,3 +181,55 @@ def test_viewer_explains_what_it_cannot_show(page, app_url):
     study_id = _upload(app_url, [corrupt])
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text("cannot be decoded", timeout=30_000)
+
+
+def test_overlay_planes_are_drawn_over_the_image_and_can_be_hidden(page, app_url, tmp_path):
+    from tests.dicom_factory import make_overlaid_ct
+
+    mark = np.zeros((40, 60), bool)  # an outline, as a modality marks a lesion
+    mark[0, :] = mark[-1, :] = mark[:, 0] = mark[:, -1] = True
+    path = make_overlaid_ct(tmp_path / "ov.dcm", mark, origin=(21, 31), label="LESION")
+    study_id = _upload(app_url, [path])
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    stage = page.locator("#vw-stage")
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(stage).to_have_attribute("data-overlays", "shown")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("Overlay: LESION")
+    page.evaluate("window.__pacsViewer.setWindow(60, 420)")
+    page.click("#vw-actual")
+    page.wait_for_timeout(200)
+    view = _state(page)
+
+    def on_screen() -> np.ndarray:
+        shot = tmp_path / "canvas.png"
+        page.locator("#vw-canvas").screenshot(path=str(shot))
+        canvas = np.asarray(Image.open(shot).convert("L"))
+        return canvas[view["panY"] : view["panY"] + 128, view["panX"] : view["panX"] + 128]
+
+    # as the server renders it (the overlay burnt in), where the plane says
+    token = _token(app_url, "radiologist", "radio123")
+    ds = pydicom.dcmread(path)
+    r = httpx.get(
+        f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/rendered",
+        params={"window": "60,420"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
+    shown = on_screen()
+    assert (np.abs(shown.astype(int) - server.astype(int)) > 1).mean() <= 0.005
+    outline = np.zeros((128, 128), bool)
+    outline[20:60, 30:90] = mark
+    assert (shown[outline] >= 254).all() and (server[outline] == 255).all()
+
+    stage.press("o")  # hidden: the image beneath shows
+    expect(stage).to_have_attribute("data-overlays", "hidden")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("Overlay: hidden (O shows)")
+    page.wait_for_timeout(100)
+    assert (on_screen()[outline] < 250).mean() > 0.5
+    page.click("#vw-overlays")
+    expect(stage).to_have_attribute("data-overlays", "shown")
+    page.wait_for_timeout(100)
+    assert (on_screen()[outline] >= 254).all()

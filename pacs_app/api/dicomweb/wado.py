@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable
 from typing import Any
@@ -141,6 +142,32 @@ async def retrieve_frames(
     return await as_actor(request, session, work)
 
 
+@router.get(
+    INSTANCE + "/frames/{frame}/overlays",
+    summary="The overlay planes drawn over one frame (this server's extension, JSON)",
+    description=(
+        "Each plane: group, type (G graphics, R region of interest), label, description, "
+        "rows, columns, origin (1-based image row and column of its top left bit) and bits "
+        "(base64 of the plane's bits, row by row, 8 to a byte, the first in the most "
+        "significant bit). An empty list where the frame has none."
+    ),
+    openapi_extra=SIGNED_IN,
+)
+async def frame_overlays(
+    study: str, series: str, sop: str, frame: str, request: Request, session: SessionDep
+) -> Response:
+    def work(s, actor, _address):
+        found = _found(s, actor, study, series, sop)
+        index = dicomweb.parse_frame_number(frame, found.frames)
+        return Response(
+            json.dumps(dicomweb.frame_overlays(found, index)),
+            media_type="application/json",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    return await as_actor(request, session, work)
+
+
 def _render(request: Request, session: Session, study, series, sop, frame: str | None):
     query = request.query_params
     window = query.get("window")
@@ -149,7 +176,7 @@ def _render(request: Request, session: Session, study, series, sop, frame: str |
 
     def work(s, actor, _address):
         found = _found(s, actor, study, series, sop)
-        [index] = dicomweb.parse_frame_numbers(frame, found.frames) if frame else [0]
+        index = dicomweb.parse_frame_number(frame, found.frames) if frame else 0
         fmt = "png" if accept and "image/png" in accept else "jpeg"
         body = dicomweb.rendered(
             found, frame=index, window=dicomweb.parse_window(window), fmt=fmt, quality=quality

@@ -166,6 +166,7 @@ def _toolbar() -> rx.Component:
         _tool("Fit", "vw-fit", "maximize"),
         _tool("1:1", "vw-actual", "square"),
         _tool("Invert", "vw-invert", "contrast"),
+        _tool("Overlays", "vw-overlays", "layers"),
         _tool("Reset", "vw-reset", "rotate-ccw"),
         _tool("Cine", "vw-cine", "play"),
         rx.el.select(
@@ -255,7 +256,7 @@ def viewer_page() -> rx.Component:
         ),
         rx.text(
             "Wheel or ↑/↓: images · drag: the selected tool (right button: W/L) · "
-            "Shift+wheel: zoom · R: reset · I: invert · Space: cine",
+            "Shift+wheel: zoom · R: reset · I: invert · O: overlays · Space: cine",
             size="1",
             color_scheme="gray",
         ),

@@ -11,7 +11,6 @@ take their rescale and window per frame from the functional groups.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import struct
 import warnings
@@ -332,14 +331,18 @@ def overlays(ds: pydicom.Dataset, index: int = 0) -> list[OverlayPlane]:
         else:
             continue
         raw = bytes(data.value)
-        if data.VR == "OW" and not _little_endian(ds):
+        if data.VR == "OW" and ds.original_encoding[1] is False:
             # 16-bit words, most significant byte first: bit 0 of each word is in its 2nd byte
             raw = np.frombuffer(raw[: len(raw) // 2 * 2], dtype=">u2").astype("<u2").tobytes()
         size = rows * columns
         start = offset * size
-        unpacked = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
-        if unpacked.size < start + size:
+        if len(raw) * 8 < start + size:
             continue
+        # only the bytes that hold this frame's bits (a multi-frame overlay holds them all)
+        first_byte = start // 8
+        chunk = np.frombuffer(raw[first_byte : (start + size + 7) // 8], dtype=np.uint8)
+        skip = start - first_byte * 8
+        frame_bits = np.unpackbits(chunk, bitorder="little")[skip : skip + size]
         origin = ds.get((group << 16) | 0x0050)
         try:
             top, left = (int(v) for v in origin.value) if origin is not None else (1, 1)
@@ -352,18 +355,10 @@ def overlays(ds: pydicom.Dataset, index: int = 0) -> list[OverlayPlane]:
                 label=_overlay_text(ds, (group << 16) | 0x1500),
                 description=_overlay_text(ds, (group << 16) | 0x0022),
                 origin=(top, left),
-                bits=unpacked[start : start + size].reshape(rows, columns).astype(bool),
+                bits=frame_bits.reshape(rows, columns).astype(bool),
             )
         )
     return planes
-
-
-def _little_endian(ds: pydicom.Dataset) -> bool:
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if syntax is not None:
-        with contextlib.suppress(AttributeError, ValueError):
-            return bool(syntax.is_little_endian)
-    return ds.original_encoding[1] is not False
 
 
 def burn_overlays(image: np.ndarray, planes: list[OverlayPlane]) -> np.ndarray:

@@ -136,3 +136,12 @@ def test_an_image_without_planes_renders_as_before(tmp_path):
         del ds[element.tag]
     assert pixels.overlays(ds, 0) == []
     assert np.array_equal(pixels.render(ds, 0), pixels.render(ds, 0, with_overlays=False))
+
+
+def test_frames_of_a_multi_frame_overlay_need_not_start_on_a_byte(tmp_path):
+    marks = np.random.default_rng(1).random((4, 5, 5)) > 0.5  # 25 bits a frame
+    ds = make_multiframe(tmp_path / "mf.dcm", frames=4, size=5)
+    add_overlay(ds, marks)
+    for frame in range(4):
+        [plane] = pixels.overlays(ds, frame)
+        assert np.array_equal(plane.bits, marks[frame]), frame

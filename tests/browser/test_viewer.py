@@ -38,6 +38,17 @@ def _upload(app_url: str, paths) -> str:
     return r.json()["study_id"]
 
 
+def _server_rendering(app_url: str, token: str, path: str) -> np.ndarray:
+    """The server's PNG rendering of ``/dicomweb/studies/{path}`` at window 60/420, as grey."""
+    r = httpx.get(
+        f"{app_url}/dicomweb/studies/{path}/rendered",
+        params={"window": "60,420"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    assert r.status_code == 200, r.text
+    return np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
+
+
 def _state(page) -> dict:
     return page.evaluate("window.__pacsViewer.state()")
 
@@ -158,13 +169,12 @@ def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
         f"{app_url}/studies/{study_id}", headers={"Authorization": f"Bearer {token}"}
     ).json()
     series_uid = meta["series"][0]["series_instance_uid"]
-    r = httpx.get(
-        f"{app_url}/dicomweb/studies/{meta['study_instance_uid']}/series/{series_uid}"
-        f"/instances/{view['sop']}/frames/{view['frame'] + 1}/rendered",
-        params={"window": "60,420"},
-        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    server = _server_rendering(
+        app_url,
+        token,
+        f"{meta['study_instance_uid']}/series/{series_uid}/instances/{view['sop']}"
+        f"/frames/{view['frame'] + 1}",
     )
-    server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
     assert on_screen.shape == server.shape
     off = np.abs(on_screen.astype(int) - server.astype(int)) > 1
     assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
@@ -211,13 +221,11 @@ def test_overlay_planes_are_drawn_over_the_image_and_can_be_hidden(page, app_url
     # as the server renders it (the overlay burnt in), where the plane says
     token = _token(app_url, "radiologist", "radio123")
     ds = pydicom.dcmread(path)
-    r = httpx.get(
-        f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/rendered",
-        params={"window": "60,420"},
-        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    server = _server_rendering(
+        app_url,
+        token,
+        f"{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
     )
-    server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
     shown = on_screen()
     assert (np.abs(shown.astype(int) - server.astype(int)) > 1).mean() <= 0.005
     outline = np.zeros((128, 128), bool)

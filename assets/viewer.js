@@ -6,6 +6,9 @@
 // C.11.2.1.2 exactly as the server's renderer does, MONOCHROME1 is inverted. Overlay planes
 // (60xx,3000) come per frame from the server and are drawn in white over the image, as the
 // server's rendered images have them; O or the Overlays button hides and shows them.
+// Structured reports (SR, Key Object Selection) show as their content tree, read by the
+// server, in a document panel over the stage; an item that refers to an image of the study
+// opens it.
 (function () {
   "use strict";
   if (window.__pacsViewerLoaded) return;
@@ -22,6 +25,7 @@
   var CT_PRESETS = [
     ["Lung", -600, 1500], ["Mediastinum", 50, 350], ["Bone", 400, 1800],
     ["Brain", 40, 80], ["Abdomen", 40, 400]];
+  var SR_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.88.";
   var PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 6, PARALLEL = 4;
   var V = null; // the viewer of the current page
 
@@ -116,6 +120,10 @@
         (m["00280030"] && m["00280030"].Value) || (m["00181164"] && m["00181164"].Value) || null;
       img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
       img.hasOverlays = Object.keys(m).some(isOverlayData);
+      // structured reports (SR, Key Object Selection) show as a document; other objects
+      // without pixel data (waveforms, RT structure sets) can't be shown here
+      img.isReport = String(val(m, "00080016") || "").indexOf(SR_CLASS_ROOT) === 0;
+      img.notImage = !img.isReport && !(img.rows && img.cols);
     });
     return images;
   }
@@ -196,6 +204,119 @@
     return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1)];
   }
 
+  // The instance's file as it was stored, through WADO-RS (the token goes in a header, which
+  // a plain link cannot send).
+  async function downloadOriginal(img) {
+    var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid + "/instances/" + img.sop;
+    var res = await get(path, 'multipart/related; type="application/dicom"');
+    var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
+    var link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([bytes], { type: "application/dicom" }));
+    link.download = img.sop + ".dcm";
+    document.body.appendChild(link); link.click(); link.remove();
+    setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
+  }
+
+  // --- structured reports ---------------------------------------------------------------
+  async function loadReport(img) {
+    if (img.report) return img;
+    var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid +
+      "/instances/" + img.sop + "/structured-report";
+    img.report = await (await get(path, "application/json")).json();
+    return img;
+  }
+
+  // The document lives in a panel of this script's own inside the stage, over the canvas.
+  function docPanel() {
+    var panel = V.stage.querySelector(".vw-doc");
+    if (!panel) {
+      panel = document.createElement("div");
+      panel.className = "vw-doc"; panel.id = "vw-document";
+      panel.style.cssText = "position:absolute;inset:0;z-index:2;display:none;overflow:auto;" +
+        "background:#111318;color:#e6e6e6;font:13px/1.5 system-ui,sans-serif;padding:16px 24px 32px;" +
+        "user-select:text;cursor:auto;box-sizing:border-box";
+      V.stage.appendChild(panel);
+    }
+    return panel;
+  }
+  function hideReport() {
+    var panel = V.stage.querySelector(".vw-doc");
+    if (panel) { panel.style.display = "none"; panel.removeAttribute("data-sop"); panel.textContent = ""; }
+  }
+  function el(parent, tag, text, css) {
+    var node = document.createElement(tag);
+    if (text) node.textContent = text;  // text, never markup: a report's text is the sender's
+    if (css) node.style.cssText = css;
+    parent.appendChild(node);
+    return node;
+  }
+
+  function showReport(img) {
+    var panel = docPanel();
+    panel.style.display = "block";
+    var key = img.sop + (img.report ? ":loaded" : ":loading");
+    if (panel.getAttribute("data-sop") === key) return;
+    panel.setAttribute("data-sop", key);
+    panel.textContent = "";
+    var r = img.report;
+    if (!r) { el(panel, "div", "Loading the report…", "color:#999;margin-top:30%;text-align:center"); return; }
+    el(panel, "div", r.title || r.document, "font-size:18px;font-weight:600;margin-bottom:2px").id = "vw-sr-title";
+    el(panel, "div", r.document + (r.content_datetime ? " · " + r.content_datetime : ""), "color:#9a9a9a;font-size:12px");
+    var flags = [];
+    if (r.completion) flags.push("Completion: " + r.completion + (r.completion_description ? " (" + r.completion_description + ")" : ""));
+    if (r.verification) flags.push("Verification: " + r.verification);
+    if (r.preliminary) flags.push(r.preliminary === "PRELIMINARY" ? "Preliminary" : "Final");
+    var incomplete = r.completion === "PARTIAL" || r.verification === "UNVERIFIED" || r.preliminary === "PRELIMINARY";
+    if (flags.length) el(panel, "div", flags.join(" · "), "margin-top:6px;color:" + (incomplete ? "#f5a524" : "#7ee2a8")).id = "vw-sr-flags";
+    r.verifying_observers.forEach(function (o) { el(panel, "div", "Verified by " + o, "color:#b5b5b5;font-size:12px"); });
+    if (r.problems.length) {
+      var box = el(panel, "div", "", "margin-top:8px;padding:6px 10px;border:1px solid #f5a524;border-radius:6px;color:#f5a524");
+      box.id = "vw-sr-problems";
+      r.problems.forEach(function (p) { el(box, "div", p); });
+    }
+    var list = el(panel, "div", "", "margin-top:12px");
+    list.id = "vw-sr-items";
+    r.items.forEach(function (item) {
+      // the root is the document's title, said above
+      if (item.position === "1" && item.concept === (r.title || r.document)) return;
+      var row = el(list, "div", "", "padding:2px 0 2px " + (Math.max(0, item.depth - 1) * 18) + "px");
+      row.id = "vw-sr-" + item.position;
+      row.className = "vw-sr-item";
+      row.setAttribute("data-position", item.position);
+      row.setAttribute("data-type", item.value_type);
+      if (item.relationship) el(row, "span", item.relationship + " ", "color:#7d8590;font-size:11px");
+      if (item.value_type === "CONTAINER") {
+        el(row, "span", item.concept || "(untitled section)", "font-weight:600;" + (item.depth <= 1 ? "font-size:14px" : ""));
+        return;
+      }
+      if (item.concept) el(row, "span", item.concept + ": ", "font-weight:600");
+      if (item.refers_to) {
+        var link = el(row, "a", item.value, "color:#7aa2f7;cursor:pointer");
+        link.className = "vw-sr-ref";
+        link.addEventListener("click", function () {
+          var target = document.getElementById("vw-sr-" + item.refers_to) || document.getElementById("vw-sr-title");
+          if (!target) return;
+          target.scrollIntoView({ block: "center" });
+          target.style.background = "#2d3a5a";
+          setTimeout(function () { target.style.background = ""; }, 1500);
+        });
+        return;
+      }
+      el(row, "span", item.value, "white-space:pre-wrap").className = "vw-sr-value";
+      if (item.code) el(row, "span", " (" + item.code + ")", "color:#7d8590;font-size:11px");
+      if (item.observed) el(row, "span", " · observed " + item.observed, "color:#7d8590;font-size:11px");
+      var series = item.series_uid && V.study.series.filter(function (s) { return s.uid === item.series_uid; })[0];
+      if (series) {
+        var show = el(row, "button", "Show image", "margin-left:8px;font-size:11px;padding:1px 8px;cursor:pointer;" +
+          "background:#26324d;color:#cfe0ff;border:1px solid #4a5f8f;border-radius:4px");
+        show.className = "vw-sr-show";
+        show.addEventListener("click", function () {
+          openSeries(series, null, { sop: item.sop_instance_uid, frame: Math.max(0, (item.frames[0] || 1) - 1) });
+        });
+      }
+    });
+  }
+
   // --- drawing -----------------------------------------------------------------------------
   function renderImage(img) {
     // the current frame windowed into an offscreen canvas of the image's own size
@@ -271,8 +392,8 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
-      (V.invert ? "  inverted" : "") + overlayText(img)) : "";
+      (img.isReport ? "structured report" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
+      (V.invert ? "  inverted" : "") + overlayText(img))) : "";
     var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
       (lastMeasure && img ? "\n" + lengthText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
@@ -289,6 +410,7 @@
       requestAnimationFrame(function () { v.firstShownAt = performance.now(); });
     }
     V.stage.setAttribute("data-shown", shown ? "1" : "0");
+    V.stage.setAttribute("data-kind", !img ? "" : img.isReport ? (img.report ? "report" : "report-loading") : img.notImage ? "other" : "image");
     V.stage.setAttribute("data-ready", shown && !V.provisional ? "1" : "0");
     if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
     if (tagsOpen()) showTags();
@@ -312,6 +434,32 @@
     V.index = Math.max(0, Math.min(V.images.length - 1, index));
     var img = V.images[V.index];
     message("");
+    if (img.isReport) {
+      showReport(img);
+      draw();
+      if (!img.report) {
+        try { await loadReport(img); } catch (e) { if (V.images[V.index] === img) { hideReport(); message(e.message); draw(); } return; }
+        if (V.images[V.index] !== img) return;
+        showReport(img);
+        draw();
+      }
+      if (!V.provisional) save();
+      return;
+    }
+    hideReport();
+    if (img.notImage) {
+      message("This object is not an image (" + ((V.series && V.series.modality) || text(img.meta, "00080060") || "no pixel data") +
+        ") and the viewer cannot show it.");
+      var button = el($("vw-message"), "button", "Download the original file",
+        "display:block;margin:10px auto 0;padding:4px 10px;cursor:pointer;background:#26324d;color:#cfe0ff;" +
+        "border:1px solid #4a5f8f;border-radius:4px;font:inherit");
+      button.id = "vw-download";
+      button.addEventListener("click", function () {
+        downloadOriginal(img).catch(function (e) { message("The file could not be downloaded: " + e.message); });
+      });
+      draw();
+      return;
+    }
     if (!img.values && !img.rgb) {
       draw();
       try { await loadPixels(img); } catch (e) { if (V.images[V.index] === img) { message(e.message); draw(); } return; }
@@ -328,7 +476,7 @@
     var queue = [];
     for (var d = 1; d <= PREFETCH_AHEAD; d++) queue.push(V.index + d);
     for (d = 1; d <= PREFETCH_BEHIND; d++) queue.push(V.index - d);
-    queue = queue.filter(function (i) { var im = V.images[i]; return im && !im.values && !im.rgb && !im.loading && !im.error; });
+    queue = queue.filter(function (i) { var im = V.images[i]; return im && !im.isReport && !im.notImage && !im.values && !im.rgb && !im.loading && !im.error; });
     var active = 0;
     function next() {
       while (active < PARALLEL && queue.length) {
@@ -462,6 +610,7 @@
   async function openSeries(series, restore, hint) {
     V.series = series; V.images = []; V.index = 0; V.measures = {}; V.windowSet = false; V.fitted = false;
     V.provisional = false;
+    hideReport();
     Array.prototype.forEach.call(document.querySelectorAll(".vw-thumb"), function (t) {
       t.style.outline = t.getAttribute("data-uid") === series.uid ? "2px solid #3e63dd" : "none";
     });
@@ -543,11 +692,12 @@
         .then(function (metas) {
           var images = makeImages(metas), mid = images[Math.floor(images.length / 2)];
           if (!mid) return null;
+          if (mid.isReport || mid.notImage) { pending.textContent = mid.isReport ? "structured report" : "not an image"; return null; }
           return get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/instances/" + mid.sop +
             "/frames/" + (mid.frame + 1) + "/rendered?quality=80", "image/jpeg");
         })
         .then(function (r) { return r && r.blob(); })
-        .then(function (b) { if (b) img.src = URL.createObjectURL(b); else pending.textContent = "no preview"; })
+        .then(function (b) { if (b) img.src = URL.createObjectURL(b); else if (pending.textContent === "loading preview…") pending.textContent = "no preview"; })
         .catch(function () { pending.textContent = "no preview"; });
     });
   }
@@ -555,7 +705,9 @@
   // --- input ---------------------------------------------------------------------------------
   function bind() {
     var stage = V.stage;
+    function inDocument(e) { return !!(e.target && e.target.closest && e.target.closest(".vw-doc")); }
     stage.addEventListener("wheel", function (e) {
+      if (inDocument(e)) return;  // the report scrolls
       e.preventDefault();
       if (e.shiftKey || e.ctrlKey) {
         var p = toImage(e.clientX, e.clientY), factor = e.deltaY < 0 ? 1.1 : 1 / 1.1;
@@ -567,6 +719,7 @@
     }, { passive: false });
     stage.addEventListener("contextmenu", function (e) { e.preventDefault(); });
     stage.addEventListener("mousedown", function (e) {
+      if (inDocument(e)) return;  // its text can be selected, its links clicked
       stage.focus();
       var mode = e.button === 2 ? "wl" : e.button === 1 ? "pan" : V.mode;
       var start = { x: e.clientX, y: e.clientY, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: V.panX, panY: V.panY, p: toImage(e.clientX, e.clientY) };

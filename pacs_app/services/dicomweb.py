@@ -20,7 +20,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, NotFound
-from pacs_app.dicom import pixels
+from pacs_app.dicom import pixels, sr
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
@@ -131,6 +131,7 @@ class StoredInstance:
     storage_key: str
     path: Path | None
     frames: int
+    study_pk: int | None = None
 
 
 def instance(
@@ -160,6 +161,7 @@ def instance(
                 storage_key=storage_key,
                 path=storage.local_path(storage_key),
                 frames=frames,
+                study_pk=study.id,
             )
     raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
 
@@ -277,3 +279,56 @@ def frame_overlays(found: StoredInstance, frame: int) -> list[dict[str, Any]]:
         }
         for plane in pixels.overlays(dataset(found), frame)
     ]
+
+
+def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]:
+    """A structured report's header and content tree (:func:`sr.read`), for a viewer to show.
+
+    An item that refers to an image or other object of this same study carries that object's
+    ``series_uid``, so that the viewer can open it; references outside the study have none."""
+    ds = dataset(found)
+    if not sr.is_structured_report(ds):
+        raise InvalidInput("This instance is not a structured report: it has no content tree.")
+    report = sr.read(ds)
+    referenced = {item.sop_instance_uid for item in report.items if item.sop_instance_uid}
+    series_of: dict[str, str] = {}
+    if referenced and found.study_pk is not None:
+        series_of = dict(
+            session.exec(
+                select(Instance.sop_instance_uid, Series.series_instance_uid)
+                .join(Series, col(Series.id) == Instance.series_pk)
+                .where(
+                    Instance.study_pk == found.study_pk,
+                    col(Instance.sop_instance_uid).in_(sorted(referenced)),
+                )
+            ).all()
+        )
+    return {
+        "document": report.document,
+        "title": report.title,
+        "completion": report.completion,
+        "completion_description": report.completion_description,
+        "verification": report.verification,
+        "preliminary": report.preliminary,
+        "content_datetime": report.content_datetime,
+        "verifying_observers": report.verifying_observers,
+        "problems": report.problems,
+        "items": [
+            {
+                "position": item.position,
+                "depth": item.depth,
+                "relationship": item.relationship,
+                "value_type": item.value_type,
+                "concept": item.concept,
+                "concept_code": item.concept_code,
+                "value": item.value,
+                "code": item.code,
+                "refers_to": item.refers_to,
+                "observed": item.observed,
+                "sop_instance_uid": item.sop_instance_uid,
+                "frames": list(item.frames),
+                "series_uid": series_of.get(item.sop_instance_uid, ""),
+            }
+            for item in report.items
+        ],
+    }

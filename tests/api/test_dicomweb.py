@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -171,3 +172,38 @@ def test_a_frames_overlay_planes_for_the_viewer(api, uploaded, session, tmp_path
     assert r.status_code == 422 and "one frame number" in r.json()["detail"]
     assert api.get(inst + "/frames/1/overlays", headers=_auth(api, "other")).status_code == 404
     assert api.get(inst + "/frames/1/overlays").status_code == 401
+
+
+@pytest.mark.skipif(not (TESTDATA / "non_image").exists(), reason=f"no test data at {TESTDATA}")
+def test_a_structured_reports_content_tree_for_the_viewer(api, uploaded):
+    from pydicom.data import get_testdata_file
+
+    h = uploaded["headers"]
+    report_path = TESTDATA / "non_image" / "SR_TID1500_highdicom.dcm"
+    ct_path = get_testdata_file("CT_small.dcm")  # the image the report measured, same study
+    files = [
+        ("files", ("sr.dcm", report_path.read_bytes())),
+        ("files", ("ct.dcm", Path(ct_path).read_bytes())),
+    ]
+    assert api.post("/studies", headers=h, files=files).status_code == 201
+    ds, ct = pydicom.dcmread(report_path), pydicom.dcmread(ct_path)
+    inst = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/structured-report"
+    )
+    r = api.get(inst, headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["title"] == "Imaging Measurement Report"
+    assert (body["completion"], body["verification"]) == ("PARTIAL", "UNVERIFIED")
+    items = {item["position"]: item for item in body["items"]}
+    assert items["1.8.1.6"]["value"] == "1.7 cm2" and items["1.8.1.6"]["depth"] == 3
+    source = items["1.8.1.4.1"]
+    # the referenced CT is in this study: its series is named, for the viewer to open it
+    assert source["sop_instance_uid"] == ct.SOPInstanceUID
+    assert source["series_uid"] == ct.SeriesInstanceUID
+    # an image is not a report; another centre and no token see nothing
+    r = api.get(uploaded["instance"] + "/structured-report", headers=h)
+    assert r.status_code == 422 and "not a structured report" in r.json()["detail"]
+    assert api.get(inst, headers=_auth(api, "other")).status_code == 404
+    assert api.get(inst).status_code == 401

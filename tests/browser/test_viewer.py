@@ -180,7 +180,7 @@ def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
     assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
 
 
-def test_viewer_explains_what_it_cannot_show(page, app_url):
+def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     sign_in(page, "radiologist", "radio123")
     expect(page.locator("#dashboard-radiologist")).to_be_visible()
     page.goto("/viewer/NOSUCH00")
@@ -191,6 +191,23 @@ def test_viewer_explains_what_it_cannot_show(page, app_url):
     study_id = _upload(app_url, [corrupt])
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text("cannot be decoded", timeout=30_000)
+    # a waveform has no pixels: said plainly, with no window/level for an image that is not there
+    study_id = _upload(app_url, [TESTDATA / "non_image" / "waveform_ecg.dcm"])
+    page.goto(f"/viewer/{study_id}")
+    expect(page.locator("#vw-message")).to_contain_text(
+        "This object is not an image (ECG)", timeout=30_000
+    )
+    expect(page.locator("#vw-stage")).to_have_attribute("data-kind", "other")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("not an image")
+    expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")
+    expect(page.locator(".vw-thumb")).to_contain_text("not an image")
+    # its file, as stored, can still be taken
+    with page.expect_download() as download:
+        page.click("#vw-download")
+    saved = tmp_path / "ecg.dcm"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == (TESTDATA / "non_image" / "waveform_ecg.dcm").read_bytes()
+    assert download.value.suggested_filename.endswith(".dcm")
 
 
 def test_overlay_planes_are_drawn_over_the_image_and_can_be_hidden(page, app_url, tmp_path):
@@ -241,3 +258,73 @@ def test_overlay_planes_are_drawn_over_the_image_and_can_be_hidden(page, app_url
     expect(stage).to_have_attribute("data-overlays", "shown")
     page.wait_for_timeout(100)
     assert (on_screen()[outline] >= 254).all()
+
+
+def _report_on(ct: pydicom.Dataset, path: Path, observer: str) -> Path:
+    """The shared TID 1500 measurement report, moved onto ``ct``'s study: its measurement
+    refers to ``ct``, and its observer's name is ``observer``."""
+    ds = pydicom.dcmread(TESTDATA / "non_image" / "SR_TID1500_highdicom.dcm")
+    old_sop = pydicom.examples.ct.SOPInstanceUID
+    ds.StudyInstanceUID = ct.StudyInstanceUID
+    ds.PatientName, ds.PatientID = ct.PatientName, ct.PatientID
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+
+    def walk(items):
+        for item in items:
+            for ref in item.get("ReferencedSOPSequence", []):
+                if ref.ReferencedSOPInstanceUID == old_sop:
+                    ref.ReferencedSOPInstanceUID = ct.SOPInstanceUID
+            if item.get("ConceptNameCodeSequence") and (
+                item.ConceptNameCodeSequence[0].CodeMeaning == "Person Observer Name"
+            ):
+                item.TextValue = observer
+            walk(item.get("ContentSequence", []))
+
+    walk([ds])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_structured_report_reads_as_a_document_and_opens_its_image(page, app_url, tmp_path):
+    if not (TESTDATA / "non_image").exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    [ct_path] = make_series(tmp_path / "ct", 1, patient_name="SR^VIEWER", patient_id="SR-01")
+    ct = pydicom.dcmread(ct_path)
+    markup = '<img src="x" onerror="window.__injected = 1">Dr Foo'
+    report_path = _report_on(ct, tmp_path / "sr.dcm", markup)
+    report = pydicom.dcmread(report_path)
+    study_id = _upload(app_url, [ct_path, report_path])
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    stage = page.locator("#vw-stage")
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    sr_thumb = page.locator(f'.vw-thumb[data-uid="{report.SeriesInstanceUID}"]')
+    expect(sr_thumb).to_contain_text("structured report")
+    sr_thumb.click()
+
+    expect(stage).to_have_attribute("data-kind", "report", timeout=15_000)
+    expect(page.locator("#vw-sr-title")).to_have_text("Imaging Measurement Report")
+    expect(page.locator("#vw-sr-flags")).to_contain_text("Completion: PARTIAL")
+    expect(page.locator("#vw-sr-flags")).to_contain_text("Verification: UNVERIFIED")
+    expect(page.locator('[data-position="1.8.1.6"]')).to_contain_text(
+        "Area of defined region: 1.7 cm2"
+    )
+    expect(page.locator('[data-position="1.8.1.3"]')).to_contain_text("Finding: Spinal cord")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("structured report")
+    expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")
+    # the sender's text is shown as text, never run as markup
+    expect(page.locator('[data-position="1.3"]')).to_contain_text(markup)
+    assert page.evaluate("window.__injected") is None
+    assert page.locator("#vw-document img").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-structured-report.png"))
+
+    # the measured image opens from the report
+    page.locator('[data-position="1.8.1.4.1"] .vw-sr-show').click()
+    expect(stage).to_have_attribute("data-kind", "image", timeout=15_000)
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(page.locator("#vw-document")).to_be_hidden()
+    assert _state(page)["sop"] == ct.SOPInstanceUID
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("WL")

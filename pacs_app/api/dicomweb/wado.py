@@ -168,6 +168,33 @@ async def frame_overlays(
     return await as_actor(request, session, work)
 
 
+@router.get(
+    INSTANCE + "/structured-report",
+    summary="A structured report's content tree (this server's extension, JSON)",
+    description=(
+        "For an SR instance (any SR storage class, Key Object Selection included): the "
+        "document's title, completion and verification flags, verifying observers and its "
+        "content items in document order, each with its position (1.2.3, as by-reference "
+        "relationships number them), depth, relationship, value type, concept name, value as "
+        "text and, for references to objects of this study, the series that holds them. "
+        "422 for an instance that is not a structured report."
+    ),
+    openapi_extra=SIGNED_IN,
+)
+async def structured_report(
+    study: str, series: str, sop: str, request: Request, session: SessionDep
+) -> Response:
+    def work(s, actor, _address):
+        found = _found(s, actor, study, series, sop)
+        return Response(
+            json.dumps(dicomweb.structured_report(s, found)),
+            media_type="application/json",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    return await as_actor(request, session, work)
+
+
 def _render(request: Request, session: Session, study, series, sop, frame: str | None):
     query = request.query_params
     window = query.get("window")

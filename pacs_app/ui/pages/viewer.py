@@ -176,7 +176,10 @@ def _toolbar() -> rx.Component:
             style={"padding": "3px"},
         ),
         rx.el.select(
-            rx.el.option("Window presets", value=""), id="vw-presets", style={"padding": "3px"}
+            rx.el.option("Window presets", value=""),
+            id="vw-presets",
+            # its options name the header's windows, which can be long: the toolbar stays one line
+            style={"padding": "3px", "max_width": "190px"},
         ),
         _tool("Tags", "vw-tags-toggle", "list"),
         wrap="wrap",

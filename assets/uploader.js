@@ -37,6 +37,13 @@
     files = files.filter(function (f) { return f.row.isConnected; });
   }
 
+  // "Remove refused files" shows only while the list holds a refused file.
+  function showRemoveRefused() {
+    var button = $("remove-refused");
+    // (the page hides it with a class: only an inline value shows it)
+    if (button) button.style.display = files.some(function (f) { return f.state === "refused"; }) ? "inline-flex" : "none";
+  }
+
   function addFiles(list) {
     if (busy) return;
     syncWithPage();
@@ -72,6 +79,7 @@
     files = [];
     var table = $("file-list");
     if (table) table.textContent = "";
+    showRemoveRefused();
     setSummary("", "info");
   }
 
@@ -84,6 +92,7 @@
       f.note.style.color = "#71717a";
       return true;
     });
+    showRemoveRefused();
     setSummary(files.length + " file(s) selected", "info");
   }
 
@@ -161,6 +170,7 @@
       await Promise.all(workers);
       var refused = files.filter(function (f) { return f.state === "refused"; }).length;
       if (refused) {
+        showRemoveRefused();
         await request("DELETE", "/uploads/" + batch);
         setSummary(refused + " file(s) were refused, so nothing was stored. Remove them and " +
           "upload again.", "error");
@@ -185,8 +195,10 @@
         result.studies.forEach(function (s) {
           var a = document.createElement("a");
           a.href = "/study/" + s.study_id;
-          a.textContent = "Open study " + s.study_id + " (" + s.num_instances +
-            (s.num_instances === 1 ? " image)" : " images)");
+          // named by its patient: one upload can make several studies
+          var patient = String(s.patient_name || "").replace(/\^/g, " ").trim() || "no patient name";
+          a.textContent = "Open study " + s.study_id + ": " + patient + (s.modality ? " · " + s.modality : "") +
+            " · " + s.num_instances + (s.num_instances === 1 ? " image" : " images");
           a.className = "upload-study-link";
           a.style.cssText = "display:block;color:#3e63dd;margin:4px 0";
           links.appendChild(a);

@@ -490,7 +490,7 @@
 
   function fit() {
     var img = V.images[V.index];
-    if (!img) return;
+    if (!img || !img.rows || !img.cols) return;  // a report or another object without pixels
     var cw = V.canvas.width || V.stage.clientWidth, ch = V.canvas.height || V.stage.clientHeight;
     var dpr = window.devicePixelRatio || 1;
     cw = Math.round(V.stage.clientWidth * dpr); ch = Math.round(V.stage.clientHeight * dpr);
@@ -499,7 +499,7 @@
   }
   function actualSize() {
     var img = V.images[V.index];
-    if (!img) return;
+    if (!img || !img.rows || !img.cols) return;
     var dpr = window.devicePixelRatio || 1;
     var cw = Math.round(V.stage.clientWidth * dpr), ch = Math.round(V.stage.clientHeight * dpr);
     V.zoom = 1; V.panX = Math.round((cw - img.cols) / 2); V.panY = Math.round((ch - img.rows) / 2);

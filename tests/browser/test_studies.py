@@ -53,6 +53,10 @@ def test_technician_uploads_a_batch_and_finds_it_in_the_lists(page, new_page, tm
     expect(notes).to_have_count(15)
     expect(notes.first).to_have_text(f"stored in {study_id}")
 
+    expect(page.locator(".upload-study-link")).to_have_text(
+        f"Open study {study_id}: BROWSER BATCH · CT · 15 images"
+    )
+    expect(page.locator("#remove-refused")).to_be_hidden()  # nothing was refused
     page.click(".upload-study-link")
     expect(page.locator("#study-detail")).to_be_visible()
     expect(page.locator("#study-patient")).to_have_text("BROWSER BATCH")
@@ -113,6 +117,7 @@ def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):
     expect(summary).to_contain_text("were refused", timeout=60_000)
     page.click("#remove-refused")
     expect(page.locator(".upload-row")).to_have_count(3)
+    expect(page.locator("#remove-refused")).to_be_hidden()
     page.click("#start-upload")
     expect(summary).to_have_text("Stored 3 file(s), 0 duplicate(s), in 1 study.", timeout=60_000)
 

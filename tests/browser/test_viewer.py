@@ -192,7 +192,11 @@ def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text("cannot be decoded", timeout=30_000)
     # a waveform has no pixels: said plainly, with no window/level for an image that is not there
-    study_id = _upload(app_url, [TESTDATA / "non_image" / "waveform_ecg.dcm"])
+    # (in a study of its own: pydicom's test files share study UIDs)
+    ecg = pydicom.dcmread(TESTDATA / "non_image" / "waveform_ecg.dcm")
+    ecg.StudyInstanceUID = pydicom.uid.generate_uid()
+    ecg.save_as(tmp_path / "ecg-sent.dcm")
+    study_id = _upload(app_url, [tmp_path / "ecg-sent.dcm"])
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text(
         "This object is not an image (ECG)", timeout=30_000
@@ -206,7 +210,7 @@ def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
         page.click("#vw-download")
     saved = tmp_path / "ecg.dcm"
     download.value.save_as(saved)
-    assert saved.read_bytes() == (TESTDATA / "non_image" / "waveform_ecg.dcm").read_bytes()
+    assert saved.read_bytes() == (tmp_path / "ecg-sent.dcm").read_bytes()
     assert download.value.suggested_filename.endswith(".dcm")
 
 

@@ -126,7 +126,12 @@ def _dropzone() -> rx.Component:
         rx.hstack(
             rx.button(rx.icon("upload", size=16), "Upload", id="start-upload", size="3"),
             rx.button(
-                "Remove refused files", id="remove-refused", variant="soft", color_scheme="orange"
+                "Remove refused files",
+                id="remove-refused",
+                variant="soft",
+                color_scheme="orange",
+                # uploader.js shows it when a file was refused
+                style={"display": "none"},
             ),
             rx.button("Clear", id="clear-files", variant="soft", color_scheme="gray"),
             rx.text("", id="upload-summary", size="2", weight="medium"),

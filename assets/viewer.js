@@ -794,7 +794,7 @@
     var study;
     try { study = JSON.parse(stage.getAttribute("data-study") || "null"); } catch (e) { study = null; }
     if (!study) return false;
-    V = { stage: stage, canvas: $("vw-canvas"), offscreen: document.createElement("canvas"), study: study,
+    V = { stage: stage, studyJson: stage.getAttribute("data-study"), canvas: $("vw-canvas"), offscreen: document.createElement("canvas"), study: study,
       images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
@@ -803,7 +803,8 @@
       // performance.now() when the first image was drawn (for the benchmark)
       firstShownAt: function () { return V.firstShownAt > 0 ? V.firstShownAt : null; },
     };
-    bind();
+    // its listeners stay with the element (they act on the current V): bound once
+    if (!stage.__pacsBound) { bind(); stage.__pacsBound = true; }
     stage.focus();
     var saved = null;
     try {
@@ -827,7 +828,9 @@
   function watch() {
     var stage = $("vw-stage");
     if (!stage) { if (V) { clearInterval(V.cineTimer); V = null; } return; }
-    if (V && V.stage === stage) return;
+    // the same stage with another study's data (a page restored with the last study's state,
+    // then loaded with this one's): start again on the new study
+    if (V && V.stage === stage && stage.getAttribute("data-study") === V.studyJson) return;
     if (V) clearInterval(V.cineTimer);
     V = null;
     start(stage);

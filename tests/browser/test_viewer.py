@@ -197,10 +197,13 @@ def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     ecg.StudyInstanceUID = pydicom.uid.generate_uid()
     ecg.save_as(tmp_path / "ecg-sent.dcm")
     study_id = _upload(app_url, [tmp_path / "ecg-sent.dcm"])
+    # (opened straight after another study: the page is restored with that study's state
+    # first, and the viewer must start again on this one, not stay on the last patient's)
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text(
         "This object is not an image (ECG)", timeout=30_000
     )
+    expect(page.locator(".vw-thumb")).to_have_count(1)
     expect(page.locator("#vw-stage")).to_have_attribute("data-kind", "other")
     expect(page.locator("#vw-overlay-bl")).to_contain_text("not an image")
     expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")

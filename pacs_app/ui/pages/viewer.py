@@ -38,7 +38,8 @@ class ViewerState(AuthState):
 
     @rx.event
     async def open(self):
-        self.ready, self.message = False, ""
+        # the last study's data must not stay on the stage while this one loads
+        self.ready, self.message, self.study_json = False, "", ""
         actor = await self.actor()
         if actor is None:
             return rx.redirect(routes.LOGIN)

@@ -85,6 +85,11 @@
     return bytes.slice(start, bytes.length - tail);
   }
 
+  // the WADO-RS path of an image's instance, in the open series
+  function instancePath(img) {
+    return "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid + "/instances/" + img.sop;
+  }
+
   // --- images ------------------------------------------------------------------------------
   function makeImages(metas) {
     var images = [];
@@ -137,8 +142,7 @@
 
   // The frame's overlay planes as one canvas of the image's size: white where a bit is set.
   async function loadOverlays(img) {
-    var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid +
-      "/instances/" + img.sop + "/frames/" + (img.frame + 1) + "/overlays";
+    var path = instancePath(img) + "/frames/" + (img.frame + 1) + "/overlays";
     var planes = await (await get(path, "application/json")).json();
     var canvas = document.createElement("canvas");
     canvas.width = img.cols; canvas.height = img.rows;
@@ -166,8 +170,7 @@
     if (img.values || img.rgb) return img;
     if (img.loading) return img.loading;
     img.loading = (async function () {
-      var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid +
-        "/instances/" + img.sop + "/frames/" + (img.frame + 1);
+      var path = instancePath(img) + "/frames/" + (img.frame + 1);
       var res = await get(path, 'multipart/related; type="application/octet-stream"');
       var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
       var buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
@@ -207,8 +210,7 @@
   // The instance's file as it was stored, through WADO-RS (the token goes in a header, which
   // a plain link cannot send).
   async function downloadOriginal(img) {
-    var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid + "/instances/" + img.sop;
-    var res = await get(path, 'multipart/related; type="application/dicom"');
+    var res = await get(instancePath(img), 'multipart/related; type="application/dicom"');
     var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
     var link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([bytes], { type: "application/dicom" }));
@@ -220,9 +222,7 @@
   // --- structured reports ---------------------------------------------------------------
   async function loadReport(img) {
     if (img.report) return img;
-    var path = "/dicomweb/studies/" + V.study.study_uid + "/series/" + V.series.uid +
-      "/instances/" + img.sop + "/structured-report";
-    img.report = await (await get(path, "application/json")).json();
+    img.report = await (await get(instancePath(img) + "/structured-report", "application/json")).json();
     return img;
   }
 

@@ -10,7 +10,7 @@ import base64
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ class StoredInstance:
     storage_key: str
     path: Path | None
     frames: int
-    study_pk: int | None = None
+    study_pk: int
 
 
 def instance(
@@ -292,7 +292,7 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
     report = sr.read(ds)
     referenced = {item.sop_instance_uid for item in report.items if item.sop_instance_uid}
     series_of: dict[str, str] = {}
-    if referenced and found.study_pk is not None:
+    if referenced:
         series_of = dict(
             session.exec(
                 select(Instance.sop_instance_uid, Series.series_instance_uid)
@@ -303,32 +303,7 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
                 )
             ).all()
         )
-    return {
-        "document": report.document,
-        "title": report.title,
-        "completion": report.completion,
-        "completion_description": report.completion_description,
-        "verification": report.verification,
-        "preliminary": report.preliminary,
-        "content_datetime": report.content_datetime,
-        "verifying_observers": report.verifying_observers,
-        "problems": report.problems,
-        "items": [
-            {
-                "position": item.position,
-                "depth": item.depth,
-                "relationship": item.relationship,
-                "value_type": item.value_type,
-                "concept": item.concept,
-                "concept_code": item.concept_code,
-                "value": item.value,
-                "code": item.code,
-                "refers_to": item.refers_to,
-                "observed": item.observed,
-                "sop_instance_uid": item.sop_instance_uid,
-                "frames": list(item.frames),
-                "series_uid": series_of.get(item.sop_instance_uid, ""),
-            }
-            for item in report.items
-        ],
-    }
+    body = asdict(report)
+    for item in body["items"]:
+        item["series_uid"] = series_of.get(item["sop_instance_uid"], "")
+    return body

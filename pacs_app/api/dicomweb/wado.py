@@ -47,6 +47,16 @@ def _json(body: str) -> Response:
     return Response(body, media_type=DICOM_JSON)
 
 
+def _extension_json(value: Any) -> Response:
+    """The answer of one of this server's JSON extensions: about one stored file, which does
+    not change, so the browser may keep it."""
+    return Response(
+        json.dumps(value),
+        media_type="application/json",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
 def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
@@ -159,11 +169,7 @@ async def frame_overlays(
     def work(s, actor, _address):
         found = _found(s, actor, study, series, sop)
         index = dicomweb.parse_frame_number(frame, found.frames)
-        return Response(
-            json.dumps(dicomweb.frame_overlays(found, index)),
-            media_type="application/json",
-            headers={"Cache-Control": "private, max-age=3600"},
-        )
+        return _extension_json(dicomweb.frame_overlays(found, index))
 
     return await as_actor(request, session, work)
 
@@ -186,11 +192,7 @@ async def structured_report(
 ) -> Response:
     def work(s, actor, _address):
         found = _found(s, actor, study, series, sop)
-        return Response(
-            json.dumps(dicomweb.structured_report(s, found)),
-            media_type="application/json",
-            headers={"Cache-Control": "private, max-age=3600"},
-        )
+        return _extension_json(dicomweb.structured_report(s, found))
 
     return await as_actor(request, session, work)
 

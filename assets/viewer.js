@@ -352,6 +352,9 @@
     var dpr = window.devicePixelRatio || 1;
     var cw = Math.round(V.stage.clientWidth * dpr), ch = Math.round(V.stage.clientHeight * dpr);
     if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
+    // the stage changed size (window, tag panel): what was at its centre stays there
+    if (V.drawnW && (V.drawnW !== cw || V.drawnH !== ch)) { V.panX += (cw - V.drawnW) / 2; V.panY += (ch - V.drawnH) / 2; }
+    V.drawnW = cw; V.drawnH = ch;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000"; ctx.fillRect(0, 0, cw, ch);
     var img = V.images[V.index];
@@ -578,13 +581,22 @@
     if (!panel) {
       panel = document.createElement("div");
       panel.className = "vw-tag-panel";
-      panel.style.cssText = "width:340px;display:none";
+      panel.style.cssText = "width:340px";
       outer.appendChild(panel);
     }
     return panel;
   }
-  function tagsOpen() { var p = tagsPanel(); return !!p && p.style.display !== "none"; }
+  // the page hides #vw-tags with a class; the toggle shows it with an inline display
+  function tagsOpen() { var o = $("vw-tags"); return !!o && getComputedStyle(o).display !== "none"; }
+  function toggleTags() {
+    var outer = $("vw-tags"), panel = tagsPanel();
+    if (!outer) return;
+    outer.style.display = tagsOpen() ? "none" : "block";
+    panel.removeAttribute("data-sop");
+    draw();
+  }
 
+  var TAG_CELL = "padding:1px 6px 1px 0;vertical-align:top;";
   function showTags() {
     var img = V.images[V.index], panel = tagsPanel();
     if (!img) { panel.textContent = ""; return; }
@@ -597,10 +609,11 @@
       else if (e.InlineBinary) v = "(" + e.vr + " binary)";
       else v = "";
       if (v.length > 80) v = v.slice(0, 77) + "...";
-      return "<tr><td>(" + tag.slice(0, 4) + "," + tag.slice(4) + ")</td><td>" + e.vr + "</td><td>" +
-        v.replace(/&/g, "&amp;").replace(/</g, "&lt;") + "</td></tr>";
+      return "<tr><td style='" + TAG_CELL + "white-space:nowrap'>(" + tag.slice(0, 4) + "," + tag.slice(4) +
+        ")</td><td style='" + TAG_CELL + "color:var(--gray-10)'>" + e.vr + "</td><td style='" + TAG_CELL +
+        "word-break:break-all'>" + v.replace(/&/g, "&amp;").replace(/</g, "&lt;") + "</td></tr>";
     });
-    panel.innerHTML = "<table id='vw-tag-table'>" + rows.join("") + "</table>";
+    panel.innerHTML = "<table id='vw-tag-table' style='border-collapse:collapse;width:100%'>" + rows.join("") + "</table>";
   }
 
   // --- series --------------------------------------------------------------------------------
@@ -758,7 +771,9 @@
       else if (k === " ") { e.preventDefault(); toggleCine(); }
       else if (k === "o" || k === "O") toggleOverlays();
     });
-    window.addEventListener("resize", function () { if (V) draw(); });
+    // redraw when the stage changes size, whether the window or the layout (the tag panel) did it
+    if (window.ResizeObserver) new ResizeObserver(function () { if (V) draw(); }).observe(stage);
+    else window.addEventListener("resize", function () { if (V) draw(); });
   }
 
   document.addEventListener("click", function (e) {
@@ -775,7 +790,7 @@
     else if (t.id === "vw-reset") reset();
     else if (t.id === "vw-cine") toggleCine();
     else if (t.id === "vw-overlays") toggleOverlays();
-    else if (t.id === "vw-tags-toggle") { var p = tagsPanel(); p.style.display = p.style.display === "none" ? "block" : "none"; p.removeAttribute("data-sop"); draw(); }
+    else if (t.id === "vw-tags-toggle") toggleTags();
     else return;
     V.stage.focus();
   });

@@ -82,6 +82,34 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     }""")
     assert -1 < order[0] < order[1], order
 
+    # at 1280 px the toolbar stays one line (a second line would push the stage down), and a
+    # tool whose label is hidden for room still names itself to the pointer and to assistive tech
+    def toolbar_rows() -> list:
+        return page.evaluate("""() => [...document.querySelectorAll('#vw-toolbar > *')]
+            .map((e) => [e.id, e.getBoundingClientRect().top])""")
+
+    def one_line(rows: list) -> bool:
+        tops = [top for _, top in rows]
+        return max(tops) - min(tops) < 8
+
+    assert one_line(toolbar_rows()), toolbar_rows()
+    expect(page.locator(".vw-tool-label").first).to_be_hidden()
+    expect(page.get_by_role("button", name="Measure")).to_have_attribute("title", "Measure")
+    # on a wide screen the tools are labelled, still on one line; the image keeps its place at
+    # the stage's centre as the stage widens and narrows again
+    shown, width = _state(page), stage.bounding_box()["width"]
+    page.set_viewport_size({"width": 1680, "height": 800})
+    expect(page.locator("#vw-mode-measure")).to_contain_text("Measure")
+    expect(page.locator(".vw-tool-label").first).to_be_visible()
+    assert one_line(toolbar_rows()), toolbar_rows()
+    grown = stage.bounding_box()["width"] - width
+    assert grown > 300
+    page.wait_for_function(f"window.__pacsViewer.state().panX !== {shown['panX']}")
+    assert abs(_state(page)["panX"] - (shown["panX"] + grown / 2)) <= 1, (shown, _state(page))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_function(f"Math.abs(window.__pacsViewer.state().panX - {shown['panX']}) <= 1")
+    assert _state(page)["zoom"] == shown["zoom"]
+
     # scroll with the wheel and the keyboard
     stage.hover()
     for _ in range(3):
@@ -125,9 +153,27 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     measured = float(re.match(r"([\d.]+) mm", stage.get_attribute("data-measure")).group(1))
     assert abs(measured - expected_mm) < 0.5, (measured, expected_mm)
 
-    # the tag browser shows the current instance
+    # one click opens the tag browser on the current instance, beside the stage and on the
+    # screen; the stage it narrows keeps its image centred; another click closes it
+    pan, width = _state(page)["panX"], stage.bounding_box()["width"]
     page.click("#vw-tags-toggle")
+    expect(page.locator("#vw-tag-table")).to_be_visible()
     expect(page.locator("#vw-tag-table")).to_contain_text("(0020,0013)")
+    expect(page.locator("#vw-tags")).to_be_in_viewport(ratio=1)
+    narrowed = width - stage.bounding_box()["width"]
+    assert narrowed > 300
+    page.wait_for_function(f"window.__pacsViewer.state().panX !== {pan}")
+    assert abs(_state(page)["panX"] - (pan - narrowed / 2)) <= 1
+    # the table follows the image shown (instance number = index + 1 in this series)
+    index = _state(page)["index"]
+    stage.focus()
+    page.keyboard.press("ArrowDown")
+    expect(stage).to_have_attribute("data-index", str(index + 1))
+    expect(page.locator("#vw-tag-table")).to_contain_text(f"(0020,0013)IS{index + 2}(")
+    page.click("#vw-tags-toggle")
+    expect(page.locator("#vw-tags")).to_be_hidden()
+    page.wait_for_function(f"Math.abs(window.__pacsViewer.state().panX - {pan}) <= 1")
+    assert stage.bounding_box()["width"] == width
 
     # reload: the same image and window come back
     before = _state(page)

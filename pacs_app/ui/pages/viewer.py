@@ -139,10 +139,19 @@ def _overlay(corner: str) -> rx.Component:
 
 
 def _tool(label: str, id_: str, icon: str) -> rx.Component:
+    """A toolbar button. Below about 1536 px (a 1280 or 1440 px laptop) it shows only its icon,
+    so that the toolbar stays one line and the stage keeps its height; its name is then its
+    tooltip and what a screen reader says."""
     return rx.el.button(
         rx.icon(icon, size=15),
-        label,
+        rx.el.span(
+            label,
+            class_name="vw-tool-label",
+            style={"display": rx.breakpoints(initial="none", xl="inline")},
+        ),
         id=id_,
+        title=label,
+        aria_label=label,
         class_name="vw-tool",
         style={
             "display": "inline-flex",
@@ -183,6 +192,7 @@ def _toolbar() -> rx.Component:
             style={"padding": "3px", "max_width": "190px"},
         ),
         _tool("Tags", "vw-tags-toggle", "list"),
+        id="vw-toolbar",
         wrap="wrap",
         spacing="2",
         align="center",
@@ -233,6 +243,9 @@ def viewer_page() -> rx.Component:
                 style={
                     "position": "relative",
                     "flex": "1",
+                    # the canvas's pixel width must not hold the stage wider when the tag
+                    # panel opens beside it: the panel would be pushed off the screen
+                    "min_width": "0",
                     "height": "72vh",
                     "background": "#000",
                     "color": "#e5e5e5",

@@ -572,8 +572,32 @@
     });
   }
 
-  // The tag browser lives in a panel of this script's own inside #vw-tags (React owns the
-  // outer element and would reset its style on a re-render).
+  // --- tag browser ---------------------------------------------------------------------------
+  // It lives in a panel of this script's own inside #vw-tags (React owns that element and would
+  // reset what this script set on it): a filter box and a table of the image's header, with each
+  // tag's keyword from the server's data dictionary and sequences that open into their items.
+  var TAG_ROWS_MAX = 5000;
+  var tagOpen = {};                     // row path -> open; a sequence starts closed, an item open
+  var dict = null, dictLoading = null;  // the data dictionary, fetched once per page
+  function loadDictionary() {
+    if (dict || dictLoading) return;
+    dictLoading = get("/dicom/dictionary", "application/json").then(function (res) { return res.json(); }).then(function (d) {
+      dict = { tags: d.tags || {}, repeaters: Object.keys(d.repeaters || {}).map(function (mask) {
+        return [new RegExp("^" + mask.replace(/x/g, "[0-9A-F]") + "$"), d.repeaters[mask]];
+      }) };
+      if (V && tagsOpen()) showTags();  // the rows are built again, now with keywords
+    }).catch(function () { dictLoading = null; });  // tags show without keywords; the next open tries again
+  }
+  function keywordOf(tag) {
+    if (!dict) return "";
+    if (dict.tags[tag]) return dict.tags[tag];
+    for (var i = 0; i < dict.repeaters.length; i++) if (dict.repeaters[i][0].test(tag)) return dict.repeaters[i][1];
+    var group = parseInt(tag.slice(0, 4), 16), elem = parseInt(tag.slice(4), 16);
+    if (elem === 0) return "GroupLength";
+    if (group % 2 === 1 && elem >= 0x10 && elem <= 0xff) return "PrivateCreator";
+    return group % 2 === 1 ? "(private)" : "";
+  }
+
   function tagsPanel() {
     var outer = $("vw-tags");
     if (!outer) return null;
@@ -581,39 +605,136 @@
     if (!panel) {
       panel = document.createElement("div");
       panel.className = "vw-tag-panel";
-      panel.style.cssText = "width:340px";
+      panel.style.cssText = "display:none;width:400px;max-height:72vh;overflow-y:auto;flex-shrink:0;font:11px monospace";
+      var filter = document.createElement("input");
+      filter.id = "vw-tag-filter";
+      filter.type = "search";
+      filter.placeholder = "Filter: tag, keyword or value";
+      filter.setAttribute("aria-label", "Filter the tags by tag, keyword or value");
+      filter.style.cssText = "width:100%;box-sizing:border-box;padding:3px 6px;font:12px sans-serif;border:1px solid var(--gray-7);border-radius:4px;background:var(--gray-1);color:var(--gray-12)";
+      filter.addEventListener("input", function () { renderTags(); });
+      var note = document.createElement("div");
+      note.id = "vw-tag-note";
+      note.style.cssText = "color:var(--gray-10);padding:2px 0";
+      // the filter and its note stay at the top while the table scrolls under them
+      var head = document.createElement("div");
+      head.style.cssText = "position:sticky;top:0;z-index:1;padding-bottom:2px;background:var(--color-background)";
+      head.appendChild(filter); head.appendChild(note);
+      var table = document.createElement("table");
+      table.id = "vw-tag-table";
+      table.style.cssText = "border-collapse:collapse;width:100%";
+      table.addEventListener("click", function (e) {
+        var tr = e.target.closest ? e.target.closest("tr[data-path]") : null;
+        if (!tr) return;
+        var path = tr.getAttribute("data-path");
+        tagOpen[path] = tr.getAttribute("aria-expanded") !== "true";
+        renderTags();
+      });
+      panel.appendChild(head); panel.appendChild(table);
       outer.appendChild(panel);
     }
     return panel;
   }
-  // the page hides #vw-tags with a class; the toggle shows it with an inline display
-  function tagsOpen() { var o = $("vw-tags"); return !!o && getComputedStyle(o).display !== "none"; }
+  function tagsOpen() { var p = $("vw-tags") && $("vw-tags").querySelector(".vw-tag-panel"); return !!p && p.style.display !== "none"; }
   function toggleTags() {
-    var outer = $("vw-tags"), panel = tagsPanel();
-    if (!outer) return;
-    outer.style.display = tagsOpen() ? "none" : "block";
+    var panel = tagsPanel();
+    if (!panel) return;
+    var open = !tagsOpen();
+    panel.style.display = open ? "block" : "none";
+    $("vw-tags-toggle") && $("vw-tags-toggle").setAttribute("aria-pressed", open ? "true" : "false");
+    if (open) loadDictionary();
     panel.removeAttribute("data-sop");
     draw();
   }
 
+  function tagValue(e) {
+    if (e.vr === "SQ") return ((e.Value || []).length) + " item(s)";
+    if (e.Value) return e.Value.map(function (x) { return x && typeof x === "object" ? (x.Alphabetic || JSON.stringify(x)) : String(x); }).join("\\");
+    if (e.InlineBinary) return "(" + e.vr + " binary, " + Math.floor(e.InlineBinary.length * 3 / 4) + " bytes)";
+    if (e.BulkDataURI) return "(" + e.vr + " bulk data)";
+    return "";
+  }
+  // The header as rows in document order: each {tag, kw, vr, value, depth, parent, path, kind}.
+  function tagRows(meta) {
+    var rows = [], more = 0;
+    function walk(dataset, depth, parent, prefix) {
+      Object.keys(dataset).sort().forEach(function (tag) {
+        if (rows.length >= TAG_ROWS_MAX) { more++; return; }
+        var e = dataset[tag], path = prefix + tag, i = rows.length;
+        rows.push({ tag: "(" + tag.slice(0, 4) + "," + tag.slice(4) + ")", raw: tag, kw: keywordOf(tag), vr: e.vr || "",
+                    value: tagValue(e), depth: depth, parent: parent, path: path, kind: e.vr === "SQ" ? "seq" : "" });
+        if (e.vr !== "SQ") return;
+        (e.Value || []).forEach(function (item, n) {
+          if (rows.length >= TAG_ROWS_MAX) { more++; return; }
+          var j = rows.length, ipath = path + "/" + (n + 1);
+          rows.push({ tag: "(FFFE,E000)", raw: "FFFEE000", kw: "Item " + (n + 1), vr: "", value: Object.keys(item || {}).length + " element(s)",
+                      depth: depth + 1, parent: i, path: ipath, kind: "item" });
+          walk(item || {}, depth + 2, j, ipath + "/");
+        });
+      });
+    }
+    walk(meta || {}, 0, -1, "");
+    return { rows: rows, more: more };
+  }
+  function isOpen(row) { return row.path in tagOpen ? tagOpen[row.path] : row.kind === "item"; }
+
   var TAG_CELL = "padding:1px 6px 1px 0;vertical-align:top;";
   function showTags() {
     var img = V.images[V.index], panel = tagsPanel();
-    if (!img) { panel.textContent = ""; return; }
-    if (panel.getAttribute("data-sop") === img.sop) return;
-    panel.setAttribute("data-sop", img.sop);
-    var rows = Object.keys(img.meta).sort().map(function (tag) {
-      var e = img.meta[tag], v;
-      if (e.vr === "SQ") v = "[" + ((e.Value || []).length) + " item(s)]";
-      else if (e.Value) v = e.Value.map(function (x) { return x && typeof x === "object" ? (x.Alphabetic || JSON.stringify(x)) : String(x); }).join("\\");
-      else if (e.InlineBinary) v = "(" + e.vr + " binary)";
-      else v = "";
-      if (v.length > 80) v = v.slice(0, 77) + "...";
-      return "<tr><td style='" + TAG_CELL + "white-space:nowrap'>(" + tag.slice(0, 4) + "," + tag.slice(4) +
-        ")</td><td style='" + TAG_CELL + "color:var(--gray-10)'>" + e.vr + "</td><td style='" + TAG_CELL +
-        "word-break:break-all'>" + v.replace(/&/g, "&amp;").replace(/</g, "&lt;") + "</td></tr>";
+    if (!panel) return;
+    var key = img ? img.sop + "|" + (dict ? "k" : "") : "";
+    if (panel.getAttribute("data-sop") === key) return;
+    panel.setAttribute("data-sop", key);
+    panel.__tags = img ? tagRows(img.meta) : null;
+    if (img) renderTags();
+    else { panel.querySelector("#vw-tag-table").textContent = ""; panel.querySelector("#vw-tag-note").textContent = ""; }
+  }
+  function renderTags() {
+    var panel = tagsPanel();
+    if (!panel || !panel.__tags) return;
+    var rows = panel.__tags.rows, table = panel.querySelector("#vw-tag-table"), note = panel.querySelector("#vw-tag-note");
+    var q = panel.querySelector("#vw-tag-filter").value.trim().toLowerCase();
+    var shown = new Array(rows.length), matches = 0;
+    if (q) {
+      // a row is shown when it matches or holds a match (its sequence and item rows lead to it)
+      var qtag = q.replace(/[(),\s]/g, "");
+      rows.forEach(function (r, i) {
+        var hit = r.raw.toLowerCase().indexOf(qtag) >= 0 && qtag.length > 0 || r.kw.toLowerCase().indexOf(q) >= 0 || r.value.toLowerCase().indexOf(q) >= 0;
+        if (!hit) return;
+        matches++;
+        for (var k = i; k >= 0 && !shown[k]; k = rows[k].parent) shown[k] = true;
+      });
+    } else {
+      rows.forEach(function (r, i) { shown[i] = r.parent < 0 || (shown[r.parent] && isOpen(rows[r.parent])); });
+    }
+    table.textContent = "";
+    var body = document.createElement("tbody");
+    rows.forEach(function (r, i) {
+      if (!shown[i]) return;
+      var tr = document.createElement("tr");
+      if (r.kind) {
+        var open = q ? true : isOpen(r);
+        tr.setAttribute("data-path", r.path);
+        tr.setAttribute("aria-expanded", open ? "true" : "false");
+        tr.style.cursor = "pointer";
+        tr.title = open ? "Click to close" : "Click to open";
+      }
+      var pad = "padding-left:" + (r.depth * 10) + "px;";
+      var mark = r.kind ? (tr.getAttribute("aria-expanded") === "true" ? "▾ " : "▸ ") : "";
+      el(tr, "td", mark + r.tag, TAG_CELL + pad + "white-space:nowrap");
+      // a long keyword is cut with an ellipsis (whole in its tooltip): the value keeps the room
+      var kw = el(el(tr, "td", "", TAG_CELL), "div", r.kw, "max-width:150px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:var(--accent-11)");
+      kw.title = r.kw;
+      el(tr, "td", r.vr, TAG_CELL + "color:var(--gray-10)");
+      el(tr, "td", r.value.length > 160 ? r.value.slice(0, 157) + "..." : r.value, TAG_CELL + "word-break:break-all");
+      body.appendChild(tr);
     });
-    panel.innerHTML = "<table id='vw-tag-table' style='border-collapse:collapse;width:100%'>" + rows.join("") + "</table>";
+    table.appendChild(body);
+    var parts = [];
+    if (q) parts.push(matches ? matches + " match" + (matches === 1 ? "" : "es") : "No tag matches \u201c" + q + "\u201d");
+    if (panel.__tags.more) parts.push("The first " + TAG_ROWS_MAX + " elements are shown; " + panel.__tags.more + " more are not");
+    if (!rows.length) parts.push("This object has no header to show");
+    note.textContent = parts.join(" \u00b7 ");
   }
 
   // --- series --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pacs_app.api.dicomweb import wado
 from pacs_app.api.routes import ai as ai_routes
 from pacs_app.api.routes import auth as auth_routes
 from pacs_app.api.routes import billing as billing_routes
+from pacs_app.api.routes import dicom as dicom_routes
 from pacs_app.api.routes import studies as studies_routes
 from pacs_app.api.routes import uploads as uploads_routes
 from pacs_app.api.routes import users as users_routes
@@ -168,6 +169,7 @@ def build_api() -> FastAPI:
     api.include_router(workflow_routes.router)
     api.include_router(ai_routes.router)
     api.include_router(billing_routes.router)
+    api.include_router(dicom_routes.router)
 
     @api.get("/health", tags=["system"], summary="Liveness check")
     def health() -> dict[str, str]:

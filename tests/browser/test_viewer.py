@@ -157,9 +157,11 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     # screen; the stage it narrows keeps its image centred; another click closes it
     pan, width = _state(page)["panX"], stage.bounding_box()["width"]
     page.click("#vw-tags-toggle")
-    expect(page.locator("#vw-tag-table")).to_be_visible()
-    expect(page.locator("#vw-tag-table")).to_contain_text("(0020,0013)")
-    expect(page.locator("#vw-tags")).to_be_in_viewport(ratio=1)
+    tags, panel = page.locator("#vw-tag-table"), page.locator(".vw-tag-panel")
+    expect(tags).to_be_visible()
+    # each tag is named by its keyword, from the server's data dictionary
+    expect(tags).to_contain_text("(0020,0013)InstanceNumberIS")
+    expect(panel).to_be_in_viewport(ratio=1)
     narrowed = width - stage.bounding_box()["width"]
     assert narrowed > 300
     page.wait_for_function(f"window.__pacsViewer.state().panX !== {pan}")
@@ -169,9 +171,42 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     stage.focus()
     page.keyboard.press("ArrowDown")
     expect(stage).to_have_attribute("data-index", str(index + 1))
-    expect(page.locator("#vw-tag-table")).to_contain_text(f"(0020,0013)IS{index + 2}(")
+    expect(tags).to_contain_text(f"(0020,0013)InstanceNumberIS{index + 2}(")
+    # a sequence starts closed and opens, on a click, into its items and their elements
+    sequence = tags.locator("tr[data-path='00101002']")
+    expect(sequence).to_contain_text("OtherPatientIDsSequenceSQ2 item(s)")
+    expect(sequence).to_have_attribute("aria-expanded", "false")
+    expect(tags).not_to_contain_text("1234ABCD")
+    sequence.click()
+    expect(sequence).to_have_attribute("aria-expanded", "true")
+    expect(tags).to_contain_text("(FFFE,E000)Item 12 element(s)")
+    expect(tags).to_contain_text("(0010,0020)PatientIDLO1234ABCD")
+    sequence.click()
+    expect(tags).not_to_contain_text("1234ABCD")
+    # the filter keeps the rows that match by keyword, tag or value, and the rows that lead
+    # to a match inside a closed sequence; it stays while the images change
+    page.fill("#vw-tag-filter", "instancenumber")
+    expect(tags.locator("tr")).to_have_count(1)
+    expect(tags).to_contain_text("(0020,0013)InstanceNumber")
+    page.fill("#vw-tag-filter", "(0028,0010)")
+    expect(tags.locator("tr")).to_have_count(1)
+    expect(tags).to_contain_text("(0028,0010)RowsUS128")
+    page.fill("#vw-tag-filter", "1234abcd")
+    expect(tags.locator("tr")).to_have_count(3)
+    expect(tags).to_contain_text("OtherPatientIDsSequence")
+    expect(tags).to_contain_text("Item 2")
+    expect(tags).not_to_contain_text("Item 1")
+    stage.focus()
+    page.keyboard.press("ArrowUp")
+    expect(stage).to_have_attribute("data-index", str(index))
+    expect(page.locator("#vw-tag-filter")).to_have_value("1234abcd")
+    expect(tags.locator("tr")).to_have_count(3)
+    page.fill("#vw-tag-filter", "no-such-tag")
+    expect(tags.locator("tr")).to_have_count(0)
+    expect(page.locator("#vw-tag-note")).to_have_text("No tag matches \u201cno-such-tag\u201d")
+    page.fill("#vw-tag-filter", "")
     page.click("#vw-tags-toggle")
-    expect(page.locator("#vw-tags")).to_be_hidden()
+    expect(panel).to_be_hidden()
     page.wait_for_function(f"Math.abs(window.__pacsViewer.state().panX - {pan}) <= 1")
     assert stage.bounding_box()["width"] == width
 

@@ -256,17 +256,10 @@ def viewer_page() -> rx.Component:
                     "user_select": "none",
                 },
             ),
-            rx.el.div(
-                id="vw-tags",
-                style={
-                    "width": "340px",
-                    "max_height": "72vh",
-                    "overflow_y": "auto",
-                    "display": "none",
-                    "font_size": "11px",
-                    "font_family": "monospace",
-                },
-            ),
+            # viewer.js keeps the tag browser's panel in here (shown and hidden by its own
+            # inline style, which a re-render of this element cannot reset); this element
+            # itself makes no box, so a closed panel leaves no gap beside the stage
+            rx.el.div(id="vw-tags", style={"display": "contents"}),
             width="100%",
             align="start",
             spacing="3",

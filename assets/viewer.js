@@ -525,7 +525,9 @@
     var sink = $("vw-view-sink");
     var json = JSON.stringify({
       study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww,
-      zoom: V.zoom, panX: V.panX, panY: V.panY, invert: V.invert,
+      // pan as the image's offset from the stage's centre, so that a reload in a window of
+      // another size shows the same part of the image at the centre
+      zoom: V.zoom, cx: V.panX - (V.drawnW || 0) / 2, cy: V.panY - (V.drawnH || 0) / 2, invert: V.invert,
       sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame });
     if (sink) {
       Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, json);
@@ -793,7 +795,16 @@
     message("");
     presets();
     await go(start);
-    if (restore && restore.zoom) { V.zoom = restore.zoom; V.panX = restore.panX; V.panY = restore.panY; V.needsRender = true; draw(); }
+    if (restore && restore.zoom) {
+      V.zoom = restore.zoom;
+      if (typeof restore.cx === "number") {
+        var dpr = window.devicePixelRatio || 1;
+        V.panX = restore.cx + Math.round(V.stage.clientWidth * dpr) / 2;
+        V.panY = restore.cy + Math.round(V.stage.clientHeight * dpr) / 2;
+      }
+      else { V.panX = restore.panX; V.panY = restore.panY; }  // saved before views kept the centre
+      V.needsRender = true; draw();
+    }
   }
 
   function thumbnails() {

@@ -222,6 +222,23 @@ def test_read_a_multislice_study(page, app_url, ct_study):
         round(before["wc"]),
         round(before["ww"]),
     )
+    assert (restored["zoom"], restored["panX"], restored["panY"]) == (
+        before["zoom"],
+        before["panX"],
+        before["panY"],
+    )
+    # a reload in a narrower window: the same part of the image stays at the stage's centre
+    width = stage.bounding_box()["width"]
+    page.set_viewport_size({"width": 1100, "height": 800})
+    page.reload()
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.wait_for_timeout(300)
+    narrowed = width - page.locator("#vw-stage").bounding_box()["width"]
+    assert narrowed > 100
+    restored = _state(page)
+    assert restored["zoom"] == before["zoom"]
+    assert abs(restored["panX"] - (before["panX"] - narrowed / 2)) <= 1
+    assert restored["panY"] == before["panY"]
 
 
 def test_canvas_matches_the_server_rendering(page, app_url, ct_study):

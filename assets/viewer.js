@@ -26,6 +26,7 @@
     ["Lung", -600, 1500], ["Mediastinum", 50, 350], ["Bone", 400, 1800],
     ["Brain", 40, 80], ["Abdomen", 40, 400]];
   var SR_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.88.";
+  var WAVEFORM_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.9.";
   var PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 6, PARALLEL = 4;
   var V = null; // the viewer of the current page
 
@@ -125,10 +126,12 @@
         (m["00280030"] && m["00280030"].Value) || (m["00181164"] && m["00181164"].Value) || null;
       img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
       img.hasOverlays = Object.keys(m).some(isOverlayData);
-      // structured reports (SR, Key Object Selection) show as a document; other objects
-      // without pixel data (waveforms, RT structure sets) can't be shown here
+      // structured reports (SR, Key Object Selection) show as a document, waveforms as
+      // their traces; other objects without pixel data (RT structure sets) can't be shown here
       img.isReport = String(val(m, "00080016") || "").indexOf(SR_CLASS_ROOT) === 0;
       img.notImage = !img.isReport && !(img.rows && img.cols);
+      // waveforms (ECG...) have no pixels either: drawn from their samples
+      img.isWaveform = img.notImage && (String(val(m, "00080016") || "").indexOf(WAVEFORM_CLASS_ROOT) === 0 || !!m["54000100"]);
     });
     return images;
   }
@@ -317,6 +320,104 @@
     });
   }
 
+  // --- waveforms (ECG, hemodynamic, respiratory...) ----------------------------------------
+  async function loadWaveform(img) {
+    if (img.waveform) return img;
+    img.waveform = await (await get(instancePath(img) + "/waveform", "application/json")).json();
+    img.waveGroup = 0;
+    return img;
+  }
+  // millivolts per unit of a channel's UCUM units, where they are a voltage
+  var MV_PER_UNIT = { uV: 0.001, mV: 1, V: 1000 };
+
+  // Shown in the document panel: what it is, its groups (an ECG's rhythm strip and median
+  // beat), the device's statements, and the channels drawn on a grid at 25 mm/s and, for
+  // voltages, 10 mm/mV, the scale of ECG paper (a millimetre is as many pixels as fit the
+  // recording's width, between 2 and 6).
+  function showWaveform(img) {
+    var panel = docPanel();
+    panel.style.display = "block";
+    var key = img.sop + (img.waveform ? ":wave" + img.waveGroup + ":" + panel.clientWidth : ":loading");
+    if (panel.getAttribute("data-sop") === key) return;
+    panel.setAttribute("data-sop", key);
+    panel.textContent = "";
+    var w = img.waveform;
+    if (!w) { el(panel, "div", "Loading the waveform…", "color:#999;margin-top:30%;text-align:center"); return; }
+    el(panel, "div", w.document, "font-size:18px;font-weight:600;margin-bottom:2px").id = "vw-wave-title";
+    var when = /^(\d{4})(\d\d)(\d\d)(\d\d)?(\d\d)?(\d\d)?/.exec(w.acquired || "");
+    if (when) el(panel, "div", "Acquired " + when[1] + "-" + when[2] + "-" + when[3] + (when[4] ? " " + when[4] + ":" + (when[5] || "00") + (when[6] ? ":" + when[6] : "") : ""), "color:#9a9a9a;font-size:12px");
+    if (w.groups.length > 1) {
+      var tabs = el(panel, "div", "", "margin-top:8px");
+      w.groups.forEach(function (g, i) {
+        var b = el(tabs, "button", g.label, "margin-right:6px;font-size:12px;padding:2px 10px;cursor:pointer;border-radius:4px;" +
+          "border:1px solid #4a5f8f;color:#cfe0ff;background:" + (i === img.waveGroup ? "#3a4d7a" : "#1b2233"));
+        b.className = "vw-wave-group"; b.setAttribute("aria-pressed", i === img.waveGroup ? "true" : "false");
+        b.addEventListener("click", function () { img.waveGroup = i; showWaveform(img); });
+      });
+    }
+    if (w.annotations.length) el(panel, "div", w.annotations.join(" · "), "margin-top:8px;color:#d8d8d8").id = "vw-wave-notes";
+    if (w.problems.length) {
+      var box = el(panel, "div", "", "margin-top:8px;padding:6px 10px;border:1px solid #f5a524;border-radius:6px;color:#f5a524");
+      box.id = "vw-wave-problems";
+      w.problems.forEach(function (p) { el(box, "div", p); });
+    }
+    var g = w.groups[img.waveGroup], secs = g.samples / g.sampling_frequency;
+    var voltage = g.channels.every(function (c) { return MV_PER_UNIT[c.units]; });
+    el(panel, "div", g.label + " · " + g.channels.length + " channel(s) · " + +secs.toFixed(2) + " s at " + g.sampling_frequency +
+      " Hz · 25 mm/s" + (voltage ? " · 10 mm/mV" : " · each channel scaled to its row"), "margin-top:8px;color:#9a9a9a;font-size:12px").id = "vw-wave-scale";
+    var canvas = el(panel, "canvas", "", "display:block;margin-top:6px");
+    canvas.id = "vw-wave-canvas";
+    drawWaveform(canvas, g, voltage, panel.clientWidth - 48);
+    var button = el(panel, "button", "Download the original file", "margin-top:10px;padding:4px 10px;cursor:pointer;background:#26324d;" +
+      "color:#cfe0ff;border:1px solid #4a5f8f;border-radius:4px;font:inherit");
+    button.id = "vw-download";
+    button.addEventListener("click", function () { downloadOriginal(img).catch(function (e) { message("The file could not be downloaded: " + e.message); }); });
+  }
+
+  function drawWaveform(canvas, g, voltage, width) {
+    var LEFT = 96, TOP = 4, secs = g.samples / g.sampling_frequency;
+    var mm = Math.max(2, Math.min(6, (width - LEFT - 8) / (secs * 25)));
+    var row = Math.round(20 * mm), plotW = secs * 25 * mm;
+    var cssW = Math.ceil(LEFT + plotW + 8), cssH = TOP * 2 + row * g.channels.length, dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(cssW * dpr); canvas.height = Math.round(cssH * dpr);
+    canvas.style.width = cssW + "px"; canvas.style.height = cssH + "px";
+    // where the test (and anyone reading the figure) finds the scale, in CSS pixels
+    canvas.setAttribute("data-mm", String(mm)); canvas.setAttribute("data-left", String(LEFT));
+    canvas.setAttribute("data-top", String(TOP)); canvas.setAttribute("data-row", String(row));
+    var ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = "#0c0d10"; ctx.fillRect(0, 0, cssW, cssH);
+    // the grid: 1 mm and, stronger, 5 mm
+    for (var k = 0; k * mm <= plotW + 0.01; k++) {
+      ctx.strokeStyle = k % 5 ? "rgba(220,70,70,0.18)" : "rgba(220,70,70,0.45)"; ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(LEFT + k * mm, TOP); ctx.lineTo(LEFT + k * mm, cssH - TOP); ctx.stroke();
+    }
+    for (k = 0; k * mm <= cssH - 2 * TOP + 0.01; k++) {
+      ctx.strokeStyle = k % 5 ? "rgba(220,70,70,0.18)" : "rgba(220,70,70,0.45)";
+      ctx.beginPath(); ctx.moveTo(LEFT, TOP + k * mm); ctx.lineTo(LEFT + plotW, TOP + k * mm); ctx.stroke();
+    }
+    var dx = 25 * mm / g.sampling_frequency;
+    g.channels.forEach(function (c, i) {
+      var middle = TOP + (i + 0.5) * row, s = c.samples, n = s.length, scale, centre = 0, j;
+      if (voltage) scale = 10 * mm * MV_PER_UNIT[c.units];  // pixels per unit
+      else {
+        var lo = Infinity, hi = -Infinity;
+        for (j = 0; j < n; j++) { var v = s[j] * c.factor + c.baseline; if (v < lo) lo = v; if (v > hi) hi = v; }
+        scale = hi > lo ? row * 0.8 / (hi - lo) : 1; centre = (hi + lo) / 2;
+      }
+      ctx.fillStyle = "#cfd6e6"; ctx.font = "12px system-ui,sans-serif"; ctx.textBaseline = "middle";
+      ctx.fillText(c.label.length > 14 ? c.label.slice(0, 13) + "…" : c.label, 6, middle);
+      if (!voltage && c.units) { ctx.fillStyle = "#8b93a5"; ctx.fillText(c.units, 6, middle + 14); }
+      ctx.strokeStyle = "#f2f2f2"; ctx.lineWidth = 1.2; ctx.lineJoin = "round";
+      ctx.beginPath();
+      for (j = 0; j < n; j++) {
+        var y = middle - ((s[j] * c.factor + c.baseline) - centre) * scale;
+        if (j) ctx.lineTo(LEFT + j * dx, y); else ctx.moveTo(LEFT, y);
+      }
+      ctx.stroke();
+    });
+  }
+
   // --- drawing -----------------------------------------------------------------------------
   function renderImage(img) {
     // the current frame windowed into an offscreen canvas of the image's own size
@@ -395,7 +496,7 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.isReport ? "structured report" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
+      (img.isReport ? "structured report" : img.isWaveform && !img.waveformError ? "waveform" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
       (V.invert ? "  inverted" : "") + overlayText(img))) : "";
     var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
@@ -413,7 +514,8 @@
       requestAnimationFrame(function () { v.firstShownAt = performance.now(); });
     }
     V.stage.setAttribute("data-shown", shown ? "1" : "0");
-    V.stage.setAttribute("data-kind", !img ? "" : img.isReport ? (img.report ? "report" : "report-loading") : img.notImage ? "other" : "image");
+    V.stage.setAttribute("data-kind", !img ? "" : img.isReport ? (img.report ? "report" : "report-loading") :
+      img.isWaveform && !img.waveformError ? (img.waveform ? "waveform" : "waveform-loading") : img.notImage ? "other" : "image");
     V.stage.setAttribute("data-ready", shown && !V.provisional ? "1" : "0");
     if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
     if (tagsOpen()) showTags();
@@ -449,9 +551,26 @@
       if (!V.provisional) save();
       return;
     }
+    if (img.isWaveform && !img.waveformError) {
+      showWaveform(img);
+      draw();
+      if (!img.waveform) {
+        try { await loadWaveform(img); } catch (e) {
+          img.waveformError = e.message;
+          if (V.images[V.index] === img) go(V.index);  // said, with the file to download
+          return;
+        }
+        if (V.images[V.index] !== img) return;
+        showWaveform(img);
+        draw();
+      }
+      if (!V.provisional) save();
+      return;
+    }
     hideReport();
     if (img.notImage) {
-      message("This object is not an image (" + ((V.series && V.series.modality) || text(img.meta, "00080060") || "no pixel data") +
+      message(img.waveformError ? "This waveform cannot be shown: " + img.waveformError :
+        "This object is not an image (" + ((V.series && V.series.modality) || text(img.meta, "00080060") || "no pixel data") +
         ") and the viewer cannot show it.");
       var button = el($("vw-message"), "button", "Download the original file",
         "display:block;margin:10px auto 0;padding:4px 10px;cursor:pointer;background:#26324d;color:#cfe0ff;" +
@@ -837,7 +956,7 @@
         .then(function (metas) {
           var images = makeImages(metas), mid = images[Math.floor(images.length / 2)];
           if (!mid) return null;
-          if (mid.isReport || mid.notImage) { pending.textContent = mid.isReport ? "structured report" : "not an image"; return null; }
+          if (mid.isReport || mid.notImage) { pending.textContent = mid.isReport ? "structured report" : mid.isWaveform ? "waveform" : "not an image"; return null; }
           return get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/instances/" + mid.sop +
             "/frames/" + (mid.frame + 1) + "/rendered?quality=80", "image/jpeg");
         })

@@ -20,7 +20,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, NotFound
-from pacs_app.dicom import pixels, sr
+from pacs_app.dicom import pixels, sr, waveform
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
@@ -307,3 +307,11 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
     for item in body["items"]:
         item["series_uid"] = series_of.get(item["sop_instance_uid"], "")
     return body
+
+
+def waveform_channels(found: StoredInstance) -> dict[str, Any]:
+    """A waveform's groups of channels (:func:`waveform.read`), for a viewer to draw."""
+    try:
+        return asdict(waveform.read(dataset(found)))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc

@@ -207,3 +207,38 @@ def test_a_structured_reports_content_tree_for_the_viewer(api, uploaded):
     assert r.status_code == 422 and "not a structured report" in r.json()["detail"]
     assert api.get(inst, headers=_auth(api, "other")).status_code == 404
     assert api.get(inst).status_code == 401
+
+
+@pytest.mark.skipif(not TESTDATA.exists(), reason=f"shared test data not found at {TESTDATA}")
+def test_a_waveforms_channels_for_the_viewer(api, uploaded, tmp_path):
+    h = uploaded["headers"]
+    ecg = pydicom.dcmread(TESTDATA / "non_image" / "waveform_ecg.dcm")
+    ecg.StudyInstanceUID = pydicom.uid.generate_uid()  # pydicom's test files share study UIDs
+    ecg.save_as(tmp_path / "ecg.dcm")
+    files = [("files", ("ecg.dcm", (tmp_path / "ecg.dcm").read_bytes()))]
+    assert api.post("/studies", headers=h, files=files).status_code == 201
+    inst = (
+        f"/dicomweb/studies/{ecg.StudyInstanceUID}/series/{ecg.SeriesInstanceUID}"
+        f"/instances/{ecg.SOPInstanceUID}/waveform"
+    )
+    r = api.get(inst, headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["document"] == "12-lead ECG Waveform Storage"
+    rhythm, median = body["groups"]
+    assert (rhythm["label"], rhythm["sampling_frequency"], rhythm["samples"]) == (
+        "RHYTHM",
+        1000,
+        10000,
+    )
+    assert median["label"] == "MEDIAN BEAT" and len(median["channels"]) == 12
+    lead = rhythm["channels"][1]
+    assert (lead["label"], lead["units"]) == ("Lead II", "uV")
+    values = np.array(lead["samples"]) * lead["factor"] + lead["baseline"]
+    assert np.array_equal(values, ecg.waveform_array(0)[:, 1])
+    assert "QT Interval: 368 ms" in body["annotations"]
+    # an image has none; another centre and no token see nothing
+    r = api.get(uploaded["instance"] + "/waveform", headers=h)
+    assert r.status_code == 422 and "no waveform" in r.json()["detail"]
+    assert api.get(inst, headers=_auth(api, "other")).status_code == 404
+    assert api.get(inst).status_code == 401

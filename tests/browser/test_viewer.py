@@ -289,17 +289,21 @@ def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     study_id = _upload(app_url, [corrupt])
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text("cannot be decoded", timeout=30_000)
-    # a waveform has no pixels: said plainly, with no window/level for an image that is not there
-    # (in a study of its own: pydicom's test files share study UIDs)
-    ecg = pydicom.dcmread(TESTDATA / "non_image" / "waveform_ecg.dcm")
-    ecg.StudyInstanceUID = pydicom.uid.generate_uid()
-    ecg.save_as(tmp_path / "ecg-sent.dcm")
-    study_id = _upload(app_url, [tmp_path / "ecg-sent.dcm"])
+    # an RT structure set has no pixels: said plainly, with no window/level for an image that
+    # is not there (in a study of its own: pydicom's test files share study UIDs)
+    rtstruct = pydicom.dcmread(TESTDATA / "non_image" / "rtstruct.dcm", force=True)
+    rtstruct.StudyInstanceUID = pydicom.uid.generate_uid()
+    rtstruct.file_meta = pydicom.dataset.FileMetaDataset()  # the file has none
+    rtstruct.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    rtstruct.file_meta.MediaStorageSOPClassUID = rtstruct.SOPClassUID
+    rtstruct.file_meta.MediaStorageSOPInstanceUID = rtstruct.SOPInstanceUID
+    rtstruct.save_as(tmp_path / "rtstruct-sent.dcm")
+    study_id = _upload(app_url, [tmp_path / "rtstruct-sent.dcm"])
     # (opened straight after another study: the page is restored with that study's state
     # first, and the viewer must start again on this one, not stay on the last patient's)
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text(
-        "This object is not an image (ECG)", timeout=30_000
+        "This object is not an image (RTSTRUCT)", timeout=30_000
     )
     expect(page.locator(".vw-thumb")).to_have_count(1)
     expect(page.locator("#vw-stage")).to_have_attribute("data-kind", "other")
@@ -309,10 +313,84 @@ def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     # its file, as stored, can still be taken
     with page.expect_download() as download:
         page.click("#vw-download")
+    saved = tmp_path / "rtstruct.dcm"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == (tmp_path / "rtstruct-sent.dcm").read_bytes()
+    assert download.value.suggested_filename.endswith(".dcm")
+
+
+def _trace_rows(page, x: float, top: float, bottom: float) -> list[float]:
+    """The CSS rows where the ECG canvas has its trace's colour in column ``x``."""
+    return page.evaluate(
+        """([x, top, bottom]) => {
+            const c = document.getElementById("vw-wave-canvas"), dpr = c.width / c.clientWidth;
+            const ctx = c.getContext("2d"), col = Math.floor(x * dpr);
+            const data = ctx.getImageData(col, 0, 1, c.height).data, rows = [];
+            for (let y = Math.floor(top * dpr); y < Math.ceil(bottom * dpr); y++) {
+                const o = y * 4;
+                if (data[o] > 160 && data[o + 1] > 160 && data[o + 2] > 160) rows.push(y / dpr);
+            }
+            return rows;
+        }""",
+        [x, top, bottom],
+    )
+
+
+def test_an_ecg_is_drawn_from_its_samples(page, app_url, tmp_path):
+    source = TESTDATA / "non_image" / "waveform_ecg.dcm"
+    if not source.exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    ecg = pydicom.dcmread(source)
+    ecg.StudyInstanceUID = pydicom.uid.generate_uid()  # pydicom's test files share study UIDs
+    ecg.save_as(tmp_path / "ecg-sent.dcm")
+    study_id = _upload(app_url, [tmp_path / "ecg-sent.dcm"])
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    stage = page.locator("#vw-stage")
+    expect(stage).to_have_attribute("data-kind", "waveform", timeout=30_000)
+    expect(page.locator("#vw-wave-title")).to_have_text("12-lead ECG Waveform Storage")
+    expect(page.locator("#vw-wave-scale")).to_contain_text(
+        "RHYTHM · 12 channel(s) · 10 s at 1000 Hz · 25 mm/s · 10 mm/mV"
+    )
+    expect(page.locator("#vw-wave-notes")).to_contain_text("RITMO SINUSALE")
+    expect(page.locator("#vw-wave-notes")).to_contain_text("QT Interval: 368 ms")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("waveform")
+    expect(page.locator(".vw-thumb")).to_contain_text("waveform")
+    expect(page.locator("#vw-message")).to_have_text("")
+
+    # Lead II at its highest sample is drawn where 25 mm/s and 10 mm/mV put it
+    canvas = page.locator("#vw-wave-canvas")
+    mm, left, top, row = (
+        float(canvas.get_attribute(f"data-{k}")) for k in ("mm", "left", "top", "row")
+    )
+    lead = ecg.waveform_array(0)[:, 1] / 1000  # mV
+    peak = int(np.argmax(lead))
+    x = left + peak / 1000 * 25 * mm
+    middle = top + 1.5 * row
+    expected_y = middle - lead[peak] * 10 * mm
+    # (the other leads peak at the same moment: only the rows around Lead II's peak are read)
+    rows = _trace_rows(page, x, expected_y - 10, expected_y + 10)
+    assert rows, "no trace drawn in Lead II's column at its peak"
+    assert abs(min(rows) - expected_y) <= 2, (rows, expected_y)
+    # and where the trace is flat before it, it lies on the row's zero line
+    quiet = int(np.argmin(np.abs(lead[:peak]) + np.abs(np.gradient(lead[:peak])) * 10))
+    rows = _trace_rows(page, left + quiet / 1000 * 25 * mm, middle - row / 2, middle + row / 2)
+    assert rows and abs(np.mean(rows) - (middle - lead[quiet] * 10 * mm)) <= 2
+    page.screenshot(path=str(ARTIFACTS / "viewer-ecg.png"))
+
+    # the median beat, a group of its own, on a click
+    page.locator(".vw-wave-group", has_text="MEDIAN BEAT").click()
+    expect(page.locator("#vw-wave-scale")).to_contain_text("MEDIAN BEAT · 12 channel(s) · 1.2 s")
+    expect(page.locator(".vw-wave-group", has_text="MEDIAN BEAT")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    # its file, as stored, can be taken from here too
+    with page.expect_download() as download:
+        page.click("#vw-download")
     saved = tmp_path / "ecg.dcm"
     download.value.save_as(saved)
     assert saved.read_bytes() == (tmp_path / "ecg-sent.dcm").read_bytes()
-    assert download.value.suggested_filename.endswith(".dcm")
 
 
 def test_overlay_planes_are_drawn_over_the_image_and_can_be_hidden(page, app_url, tmp_path):

@@ -166,12 +166,10 @@ async def retrieve_frames(
 async def frame_overlays(
     study: str, series: str, sop: str, frame: str, request: Request, session: SessionDep
 ) -> Response:
-    def work(s, actor, _address):
-        found = _found(s, actor, study, series, sop)
-        index = dicomweb.parse_frame_number(frame, found.frames)
-        return _extension_json(dicomweb.frame_overlays(found, index))
+    def answer(_s, found):
+        return dicomweb.frame_overlays(found, dicomweb.parse_frame_number(frame, found.frames))
 
-    return await as_actor(request, session, work)
+    return await _about_instance(request, session, (study, series, sop), answer)
 
 
 @router.get(
@@ -190,11 +188,38 @@ async def frame_overlays(
 async def structured_report(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
-    def work(s, actor, _address):
-        found = _found(s, actor, study, series, sop)
-        return _extension_json(dicomweb.structured_report(s, found))
+    return await _about_instance(request, session, (study, series, sop), dicomweb.structured_report)
 
-    return await as_actor(request, session, work)
+
+@router.get(
+    INSTANCE + "/waveform",
+    summary="A waveform's channels, such as an ECG's leads (this server's extension, JSON)",
+    description=(
+        "For an instance with a Waveform Sequence (ECG, hemodynamic, respiratory...): the "
+        "document's kind, its acquisition time, each multiplex group (label, sampling "
+        "frequency in Hz, samples per channel) with its channels (label, UCUM units, the "
+        "samples as stored, and factor and baseline: a sample's value in its units is "
+        "sample * factor + baseline), the device's statements and measurements, and what "
+        "could not be read. 422 for an instance that has no waveform."
+    ),
+    openapi_extra=SIGNED_IN,
+)
+async def waveform(
+    study: str, series: str, sop: str, request: Request, session: SessionDep
+) -> Response:
+    return await _about_instance(
+        request, session, (study, series, sop), lambda _s, found: dicomweb.waveform_channels(found)
+    )
+
+
+def _about_instance(request, session, uids, answer) -> Awaitable[Response]:
+    """One of this server's JSON extensions about one instance: ``answer(session, found)``
+    for an instance the actor may see."""
+
+    def work(s, actor, _address):
+        return _extension_json(answer(s, _found(s, actor, *uids)))
+
+    return as_actor(request, session, work)
 
 
 def _render(request: Request, session: Session, study, series, sop, frame: str | None):

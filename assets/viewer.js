@@ -459,6 +459,9 @@
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000"; ctx.fillRect(0, 0, cw, ch);
     var img = V.images[V.index];
+    // a waveform is drawn again to the panel's new width (nothing is done at the same width)
+    var doc = V.stage.querySelector(".vw-doc");
+    if (img && img.waveform && doc && (doc.getAttribute("data-sop") || "").indexOf(img.sop + ":wave") === 0) showWaveform(img);
     if (!img || (!img.values && !img.rgb)) { overlay(); return; }
     if (V.needsRender) { renderImage(img); V.needsRender = false; }
     ctx.imageSmoothingEnabled = V.zoom < 1;

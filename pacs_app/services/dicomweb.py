@@ -310,8 +310,17 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
 
 
 def waveform_channels(found: StoredInstance) -> dict[str, Any]:
-    """A waveform's groups of channels (:func:`waveform.read`), for a viewer to draw."""
+    """A waveform's groups of channels (:func:`waveform.read`), for a viewer to draw.
+
+    Built field by field: ``asdict`` would copy every sample (0.2 s for a 12-lead ECG)."""
     try:
-        return asdict(waveform.read(dataset(found)))
+        read = waveform.read(dataset(found))
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
+    return {
+        **vars(read),
+        "groups": [
+            {**vars(group), "channels": [vars(channel) for channel in group.channels]}
+            for group in read.groups
+        ],
+    }

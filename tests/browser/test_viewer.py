@@ -378,6 +378,15 @@ def test_an_ecg_is_drawn_from_its_samples(page, app_url, tmp_path):
     rows = _trace_rows(page, left + quiet / 1000 * 25 * mm, middle - row / 2, middle + row / 2)
     assert rows and abs(np.mean(rows) - (middle - lead[quiet] * 10 * mm)) <= 2
     page.screenshot(path=str(ARTIFACTS / "viewer-ecg.png"))
+    # the tag browser narrows the stage: the recording is drawn again to the new width
+    scale = canvas.get_attribute("data-mm")
+    page.click("#vw-tags-toggle")
+    page.wait_for_function(
+        f"document.getElementById('vw-wave-canvas').getAttribute('data-mm') !== '{scale}'"
+    )
+    assert float(canvas.get_attribute("data-mm")) < mm
+    page.click("#vw-tags-toggle")
+    expect(canvas).to_have_attribute("data-mm", scale)
 
     # the median beat, a group of its own, on a click
     page.locator(".vw-wave-group", has_text="MEDIAN BEAT").click()

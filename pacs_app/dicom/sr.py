@@ -305,3 +305,39 @@ def read(ds: pydicom.Dataset) -> StructuredReport:
         items=items,
         problems=problems,
     )
+
+
+#: Concepts of a measurement group (TID 1501, 1410, 1411) that say what a measurement is of.
+_SUBJECT_CONCEPTS = ("Finding", "Finding Site", "Tracking Identifier")
+
+
+def measurements(report: StructuredReport) -> list[str]:
+    """The report's numeric measurements as lines of text, in document order, for a
+    radiologist's report: ``"Spinal cord, Cervico-thoracic spine: Area of defined region
+    1.7 cm2"``. What a measurement is of comes from its group's Finding, Finding Site or
+    (without those) Tracking Identifier, else from the section holding it; a NUM item with no
+    value (PS3.3 C.18.1: Numeric Value Qualifier only) is left out."""
+    items = report.items
+    by_position = {item.position: item for item in items}
+    children: dict[str, list[ContentItem]] = {}
+    for item in items:
+        parent = item.position.rpartition(".")[0]
+        children.setdefault(parent, []).append(item)
+    lines = []
+    for item in items:
+        if item.value_type != "NUM" or not item.value or item.refers_to:
+            continue
+        parent = item.position.rpartition(".")[0]
+        siblings = children.get(parent, [])
+        subject = [s.value for s in siblings if s.concept in _SUBJECT_CONCEPTS[:2] and s.value]
+        if not subject:
+            subject = [s.value for s in siblings if s.concept == _SUBJECT_CONCEPTS[2] and s.value]
+        if not subject:
+            section = by_position.get(parent)
+            if section is not None and section.value_type == "CONTAINER" and parent != "1":
+                subject = [section.concept] if section.concept else []
+        name = item.concept or "Measurement"
+        lines.append(
+            f"{', '.join(subject)}: {name} {item.value}" if subject else f"{name}: {item.value}"
+        )
+    return lines

@@ -249,6 +249,18 @@ class ReportDraft(BaseModel):
     saved_by: str | None
 
 
+class ReportMeasurements(BaseModel):
+    """The numeric measurements of one structured report of the study (an ultrasound's, a
+    CAD's, a dose report's), as lines, and as the block of text a report takes them in."""
+
+    sop_instance_uid: str
+    series_instance_uid: str
+    title: str
+    observed: str  # the SR's content date and time, as text ("" where absent)
+    lines: list[str]
+    text: str
+
+
 class TemplatePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -10,35 +10,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pydicom
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, InvalidInput, NotFound
+from pacs_app.dicom import sr
 from pacs_app.models import (
     Centre,
     DraftSource,
+    Instance,
     Report,
     ReportTemplate,
     ReportVersion,
     Role,
+    Series,
     Study,
     StudyStatus,
     User,
     VersionKind,
 )
 from pacs_app.models.base import utcnow
-from pacs_app.services import audit, workflow
+from pacs_app.services import audit, dicomweb, workflow
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Action, Actor, can, require
 from pacs_app.services.dto import (
     ReportDraft,
+    ReportMeasurements,
     ReportVersionPublic,
     ReportView,
     TemplatePublic,
 )
 from pacs_app.services.studies import study_public
 from pacs_app.services.workflow import Step
+from pacs_app.storage import Storage
 
 S = StudyStatus
 MAX_TEXT = 20_000
@@ -415,6 +421,61 @@ def report_pdf(
 
 
 # --- templates ---------------------------------------------------------------------------
+
+
+#: Structured reports read for their measurements, newest first; lines kept from each.
+MAX_MEASURED_REPORTS = 20
+MAX_MEASUREMENT_LINES = 200
+
+
+def study_measurements(
+    *, session: Session, actor: Actor, study_id: str, storage: Storage
+) -> list[ReportMeasurements]:
+    """The numeric measurements in the study's structured reports (:func:`sr.measurements`),
+    one entry per report that has any, oldest first, for the radiologist to take into the
+    findings. A report whose file cannot be read is left out (the viewer says why)."""
+    study = workflow.load_visible(session, actor, study_id)
+    rows = session.exec(
+        select(Instance.sop_instance_uid, Series.series_instance_uid, Instance.storage_key)
+        .join(Series, col(Series.id) == Instance.series_pk)
+        .where(
+            Instance.study_pk == study.id,
+            col(Instance.sop_class_uid).startswith(sr.SR_CLASS_ROOT),
+        )
+        .order_by(col(Instance.received_at).desc(), col(Instance.id).desc())
+        .limit(MAX_MEASURED_REPORTS)
+    ).all()
+    found = []
+    for sop_uid, series_uid, storage_key in reversed(rows):
+        stored = dicomweb.StoredInstance(
+            study_id=study.study_id,
+            storage_key=storage_key,
+            path=storage.local_path(storage_key),
+            frames=1,
+            study_pk=study.id,
+        )
+        try:
+            report = sr.read(dicomweb.dataset(stored))
+        except (NotFound, ValueError, OSError, pydicom.errors.InvalidDicomError):
+            continue
+        lines = sr.measurements(report)[:MAX_MEASUREMENT_LINES]
+        if not lines:
+            continue
+        title = report.title or report.document
+        observed = report.content_datetime.partition(".")[0]  # to the second
+        heading = f"Measurements from the structured report “{title}”"
+        heading += f" ({observed}):" if observed else ":"
+        found.append(
+            ReportMeasurements(
+                sop_instance_uid=sop_uid,
+                series_instance_uid=series_uid,
+                title=title,
+                observed=observed,
+                lines=lines,
+                text="\n".join([heading, *(f"- {line}" for line in lines)]),
+            )
+        )
+    return found
 
 
 def matching_templates(session: Session, study: Study) -> list[TemplatePublic]:

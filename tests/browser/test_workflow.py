@@ -138,3 +138,52 @@ def test_tele_radiologist_claims_a_pool_study_and_the_list_updates_itself(page, 
     doctor.goto(f"/study/{study_id}")
     expect(doctor.locator("#workflow-assigned")).to_contain_text("Dr Demo Radiologist")
     expect(doctor.locator("#release-study")).to_be_visible()
+
+
+def test_a_structured_reports_measurements_go_into_the_findings(page, app_url, tmp_path):
+    import httpx
+    import pydicom
+
+    from tests.browser.test_viewer import _token
+    from tests.browser.test_viewer import _upload as upload_by_api
+    from tests.dicom_factory import TESTDATA
+
+    source = TESTDATA / "non_image" / "SR_TID1500_highdicom.dcm"
+    if not source.exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    ds = pydicom.dcmread(source)
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()  # pydicom's test files share study UIDs
+    ds.PatientID = _pid()
+    ds.save_as(tmp_path / "sr.dcm")
+    study_id = upload_by_api(app_url, [tmp_path / "sr.dcm"])
+    token = _token(app_url, "radiologist", "radio123")
+    claimed = httpx.post(
+        f"{app_url}/studies/{study_id}/claim", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert claimed.status_code == 200, claimed.text
+
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/report/{study_id}")
+    panel = page.locator("#sr-measurements")
+    expect(panel).to_contain_text("Imaging Measurement Report", timeout=15_000)
+    line = "Spinal cord, Cervico-thoracic spine: Area of defined region 1.7 cm2"
+    expect(panel).to_contain_text(line)
+    page.fill("#findings", "CT of the cervical spine.")
+    expect(page.locator("#saved-note")).to_contain_text("Draft v1 saved", timeout=15_000)
+    page.click("#insert-measurements-0")
+    block = (
+        "CT of the cervical spine.\n\n"
+        "Measurements from the structured report “Imaging Measurement Report” "
+        f"(2019-03-17 17:33:15):\n- {line}"
+    )
+    expect(page.locator("#findings")).to_have_value(block)
+    expect(page.locator("#saved-note")).to_contain_text("Draft v2 saved", timeout=15_000)
+    # a second click adds nothing: they are there already
+    page.click("#insert-measurements-0")
+    expect(page.get_by_text("These measurements are already in the findings.")).to_be_visible()
+    expect(page.locator("#findings")).to_have_value(block)
+    # saved: they are in the report after a reload
+    page.reload()
+    expect(page.locator("#findings")).to_have_value(block, timeout=15_000)
+    expect(page.locator("#saved-note")).to_contain_text("Draft v2 saved")

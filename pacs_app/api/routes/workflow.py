@@ -15,11 +15,13 @@ from pacs_app.services.dto import (
     NotificationList,
     RadiologistOption,
     ReportDraft,
+    ReportMeasurements,
     ReportView,
     StudyPublic,
     TemplatePublic,
     WorklistPage,
 )
+from pacs_app.storage import get_storage
 
 router = APIRouter(tags=["workflow"])
 
@@ -218,6 +220,24 @@ def save_report(
         impression=body.impression,
         base_revision=body.base_revision,
         address=address,
+    )
+
+
+@router.get(
+    "/studies/{study_id}/report/measurements",
+    response_model=list[ReportMeasurements],
+    summary="The numeric measurements in the study's structured reports",
+    description=(
+        "One entry per structured report of the study that holds measurements (an "
+        "ultrasound's, a CAD's, a dose report's), oldest first: its lines and the block of "
+        "text that takes them into the findings (append it and save the draft with PUT)."
+    ),
+)
+def report_measurements(
+    study_id: str, actor: CurrentActor, session: SessionDep
+) -> list[ReportMeasurements]:
+    return reports.study_measurements(
+        session=session, actor=actor, study_id=study_id, storage=get_storage()
     )
 
 

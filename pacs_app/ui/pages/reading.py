@@ -15,12 +15,16 @@ from pacs_app.core.errors import Conflict, DomainError, NotFound
 from pacs_app.models import StudyStatus
 from pacs_app.services import ai, reports, workflow
 from pacs_app.services.dto import ReportView, WorklistItem
+from pacs_app.storage import get_storage
 from pacs_app.ui import routes
 from pacs_app.ui.components import count_of
 from pacs_app.ui.components.ai_panel import ai_status_badge, finding_row, severity_badge
 from pacs_app.ui.pages.studies import priority_badge, study_row
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
+
+#: Lines of each structured report's measurements shown before they are inserted.
+MEASUREMENTS_PREVIEW = 6
 
 POLL_MS = 4000
 AUTOSAVE_MS = 600  # a draft is saved this long after the radiologist stops typing
@@ -323,6 +327,10 @@ class ReportState(AuthState):
     addendum: str = ""
     verify_open: bool = False
     replace_open: bool = False
+    # the measurements in the study's structured reports, for the findings (see
+    # reports.study_measurements): what the page shows, and each one's block of text
+    measurements: list[dict[str, str]] = []
+    _measurement_texts: list[str] = []
     _study_id: str = ""
 
     def _show(self, view: ReportView) -> None:
@@ -390,7 +398,29 @@ class ReportState(AuthState):
             self.ready = True
             return None
         self._show(view)
-        self.ai_findings = []
+        self.ai_findings, self.measurements, self._measurement_texts = [], [], []
+        if view.can_edit:
+            found = await call_domain(
+                reports.study_measurements,
+                actor=actor,
+                study_id=self._study_id,
+                storage=get_storage(),
+            )
+            self._measurement_texts = [m.text for m in found]
+            self.measurements = [
+                {
+                    "index": str(i),
+                    "button_id": f"insert-measurements-{i}",
+                    "title": m.title + (f" · {m.observed}" if m.observed else ""),
+                    "preview": "\n".join(m.lines[:MEASUREMENTS_PREVIEW])
+                    + (
+                        f"\n… {len(m.lines) - MEASUREMENTS_PREVIEW} more"
+                        if len(m.lines) > MEASUREMENTS_PREVIEW
+                        else ""
+                    ),
+                }
+                for i, m in enumerate(found)
+            ]
         if view.can_edit and view.ai_draft is not None:
             report = await call_domain(ai.ai_report, actor=actor, study_id=self._study_id)
             self.ai_findings = [finding_row(f) for f in report.findings]
@@ -482,6 +512,24 @@ class ReportState(AuthState):
         self.replace_open = False
         await self._reload()
         return rx.toast.success(f"Template “{self.template_choice}” applied.")
+
+    @rx.event
+    async def insert_measurements(self, index: str):
+        """Append one structured report's measurements to the findings, and save."""
+        try:
+            text = self._measurement_texts[int(index)]
+        except (ValueError, IndexError):
+            return rx.toast.error("Those measurements are no longer there: reload the page.")
+        if text in self.findings:
+            return rx.toast.info("These measurements are already in the findings.")
+        self.findings = f"{self.findings.rstrip()}\n\n{text}" if self.findings.strip() else text
+        self.saved_note = "Saving…"
+        result = await self._save()
+        if result is not None:
+            return result
+        if self.save_error:
+            return rx.toast.error(self.save_error)
+        return rx.toast.success("Measurements added to the findings; check them before signing.")
 
     @rx.event
     def set_ai_replace_open(self, value: bool):
@@ -735,6 +783,42 @@ def _ai_finding(f) -> rx.Component:
     )
 
 
+def _measurement_row(m) -> rx.Component:
+    return rx.hstack(
+        rx.vstack(
+            rx.text(m["title"], weight="bold", size="2"),
+            rx.text(m["preview"], size="1", white_space="pre-wrap", color_scheme="gray"),
+            spacing="1",
+            width="100%",
+        ),
+        rx.button(
+            "Insert into findings",
+            size="1",
+            variant="soft",
+            on_click=ReportState.insert_measurements(m["index"]),
+            id=m["button_id"],
+        ),
+        width="100%",
+        align="start",
+        class_name="sr-measurements-row",
+    )
+
+
+def _measurements_panel() -> rx.Component:
+    return rx.callout.root(
+        rx.callout.icon(rx.icon("ruler")),
+        rx.vstack(
+            rx.text("Measurements in this study's structured reports", weight="bold", size="2"),
+            rx.foreach(ReportState.measurements, _measurement_row),
+            spacing="2",
+            width="100%",
+        ),
+        color_scheme="cyan",
+        id="sr-measurements",
+        width="100%",
+    )
+
+
 def _ai_panel() -> rx.Component:
     return rx.callout.root(
         rx.callout.icon(rx.icon("bot")),
@@ -818,6 +902,7 @@ def _editor() -> rx.Component:
             _ai_panel(),
             rx.text("No AI draft for this study.", size="1", color_scheme="gray", id="no-ai-draft"),
         ),
+        rx.cond(ReportState.measurements.length() > 0, _measurements_panel()),
         rx.cond(
             ReportState.source_note != "",
             rx.text(ReportState.source_note, size="1", color_scheme="violet"),

@@ -128,10 +128,11 @@
       img.hasOverlays = Object.keys(m).some(isOverlayData);
       // structured reports (SR, Key Object Selection) show as a document, waveforms as
       // their traces; other objects without pixel data (RT structure sets) can't be shown here
-      img.isReport = String(val(m, "00080016") || "").indexOf(SR_CLASS_ROOT) === 0;
+      var sopClass = String(val(m, "00080016") || "");
+      img.isReport = sopClass.indexOf(SR_CLASS_ROOT) === 0;
       img.notImage = !img.isReport && !(img.rows && img.cols);
-      // waveforms (ECG...) have no pixels either: drawn from their samples
-      img.isWaveform = img.notImage && (String(val(m, "00080016") || "").indexOf(WAVEFORM_CLASS_ROOT) === 0 || !!m["54000100"]);
+      // waveforms (ECG...) have no pixels either: drawn from their samples (until that fails)
+      img.isWaveform = img.notImage && (sopClass.indexOf(WAVEFORM_CLASS_ROOT) === 0 || !!m["54000100"]);
     });
     return images;
   }
@@ -222,6 +223,16 @@
     setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
   }
 
+  // the "Download the original file" button, in parent, placed by css
+  function downloadButton(parent, img, css) {
+    var button = el(parent, "button", "Download the original file", css + ";padding:4px 10px;cursor:pointer;" +
+      "background:#26324d;color:#cfe0ff;border:1px solid #4a5f8f;border-radius:4px;font:inherit");
+    button.id = "vw-download";
+    button.addEventListener("click", function () {
+      downloadOriginal(img).catch(function (e) { message("The file could not be downloaded: " + e.message); });
+    });
+  }
+
   // --- structured reports ---------------------------------------------------------------
   async function loadReport(img) {
     if (img.report) return img;
@@ -254,6 +265,14 @@
     return node;
   }
 
+  // what a document could not read, said in amber (nothing where it read everything)
+  function problemsBox(panel, id, problems) {
+    if (!problems.length) return;
+    var box = el(panel, "div", "", "margin-top:8px;padding:6px 10px;border:1px solid #f5a524;border-radius:6px;color:#f5a524");
+    box.id = id;
+    problems.forEach(function (p) { el(box, "div", p); });
+  }
+
   function showReport(img) {
     var panel = docPanel();
     panel.style.display = "block";
@@ -272,11 +291,7 @@
     var incomplete = r.completion === "PARTIAL" || r.verification === "UNVERIFIED" || r.preliminary === "PRELIMINARY";
     if (flags.length) el(panel, "div", flags.join(" · "), "margin-top:6px;color:" + (incomplete ? "#f5a524" : "#7ee2a8")).id = "vw-sr-flags";
     r.verifying_observers.forEach(function (o) { el(panel, "div", "Verified by " + o, "color:#b5b5b5;font-size:12px"); });
-    if (r.problems.length) {
-      var box = el(panel, "div", "", "margin-top:8px;padding:6px 10px;border:1px solid #f5a524;border-radius:6px;color:#f5a524");
-      box.id = "vw-sr-problems";
-      r.problems.forEach(function (p) { el(box, "div", p); });
-    }
+    problemsBox(panel, "vw-sr-problems", r.problems);
     var list = el(panel, "div", "", "margin-top:12px");
     list.id = "vw-sr-items";
     r.items.forEach(function (item) {
@@ -356,11 +371,7 @@
       });
     }
     if (w.annotations.length) el(panel, "div", w.annotations.join(" · "), "margin-top:8px;color:#d8d8d8").id = "vw-wave-notes";
-    if (w.problems.length) {
-      var box = el(panel, "div", "", "margin-top:8px;padding:6px 10px;border:1px solid #f5a524;border-radius:6px;color:#f5a524");
-      box.id = "vw-wave-problems";
-      w.problems.forEach(function (p) { el(box, "div", p); });
-    }
+    problemsBox(panel, "vw-wave-problems", w.problems);
     var g = w.groups[img.waveGroup], secs = g.samples / g.sampling_frequency;
     var voltage = g.channels.every(function (c) { return MV_PER_UNIT[c.units]; });
     el(panel, "div", g.label + " · " + g.channels.length + " channel(s) · " + +secs.toFixed(2) + " s at " + g.sampling_frequency +
@@ -368,10 +379,7 @@
     var canvas = el(panel, "canvas", "", "display:block;margin-top:6px");
     canvas.id = "vw-wave-canvas";
     drawWaveform(canvas, g, voltage, panel.clientWidth - 48);
-    var button = el(panel, "button", "Download the original file", "margin-top:10px;padding:4px 10px;cursor:pointer;background:#26324d;" +
-      "color:#cfe0ff;border:1px solid #4a5f8f;border-radius:4px;font:inherit");
-    button.id = "vw-download";
-    button.addEventListener("click", function () { downloadOriginal(img).catch(function (e) { message("The file could not be downloaded: " + e.message); }); });
+    downloadButton(panel, img, "margin-top:10px");
   }
 
   function drawWaveform(canvas, g, voltage, width) {
@@ -447,11 +455,16 @@
     V.rendered = data;
   }
 
+  // the stage's size in device pixels: the canvas's, and the frame pan and zoom are in
+  function stageSize() {
+    var dpr = window.devicePixelRatio || 1;
+    return [Math.round(V.stage.clientWidth * dpr), Math.round(V.stage.clientHeight * dpr)];
+  }
+
   function draw() {
     if (!V) return;
     var canvas = V.canvas, ctx = canvas.getContext("2d");
-    var dpr = window.devicePixelRatio || 1;
-    var cw = Math.round(V.stage.clientWidth * dpr), ch = Math.round(V.stage.clientHeight * dpr);
+    var dpr = window.devicePixelRatio || 1, size = stageSize(), cw = size[0], ch = size[1];
     if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
     // the stage changed size (window, tag panel): what was at its centre stays there
     if (V.drawnW && (V.drawnW !== cw || V.drawnH !== ch)) { V.panX += (cw - V.drawnW) / 2; V.panY += (ch - V.drawnH) / 2; }
@@ -499,7 +512,7 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.isReport ? "structured report" : img.isWaveform && !img.waveformError ? "waveform" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
+      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
       (V.invert ? "  inverted" : "") + overlayText(img))) : "";
     var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
@@ -518,7 +531,7 @@
     }
     V.stage.setAttribute("data-shown", shown ? "1" : "0");
     V.stage.setAttribute("data-kind", !img ? "" : img.isReport ? (img.report ? "report" : "report-loading") :
-      img.isWaveform && !img.waveformError ? (img.waveform ? "waveform" : "waveform-loading") : img.notImage ? "other" : "image");
+      img.isWaveform ? (img.waveform ? "waveform" : "waveform-loading") : img.notImage ? "other" : "image");
     V.stage.setAttribute("data-ready", shown && !V.provisional ? "1" : "0");
     if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
     if (tagsOpen()) showTags();
@@ -554,12 +567,12 @@
       if (!V.provisional) save();
       return;
     }
-    if (img.isWaveform && !img.waveformError) {
+    if (img.isWaveform) {
       showWaveform(img);
       draw();
       if (!img.waveform) {
         try { await loadWaveform(img); } catch (e) {
-          img.waveformError = e.message;
+          img.isWaveform = false; img.waveformError = e.message;
           if (V.images[V.index] === img) go(V.index);  // said, with the file to download
           return;
         }
@@ -575,13 +588,7 @@
       message(img.waveformError ? "This waveform cannot be shown: " + img.waveformError :
         "This object is not an image (" + ((V.series && V.series.modality) || text(img.meta, "00080060") || "no pixel data") +
         ") and the viewer cannot show it.");
-      var button = el($("vw-message"), "button", "Download the original file",
-        "display:block;margin:10px auto 0;padding:4px 10px;cursor:pointer;background:#26324d;color:#cfe0ff;" +
-        "border:1px solid #4a5f8f;border-radius:4px;font:inherit");
-      button.id = "vw-download";
-      button.addEventListener("click", function () {
-        downloadOriginal(img).catch(function (e) { message("The file could not be downloaded: " + e.message); });
-      });
+      downloadButton($("vw-message"), img, "display:block;margin:10px auto 0");
       draw();
       return;
     }
@@ -616,17 +623,14 @@
   function fit() {
     var img = V.images[V.index];
     if (!img || !img.rows || !img.cols) return;  // a report or another object without pixels
-    var cw = V.canvas.width || V.stage.clientWidth, ch = V.canvas.height || V.stage.clientHeight;
-    var dpr = window.devicePixelRatio || 1;
-    cw = Math.round(V.stage.clientWidth * dpr); ch = Math.round(V.stage.clientHeight * dpr);
+    var size = stageSize(), cw = size[0], ch = size[1];
     V.zoom = Math.min(cw / img.cols, ch / img.rows);
     V.panX = Math.round((cw - img.cols * V.zoom) / 2); V.panY = Math.round((ch - img.rows * V.zoom) / 2);
   }
   function actualSize() {
     var img = V.images[V.index];
     if (!img || !img.rows || !img.cols) return;
-    var dpr = window.devicePixelRatio || 1;
-    var cw = Math.round(V.stage.clientWidth * dpr), ch = Math.round(V.stage.clientHeight * dpr);
+    var size = stageSize(), cw = size[0], ch = size[1];
     V.zoom = 1; V.panX = Math.round((cw - img.cols) / 2); V.panY = Math.round((ch - img.rows) / 2);
   }
   function reset() {
@@ -920,9 +924,8 @@
     if (restore && restore.zoom) {
       V.zoom = restore.zoom;
       if (typeof restore.cx === "number") {
-        var dpr = window.devicePixelRatio || 1;
-        V.panX = restore.cx + Math.round(V.stage.clientWidth * dpr) / 2;
-        V.panY = restore.cy + Math.round(V.stage.clientHeight * dpr) / 2;
+        var size = stageSize();
+        V.panX = restore.cx + size[0] / 2; V.panY = restore.cy + size[1] / 2;
       }
       else { V.panX = restore.panX; V.panY = restore.panY; }  // saved before views kept the centre
       V.needsRender = true; draw();

@@ -307,8 +307,10 @@ def read(ds: pydicom.Dataset) -> StructuredReport:
     )
 
 
-#: Concepts of a measurement group (TID 1501, 1410, 1411) that say what a measurement is of.
-_SUBJECT_CONCEPTS = ("Finding", "Finding Site", "Tracking Identifier")
+#: Concepts of a measurement group (TID 1501, 1410, 1411) that say what a measurement is of,
+#: and the one that names it where those are absent.
+_SUBJECT_CONCEPTS = ("Finding", "Finding Site")
+_TRACKING_CONCEPT = "Tracking Identifier"
 
 
 def measurements(report: StructuredReport) -> list[str]:
@@ -329,9 +331,9 @@ def measurements(report: StructuredReport) -> list[str]:
             continue
         parent = item.position.rpartition(".")[0]
         siblings = children.get(parent, [])
-        subject = [s.value for s in siblings if s.concept in _SUBJECT_CONCEPTS[:2] and s.value]
+        subject = [s.value for s in siblings if s.concept in _SUBJECT_CONCEPTS and s.value]
         if not subject:
-            subject = [s.value for s in siblings if s.concept == _SUBJECT_CONCEPTS[2] and s.value]
+            subject = [s.value for s in siblings if s.concept == _TRACKING_CONCEPT and s.value]
         if not subject:
             section = by_position.get(parent)
             if section is not None and section.value_type == "CONTAINER" and parent != "1":

@@ -22,8 +22,6 @@ import numpy as np
 import pydicom
 from pydicom.waveforms.numpy_handler import WAVEFORM_DTYPES
 
-#: Every waveform storage SOP class (ECG, hemodynamic, audio, respiratory...) is under this root.
-WAVEFORM_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.9."
 #: Samples kept per channel: two minutes at 1 kHz. Longer recordings (a Holter's day) are cut
 #: there, and the cut is said in the problems.
 MAX_SAMPLES = 120_000

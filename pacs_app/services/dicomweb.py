@@ -133,6 +133,12 @@ class StoredInstance:
     frames: int
     study_pk: int
 
+    @classmethod
+    def of(cls, study: Study, storage_key: str, frames: int, storage: Storage) -> StoredInstance:
+        """An instance of ``study`` stored under ``storage_key`` (found by the caller, who
+        has checked that the actor may see the study)."""
+        return cls(study.study_id, storage_key, storage.local_path(storage_key), frames, study.id)
+
 
 def instance(
     *,
@@ -156,13 +162,7 @@ def instance(
     ).all()
     for study, storage_key, frames in rows:
         if can(actor, Action.VIEW_STUDY, study):
-            return StoredInstance(
-                study_id=study.study_id,
-                storage_key=storage_key,
-                path=storage.local_path(storage_key),
-                frames=frames,
-                study_pk=study.id,
-            )
+            return StoredInstance.of(study, storage_key, frames, storage)
     raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
 
 

@@ -420,7 +420,7 @@ def report_pdf(
     return ReportFile(filename=f"report_{study.study_id}.pdf", content=content)
 
 
-# --- templates ---------------------------------------------------------------------------
+# --- measurements from the study's structured reports ----------------------------------
 
 
 #: Structured reports read for their measurements, newest first; lines kept from each.
@@ -447,13 +447,7 @@ def study_measurements(
     ).all()
     found = []
     for sop_uid, series_uid, storage_key in reversed(rows):
-        stored = dicomweb.StoredInstance(
-            study_id=study.study_id,
-            storage_key=storage_key,
-            path=storage.local_path(storage_key),
-            frames=1,
-            study_pk=study.id,
-        )
+        stored = dicomweb.StoredInstance.of(study, storage_key, 1, storage)
         try:
             report = sr.read(dicomweb.dataset(stored))
         except (NotFound, ValueError, OSError, pydicom.errors.InvalidDicomError):
@@ -476,6 +470,9 @@ def study_measurements(
             )
         )
     return found
+
+
+# --- templates ---------------------------------------------------------------------------
 
 
 def matching_templates(session: Session, study: Study) -> list[TemplatePublic]:

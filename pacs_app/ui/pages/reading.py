@@ -398,29 +398,7 @@ class ReportState(AuthState):
             self.ready = True
             return None
         self._show(view)
-        self.ai_findings, self.measurements, self._measurement_texts = [], [], []
-        if view.can_edit:
-            found = await call_domain(
-                reports.study_measurements,
-                actor=actor,
-                study_id=self._study_id,
-                storage=get_storage(),
-            )
-            self._measurement_texts = [m.text for m in found]
-            self.measurements = [
-                {
-                    "index": str(i),
-                    "button_id": f"insert-measurements-{i}",
-                    "title": m.title + (f" · {m.observed}" if m.observed else ""),
-                    "preview": "\n".join(m.lines[:MEASUREMENTS_PREVIEW])
-                    + (
-                        f"\n… {len(m.lines) - MEASUREMENTS_PREVIEW} more"
-                        if len(m.lines) > MEASUREMENTS_PREVIEW
-                        else ""
-                    ),
-                }
-                for i, m in enumerate(found)
-            ]
+        self.ai_findings = []
         if view.can_edit and view.ai_draft is not None:
             report = await call_domain(ai.ai_report, actor=actor, study_id=self._study_id)
             self.ai_findings = [finding_row(f) for f in report.findings]
@@ -431,8 +409,40 @@ class ReportState(AuthState):
     async def open(self):
         self.ready, self.message, self.save_error, self.addendum = False, "", "", ""
         self.findings = self.impression = ""
+        self.measurements, self._measurement_texts = [], []
         self._study_id = self._path_study_id()
-        return await self._reload()
+        redirect = await self._reload()
+        if redirect is None and self.can_edit:
+            await self._load_measurements()
+        return redirect
+
+    async def _load_measurements(self) -> None:
+        """The study's SR measurements, read once when the page opens (the study's files do
+        not change while it is read; a template or the AI draft does not change them)."""
+        actor = await self.actor()
+        if actor is None:
+            return
+        found = await call_domain(
+            reports.study_measurements,
+            actor=actor,
+            study_id=self._study_id,
+            storage=get_storage(),
+        )
+        self._measurement_texts = [m.text for m in found]
+        self.measurements = [
+            {
+                "index": str(i),
+                "button_id": f"insert-measurements-{i}",
+                "title": m.title + (f" · {m.observed}" if m.observed else ""),
+                "preview": "\n".join(m.lines[:MEASUREMENTS_PREVIEW])
+                + (
+                    f"\n… {len(m.lines) - MEASUREMENTS_PREVIEW} more"
+                    if len(m.lines) > MEASUREMENTS_PREVIEW
+                    else ""
+                ),
+            }
+            for i, m in enumerate(found)
+        ]
 
     async def _save(self):
         actor = await self.actor()

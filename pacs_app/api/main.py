@@ -16,6 +16,7 @@ from sqlmodel import Session
 from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from pacs_app.api.compression import JsonCompression
 from pacs_app.api.deps import get_session
 from pacs_app.api.dicomweb import wado
 from pacs_app.api.routes import ai as ai_routes
@@ -159,6 +160,7 @@ def build_api() -> FastAPI:
         openapi_url="/openapi.json",
     )
     api.add_exception_handler(DomainError, _domain_error_handler)
+    api.add_middleware(JsonCompression)
     # Routes are matched in order, one by one: WADO-RS first, as it serves every image a
     # viewer shows (the others are requested far less often).
     api.include_router(wado.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import shutil
 from pathlib import Path
@@ -242,3 +243,25 @@ def test_a_waveforms_channels_for_the_viewer(api, uploaded, tmp_path):
     assert r.status_code == 422 and "no waveform" in r.json()["detail"]
     assert api.get(inst, headers=_auth(api, "other")).status_code == 404
     assert api.get(inst).status_code == 401
+
+
+def test_json_answers_are_gzipped_for_a_client_that_accepts_it(api, uploaded):
+    h, ds = uploaded["headers"], uploaded["ds"]
+    url = f"/dicomweb/studies/{ds.StudyInstanceUID}/metadata"
+    plain = api.get(url, headers={**h, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    for accepted in ("gzip", "br, gzip;q=0.5", "*"):
+        with api.stream("GET", url, headers={**h, "Accept-Encoding": accepted}) as r:
+            raw = b"".join(r.iter_raw())
+        assert r.headers["content-encoding"] == "gzip", accepted
+        assert "Accept-Encoding" in r.headers["vary"]
+        assert int(r.headers["content-length"]) == len(raw) < len(plain.content) / 4
+        assert gzip.decompress(raw) == plain.content
+    refused = api.get(url, headers={**h, "Accept-Encoding": "gzip;q=0, *"})
+    assert "content-encoding" not in refused.headers and refused.content == plain.content
+    # pixels are not: frames, rendered images and whole instances pass as they are
+    for path in ("/frames/1", "/rendered", ""):
+        r = api.get(uploaded["instance"] + path, headers={**h, "Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and "content-encoding" not in r.headers, path
+    # nor a short answer
+    assert "content-encoding" not in api.get("/health").headers

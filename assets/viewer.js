@@ -126,6 +126,7 @@
         (m["00280030"] && m["00280030"].Value) || (m["00181164"] && m["00181164"].Value) || null;
       img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
       img.hasOverlays = Object.keys(m).some(isOverlayData);
+      img.unit = valueUnit(m, pvt);
       // structured reports (SR, Key Object Selection) show as a document, waveforms as
       // their traces; other objects without pixel data (RT structure sets) can't be shown here
       var sopClass = String(val(m, "00080016") || "");
@@ -135,6 +136,15 @@
       img.isWaveform = img.notImage && (sopClass.indexOf(WAVEFORM_CLASS_ROOT) === 0 || !!m["54000100"]);
     });
     return images;
+  }
+
+  // The unit of the modality values (after the rescale): Hounsfield units for CT unless its
+  // Rescale Type says otherwise; else what Rescale Type names, where it names one ("US" is
+  // unspecified).
+  function valueUnit(m, pvt) {
+    var type = text(pvt || {}, "00281054") || text(m, "00281054");
+    if (type && type !== "US") return type;
+    return !type && text(m, "00080060") === "CT" ? "HU" : "";
   }
 
   // (60xx,3000) Overlay Data of an overlay plane: groups 6000 to 601E, even
@@ -482,15 +492,53 @@
     ctx.drawImage(V.offscreen, 0, 0);
     if (V.showOverlays && img.overlays && img.overlays.canvas) ctx.drawImage(img.overlays.canvas, 0, 0);
     // measurements of this image
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     (V.measures[V.index] || []).concat(V.drawing ? [V.drawing] : []).forEach(function (m) {
-      ctx.setTransform(1, 0, 0, 1, 0, 0);
-      var a = toScreen(m[0], m[1]), b = toScreen(m[2], m[3]);
-      ctx.strokeStyle = "#ffd43b"; ctx.lineWidth = 1.5 * dpr;
-      ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
-      ctx.fillStyle = "#ffd43b"; ctx.font = (12 * dpr) + "px monospace";
-      ctx.fillText(lengthText(img, m), b[0] + 6 * dpr, b[1] - 6 * dpr);
+      drawMeasure(ctx, img, m, dpr);
     });
     overlay();
+  }
+
+  // A measurement is {kind, p}: p holds image coordinates (x, y pairs, pixel i spanning
+  // [i, i + 1)). A length is two points; an ROI the corners of its ellipse's bounding box; an
+  // angle three points, the vertex second (while the second arm is placed, two and a preview).
+  function drawMeasure(ctx, img, m, dpr) {
+    var p = m.p, label, at;
+    ctx.strokeStyle = "#ffd43b"; ctx.lineWidth = 1.5 * dpr;
+    ctx.beginPath();
+    if (m.kind === "roi") {
+      var c = toScreen((p[0] + p[2]) / 2, (p[1] + p[3]) / 2);
+      ctx.ellipse(c[0], c[1], Math.abs(p[2] - p[0]) / 2 * V.zoom, Math.abs(p[3] - p[1]) / 2 * V.zoom, 0, 0, 2 * Math.PI);
+      at = toScreen(Math.max(p[0], p[2]), Math.max(p[1], p[3]));
+    } else {
+      var points = m.preview ? p.concat(m.preview) : p;
+      for (var k = 0; k + 1 < points.length; k += 2) {
+        var s = toScreen(points[k], points[k + 1]);
+        if (k) ctx.lineTo(s[0], s[1]); else ctx.moveTo(s[0], s[1]);
+      }
+      at = toScreen(points[points.length - 2], points[points.length - 1]);
+    }
+    ctx.stroke();
+    label = measureText(img, m);
+    if (!label) return;
+    ctx.fillStyle = "#ffd43b"; ctx.font = (12 * dpr) + "px monospace";
+    label.split("\n").forEach(function (line, i) { ctx.fillText(line, at[0] + 6 * dpr, at[1] - 6 * dpr + i * 15 * dpr); });
+  }
+
+  function measureText(img, m) {
+    if (m.kind === "roi") return roiText(img, m);
+    if (m.kind === "angle") return m.p.length === 6 || m.preview ? angleText(img, m.preview ? m.p.concat(m.preview) : m.p) : "";
+    return lengthText(img, m.p);
+  }
+
+  // the tools that draw a measurement, and what they draw
+  var DRAWN = { measure: "length", roi: "roi", angle: "angle" };
+
+  // a finished measurement joins its image's; an ROI's values are summed once, here
+  function keep(m) {
+    var img = V.images[V.index];
+    if (m.kind === "roi" && img) m.stats = roiStats(img, m.p);
+    (V.measures[V.index] = V.measures[V.index] || []).push(m);
   }
 
   function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }
@@ -505,6 +553,51 @@
     return mm.toFixed(1) + " mm";
   }
 
+  // The angle at the vertex (p[2], p[3]), in the patient's plane: pixels scaled by their
+  // spacing, so a non-square pixel does not bend it.
+  function angleText(img, p) {
+    var sx = img.spacing ? img.spacing[1] : 1, sy = img.spacing ? img.spacing[0] : 1;
+    var ux = (p[0] - p[2]) * sx, uy = (p[1] - p[3]) * sy, vx = (p[4] - p[2]) * sx, vy = (p[5] - p[3]) * sy;
+    var lengths = Math.sqrt(ux * ux + uy * uy) * Math.sqrt(vx * vx + vy * vy);
+    if (!lengths) return "";
+    var cos = Math.max(-1, Math.min(1, (ux * vx + uy * vy) / lengths));
+    return (Math.acos(cos) * 180 / Math.PI).toFixed(1) + "°";
+  }
+
+  // The modality values inside an elliptical ROI: the pixels whose centres lie in it.
+  function roiStats(img, p) {
+    var cx = (p[0] + p[2]) / 2, cy = (p[1] + p[3]) / 2, rx = Math.abs(p[2] - p[0]) / 2, ry = Math.abs(p[3] - p[1]) / 2;
+    var st = { n: 0, sum: 0, sq: 0, min: Infinity, max: -Infinity };
+    if (!img.values || rx <= 0 || ry <= 0) return st;
+    var y0 = Math.max(0, Math.floor(cy - ry)), y1 = Math.min(img.rows - 1, Math.ceil(cy + ry));
+    var x0 = Math.max(0, Math.floor(cx - rx)), x1 = Math.min(img.cols - 1, Math.ceil(cx + rx));
+    for (var y = y0; y <= y1; y++) {
+      var dy = (y + 0.5 - cy) / ry, row = y * img.cols;
+      for (var x = x0; x <= x1; x++) {
+        var dx = (x + 0.5 - cx) / rx;
+        if (dx * dx + dy * dy > 1) continue;
+        var v = img.values[row + x];
+        st.n++; st.sum += v; st.sq += v * v;
+        if (v < st.min) st.min = v;
+        if (v > st.max) st.max = v;
+      }
+    }
+    return st;
+  }
+
+  function roiText(img, m) {
+    var p = m.p, rx = Math.abs(p[2] - p[0]) / 2, ry = Math.abs(p[3] - p[1]) / 2;
+    var area = img.spacing ? (Math.PI * rx * img.spacing[1] * ry * img.spacing[0]).toFixed(1) + " mm²"
+      : (Math.PI * rx * ry).toFixed(1) + " px² (no PixelSpacing)";
+    if (img.rgb) return "area " + area + "\nno values: a colour image";
+    var st = m.stats || roiStats(img, p);
+    if (!st.n) return "area " + area + "\nno pixel inside";
+    var mean = st.sum / st.n, sd = Math.sqrt(Math.max(0, st.sq / st.n - mean * mean)), unit = img.unit ? " " + img.unit : "";
+    return "mean " + mean.toFixed(1) + unit + ", SD " + sd.toFixed(1) + "\nmin " + round(st.min) + ", max " + round(st.max) +
+      "\narea " + area + " (" + st.n + " px)";
+  }
+  function round(v) { return Number.isInteger(v) ? String(v) : v.toFixed(2); }
+
   function overlay() {
     var img = V.images[V.index], s = V.study, series = V.series || {};
     $("vw-overlay-tl").innerText = [s.patient, s.patient_id, s.age_sex, s.study_date].filter(Boolean).join("\n");
@@ -516,7 +609,7 @@
       (V.invert ? "  inverted" : "") + overlayText(img))) : "";
     var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
-      (lastMeasure && img ? "\n" + lengthText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
+      (lastMeasure && img ? "\n" + measureText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
     V.stage.setAttribute("data-index", String(V.index));
     V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
     V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
@@ -533,7 +626,7 @@
     V.stage.setAttribute("data-kind", !img ? "" : img.isReport ? (img.report ? "report" : "report-loading") :
       img.isWaveform ? (img.waveform ? "waveform" : "waveform-loading") : img.notImage ? "other" : "image");
     V.stage.setAttribute("data-ready", shown && !V.provisional ? "1" : "0");
-    if (lastMeasure && img) V.stage.setAttribute("data-measure", lengthText(img, lastMeasure));
+    if (lastMeasure && img) V.stage.setAttribute("data-measure", measureText(img, lastMeasure));
     if (tagsOpen()) showTags();
   }
 
@@ -553,6 +646,7 @@
   async function go(index) {
     if (!V.images.length) return;
     V.index = Math.max(0, Math.min(V.images.length - 1, index));
+    V.drawing = null;  // a measurement being drawn belongs to the image it was begun on
     var img = V.images[V.index];
     message("");
     if (img.isReport) {
@@ -991,6 +1085,12 @@
     stage.addEventListener("mousedown", function (e) {
       if (inDocument(e)) return;  // its text can be selected, its links clicked
       stage.focus();
+      if (V.drawing && V.drawing.kind === "angle" && e.button === 0) {
+        // an angle whose first arm is drawn: this click ends its second
+        V.drawing.p = V.drawing.p.concat(toImage(e.clientX, e.clientY)); V.drawing.preview = null;
+        keep(V.drawing); V.drawing = null; draw(); save(); e.preventDefault();
+        return;
+      }
       var mode = e.button === 2 ? "wl" : e.button === 1 ? "pan" : V.mode;
       var start = { x: e.clientX, y: e.clientY, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: V.panX, panY: V.panY, p: toImage(e.clientX, e.clientY) };
       var dpr = window.devicePixelRatio || 1;
@@ -1004,18 +1104,29 @@
           V.zoom = Math.max(0.05, start.zoom * Math.pow(1.01, -dy));
           var r = V.canvas.getBoundingClientRect();
           V.panX = (start.x - r.left) * dpr - start.p[0] * V.zoom; V.panY = (start.y - r.top) * dpr - start.p[1] * V.zoom;
-        } else if (mode === "measure") {
+        } else if (DRAWN[mode]) {
           var q = toImage(ev.clientX, ev.clientY);
-          V.drawing = [start.p[0], start.p[1], q[0], q[1]];
+          V.drawing = { kind: DRAWN[mode], p: [start.p[0], start.p[1], q[0], q[1]] };
         }
         if (!V.frame) V.frame = requestAnimationFrame(function () { V.frame = 0; draw(); });
       }
       function up() {
         window.removeEventListener("mousemove", move); window.removeEventListener("mouseup", up);
-        if (V.drawing) { (V.measures[V.index] = V.measures[V.index] || []).push(V.drawing); V.drawing = null; }
+        V.dragging = false;
+        var d = V.drawing;
+        if (d && Math.hypot(d.p[2] - d.p[0], d.p[3] - d.p[1]) * V.zoom < 3 * dpr) V.drawing = null;  // a click
+        else if (d && d.kind !== "angle") { keep(d); V.drawing = null; }
+        // (an angle's first arm waits for the click that ends its second)
         draw(); save();
       }
+      V.dragging = true;
       window.addEventListener("mousemove", move); window.addEventListener("mouseup", up);
+    });
+    // an angle's second arm follows the pointer
+    stage.addEventListener("mousemove", function (e) {
+      if (V.dragging || !V.drawing || V.drawing.kind !== "angle") return;
+      V.drawing.preview = toImage(e.clientX, e.clientY);
+      if (!V.frame) V.frame = requestAnimationFrame(function () { V.frame = 0; draw(); });
     });
     stage.addEventListener("keydown", function (e) {
       var k = e.key;
@@ -1027,6 +1138,7 @@
       else if (k === "i" || k === "I") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
       else if (k === " ") { e.preventDefault(); toggleCine(); }
       else if (k === "o" || k === "O") toggleOverlays();
+      else if (k === "Escape" && V.drawing) { V.drawing = null; draw(); }
     });
     // redraw when the stage changes size, whether the window or the layout (the tag panel) did it
     if (window.ResizeObserver) new ResizeObserver(function () { if (V) draw(); }).observe(stage);
@@ -1037,9 +1149,10 @@
     if (!V) return;
     var t = e.target && e.target.closest ? e.target.closest("button") : null;
     if (!t) return;
-    var modes = { "vw-mode-wl": "wl", "vw-mode-zoom": "zoom", "vw-mode-pan": "pan", "vw-mode-measure": "measure" };
+    var modes = { "vw-mode-wl": "wl", "vw-mode-zoom": "zoom", "vw-mode-pan": "pan", "vw-mode-measure": "measure",
+      "vw-mode-roi": "roi", "vw-mode-angle": "angle" };
     if (modes[t.id]) {
-      V.mode = modes[t.id];
+      V.mode = modes[t.id]; V.drawing = null;
       Object.keys(modes).forEach(function (id) { var b = $(id); if (b) b.style.background = id === t.id ? "var(--accent-4)" : "var(--gray-2)"; });
     } else if (t.id === "vw-fit") { fit(); draw(); save(); }
     else if (t.id === "vw-actual") { actualSize(); draw(); save(); }
@@ -1070,8 +1183,10 @@
       images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
-      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert }; },
+      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert,
+        measure: (V.measures[V.index] || []).slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
+      measures: function () { return (V.measures[V.index] || []).map(function (m) { return m.kind; }); },
       // performance.now() when the first image was drawn (for the benchmark)
       firstShownAt: function () { return V.firstShownAt > 0 ? V.firstShownAt : null; },
     };

@@ -153,6 +153,56 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     measured = float(re.match(r"([\d.]+) mm", stage.get_attribute("data-measure")).group(1))
     assert abs(measured - expected_mm) < 0.5, (measured, expected_mm)
 
+    # an elliptical ROI: the statistics of the file's values (rescaled: HU) in the pixels whose
+    # centres lie inside the ellipse, and the ellipse's area in mm2
+    page.click("#vw-mode-roi")
+    page.mouse.move(cx - 60, cy - 40)
+    page.mouse.down()
+    page.mouse.move(cx + 45, cy + 30, steps=6)
+    page.mouse.up()
+    roi = _state(page)
+    assert roi["measure"]["kind"] == "roi"
+    x0, y0, x1, y1 = roi["measure"]["p"]
+    ds = next(d for d in map(pydicom.dcmread, paths) if d.SOPInstanceUID == roi["sop"])
+    values = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    yy, xx = np.mgrid[0 : ds.Rows, 0 : ds.Columns] + 0.5
+    rx, ry = abs(x1 - x0) / 2, abs(y1 - y0) / 2
+    inside = ((xx - (x0 + x1) / 2) / rx) ** 2 + ((yy - (y0 + y1) / 2) / ry) ** 2 <= 1
+    picked = values[inside]
+    shown = stage.get_attribute("data-measure")
+    found = re.fullmatch(
+        r"mean (-?[\d.]+) HU, SD ([\d.]+)\nmin (-?\d+), max (-?\d+)"
+        r"\narea ([\d.]+) mm. \((\d+) px\)",
+        shown,
+    )
+    assert found, shown
+    assert int(found[6]) == picked.size > 100
+    assert abs(float(found[1]) - picked.mean()) <= 0.051, (shown, picked.mean())
+    assert abs(float(found[2]) - picked.std()) <= 0.051, (shown, picked.std())
+    assert (int(found[3]), int(found[4])) == (picked.min(), picked.max())
+    area = np.pi * rx * ry * float(ds.PixelSpacing[0]) * float(ds.PixelSpacing[1])
+    assert abs(float(found[5]) - area) <= 0.051, (shown, area)
+    # an angle: drag its first arm to the vertex, then click where the second ends
+    page.click("#vw-mode-angle")
+    page.mouse.move(cx - 100, cy + 50)
+    page.mouse.down()
+    page.mouse.move(cx, cy + 50, steps=5)
+    page.mouse.up()
+    page.mouse.move(cx + 100, cy - 50, steps=5)
+    assert _state(page)["measure"]["kind"] == "roi"  # the angle is not done yet
+    page.mouse.click(cx + 100, cy - 50)
+    assert _state(page)["measure"]["kind"] == "angle"
+    expect(stage).to_have_attribute("data-measure", "135.0°")
+    # Escape drops an angle begun, not one finished
+    page.mouse.move(cx - 50, cy)
+    page.mouse.down()
+    page.mouse.move(cx, cy - 60, steps=3)
+    page.mouse.up()
+    page.keyboard.press("Escape")
+    page.mouse.click(cx + 80, cy)
+    expect(stage).to_have_attribute("data-measure", "135.0°")
+    assert page.evaluate("window.__pacsViewer.measures()") == ["length", "roi", "angle"]
+
     # one click opens the tag browser on the current instance, beside the stage and on the
     # screen; the stage it narrows keeps its image centred; another click closes it
     pan, width = _state(page)["panX"], stage.bounding_box()["width"]

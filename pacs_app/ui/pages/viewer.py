@@ -3,7 +3,8 @@
 The page's state resolves the actor, checks through the domain that the study may be seen and
 hands the viewer what it needs (UIDs, series, patient line for the overlay). The image work
 runs in the browser (``assets/viewer.js``): it fetches each frame's pixel data once over
-WADO-RS and does window/level, zoom, pan, scrolling, cine and measurement locally. The view
+WADO-RS and does window/level, zoom, pan, scrolling, cine and measurement (length, an
+elliptical ROI's statistics, angle) locally. The view
 (series, image, window, zoom, pan, invert) is reported back to this state, which keeps it per
 study; viewer.js also keeps the latest in the tab's sessionStorage, so that a reload returns to
 the same view even when its last report had not reached the server.
@@ -173,6 +174,8 @@ def _toolbar() -> rx.Component:
         _tool("Zoom", "vw-mode-zoom", "zoom-in"),
         _tool("Pan", "vw-mode-pan", "move"),
         _tool("Measure", "vw-mode-measure", "ruler"),
+        _tool("ROI", "vw-mode-roi", "circle-dashed"),
+        _tool("Angle", "vw-mode-angle", "drafting-compass"),
         _tool("Fit", "vw-fit", "maximize"),
         _tool("1:1", "vw-actual", "square"),
         _tool("Invert", "vw-invert", "contrast"),
@@ -266,7 +269,8 @@ def viewer_page() -> rx.Component:
         ),
         rx.text(
             "Wheel or ↑/↓: images · drag: the selected tool (right button: W/L) · "
-            "Shift+wheel: zoom · R: reset · I: invert · O: overlays · Space: cine",
+            "Shift+wheel: zoom · Esc: drop a drawing · R: reset · I: invert · O: overlays · "
+            "Space: cine",
             size="1",
             color_scheme="gray",
         ),

@@ -63,6 +63,10 @@
   // --- HTTP --------------------------------------------------------------------------------
   function api(path) { return (V.stage.getAttribute("data-api") || "") + path; }
   async function get(path, accept) {
+    // another study of the patient, shown beside the one read: each request says which
+    if (V && V.study.comparing && path.indexOf("/dicomweb/") === 0) {
+      path += (path.indexOf("?") < 0 ? "?" : "&") + "for=" + encodeURIComponent(V.study.comparing);
+    }
     var res = await fetch(api(path), { headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });
     if (!res.ok) {
       var detail = "";

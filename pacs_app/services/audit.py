@@ -39,6 +39,7 @@ class AuditAction(StrEnum):
     CENTRE_ACTIVATED = "centre.activated"
     STUDY_UPLOADED = "study.uploaded"
     STUDY_VIEWED = "study.viewed"
+    STUDIES_COMPARED = "study.compared"  # the patient's other studies listed beside it
     STUDY_DELETED = "study.deleted"
     INSTANCE_DOWNLOADED = "instance.downloaded"
     STUDY_RELEASED_TO_POOL = "study.released_to_pool"

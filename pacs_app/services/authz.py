@@ -69,6 +69,7 @@ class Action(StrEnum):
     VIEW_AUDIT = "audit.view"  # resource: None
     UPLOAD_STUDY = "study.upload"  # resource: the Centre (or id holder) uploaded for
     VIEW_STUDY = "study.view"  # resource: Study
+    VIEW_FOR_COMPARISON = "study.view_for_comparison"  # resource: Comparison
     DELETE_STUDY = "study.delete"  # resource: Study
     ROUTE_STUDY = "study.route"  # assign, reassign, unassign, release to pool; resource: Study
     CLAIM_STUDY = "study.claim"  # resource: Study
@@ -92,6 +93,26 @@ class UserDraft:
 
     role: Role
     centre_id: int | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Another study of the same patient (a prior, usually), shown while ``current`` is read."""
+
+    other: Any  # a Study
+    current: Any  # a Study
+
+
+def same_patient(a: Any, b: Any) -> bool:
+    """Two different studies of one patient: the same centre (patient IDs are a centre's
+    own) and the same, non-empty, patient ID."""
+    pid = (getattr(a, "patient_id", "") or "").strip()
+    return (
+        bool(pid)
+        and getattr(a, "id", None) != getattr(b, "id", None)
+        and getattr(a, "centre_id", None) == getattr(b, "centre_id", None)
+        and pid == (getattr(b, "patient_id", "") or "").strip()
+    )
 
 
 # Roles a centre user may create and manage inside its own centre.
@@ -166,6 +187,19 @@ def _view_study(actor: Actor, study: Any) -> bool:
     return _same_centre(actor, study)
 
 
+def _view_for_comparison(actor: Actor, pair: Any) -> bool:
+    """Whoever may see a study may see the patient's other studies that they may see anyway;
+    and the radiologist it is assigned to may see all of them at its centre, read only, to
+    compare (a tele-radiologist otherwise sees only the pool and their own studies)."""
+    if not isinstance(pair, Comparison) or not same_patient(pair.other, pair.current):
+        return False
+    if getattr(pair.current, "status", None) == StudyStatus.CANCELLED:
+        return False
+    if not _view_study(actor, pair.current):
+        return False
+    return _view_study(actor, pair.other) or _is_assigned_radiologist(actor, pair.current)
+
+
 def study_visibility(actor: Actor) -> ColumnElement[bool]:
     """The SQL form of :func:`_view_study`, for list queries (keep the two in step)."""
     if actor.is_admin:
@@ -232,6 +266,7 @@ POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.VIEW_AUDIT: _admin_only,
     Action.UPLOAD_STUDY: _upload_study,
     Action.VIEW_STUDY: _view_study,
+    Action.VIEW_FOR_COMPARISON: _view_for_comparison,
     Action.DELETE_STUDY: _admin_only,
     Action.ROUTE_STUDY: _route_study,
     Action.CLAIM_STUDY: _claim_study,
@@ -291,6 +326,7 @@ def _refusal_message(action: Action, resource: Any) -> str:
         Action.VIEW_AUDIT: "Only administrators may read the audit trail.",
         Action.UPLOAD_STUDY: "Only technicians and centre users may upload, for their own centre.",
         Action.VIEW_STUDY: "Not found.",
+        Action.VIEW_FOR_COMPARISON: "Not found.",
         Action.DELETE_STUDY: "Only administrators may delete studies.",
         Action.ROUTE_STUDY: (
             "Only the study's centre (centre and technician users) or an administrator "

@@ -24,16 +24,17 @@ from pacs_app.dicom import pixels, sr, waveform
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
-from pacs_app.services.authz import Action, Actor, can
+from pacs_app.services.authz import Actor
+from pacs_app.services.studies import may_see
 from pacs_app.storage import Storage
 
 CACHE_FILES = 24
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 
 
-def _study(session: Session, actor: Actor, study_uid: str) -> Study:
+def _study(session: Session, actor: Actor, study_uid: str, comparing: str | None) -> Study:
     for study in session.exec(select(Study).where(Study.study_instance_uid == study_uid)):
-        if can(actor, Action.VIEW_STUDY, study):
+        if may_see(session, actor, study, comparing):
             return study
     raise NotFound(f"No study {study_uid} that you may see.")
 
@@ -55,10 +56,12 @@ def metadata(
     series_uid: str | None = None,
     sop_uid: str | None = None,
     address: str | None = None,
+    comparing: str | None = None,
 ) -> str:
     """DICOM JSON of every instance of a study (or of one series, or one instance), as the
-    text of a JSON array: the stored documents are joined, not parsed and serialized again."""
-    study = _study(session, actor, study_uid)
+    text of a JSON array: the stored documents are joined, not parsed and serialized again.
+    ``comparing``: the Study ID of the study being read, where this one is shown beside it."""
+    study = _study(session, actor, study_uid, comparing)
     query = select(cast(Instance.dicom_json, String)).where(Instance.study_pk == study.id)
     if series_uid is not None:
         query = query.where(Instance.series_pk == _series(session, study, series_uid).id)
@@ -75,7 +78,7 @@ def metadata(
         actor=actor,
         study=study,
         address=address,
-        detail={"via": "dicomweb"},
+        detail={"via": "dicomweb", **({"compared_with": comparing} if comparing else {})},
     )
     session.commit()
     return "[" + ",".join(row or "{}" for row in rows) + "]"
@@ -89,13 +92,14 @@ def opening_image(
     series_uid: str,
     sop_uid: str | None = None,
     frame: int = 0,
+    comparing: str | None = None,
 ) -> dict[str, Any] | None:
     """The image the viewer shows first in a series, with its instance's DICOM JSON, so that
     the viewer can fetch and show its pixels while the whole series' metadata is still on its
     way: frame ``frame`` of ``sop_uid`` (the view the user left) when the series has it, else
     the middle image in the viewer's order (instance number, then frame). ``None`` for a
     series without instances."""
-    study = _study(session, actor, study_uid)
+    study = _study(session, actor, study_uid, comparing)
     series = _series(session, study, series_uid)
     rows = session.exec(
         select(Instance.id, Instance.sop_instance_uid, Instance.number_of_frames)
@@ -148,8 +152,10 @@ def instance(
     series_uid: str,
     sop_uid: str,
     storage: Storage,
+    comparing: str | None = None,
 ) -> StoredInstance:
-    """The stored file of one instance, in one query (without loading its metadata)."""
+    """The stored file of one instance, in one query (without loading its metadata).
+    ``comparing``: as for :func:`metadata`."""
     rows = session.exec(
         select(Study, Instance.storage_key, Instance.number_of_frames)
         .join(Series, col(Series.study_pk) == Study.id)
@@ -161,7 +167,7 @@ def instance(
         )
     ).all()
     for study, storage_key, frames in rows:
-        if can(actor, Action.VIEW_STUDY, study):
+        if may_see(session, actor, study, comparing):
             return StoredInstance.of(study, storage_key, frames, storage)
     raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
 

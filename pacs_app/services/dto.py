@@ -249,6 +249,26 @@ class ReportDraft(BaseModel):
     saved_by: str | None
 
 
+class ComparisonStudy(BaseModel):
+    """Another study of the patient whose study is being read, for comparison: what it was,
+    and its signed report where the actor may read it."""
+
+    study_id: str
+    study_date: date | None
+    received_at: datetime
+    modality: str
+    body_part: str
+    description: str
+    status: StudyStatus
+    num_series: int
+    num_instances: int
+    report_signed_at: datetime | None = None  # None: no signed report the actor may read
+    report_signed_by: str = ""
+    findings: str = ""
+    impression: str = ""
+    addenda: list[str] = []
+
+
 class ReportMeasurements(BaseModel):
     """The numeric measurements of one structured report of the study (an ultrasound's, a
     CAD's, a dose report's), as lines, and as the block of text a report takes them in."""

@@ -34,8 +34,9 @@ from pacs_app.models import (
 from pacs_app.models.base import utcnow
 from pacs_app.services import audit, dicomweb, workflow
 from pacs_app.services.audit import AuditAction
-from pacs_app.services.authz import Action, Actor, can, require
+from pacs_app.services.authz import Action, Actor, Comparison, can, require
 from pacs_app.services.dto import (
+    ComparisonStudy,
     ReportDraft,
     ReportMeasurements,
     ReportVersionPublic,
@@ -470,6 +471,87 @@ def study_measurements(
             )
         )
     return found
+
+
+# --- the patient's other studies --------------------------------------------------------
+
+#: Other studies of the patient listed beside the one read, newest first.
+MAX_COMPARISON_STUDIES = 50
+
+
+def comparison_studies(
+    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+) -> list[ComparisonStudy]:
+    """The patient's other studies at the study's centre (the same patient ID) that the actor
+    may see beside it (``Action.VIEW_FOR_COMPARISON``: for the reading radiologist, all of
+    them), newest first, each with its signed report and addenda where the actor may read
+    them. Listing them is audited on the study being read, naming them."""
+    study = workflow.load_visible(session, actor, study_id)
+    if not (study.patient_id or "").strip():
+        return []  # no patient ID: nothing says which studies are the same patient's
+    candidates = session.exec(
+        select(Study)
+        .where(
+            Study.centre_id == study.centre_id,
+            Study.patient_id == study.patient_id,
+            Study.id != study.id,
+        )
+        .order_by(
+            col(Study.study_date).desc().nulls_last(),
+            col(Study.received_at).desc(),
+            col(Study.id).desc(),
+        )
+        .limit(MAX_COMPARISON_STUDIES)
+    ).all()
+    others = [
+        o
+        for o in candidates
+        if can(actor, Action.VIEW_FOR_COMPARISON, Comparison(other=o, current=study))
+    ]
+    if not others:
+        return []
+    readable = [o.id for o in others if _sees_signed(actor, o)]
+    signed: dict[int, list[ReportVersion]] = {}
+    if readable:
+        for study_pk, version in session.exec(
+            select(Report.study_pk, ReportVersion)
+            .join(ReportVersion, col(ReportVersion.report_id) == Report.id)
+            .where(col(Report.study_pk).in_(readable))
+            .order_by(col(ReportVersion.number))
+        ):
+            signed.setdefault(study_pk, []).append(version)
+    audit.record_study(
+        session,
+        action=AuditAction.STUDIES_COMPARED,
+        actor=actor,
+        study=study,
+        address=address,
+        detail={"studies": [o.study_id for o in others]},
+    )
+    session.commit()
+    listed = []
+    for o in others:
+        versions = signed.get(o.id, [])
+        report = versions[0] if versions else None
+        listed.append(
+            ComparisonStudy(
+                study_id=o.study_id,
+                study_date=o.study_date,
+                received_at=o.received_at,
+                modality=o.modality,
+                body_part=o.body_part,
+                description=o.description,
+                status=o.status,
+                num_series=o.num_series,
+                num_instances=o.num_instances,
+                report_signed_at=report.signed_at if report else None,
+                report_signed_by=report.signed_by_name if report else "",
+                findings=report.findings if report else "",
+                impression=report.impression if report else "",
+                addenda=[v.text for v in versions[1:]],
+            )
+        )
+    return listed
 
 
 # --- templates ---------------------------------------------------------------------------

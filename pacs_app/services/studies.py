@@ -31,7 +31,14 @@ from pacs_app.models import (
 )
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
-from pacs_app.services.authz import Action, Actor, can, require, study_visibility
+from pacs_app.services.authz import (
+    Action,
+    Actor,
+    Comparison,
+    can,
+    require,
+    study_visibility,
+)
 from pacs_app.services.dto import (
     AuditEventPublic,
     Difference,
@@ -281,23 +288,46 @@ def list_studies(
     )
 
 
-def _visible_study(session: Session, actor: Actor, study_id: str) -> Study:
-    study = session.exec(
+def _by_study_id(session: Session, study_id: str) -> Study | None:
+    return session.exec(
         select(Study).where(Study.study_id == (study_id or "").strip().upper())
     ).first()
-    if study is None or not can(actor, Action.VIEW_STUDY, study):
+
+
+def may_see(session: Session, actor: Actor, study: Study, comparing: str | None = None) -> bool:
+    """Whether the actor may see ``study``: as itself, or, with ``comparing`` (the Study ID
+    of the study being read), as another study of that study's patient."""
+    if can(actor, Action.VIEW_STUDY, study):
+        return True
+    current = _by_study_id(session, comparing) if comparing else None
+    return current is not None and can(
+        actor, Action.VIEW_FOR_COMPARISON, Comparison(other=study, current=current)
+    )
+
+
+def _visible_study(
+    session: Session, actor: Actor, study_id: str, comparing: str | None = None
+) -> Study:
+    study = _by_study_id(session, study_id)
+    if study is None or not may_see(session, actor, study, comparing):
         raise NotFound(f"No study {study_id!r}.")
     return study
 
 
 def get_study(
-    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    study_id: str,
+    address: str | None = None,
+    comparing: str | None = None,
 ) -> StudyDetail:
     """A study the actor may see, with its series and history; 404 outside the actor's scope.
+    With ``comparing``, a study the actor may see beside that one (:func:`may_see`).
 
     Opening a study is audited (who looked at which patient's study).
     """
-    study = _visible_study(session, actor, study_id)
+    study = _visible_study(session, actor, study_id, comparing)
     series = session.exec(
         select(Series)
         .where(Series.study_pk == study.id)
@@ -319,7 +349,12 @@ def get_study(
         .limit(MAX_DETAIL_INSTANCES)
     ).all()
     audit.record_study(
-        session, action=AuditAction.STUDY_VIEWED, actor=actor, study=study, address=address
+        session,
+        action=AuditAction.STUDY_VIEWED,
+        actor=actor,
+        study=study,
+        address=address,
+        detail={"compared_with": comparing.strip().upper()} if comparing else None,
     )
     session.commit()
     base = study_public(session, study)

@@ -11,9 +11,10 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from sqlmodel import select
 
 from pacs_app.dicom import pixels
-from pacs_app.models import Role
+from pacs_app.models import Centre, Role
 from tests.dicom_factory import TESTDATA, make_series
 from tests.factories import PASSWORD, make_centre, make_user
 
@@ -265,3 +266,34 @@ def test_json_answers_are_gzipped_for_a_client_that_accepts_it(api, uploaded):
         assert r.status_code == 200 and "content-encoding" not in r.headers, path
     # nor a short answer
     assert "content-encoding" not in api.get("/health").headers
+
+
+def test_the_reading_radiologist_opens_the_patients_other_studies(api, session, uploaded, tmp_path):
+    """``uploaded`` is the patient's first study; a tele-radiologist reads a second."""
+    make_user(session, Role.RADIOLOGIST, username="tele")
+    north = session.exec(select(Centre).where(Centre.code == "NORTH")).one()
+    reader = make_user(session, Role.RADIOLOGIST, centre=north, username="reader")
+    h = uploaded["headers"]
+    files = [("files", (p.name, p.read_bytes())) for p in make_series(tmp_path / "again", 2)]
+    current = api.post("/studies", headers=h, files=files).json()["study_id"]
+    prior = api.get("/studies", headers=h).json()["items"][-1]["study_id"]
+    assert prior != current
+    # the first is out of the pool: the centre's own radiologist reads it
+    r = api.post(f"/studies/{prior}/assign", headers=h, json={"radiologist_id": reader.id})
+    assert r.status_code == 200, r.text
+    tele = _auth(api, "tele")
+    assert api.post(f"/studies/{current}/claim", headers=tele).status_code == 200
+    r = api.get(f"/studies/{current}/comparison-studies", headers=tele)
+    assert r.status_code == 200 and [c["study_id"] for c in r.json()] == [prior]
+    assert r.json()[0]["num_instances"] == 3
+    # the images come when the study read is named
+    frames = uploaded["instance"] + "/frames/1"
+    assert api.get(frames, headers=tele).status_code == 404
+    assert api.get(frames + f"?for={current}", headers=tele).status_code == 200
+    assert api.get(uploaded["base"] + f"/metadata?for={current}", headers=tele).status_code == 200
+    # another centre's user names the study in vain
+    assert api.get(frames + f"?for={current}", headers=_auth(api, "other")).status_code == 404
+    assert (
+        api.get(f"/studies/{current}/comparison-studies", headers=_auth(api, "other")).status_code
+        == 404
+    )

@@ -187,3 +187,80 @@ def test_a_structured_reports_measurements_go_into_the_findings(page, app_url, t
     page.reload()
     expect(page.locator("#findings")).to_have_value(block, timeout=15_000)
     expect(page.locator("#saved-note")).to_contain_text("Draft v2 saved")
+
+
+def test_the_radiologist_compares_with_the_patients_earlier_study(page, app_url, tmp_path):
+    """The earlier study was read by another radiologist: the tele-radiologist reading the new
+    one sees it only for comparison, beside the report."""
+    import re
+
+    import httpx
+
+    from tests.browser.test_viewer import _token
+    from tests.browser.test_viewer import _upload as upload_by_api
+
+    def auth(user: str, password: str) -> dict:
+        return {"Authorization": f"Bearer {_token(app_url, user, password)}"}
+
+    tech, admin = auth("technician", "tech123"), auth("admin", "admin123")
+    centre_id = httpx.get(f"{app_url}/auth/me", headers=tech).json()["centre"]["id"]
+    peer, password = "peer-" + uuid.uuid4().hex[:8], "Peer-Passw0rd-2026"
+    r = httpx.post(
+        f"{app_url}/users",
+        headers=admin,
+        json={
+            "username": peer,
+            "password": password,
+            "role": "radiologist",
+            "centre_id": centre_id,
+        },
+    )
+    assert r.status_code == 201, r.text
+    pid = _pid()
+    earlier = upload_by_api(
+        app_url, make_series(tmp_path / "earlier", 3, patient_name="COMPARE^ME", patient_id=pid)
+    )
+    r = httpx.post(
+        f"{app_url}/studies/{earlier}/assign", headers=tech, json={"radiologist_id": r.json()["id"]}
+    )
+    assert r.status_code == 200, r.text
+    reader = auth(peer, password)
+    for method, path, body in (
+        ("PUT", "report", {"findings": "4 mm nodule.", "impression": "Stable 4 mm nodule."}),
+        ("POST", "report/verify", None),
+        ("POST", "report/deliver", None),
+    ):
+        r = httpx.request(method, f"{app_url}/studies/{earlier}/{path}", headers=reader, json=body)
+        assert r.status_code == 200, r.text
+    current = upload_by_api(
+        app_url, make_series(tmp_path / "current", 4, patient_name="COMPARE^ME", patient_id=pid)
+    )
+    doctor = auth("radiologist", "radio123")
+    assert httpx.post(f"{app_url}/studies/{current}/claim", headers=doctor).status_code == 200
+
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/report/{current}")
+    panel = page.locator("#comparison-studies")
+    expect(panel).to_contain_text("Other studies of this patient (1)", timeout=15_000)
+    expect(panel).to_contain_text("Stable 4 mm nodule.")
+    expect(panel).to_contain_text(f"{earlier} · 1 series, 3 images")
+    # its images, in the viewer beside the editor, marked as another study
+    page.click(f"#compare-{earlier}")
+    viewer = page.frame_locator("#report-viewer")
+    expect(viewer.locator("#vw-comparing")).to_contain_text(f"beside {current}", timeout=30_000)
+    expect(viewer.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(viewer.locator("#vw-overlay-bl")).to_contain_text("Im 2/3")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-comparison.png"))
+    # and back to the study read
+    page.click("#show-this-study")
+    expect(viewer.locator("#vw-overlay-bl")).to_contain_text("Im 3/4", timeout=30_000)
+    expect(viewer.locator("#vw-comparing")).to_have_count(0)
+    # named as the comparison at the top of the findings, and saved
+    page.fill("#findings", "New 2 mm nodule.")
+    expect(page.locator("#saved-note")).to_contain_text("Draft v1 saved", timeout=15_000)
+    page.click(f"#cite-{earlier}")
+    cited = re.compile(rf"^Comparison: CT.* of \d{{4}}-\d\d-\d\d \(Study {earlier}\)\.\n\nNew 2 mm")
+    expect(page.locator("#findings")).to_have_value(cited)
+    expect(page.locator("#saved-note")).to_contain_text("Draft v2 saved", timeout=15_000)

@@ -29,7 +29,9 @@ from pacs_app.models import (
     StudyStatus,
 )
 from pacs_app.models.base import utcnow
-from pacs_app.services import notifications, reports, studies, users, workflow
+from pacs_app.services import dicomweb, notifications, reports, studies, users, workflow
+from pacs_app.services.audit import AuditAction
+from pacs_app.services.authz import same_patient
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest
 from pacs_app.storage import LocalStorage
 from tests.dicom_factory import make_series
@@ -66,13 +68,16 @@ def world(session):
 def upload(session, storage, tmp_path, world):
     count = iter(range(1000))
 
-    def _upload(priority="routine", actor=None, n=2) -> str:
+    def _upload(priority="routine", actor=None, n=2, patient_id="") -> str:
+        # the slices' header says PID-001; a patient ID typed in the form wins
         files = make_series(tmp_path / f"s{next(count)}", n)
         result = ingest(
             session=session,
             actor=actor or world["n_tech"],
             files=[StagedFile(name=p.name, path=p) for p in files],
-            form=StudyForm(patient_name="DOE^JANE", modality="CT", priority=priority),
+            form=StudyForm(
+                patient_name="DOE^JANE", patient_id=patient_id, modality="CT", priority=priority
+            ),
             storage=storage,
         )
         return result.studies[0].study_id
@@ -616,3 +621,75 @@ def test_opening_the_viewer_starts_the_reading_for_the_assigned_radiologist_only
     row = study_row(session, sid)
     assert row.status is S.IN_PROGRESS and row.first_opened_at is not None
     assert not workflow.mark_opened(session=session, actor=world["n_rad"], study_id=sid)
+
+
+def test_the_reading_radiologist_compares_with_the_patients_other_studies(session, world, upload):
+    prior = _signed(session, world, upload, reader="n_rad")  # the patient's (PID-001)
+    reports.deliver(session=session, actor=world["n_rad"], study_id=prior)
+    undelivered = _signed(session, world, upload, reader="tele2")  # signed, not delivered
+    stranger = upload(patient_id="PID-999")  # another patient of the centre
+    upload(actor=world["s_tech"])  # PID-001 at another centre: another patient
+    current = upload()
+    tele = world["tele"]
+
+    def listed(actor) -> dict:
+        found = reports.comparison_studies(session=session, actor=actor, study_id=current)
+        return {c.study_id: c for c in found}
+
+    # in the pool a tele-radiologist sees the study, not the patient's others
+    assert listed(tele) == {}
+    workflow.claim(session=session, actor=tele, study_id=current)
+    # read by them, it comes with all of them, newest first
+    found = reports.comparison_studies(session=session, actor=tele, study_id=current)
+    assert [c.study_id for c in found] == [undelivered, prior]
+    by = {c.study_id: c for c in found}
+    assert (by[prior].findings, by[prior].impression) == ("F.", "I.")
+    assert by[prior].report_signed_at is not None and by[prior].report_signed_by
+    # a report signed and not delivered is its reader's and the administrators' only
+    assert (by[undelivered].impression, by[undelivered].report_signed_at) == ("", None)
+    # listing them is audited on the study read, naming them
+    session.expire_all()
+    event = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == AuditAction.STUDIES_COMPARED, AuditEvent.resource_id == current)
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    assert event.actor_id == tele.user_id and event.detail["studies"] == [undelivered, prior]
+
+    # their images: when the study read is named, and only then
+    prior_uid = study_row(session, prior).study_instance_uid
+    with pytest.raises(NotFound):
+        dicomweb.metadata(session=session, actor=tele, study_uid=prior_uid)
+    assert dicomweb.metadata(session=session, actor=tele, study_uid=prior_uid, comparing=current)
+    detail = studies.get_study(session=session, actor=tele, study_id=prior, comparing=current)
+    assert detail.study_id == prior
+    with pytest.raises(NotFound):  # a study of another patient opens nothing
+        dicomweb.metadata(session=session, actor=tele, study_uid=prior_uid, comparing=stranger)
+    with pytest.raises(NotFound):  # nor one its radiologist does not read
+        dicomweb.metadata(
+            session=session, actor=world["tele2"], study_uid=prior_uid, comparing=current
+        )
+    # the centre's users see their centre's studies anyway: the same list, the delivered text;
+    # another centre nothing
+    assert listed(world["n_centre"]).keys() == {prior, undelivered}
+    assert listed(world["n_centre"])[prior].impression == "I."
+    with pytest.raises(NotFound):
+        listed(world["s_centre"])
+    # a cancelled study opens no others
+    workflow.cancel(session=session, actor=world["n_centre"], study_id=current, reason="Duplicate")
+    assert listed(tele) == {}
+    with pytest.raises(NotFound):
+        dicomweb.metadata(session=session, actor=tele, study_uid=prior_uid, comparing=current)
+
+
+def test_same_patient_needs_an_id_and_a_centre():
+    class S:
+        def __init__(self, id, centre_id, patient_id):
+            self.id, self.centre_id, self.patient_id = id, centre_id, patient_id
+
+    assert same_patient(S(1, 1, "P1"), S(2, 1, " P1 "))
+    assert not same_patient(S(1, 1, "P1"), S(1, 1, "P1"))  # itself
+    assert not same_patient(S(1, 1, "P1"), S(2, 2, "P1"))  # another centre's patient
+    assert not same_patient(S(1, 1, "P1"), S(2, 1, "P2"))
+    assert not same_patient(S(1, 1, ""), S(2, 1, ""))  # no ID: nothing says they are one
+    assert not same_patient(S(1, 1, "  "), S(2, 1, "  "))

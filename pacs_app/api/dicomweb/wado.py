@@ -67,9 +67,19 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> d
     }
 
 
+FOR_PARAM = _param(
+    "for",
+    "query",
+    "The Study ID of the study being read, where this one is another study of its patient "
+    "shown beside it (its reading radiologist may see those)",
+    {"type": "string"},
+)
+READ: dict[str, Any] = {**SIGNED_IN, "parameters": [FOR_PARAM]}
+
 RENDERED_DOC: dict[str, Any] = {
     **SIGNED_IN,
     "parameters": [
+        FOR_PARAM,
         _param("window", "query", "center,width[,linear]", {"type": "string"}),
         _param("quality", "query", "JPEG quality, 1-100 (90)", {"type": "integer"}),
         _param("accept", "query", "image/jpeg (default) or image/png", {"type": "string"}),
@@ -79,38 +89,43 @@ RENDERED_DOC: dict[str, Any] = {
 }
 
 
+def _comparing(request: Request) -> str | None:
+    """``?for={study_id}``: the study being read, where this one is shown beside it (another
+    study of its patient, which its reading radiologist may see for that)."""
+    return request.query_params.get("for") or None
+
+
 def _metadata(request, session, **uids) -> Awaitable[Response]:
+    comparing = _comparing(request)
     return as_actor(
         request,
         session,
         lambda s, actor, address: _json(
-            dicomweb.metadata(session=s, actor=actor, address=address, **uids)
+            dicomweb.metadata(session=s, actor=actor, address=address, comparing=comparing, **uids)
         ),
     )
 
 
-@router.get(BASE + "/metadata", summary="Study metadata (DICOM JSON)", openapi_extra=SIGNED_IN)
+@router.get(BASE + "/metadata", summary="Study metadata (DICOM JSON)", openapi_extra=READ)
 async def study_metadata(study: str, request: Request, session: SessionDep) -> Response:
     return await _metadata(request, session, study_uid=study)
 
 
-@router.get(SERIES + "/metadata", summary="Series metadata (DICOM JSON)", openapi_extra=SIGNED_IN)
+@router.get(SERIES + "/metadata", summary="Series metadata (DICOM JSON)", openapi_extra=READ)
 async def series_metadata(
     study: str, series: str, request: Request, session: SessionDep
 ) -> Response:
     return await _metadata(request, session, study_uid=study, series_uid=series)
 
 
-@router.get(
-    INSTANCE + "/metadata", summary="Instance metadata (DICOM JSON)", openapi_extra=SIGNED_IN
-)
+@router.get(INSTANCE + "/metadata", summary="Instance metadata (DICOM JSON)", openapi_extra=READ)
 async def instance_metadata(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
     return await _metadata(request, session, study_uid=study, series_uid=series, sop_uid=sop)
 
 
-def _found(session, actor, study, series, sop):
+def _found(request, session, actor, study, series, sop):
     return dicomweb.instance(
         session=session,
         actor=actor,
@@ -118,19 +133,20 @@ def _found(session, actor, study, series, sop):
         series_uid=series,
         sop_uid=sop,
         storage=get_storage(),
+        comparing=_comparing(request),
     )
 
 
 @router.get(
     INSTANCE,
     summary="The original instance (multipart/related; application/dicom)",
-    openapi_extra=SIGNED_IN,
+    openapi_extra=READ,
 )
 async def retrieve_instance(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
     def work(s, actor, _address):
-        found = _found(s, actor, study, series, sop)
+        found = _found(request, s, actor, study, series, sop)
         return _multipart([found.path.read_bytes()], "application/dicom")
 
     return await as_actor(request, session, work)
@@ -139,13 +155,13 @@ async def retrieve_instance(
 @router.get(
     INSTANCE + "/frames/{frames}",
     summary="Frames as uncompressed little-endian pixel data",
-    openapi_extra=SIGNED_IN,
+    openapi_extra=READ,
 )
 async def retrieve_frames(
     study: str, series: str, sop: str, frames: str, request: Request, session: SessionDep
 ) -> Response:
     def work(s, actor, _address):
-        found = _found(s, actor, study, series, sop)
+        found = _found(request, s, actor, study, series, sop)
         indexes = dicomweb.parse_frame_numbers(frames, found.frames)
         return _multipart(dicomweb.raw_frames(found, indexes), "application/octet-stream")
 
@@ -161,7 +177,7 @@ async def retrieve_frames(
         "(base64 of the plane's bits, row by row, 8 to a byte, the first in the most "
         "significant bit). An empty list where the frame has none."
     ),
-    openapi_extra=SIGNED_IN,
+    openapi_extra=READ,
 )
 async def frame_overlays(
     study: str, series: str, sop: str, frame: str, request: Request, session: SessionDep
@@ -183,7 +199,7 @@ async def frame_overlays(
         "text and, for references to objects of this study, the series that holds them. "
         "422 for an instance that is not a structured report."
     ),
-    openapi_extra=SIGNED_IN,
+    openapi_extra=READ,
 )
 async def structured_report(
     study: str, series: str, sop: str, request: Request, session: SessionDep
@@ -202,7 +218,7 @@ async def structured_report(
         "sample * factor + baseline), the device's statements and measurements, and what "
         "could not be read. 422 for an instance that has no waveform."
     ),
-    openapi_extra=SIGNED_IN,
+    openapi_extra=READ,
 )
 async def waveform(
     study: str, series: str, sop: str, request: Request, session: SessionDep
@@ -217,7 +233,7 @@ def _about_instance(request, session, uids, answer) -> Awaitable[Response]:
     for an instance the actor may see."""
 
     def work(s, actor, _address):
-        return _extension_json(answer(s, _found(s, actor, *uids)))
+        return _extension_json(answer(s, _found(request, s, actor, *uids)))
 
     return as_actor(request, session, work)
 
@@ -229,7 +245,7 @@ def _render(request: Request, session: Session, study, series, sop, frame: str |
     quality = dicomweb.parse_quality(query.get("quality"))
 
     def work(s, actor, _address):
-        found = _found(s, actor, study, series, sop)
+        found = _found(request, s, actor, study, series, sop)
         index = dicomweb.parse_frame_number(frame, found.frames) if frame else 0
         fmt = "png" if accept and "image/png" in accept else "jpeg"
         body = dicomweb.rendered(

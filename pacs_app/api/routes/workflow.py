@@ -12,6 +12,7 @@ from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.models import Priority, StudyStatus
 from pacs_app.services import notifications, reports, turnaround, workflow
 from pacs_app.services.dto import (
+    ComparisonStudy,
     NotificationList,
     RadiologistOption,
     ReportDraft,
@@ -238,6 +239,25 @@ def report_measurements(
 ) -> list[ReportMeasurements]:
     return reports.study_measurements(
         session=session, actor=actor, study_id=study_id, storage=get_storage()
+    )
+
+
+@router.get(
+    "/studies/{study_id}/comparison-studies",
+    response_model=list[ComparisonStudy],
+    summary="The patient's other studies, to compare with this one",
+    description=(
+        "The other studies of the same patient (same centre and patient ID) that the caller "
+        "may see beside this one, newest first, with their signed reports where the caller "
+        "may read them. The radiologist the study is assigned to sees all of them, and opens "
+        "their images over WADO-RS with `?for={study_id}` (this study's ID) on each request."
+    ),
+)
+def comparison_studies(
+    study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep
+) -> list[ComparisonStudy]:
+    return reports.comparison_studies(
+        session=session, actor=actor, study_id=study_id, address=address
     )
 
 

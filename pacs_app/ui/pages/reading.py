@@ -14,7 +14,7 @@ import reflex as rx
 from pacs_app.core.errors import Conflict, DomainError, NotFound
 from pacs_app.models import StudyStatus
 from pacs_app.services import ai, reports, workflow
-from pacs_app.services.dto import ReportView, WorklistItem
+from pacs_app.services.dto import ComparisonStudy, ReportView, WorklistItem
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
 from pacs_app.ui.components import count_of
@@ -39,6 +39,27 @@ def waited(seconds: int) -> str:
     if hours < 48:
         return f"{hours} h {minutes:02d} min"
     return f"{hours // 24} d {hours % 24} h"
+
+
+def comparison_row(c: ComparisonStudy) -> dict[str, str]:
+    """One of the patient's other studies, as the report page lists it."""
+    when = c.study_date.isoformat() if c.study_date else f"received {c.received_at:%Y-%m-%d}"
+    what = " ".join(v for v in (c.modality, c.body_part) if v) or "Study"
+    return {
+        "study_id": c.study_id,
+        "title": f"{when} · {what}" + (f" · {c.description}" if c.description else ""),
+        "status": c.status.value,
+        "signed": (
+            f"Signed by {c.report_signed_by}, {c.report_signed_at:%Y-%m-%d %H:%M} UTC"
+            if c.report_signed_at
+            else ""
+        ),
+        "impression": c.impression,
+        "findings": c.findings,
+        "addenda": "\n\n".join(c.addenda),
+        "images": f"{c.num_series} series, {c.num_instances} images",
+        "cite": f"Comparison: {what} of {when.removeprefix('received ')} (Study {c.study_id}).",
+    }
 
 
 def worklist_row(item: WorklistItem) -> dict[str, str]:
@@ -331,6 +352,10 @@ class ReportState(AuthState):
     # reports.study_measurements): what the page shows, and each one's block of text
     measurements: list[dict[str, str]] = []
     _measurement_texts: list[str] = []
+    # the patient's other studies (reports.comparison_studies), and the one the viewer beside
+    # the editor shows instead of this study ("" for this one)
+    comparisons: list[dict[str, str]] = []
+    compared: str = ""
     _study_id: str = ""
 
     def _show(self, view: ReportView) -> None:
@@ -410,11 +435,54 @@ class ReportState(AuthState):
         self.ready, self.message, self.save_error, self.addendum = False, "", "", ""
         self.findings = self.impression = ""
         self.measurements, self._measurement_texts = [], []
+        self.comparisons, self.compared = [], ""
         self._study_id = self._path_study_id()
         redirect = await self._reload()
+        if redirect is None and not self.message:
+            await self._load_comparisons()
         if redirect is None and self.can_edit:
             await self._load_measurements()
         return redirect
+
+    async def _load_comparisons(self) -> None:
+        actor = await self.actor()
+        if actor is None:
+            return
+        found = await call_domain(
+            reports.comparison_studies,
+            actor=actor,
+            study_id=self._study_id,
+            address=self._client_address(),
+        )
+        self.comparisons = [comparison_row(c) for c in found]
+
+    @rx.event
+    def compare(self, study_id: str):
+        """Show another of the patient's studies in the viewer beside the editor."""
+        if any(c["study_id"] == study_id for c in self.comparisons):
+            self.compared = study_id
+
+    @rx.event
+    def show_this_study(self):
+        self.compared = ""
+
+    @rx.event
+    async def cite_comparison(self, study_id: str):
+        """Name another of the patient's studies as the comparison, at the top of the
+        findings, and save."""
+        line = next((c["cite"] for c in self.comparisons if c["study_id"] == study_id), None)
+        if line is None:
+            return rx.toast.error("That study is no longer listed: reload the page.")
+        if line in self.findings:
+            return rx.toast.info("This comparison is already in the findings.")
+        self.findings = f"{line}\n\n{self.findings.lstrip()}" if self.findings.strip() else line
+        self.saved_note = "Saving…"
+        result = await self._save()
+        if result is not None:
+            return result
+        if self.save_error:
+            return rx.toast.error(self.save_error)
+        return rx.toast.success("Comparison named at the top of the findings.")
 
     async def _load_measurements(self) -> None:
         """The study's SR measurements, read once when the page opens (the study's files do
@@ -814,6 +882,100 @@ def _measurement_row(m) -> rx.Component:
     )
 
 
+def _comparison_row(c) -> rx.Component:
+    showing = ReportState.compared == c["study_id"]
+    return rx.vstack(
+        rx.hstack(
+            rx.text(c["title"], weight="bold", size="2"),
+            rx.badge(c["status"], color_scheme="gray", size="1"),
+            rx.spacer(),
+            rx.cond(
+                showing,
+                rx.button(
+                    "Show this study",
+                    size="1",
+                    variant="soft",
+                    color_scheme="amber",
+                    on_click=ReportState.show_this_study,
+                    id="show-this-study",
+                ),
+                rx.button(
+                    "Show in the viewer",
+                    size="1",
+                    variant="soft",
+                    on_click=ReportState.compare(c["study_id"]),
+                    id="compare-" + c["study_id"],
+                ),
+            ),
+            rx.cond(
+                ReportState.can_edit,
+                rx.button(
+                    "Cite",
+                    size="1",
+                    variant="soft",
+                    title="Name it as the comparison at the top of the findings",
+                    on_click=ReportState.cite_comparison(c["study_id"]),
+                    id="cite-" + c["study_id"],
+                ),
+            ),
+            width="100%",
+            align="center",
+            wrap="wrap",
+        ),
+        rx.text(c["study_id"], " · ", c["images"], size="1", color_scheme="gray"),
+        rx.cond(
+            c["signed"] != "",
+            rx.vstack(
+                rx.text(c["impression"], size="2", white_space="pre-wrap"),
+                rx.el.details(
+                    rx.el.summary("Findings and addenda"),
+                    rx.text(c["findings"], size="1", white_space="pre-wrap"),
+                    rx.cond(
+                        c["addenda"] != "",
+                        rx.text("Addenda: ", c["addenda"], size="1", white_space="pre-wrap"),
+                    ),
+                    style={"font_size": "12px"},
+                ),
+                rx.text(c["signed"], size="1", color_scheme="gray"),
+                spacing="1",
+                width="100%",
+            ),
+            rx.text("No signed report to read.", size="1", color_scheme="gray"),
+        ),
+        spacing="1",
+        width="100%",
+        padding="6px 0",
+        border_top=f"1px solid {rx.color('gray', 5)}",
+        class_name="comparison-study",
+    )
+
+
+def _comparisons_panel() -> rx.Component:
+    return rx.callout.root(
+        rx.callout.icon(rx.icon("history")),
+        rx.vstack(
+            rx.text(
+                "Other studies of this patient (",
+                ReportState.comparisons.length(),
+                ")",
+                weight="bold",
+                size="2",
+            ),
+            rx.box(
+                rx.foreach(ReportState.comparisons, _comparison_row),
+                max_height="40vh",
+                overflow_y="auto",
+                width="100%",
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        color_scheme="gray",
+        id="comparison-studies",
+        width="100%",
+    )
+
+
 def _measurements_panel() -> rx.Component:
     return rx.callout.root(
         rx.callout.icon(rx.icon("ruler")),
@@ -1038,6 +1200,7 @@ def report_page() -> rx.Component:
             ),
             wrap="wrap",
         ),
+        rx.cond(ReportState.comparisons.length() > 0, _comparisons_panel()),
         rx.cond(ReportState.can_edit, _editor()),
         rx.cond(
             ReportState.versions.length() > 0,
@@ -1062,7 +1225,11 @@ def report_page() -> rx.Component:
         spacing="3",
     )
     right = rx.el.iframe(
-        src="/viewer/" + s["study_id"],
+        src=rx.cond(
+            ReportState.compared != "",
+            "/viewer/" + ReportState.compared + "?for=" + s["study_id"],
+            "/viewer/" + s["study_id"],
+        ),
         title="Viewer",
         style={
             "width": "100%",

@@ -34,6 +34,9 @@ class ViewerState(AuthState):
     # The view (series, image, window, zoom, pan, invert) of the open study, as viewer.js
     # reports it; kept per study so that a reload, or coming back, shows the same view.
     view_json: str = ""
+    # ?for={study id}: this study is another of the patient's, shown beside that one as it is
+    # read (its reading radiologist may see all of them)
+    comparing: str = ""
     _views: dict[str, str] = {}
     _study_id: str = ""
 
@@ -46,6 +49,8 @@ class ViewerState(AuthState):
             return rx.redirect(routes.LOGIN)
         sid = self._path_study_id()
         self._study_id = sid
+        comparing = self.router.url.query_parameters.get("for", "").strip().upper() or None
+        self.comparing = comparing or ""
         self.view_json = self._views.get(sid, "")
         address = self._client_address()
         try:
@@ -55,9 +60,12 @@ class ViewerState(AuthState):
         left = left if isinstance(left, dict) else {}
 
         def load(session):
-            detail = studies.get_study(session=session, actor=actor, study_id=sid, address=address)
-            # the reading radiologist's first look starts the reading (turnaround)
-            workflow.mark_opened(session=session, actor=actor, study_id=sid, address=address)
+            detail = studies.get_study(
+                session=session, actor=actor, study_id=sid, address=address, comparing=comparing
+            )
+            if not comparing:
+                # the reading radiologist's first look starts the reading (turnaround)
+                workflow.mark_opened(session=session, actor=actor, study_id=sid, address=address)
             # the first image to show (where the user left the study, else the middle of the
             # first series), so that viewer.js fetches its pixels at once
             series = [s.series_instance_uid for s in detail.series]
@@ -70,6 +78,7 @@ class ViewerState(AuthState):
                     series_uid=uid or series[0],
                     sop_uid=str(left.get("sop") or "") if uid else None,
                     frame=left.get("frame") if isinstance(left.get("frame"), int) else 0,
+                    comparing=comparing,
                 )
                 if series
                 else None
@@ -104,6 +113,7 @@ class ViewerState(AuthState):
                     for s in detail.series
                 ],
                 "first": first,
+                "comparing": comparing,
             }
         )
         self.ready = True
@@ -207,10 +217,29 @@ def viewer_page() -> rx.Component:
     body = rx.vstack(
         rx.hstack(
             rx.heading(ViewerState.title, size="4"),
+            rx.cond(
+                ViewerState.comparing != "",
+                rx.badge(
+                    "Other study of the patient, beside " + ViewerState.comparing,
+                    color_scheme="amber",
+                    id="vw-comparing",
+                ),
+            ),
             rx.spacer(),
-            rx.link("Study details", href="/study/" + ViewerState.router.url.path.split("/")[-1]),
+            rx.cond(
+                ViewerState.comparing != "",
+                rx.link(
+                    "Report of " + ViewerState.comparing,
+                    href="/report/" + ViewerState.comparing,
+                    target="_top",  # out of the report page's frame, where it shows there
+                ),
+                rx.link(
+                    "Study details", href="/study/" + ViewerState.router.url.path.split("/")[-1]
+                ),
+            ),
             width="100%",
             align="center",
+            wrap="wrap",
         ),
         _toolbar(),
         rx.hstack(

@@ -529,6 +529,36 @@
     label.split("\n").forEach(function (line, i) { ctx.fillText(line, at[0] + 6 * dpr, at[1] - 6 * dpr + i * 15 * dpr); });
   }
 
+  // A measurement as one line of a report: what, and where ("series 1, image 13").
+  function measureLine(img, m) {
+    var what = measureText(img, m).split("\n").join(", ");
+    var kind = m.kind === "roi" ? "ROI " : m.kind === "angle" ? "Angle " : "Length ";
+    var series = V.series && V.series.number != null ? "series " + V.series.number + ", " : "";
+    var at = series + "image " + num(img.meta, "00200013", 0, V.images.indexOf(img) + 1) + (img.frame ? ", frame " + (img.frame + 1) : "");
+    return kind + what + " (" + at + ")";
+  }
+
+  // The viewer beside the report editor: its measurements not yet sent go to the report page,
+  // which adds them to the findings (it checks what it is given).
+  function inReportPage() {
+    try { return !!(window.frameElement && window.frameElement.id === "report-viewer"); } catch (e) { return false; }
+  }
+  function sendToReport() {
+    var lines = [], sent = [];
+    Object.keys(V.measures).map(Number).sort(function (a, b) { return a - b; }).forEach(function (index) {
+      var img = V.images[index];
+      (V.measures[index] || []).forEach(function (m) {
+        if (m.sent || !img || (m.kind === "angle" && m.p.length < 6)) return;
+        lines.push(measureLine(img, m)); sent.push(m);
+      });
+    });
+    if (!lines.length) { message("No new measurement to send: draw one first."); return; }
+    window.parent.postMessage({ type: "pacs-measurements", study: V.study.study_id, lines: lines, at: Date.now() },
+      window.location.origin);
+    sent.forEach(function (m) { m.sent = true; });
+    message("");
+  }
+
   function measureText(img, m) {
     if (m.kind === "roi") return roiText(img, m);
     if (m.kind === "angle") return m.p.length === 6 || m.preview ? angleText(img, m.preview ? m.p.concat(m.preview) : m.p) : "";
@@ -1165,6 +1195,7 @@
     else if (t.id === "vw-cine") toggleCine();
     else if (t.id === "vw-overlays") toggleOverlays();
     else if (t.id === "vw-tags-toggle") toggleTags();
+    else if (t.id === "vw-to-report") sendToReport();
     else return;
     V.stage.focus();
   });
@@ -1196,6 +1227,7 @@
     };
     // its listeners stay with the element (they act on the current V): bound once
     if (!stage.__pacsBound) { bind(); stage.__pacsBound = true; }
+    if (inReportPage() && $("vw-to-report")) $("vw-to-report").style.display = "inline-flex";
     stage.focus();
     var saved = null;
     try {

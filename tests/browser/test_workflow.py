@@ -264,3 +264,37 @@ def test_the_radiologist_compares_with_the_patients_earlier_study(page, app_url,
     cited = re.compile(rf"^Comparison: CT.* of \d{{4}}-\d\d-\d\d \(Study {earlier}\)\.\n\nNew 2 mm")
     expect(page.locator("#findings")).to_have_value(cited)
     expect(page.locator("#saved-note")).to_contain_text("Draft v2 saved", timeout=15_000)
+
+    # a length drawn in the viewer beside the editor goes to the findings, with where it was
+    # drawn; then one drawn on the earlier study, saying which study it was taken on
+    def measure_and_send() -> None:
+        stage = viewer.locator("#vw-stage")
+        expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+        viewer.locator("#vw-mode-measure").click()
+        box = stage.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x - 60, y)
+        page.mouse.down()
+        page.mouse.move(x + 60, y, steps=5)
+        page.mouse.up()
+        expect(stage).to_have_attribute("data-measure", re.compile(r"^[\d.]+ mm$"))
+        viewer.locator("#vw-to-report").click()
+
+    measure_and_send()
+    length = viewer.locator("#vw-stage").get_attribute("data-measure")
+    here = f"Measurements:\n- Length {length} (series 1, image 3)"
+    expect(page.locator("#findings")).to_have_value(re.compile(re.escape(here) + "$"))
+    expect(page.locator("#saved-note")).to_contain_text("Draft v3 saved", timeout=15_000)
+    # sent once: a second click has nothing new to send
+    viewer.locator("#vw-to-report").click()
+    nothing_new = "No new measurement to send: draw one first."
+    expect(viewer.locator("#vw-message")).to_have_text(nothing_new)
+    page.click(f"#compare-{earlier}")
+    expect(viewer.locator("#vw-comparing")).to_be_visible(timeout=30_000)
+    measure_and_send()
+    length = viewer.locator("#vw-stage").get_attribute("data-measure")
+    there = re.escape(f" ({earlier}):\n- Length {length} (series 1, image 2)")
+    expect(page.locator("#findings")).to_have_value(
+        re.compile(re.escape(here) + r"\n\nMeasurements on the study of [\d-]+" + there + "$")
+    )
+    expect(page.locator("#saved-note")).to_contain_text("Draft v4 saved", timeout=15_000)

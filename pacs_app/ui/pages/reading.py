@@ -9,6 +9,8 @@ puts the study's viewer beside the editor.
 
 from __future__ import annotations
 
+import json
+
 import reflex as rx
 
 from pacs_app.core.errors import Conflict, DomainError, NotFound
@@ -25,6 +27,8 @@ from pacs_app.ui.template import shell
 
 #: Lines of each structured report's measurements shown before they are inserted.
 MEASUREMENTS_PREVIEW = 6
+#: What the viewer beside the editor may send at once: lines, and characters a line.
+VIEWER_LINES, VIEWER_LINE_CHARS = 40, 300
 
 POLL_MS = 4000
 AUTOSAVE_MS = 600  # a draft is saved this long after the radiologist stops typing
@@ -43,11 +47,14 @@ def waited(seconds: int) -> str:
 
 def comparison_row(c: ComparisonStudy) -> dict[str, str]:
     """One of the patient's other studies, as the report page lists it."""
-    when = c.study_date.isoformat() if c.study_date else f"received {c.received_at:%Y-%m-%d}"
+    day = (c.study_date or c.received_at.date()).isoformat()
     what = " ".join(v for v in (c.modality, c.body_part) if v) or "Study"
     return {
         "study_id": c.study_id,
-        "title": f"{when} · {what}" + (f" · {c.description}" if c.description else ""),
+        "when": day,
+        "title": (day if c.study_date else f"received {day}")
+        + f" · {what}"
+        + (f" · {c.description}" if c.description else ""),
         "status": c.status.value,
         "signed": (
             f"Signed by {c.report_signed_by}, {c.report_signed_at:%Y-%m-%d %H:%M} UTC"
@@ -58,7 +65,7 @@ def comparison_row(c: ComparisonStudy) -> dict[str, str]:
         "findings": c.findings,
         "addenda": "\n\n".join(c.addenda),
         "images": f"{c.num_series} series, {c.num_instances} images",
-        "cite": f"Comparison: {what} of {when.removeprefix('received ')} (Study {c.study_id}).",
+        "cite": f"Comparison: {what} of {day} (Study {c.study_id}).",
     }
 
 
@@ -455,6 +462,46 @@ class ReportState(AuthState):
             address=self._client_address(),
         )
         self.comparisons = [comparison_row(c) for c in found]
+
+    @rx.event
+    async def take_viewer_measurements(self, payload: str):
+        """Append the measurements drawn in the viewer beside the editor (assets/report.js
+        brings them: ``{"study": id, "lines": [...]}``) to the findings, and save. Those of
+        another study of the patient say which study they were taken on."""
+        try:
+            sent = json.loads(payload)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(sent, dict) or not isinstance(sent.get("lines"), list):
+            return None
+        if not self.can_edit:
+            return rx.toast.error(
+                "The findings cannot be edited now (status: " + self.status + ")."
+            )
+        lines = [
+            " ".join(line.split())[:VIEWER_LINE_CHARS]
+            for line in sent["lines"][:VIEWER_LINES]
+            if isinstance(line, str) and line.strip()
+        ]
+        study = str(sent.get("study") or "")
+        if study == self._study_id:
+            heading = "Measurements:"
+        else:
+            other = next((c for c in self.comparisons if c["study_id"] == study), None)
+            if other is None:
+                return rx.toast.error("Those measurements are of a study not listed here.")
+            heading = f"Measurements on the study of {other['when']} ({study}):"
+        if not lines:
+            return None
+        block = "\n".join([heading, *(f"- {line}" for line in lines)])
+        self.findings = f"{self.findings.rstrip()}\n\n{block}" if self.findings.strip() else block
+        self.saved_note = "Saving…"
+        result = await self._save()
+        if result is not None:
+            return result
+        if self.save_error:
+            return rx.toast.error(self.save_error)
+        return rx.toast.success("Measurements added to the findings.")
 
     @rx.event
     def compare(self, study_id: str):
@@ -1224,7 +1271,33 @@ def report_page() -> rx.Component:
         min_width="380px",
         spacing="3",
     )
-    right = rx.el.iframe(
+    right = rx.fragment(
+        rx.script(src="/report.js"),
+        # assets/report.js puts what the viewer sends here
+        rx.el.input(
+            id="rp-measure-sink",
+            on_change=ReportState.take_viewer_measurements,
+            style={"display": "none"},
+        ),
+        _viewer_frame(),
+    )
+    return shell(
+        "Report",
+        rx.cond(
+            ReportState.ready,
+            rx.cond(
+                ReportState.message != "",
+                rx.callout(ReportState.message, icon="search-x", color_scheme="gray"),
+                rx.hstack(left, rx.box(right, flex="1"), align="start", spacing="4", width="100%"),
+            ),
+            rx.center(rx.spinner(), padding="3em"),
+        ),
+    )
+
+
+def _viewer_frame() -> rx.Component:
+    s = ReportState.study
+    return rx.el.iframe(
         src=rx.cond(
             ReportState.compared != "",
             "/viewer/" + ReportState.compared + "?for=" + s["study_id"],
@@ -1238,16 +1311,4 @@ def report_page() -> rx.Component:
             "borderRadius": "6px",
         },
         id="report-viewer",
-    )
-    return shell(
-        "Report",
-        rx.cond(
-            ReportState.ready,
-            rx.cond(
-                ReportState.message != "",
-                rx.callout(ReportState.message, icon="search-x", color_scheme="gray"),
-                rx.hstack(left, rx.box(right, flex="1"), align="start", spacing="4", width="100%"),
-            ),
-            rx.center(rx.spinner(), padding="3em"),
-        ),
     )

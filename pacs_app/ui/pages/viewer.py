@@ -149,7 +149,7 @@ def _overlay(corner: str) -> rx.Component:
     )
 
 
-def _tool(label: str, id_: str, icon: str) -> rx.Component:
+def _tool(label: str, id_: str, icon: str, *, hidden: bool = False) -> rx.Component:
     """A toolbar button. Below about 1536 px (a 1280 or 1440 px laptop) it shows only its icon,
     so that the toolbar stays one line and the stage keeps its height; its name is then its
     tooltip and what a screen reader says."""
@@ -165,7 +165,7 @@ def _tool(label: str, id_: str, icon: str) -> rx.Component:
         aria_label=label,
         class_name="vw-tool",
         style={
-            "display": "inline-flex",
+            "display": "none" if hidden else "inline-flex",
             "align_items": "center",
             "gap": "4px",
             "padding": "4px 8px",
@@ -205,6 +205,8 @@ def _toolbar() -> rx.Component:
             style={"padding": "3px", "max_width": "190px"},
         ),
         _tool("Tags", "vw-tags-toggle", "list"),
+        # shown by viewer.js where the viewer sits beside the report editor
+        _tool("To report", "vw-to-report", "file-input", hidden=True),
         id="vw-toolbar",
         wrap="wrap",
         spacing="2",

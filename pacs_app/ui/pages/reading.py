@@ -494,14 +494,24 @@ class ReportState(AuthState):
         if not lines:
             return None
         block = "\n".join([heading, *(f"- {line}" for line in lines)])
-        self.findings = f"{self.findings.rstrip()}\n\n{block}" if self.findings.strip() else block
+        return await self._add_to_findings(block, "Measurements added to the findings.")
+
+    async def _add_to_findings(self, text: str, done: str, *, first: bool = False):
+        """Put ``text`` after the findings (or, ``first``, before them), save as any edit,
+        and say so."""
+        if not self.findings.strip():
+            self.findings = text
+        elif first:
+            self.findings = f"{text}\n\n{self.findings.lstrip()}"
+        else:
+            self.findings = f"{self.findings.rstrip()}\n\n{text}"
         self.saved_note = "Saving…"
         result = await self._save()
         if result is not None:
             return result
         if self.save_error:
             return rx.toast.error(self.save_error)
-        return rx.toast.success("Measurements added to the findings.")
+        return rx.toast.success(done)
 
     @rx.event
     def compare(self, study_id: str):
@@ -522,14 +532,9 @@ class ReportState(AuthState):
             return rx.toast.error("That study is no longer listed: reload the page.")
         if line in self.findings:
             return rx.toast.info("This comparison is already in the findings.")
-        self.findings = f"{line}\n\n{self.findings.lstrip()}" if self.findings.strip() else line
-        self.saved_note = "Saving…"
-        result = await self._save()
-        if result is not None:
-            return result
-        if self.save_error:
-            return rx.toast.error(self.save_error)
-        return rx.toast.success("Comparison named at the top of the findings.")
+        return await self._add_to_findings(
+            line, "Comparison named at the top of the findings.", first=True
+        )
 
     async def _load_measurements(self) -> None:
         """The study's SR measurements, read once when the page opens (the study's files do
@@ -647,14 +652,9 @@ class ReportState(AuthState):
             return rx.toast.error("Those measurements are no longer there: reload the page.")
         if text in self.findings:
             return rx.toast.info("These measurements are already in the findings.")
-        self.findings = f"{self.findings.rstrip()}\n\n{text}" if self.findings.strip() else text
-        self.saved_note = "Saving…"
-        result = await self._save()
-        if result is not None:
-            return result
-        if self.save_error:
-            return rx.toast.error(self.save_error)
-        return rx.toast.success("Measurements added to the findings; check them before signing.")
+        return await self._add_to_findings(
+            text, "Measurements added to the findings; check them before signing."
+        )
 
     @rx.event
     def set_ai_replace_open(self, value: bool):

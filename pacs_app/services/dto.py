@@ -262,6 +262,8 @@ class ComparisonStudy(BaseModel):
     status: StudyStatus
     num_series: int
     num_instances: int
+    # whether the actor may open the study itself (its page), not only beside the one read
+    own_page: bool = False
     report_signed_at: datetime | None = None  # None: no signed report the actor may read
     report_signed_by: str = ""
     findings: str = ""

@@ -544,6 +544,7 @@ def comparison_studies(
                 status=o.status,
                 num_series=o.num_series,
                 num_instances=o.num_instances,
+                own_page=can(actor, Action.VIEW_STUDY, o),
                 report_signed_at=report.signed_at if report else None,
                 report_signed_by=report.signed_by_name if report else "",
                 findings=report.findings if report else "",

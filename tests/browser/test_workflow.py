@@ -298,3 +298,11 @@ def test_the_radiologist_compares_with_the_patients_earlier_study(page, app_url,
         re.compile(re.escape(here) + r"\n\nMeasurements on the study of [\d-]+" + there + "$")
     )
     expect(page.locator("#saved-note")).to_contain_text("Draft v4 saved", timeout=15_000)
+    # the study's page lists it too, its images a click away, its own page not offered
+    page.goto(f"/study/{current}")
+    others = page.locator("#other-studies")
+    expect(others).to_contain_text("Stable 4 mm nodule.", timeout=15_000)
+    expect(others.get_by_role("link", name=earlier)).to_have_count(0)
+    page.click(f"#view-other-{earlier}")
+    expect(page.locator("#vw-comparing")).to_contain_text(f"beside {current}", timeout=30_000)
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)

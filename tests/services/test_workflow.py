@@ -645,6 +645,8 @@ def test_the_reading_radiologist_compares_with_the_patients_other_studies(sessio
     by = {c.study_id: c for c in found}
     assert (by[prior].findings, by[prior].impression) == ("F.", "I.")
     assert by[prior].report_signed_at is not None and by[prior].report_signed_by
+    # beside this one only: their own pages stay closed to them
+    assert not by[prior].own_page
     # a report signed and not delivered is its reader's and the administrators' only
     assert (by[undelivered].impression, by[undelivered].report_signed_at) == ("", None)
     # listing them is audited on the study read, naming them
@@ -673,6 +675,7 @@ def test_the_reading_radiologist_compares_with_the_patients_other_studies(sessio
     # another centre nothing
     assert listed(world["n_centre"]).keys() == {prior, undelivered}
     assert listed(world["n_centre"])[prior].impression == "I."
+    assert listed(world["n_centre"])[prior].own_page
     with pytest.raises(NotFound):
         listed(world["s_centre"])
     # a cancelled study opens no others

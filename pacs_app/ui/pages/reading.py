@@ -16,11 +16,12 @@ import reflex as rx
 from pacs_app.core.errors import Conflict, DomainError, NotFound
 from pacs_app.models import StudyStatus
 from pacs_app.services import ai, reports, workflow
-from pacs_app.services.dto import ComparisonStudy, ReportView, WorklistItem
+from pacs_app.services.dto import ReportView, WorklistItem
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
 from pacs_app.ui.components import count_of
 from pacs_app.ui.components.ai_panel import ai_status_badge, finding_row, severity_badge
+from pacs_app.ui.components.comparisons import comparison_row
 from pacs_app.ui.pages.studies import priority_badge, study_row
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -43,30 +44,6 @@ def waited(seconds: int) -> str:
     if hours < 48:
         return f"{hours} h {minutes:02d} min"
     return f"{hours // 24} d {hours % 24} h"
-
-
-def comparison_row(c: ComparisonStudy) -> dict[str, str]:
-    """One of the patient's other studies, as the report page lists it."""
-    day = (c.study_date or c.received_at.date()).isoformat()
-    what = " ".join(v for v in (c.modality, c.body_part) if v) or "Study"
-    return {
-        "study_id": c.study_id,
-        "when": day,
-        "title": (day if c.study_date else f"received {day}")
-        + f" · {what}"
-        + (f" · {c.description}" if c.description else ""),
-        "status": c.status.value,
-        "signed": (
-            f"Signed by {c.report_signed_by}, {c.report_signed_at:%Y-%m-%d %H:%M} UTC"
-            if c.report_signed_at
-            else ""
-        ),
-        "impression": c.impression,
-        "findings": c.findings,
-        "addenda": "\n\n".join(c.addenda),
-        "images": f"{c.num_series} series, {c.num_instances} images",
-        "cite": f"Comparison: {what} of {day} (Study {c.study_id}).",
-    }
 
 
 def worklist_row(item: WorklistItem) -> dict[str, str]:

@@ -6,12 +6,13 @@ import reflex as rx
 
 from pacs_app.core.errors import DomainError, NotFound
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import studies, users
+from pacs_app.services import reports, studies, users
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
 from pacs_app.ui.components import count_of, file_size, optional_day, record_table
 from pacs_app.ui.components.ai_panel import AIPanelState, ai_card
+from pacs_app.ui.components.comparisons import comparison_row
 from pacs_app.ui.components.reading_panel import ReadingPanelState, reading_card
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -445,6 +446,8 @@ class StudyState(AuthState):
     instances: list[dict[str, str]] = []
     instances_note: str = ""
     differences: list[dict[str, str]] = []
+    # the patient's other studies (reports.comparison_studies)
+    others: list[dict[str, str]] = []
     is_admin: bool = False
     delete_open: bool = False
     delete_error: str = ""
@@ -452,7 +455,7 @@ class StudyState(AuthState):
 
     @rx.event
     async def open(self):
-        self.ready, self.found, self.message = False, False, ""
+        self.ready, self.found, self.message, self.others = False, False, "", []
         actor = await self.actor()
         if actor is None:
             return rx.redirect(routes.LOGIN)
@@ -520,6 +523,13 @@ class StudyState(AuthState):
             {"field": d.field.replace("_", " "), "shown": d.shown, "header": d.header}
             for d in detail.differences
         ]
+        others = await call_domain(
+            reports.comparison_studies,
+            actor=actor,
+            study_id=self._study_id,
+            address=self._client_address(),
+        )
+        self.others = [comparison_row(c) for c in others]
         self.found = self.ready = True
 
     @rx.event
@@ -599,6 +609,54 @@ def _delete_dialog() -> rx.Component:
         ),
         open=StudyState.delete_open,
         on_open_change=StudyState.set_delete_open,
+    )
+
+
+def _other_study_row(o) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(o["title"]),
+        rx.table.cell(o["status"]),
+        rx.table.cell(
+            rx.cond(
+                o["own_page"] != "",
+                rx.link(o["study_id"], href="/study/" + o["study_id"]),
+                rx.text(o["study_id"]),
+            )
+        ),
+        rx.table.cell(
+            rx.cond(o["signed"] != "", o["impression"], "—"),
+            white_space="pre-wrap",
+            max_width="420px",
+        ),
+        rx.table.cell(
+            rx.link(
+                "View images",
+                href="/viewer/" + o["study_id"] + "?for=" + StudyState.study["study_id"],
+                id="view-other-" + o["study_id"],
+            )
+        ),
+    )
+
+
+def _other_studies() -> rx.Component:
+    return rx.vstack(
+        rx.heading("Other studies of this patient", size="4"),
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h)
+                        for h in ("Study", "Status", "Study ID", "Impression", "")
+                    ]
+                )
+            ),
+            rx.table.body(rx.foreach(StudyState.others, _other_study_row)),
+            size="1",
+            width="100%",
+        ),
+        width="100%",
+        spacing="2",
+        id="other-studies",
     )
 
 
@@ -685,6 +743,7 @@ def study_page() -> rx.Component:
             ],
             id="series-table",
         ),
+        rx.cond(StudyState.others.length() > 0, _other_studies()),
         rx.heading("Images", size="4"),
         rx.cond(StudyState.instances_note != "", rx.text(StudyState.instances_note, size="2")),
         rx.box(

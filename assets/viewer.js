@@ -497,7 +497,7 @@
     if (V.showOverlays && img.overlays && img.overlays.canvas) ctx.drawImage(img.overlays.canvas, 0, 0);
     // measurements of this image
     ctx.setTransform(1, 0, 0, 1, 0, 0);
-    (V.measures[V.index] || []).concat(V.drawing ? [V.drawing] : []).forEach(function (m) {
+    imageMeasures().concat(V.drawing ? [V.drawing] : []).forEach(function (m) {
       drawMeasure(ctx, img, m, dpr);
     });
     overlay();
@@ -533,8 +533,8 @@
   function measureLine(img, m) {
     var what = measureText(img, m).split("\n").join(", ");
     var kind = m.kind === "roi" ? "ROI " : m.kind === "angle" ? "Angle " : "Length ";
-    var series = V.series && V.series.number != null ? "series " + V.series.number + ", " : "";
-    var at = series + "image " + num(img.meta, "00200013", 0, V.images.indexOf(img) + 1) + (img.frame ? ", frame " + (img.frame + 1) : "");
+    var series = m.series && m.series.number != null ? "series " + m.series.number + ", " : "";
+    var at = series + "image " + num(img.meta, "00200013", 0, m.index + 1) + (img.frame ? ", frame " + (img.frame + 1) : "");
     return kind + what + " (" + at + ")";
   }
 
@@ -545,11 +545,11 @@
   }
   function sendToReport() {
     var lines = [], sent = [];
-    Object.keys(V.measures).map(Number).sort(function (a, b) { return a - b; }).forEach(function (index) {
-      var img = V.images[index];
-      (V.measures[index] || []).forEach(function (m) {
-        if (m.sent || !img || (m.kind === "angle" && m.p.length < 6)) return;
-        lines.push(measureLine(img, m)); sent.push(m);
+    // every series' (in the order their images were first measured)
+    Object.keys(V.measures).forEach(function (key) {
+      V.measures[key].forEach(function (m) {
+        if (m.sent || (m.kind === "angle" && m.p.length < 6)) return;
+        lines.push(measureLine(m.img, m)); sent.push(m);
       });
     });
     if (!lines.length) { message("No new measurement to send: draw one first."); return; }
@@ -568,11 +568,24 @@
   // the tools that draw a measurement, and what they draw
   var DRAWN = { measure: "length", roi: "roi", angle: "angle" };
 
+  // The current image's measurements. They are kept per image (its SOP instance and frame),
+  // for every series opened, until the page is left: going to another series and back, they
+  // are there.
+  function imageMeasures(create) {
+    var img = V.images[V.index];
+    if (!img) return [];
+    var key = img.sop + ":" + img.frame;
+    if (create && !V.measures[key]) V.measures[key] = [];
+    return V.measures[key] || [];
+  }
+
   // a finished measurement joins its image's; an ROI's values are summed once, here
   function keep(m) {
     var img = V.images[V.index];
-    if (m.kind === "roi" && img) m.stats = roiStats(img, m.p);
-    (V.measures[V.index] = V.measures[V.index] || []).push(m);
+    if (!img) return;
+    if (m.kind === "roi") m.stats = roiStats(img, m.p);
+    m.img = img; m.series = V.series; m.index = V.index;
+    imageMeasures(true).push(m);
   }
 
   function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }
@@ -641,7 +654,7 @@
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
       (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
       (V.invert ? "  inverted" : "") + overlayText(img))) : "";
-    var lastMeasure = (V.measures[V.index] || []).slice(-1)[0];
+    var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
       (lastMeasure && img ? "\n" + measureText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
     V.stage.setAttribute("data-index", String(V.index));
@@ -763,7 +776,8 @@
   }
   function reset() {
     var img = V.images[V.index];
-    V.invert = false; V.windowSet = false; V.measures = {};
+    V.invert = false; V.windowSet = false;
+    if (img) delete V.measures[img.sop + ":" + img.frame];  // this image's measurements
     if (img && (img.values || img.rgb)) { var w = img.rgb ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
   }
@@ -998,7 +1012,7 @@
   // metadata as "meta"), so that its pixels are fetched and shown while the series' metadata,
   // which can be megabytes, is still on its way.
   async function openSeries(series, restore, hint) {
-    V.series = series; V.images = []; V.index = 0; V.measures = {}; V.windowSet = false; V.fitted = false;
+    V.series = series; V.images = []; V.index = 0; V.windowSet = false; V.fitted = false;
     V.provisional = false;
     hideReport();
     Array.prototype.forEach.call(document.querySelectorAll(".vw-thumb"), function (t) {
@@ -1219,9 +1233,9 @@
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
       state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert,
-        measure: (V.measures[V.index] || []).slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
+        measure: imageMeasures().slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
-      measures: function () { return (V.measures[V.index] || []).map(function (m) { return m.kind; }); },
+      measures: function () { return imageMeasures().map(function (m) { return m.kind; }); },
       // performance.now() when the first image was drawn (for the benchmark)
       firstShownAt: function () { return V.firstShownAt > 0 ? V.firstShownAt : null; },
     };

@@ -571,3 +571,24 @@ def test_a_structured_report_reads_as_a_document_and_opens_its_image(page, app_u
     expect(page.locator("#vw-document")).to_be_hidden()
     assert _state(page)["sop"] == ct.SOPInstanceUID
     expect(page.locator("#vw-overlay-bl")).to_contain_text("WL")
+
+    # a measurement stays with its image while another series is looked at; R clears it
+    page.click("#vw-mode-measure")
+    box = stage.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 50, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 50, cy, steps=4)
+    page.mouse.up()
+    measured = stage.get_attribute("data-measure")
+    assert page.evaluate("window.__pacsViewer.measures()") == ["length"]
+    sr_thumb.click()
+    expect(stage).to_have_attribute("data-kind", "report", timeout=15_000)
+    page.locator(f'.vw-thumb[data-uid="{ct.SeriesInstanceUID}"]').click()
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(stage).to_have_attribute("data-kind", "image")
+    assert page.evaluate("window.__pacsViewer.measures()") == ["length"]
+    expect(page.locator("#vw-overlay-br")).to_contain_text(measured)
+    stage.focus()
+    page.keyboard.press("r")
+    assert page.evaluate("window.__pacsViewer.measures()") == []

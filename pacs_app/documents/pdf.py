@@ -13,6 +13,7 @@ small note says so. Text that users wrote is always set as plain text, never as 
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 import secrets
@@ -30,6 +31,7 @@ __all__ = [
     "FONT_ENV_VAR",
     "MISSING_GLYPHS_NOTE",
     "NO_UNICODE_FONT_NOTE",
+    "KeyImagePrint",
     "ReportAddendum",
     "ReportDocument",
     "find_unicode_font",
@@ -74,6 +76,17 @@ class ReportAddendum:
 
 
 @dataclass(frozen=True)
+class KeyImagePrint:
+    """A key image as printed: JPEG bytes (``None`` where it could not be rendered, with
+    ``problem`` saying why) and where it is in the study."""
+
+    caption: str
+    jpeg: bytes | None
+    aspect: float = 1.0  # height / width
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class ReportDocument:
     """Everything printed on a report, already fetched and permission-checked by the caller."""
 
@@ -98,6 +111,7 @@ class ReportDocument:
     signed_at: datetime | None
     addenda: tuple[ReportAddendum, ...] = ()
     status_note: str = ""  # e.g. "PRELIMINARY - NOT VERIFIED", shown as a banner
+    key_images: tuple[KeyImagePrint, ...] = ()
 
 
 def find_unicode_font(explicit: str | None = None) -> str | None:
@@ -254,6 +268,20 @@ def _strings(doc: ReportDocument) -> Iterator[str]:
     yield doc.status_note
     for addendum in doc.addenda:
         yield from (addendum.text, addendum.signed_by)
+    for image in doc.key_images:
+        yield from (image.caption, image.problem)
+
+
+#: The tallest a key image is printed, in millimetres (a tall radiograph is narrowed to it).
+_KEY_IMAGE_MAX_H = 110.0
+
+
+def _print_size(image: KeyImagePrint, width: float) -> tuple[float, float]:
+    """A key image's printed width and height in a column ``width`` wide, its shape kept."""
+    if image.jpeg is None:
+        return width, 20.0
+    height = min(width * image.aspect, _KEY_IMAGE_MAX_H)
+    return height / image.aspect, height
 
 
 def _person_name(value: str) -> str:
@@ -338,6 +366,33 @@ class _ReportPDF(FPDF):
         for addendum in sorted(doc.addenda, key=lambda a: a.number):
             self._section(f"Addendum {addendum.number}", addendum.text)
             self._signature(addendum.signed_by, addendum.signed_at)
+        if doc.key_images:
+            self._key_images(doc.key_images)
+
+    def _key_images(self, images: tuple[KeyImagePrint, ...]) -> None:
+        """Two a row, each with where it is in the study below it."""
+        gap, caption = 6.0, 5.0
+        width = (self.epw - gap) / 2
+        self._heading("Key images", keep=width * 0.6)
+        for start in range(0, len(images), 2):
+            pair = images[start : start + 2]
+            sizes = [_print_size(image, width) for image in pair]
+            row = max(h for _, h in sizes) + caption + 3
+            if self.will_page_break(row):
+                self.add_page()
+            top = self.get_y()
+            for column, (image, (w, height)) in enumerate(zip(pair, sizes, strict=True)):
+                x = self.l_margin + column * (width + gap)
+                if image.jpeg is not None:
+                    self.image(io.BytesIO(image.jpeg), x=x, y=top, w=w, h=height)
+                else:
+                    self.set_xy(x, top)
+                    self.font(9, grey=True)
+                    self.multi_cell(width, _LINE, self.t(image.problem), border=1)
+                self.set_xy(x, top + height + 1)
+                self.font(9, grey=True)
+                self.cell(width, caption - 1, self.t(image.caption))
+            self.set_xy(self.l_margin, top + row)
 
     def _banner(self, text: str) -> None:
         self.set_fill_color(255, 236, 179)
@@ -395,14 +450,17 @@ class _ReportPDF(FPDF):
             self.cell(0, 4, note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(3)
 
-    def _section(self, title: str, text: str) -> None:
-        if self.will_page_break(8 + 2 * _LINE):  # keep a heading with its first lines
+    def _heading(self, title: str, *, keep: float = 2 * _LINE) -> None:
+        if self.will_page_break(8 + keep):  # keep a heading with what follows it
             self.add_page()
         self.ln(2)
         self.font(12, bold=True)
         self.cell(0, 7, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self._rule()
         self.ln(2)
+
+    def _section(self, title: str, text: str) -> None:
+        self._heading(title)
         body = self.t(text).strip("\n")
         self.font(_BODY_PT, grey=not body.strip())
         self.multi_cell(

@@ -16,6 +16,7 @@ from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStat
 from pacs_app.models.users import Centre, Currency, Role, User
 from pacs_app.models.workflow import (
     DraftSource,
+    KeyImage,
     Notification,
     NotificationKind,
     Report,
@@ -40,6 +41,7 @@ __all__ = [
     "Invoice",
     "InvoiceStatus",
     "JobStatus",
+    "KeyImage",
     "LearnedModel",
     "Notification",
     "NotificationKind",

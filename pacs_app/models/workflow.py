@@ -76,6 +76,29 @@ def _versions_are_immutable(_mapper: Any, _connection: Any, target: ReportVersio
     raise ValueError(f"report version {target.id} is signed and cannot be changed")
 
 
+class KeyImage(SQLModel, table=True):
+    """An image (a frame of an instance) the reading radiologist marked as showing what the
+    report describes: listed with the report and printed in its PDF."""
+
+    __tablename__ = "key_image"
+    __table_args__ = (
+        UniqueConstraint("study_pk", "sop_instance_uid", "frame", name="uq_key_image"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_pk: int = Field(foreign_key="study.id", index=True, ondelete="CASCADE")
+    series_instance_uid: str = Field(max_length=64)
+    sop_instance_uid: str = Field(max_length=64)
+    frame: int = 0  # 0-based
+    # the window it was looked at with when marked (greyscale), which its PDF print uses
+    window_center: float | None = None
+    window_width: float | None = None
+    marked_by_id: int | None = Field(
+        default=None, foreign_key="user_account.id", ondelete="SET NULL"
+    )
+    marked_at: datetime = timestamp_field()
+
+
 class ReportTemplate(SQLModel, table=True):
     __tablename__ = "report_template"
     __table_args__ = (Index("ix_report_template_match", "modality", "body_part"),)

@@ -56,6 +56,8 @@ class AuditAction(StrEnum):
     REPORT_ADDENDUM = "report.addendum"
     REPORT_DELIVERED = "report.delivered"
     REPORT_DOWNLOADED = "report.downloaded"
+    KEY_IMAGE_MARKED = "report.key_image_marked"
+    KEY_IMAGE_UNMARKED = "report.key_image_unmarked"
     TEMPLATE_CHANGED = "template.changed"
     TAT_TARGET_CHANGED = "turnaround.target_changed"
     AI_REQUESTED = "ai.requested"

@@ -271,6 +271,26 @@ class ComparisonStudy(BaseModel):
     addenda: list[str] = []
 
 
+class KeyImagePublic(BaseModel):
+    """An image the reading radiologist marked as key to the report."""
+
+    series_instance_uid: str
+    sop_instance_uid: str
+    frame: int  # 1-based, as WADO-RS numbers frames
+    series_number: int | None
+    instance_number: int | None
+    window_center: float | None = None  # the window it was marked with (greyscale)
+    window_width: float | None = None
+    marked_at: datetime
+
+    @property
+    def caption(self) -> str:
+        """Where it is: "Series 2, image 14" (", frame 3" for a later frame)."""
+        parts = [] if self.series_number is None else [f"Series {self.series_number}"]
+        parts.append("image" if self.instance_number is None else f"image {self.instance_number}")
+        return ", ".join(parts) + (f", frame {self.frame}" if self.frame > 1 else "")
+
+
 class ReportMeasurements(BaseModel):
     """The numeric measurements of one structured report of the study (an ultrasound's, a
     CAD's, a dose report's), as lines, and as the block of text a report takes them in."""

@@ -8,19 +8,22 @@ centre reads. Status changes go through :mod:`pacs_app.services.workflow`.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import pydicom
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from pacs_app.config import settings
-from pacs_app.core.errors import Conflict, InvalidInput, NotFound
-from pacs_app.dicom import sr
+from pacs_app.core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from pacs_app.dicom import pixels, sr
 from pacs_app.models import (
     Centre,
     DraftSource,
     Instance,
+    KeyImage,
     Report,
     ReportTemplate,
     ReportVersion,
@@ -37,6 +40,7 @@ from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Action, Actor, Comparison, can, require
 from pacs_app.services.dto import (
     ComparisonStudy,
+    KeyImagePublic,
     ReportDraft,
     ReportMeasurements,
     ReportVersionPublic,
@@ -361,10 +365,16 @@ class ReportFile:
 
 
 def report_pdf(
-    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    study_id: str,
+    storage: Storage | None = None,
+    address: str | None = None,
 ) -> ReportFile:
     """The report as PDF: the signed version and addenda; for the reader and administrators
-    before signing, the draft marked preliminary. The centre gets it once delivered."""
+    before signing, the draft marked preliminary. The centre gets it once delivered. With
+    ``storage``, the key images are printed after the text, each with its window."""
     from pacs_app.documents.pdf import ReportAddendum, ReportDocument, render_report_pdf
 
     study = workflow.load_visible(session, actor, study_id)
@@ -407,6 +417,7 @@ def report_pdf(
             for v in signed[1:]
         ),
         status_note=status_note,
+        key_images=tuple(_key_image_prints(session, study, storage)) if storage else (),
     )
     content = render_report_pdf(document, font_path=settings.pacs_pdf_font or None)
     audit.record_study(
@@ -471,6 +482,168 @@ def study_measurements(
             )
         )
     return found
+
+
+# --- key images ---------------------------------------------------------------------------
+
+#: Key images a report may have (its PDF prints them all).
+MAX_KEY_IMAGES = 24
+
+
+def key_images(*, session: Session, actor: Actor, study_id: str) -> list[KeyImagePublic]:
+    """The images the reading radiologist marked as key to the study's report, in series and
+    image order; whoever may see the study may see them."""
+    return _key_images(session, workflow.load_visible(session, actor, study_id))
+
+
+def _key_images(session: Session, study: Study) -> list[KeyImagePublic]:
+    rows = session.exec(
+        select(KeyImage, Series.series_number, Instance.instance_number)
+        .join(
+            Instance,
+            (col(Instance.study_pk) == KeyImage.study_pk)
+            & (col(Instance.sop_instance_uid) == KeyImage.sop_instance_uid),
+        )
+        .join(Series, col(Series.id) == Instance.series_pk)
+        .where(KeyImage.study_pk == study.id)
+        .order_by(
+            col(Series.series_number),
+            col(Instance.instance_number),
+            col(KeyImage.frame),
+            col(KeyImage.id),
+        )
+    ).all()
+    return [
+        KeyImagePublic(
+            series_instance_uid=key.series_instance_uid,
+            sop_instance_uid=key.sop_instance_uid,
+            frame=key.frame + 1,
+            series_number=series_number,
+            instance_number=instance_number,
+            window_center=key.window_center,
+            window_width=key.window_width,
+            marked_at=key.marked_at,
+        )
+        for key, series_number, instance_number in rows
+    ]
+
+
+def set_key_image(
+    *,
+    session: Session,
+    actor: Actor,
+    study_id: str,
+    sop_instance_uid: str,
+    frame: int = 1,
+    key: bool = True,
+    window: pixels.Window | None = None,
+    address: str | None = None,
+) -> list[KeyImagePublic]:
+    """Mark frame ``frame`` (1-based) of an instance of the study as a key image of its
+    report, with the ``window`` it is looked at with (its print uses it), or (``key=False``)
+    no longer. Only the reading radiologist, while the report can be edited: once signed,
+    the key images are part of it. Marking again keeps the latest window. Answers the
+    study's key images."""
+    study = workflow.load_visible(session, actor, study_id)
+    require(actor, Action.WRITE_REPORT, study)
+    if study.status not in workflow.TRANSITIONS[Step.SAVE_DRAFT]:
+        raise InvalidTransition(
+            f"The key images of study {study.study_id} cannot change: it is "
+            f"{workflow.status_words(study.status)}."
+        )
+    found = session.exec(
+        select(Series.series_instance_uid, Instance.number_of_frames)
+        .join(Series, col(Series.id) == Instance.series_pk)
+        .where(Instance.study_pk == study.id, Instance.sop_instance_uid == sop_instance_uid)
+    ).first()
+    if found is None:
+        raise NotFound(f"Study {study.study_id} has no instance {sop_instance_uid}.")
+    series_uid, frames = found
+    if not 1 <= frame <= max(frames, 1):
+        raise InvalidInput(
+            f"Instance {sop_instance_uid} has {frames} frame(s): frame {frame} does not exist."
+        )
+    marked = session.exec(
+        select(KeyImage).where(
+            KeyImage.study_pk == study.id,
+            KeyImage.sop_instance_uid == sop_instance_uid,
+            KeyImage.frame == frame - 1,
+        )
+    ).first()
+    detail = {"sop_instance_uid": sop_instance_uid, "frame": frame}
+    if key and marked is None:
+        count = session.exec(
+            select(func.count()).select_from(KeyImage).where(KeyImage.study_pk == study.id)
+        ).one()
+        if count >= MAX_KEY_IMAGES:
+            raise InvalidInput(
+                f"A report has {MAX_KEY_IMAGES} key images at most: unmark one first."
+            )
+        session.add(
+            KeyImage(
+                study_pk=study.id,
+                series_instance_uid=series_uid,
+                sop_instance_uid=sop_instance_uid,
+                frame=frame - 1,
+                window_center=window.center if window else None,
+                window_width=window.width if window else None,
+                marked_by_id=actor.user_id,
+            )
+        )
+        action = AuditAction.KEY_IMAGE_MARKED
+    elif key:  # marked already: the window it is looked at with now
+        marked.window_center = window.center if window else None
+        marked.window_width = window.width if window else None
+        session.add(marked)
+        session.commit()
+        return _key_images(session, study)
+    elif not key and marked is not None:
+        session.delete(marked)
+        action = AuditAction.KEY_IMAGE_UNMARKED
+    else:
+        return _key_images(session, study)  # as asked already
+    audit.record_study(
+        session, action=action, actor=actor, study=study, address=address, detail=detail
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # marked at the same moment from another tab: it is marked
+        session.rollback()
+    return _key_images(session, study)
+
+
+#: The longest side of a key image as put in a report's PDF, in pixels.
+KEY_IMAGE_PRINT_PX = 1024
+
+
+def _key_image_prints(session: Session, study: Study, storage: Storage):
+    """The study's key images rendered for its PDF (with the window each was marked with),
+    or, for one that cannot be, why."""
+    from PIL import Image
+
+    from pacs_app.documents.pdf import KeyImagePrint
+
+    for key in _key_images(session, study):
+        stored = session.exec(
+            select(Instance.storage_key, Instance.number_of_frames).where(
+                Instance.study_pk == study.id, Instance.sop_instance_uid == key.sop_instance_uid
+            )
+        ).first()
+        window = (
+            pixels.Window(key.window_center, key.window_width)
+            if key.window_center is not None and key.window_width is not None
+            else None
+        )
+        try:
+            found = dicomweb.StoredInstance.of(study, stored[0], stored[1], storage)
+            image = Image.fromarray(pixels.render(dicomweb.dataset(found), key.frame - 1, window))
+        except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
+            yield KeyImagePrint(key.caption, None, problem=f"Could not be rendered: {e}")
+            continue
+        image.thumbnail((KEY_IMAGE_PRINT_PX, KEY_IMAGE_PRINT_PX))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=88)
+        yield KeyImagePrint(key.caption, buffer.getvalue(), aspect=image.height / image.width)
 
 
 # --- the patient's other studies --------------------------------------------------------

@@ -696,3 +696,83 @@ def test_same_patient_needs_an_id_and_a_centre():
     assert not same_patient(S(1, 1, "P1"), S(2, 1, "P2"))
     assert not same_patient(S(1, 1, ""), S(2, 1, ""))  # no ID: nothing says they are one
     assert not same_patient(S(1, 1, "  "), S(2, 1, "  "))
+
+
+def test_key_images_are_marked_by_the_reader_and_printed_with_the_report(
+    session, world, upload, storage
+):
+    import io
+
+    import numpy as np
+    import pydicom
+    from pypdf import PdfReader
+
+    from pacs_app.core.errors import InvalidInput as Invalid
+    from pacs_app.dicom import pixels
+    from pacs_app.dicom.pixels import Window
+    from pacs_app.models import Instance
+
+    sid = upload(n=3)
+    tele = world["tele"]
+    workflow.claim(session=session, actor=tele, study_id=sid)
+    study = study_row(session, sid)
+    sops = session.exec(
+        select(Instance.sop_instance_uid)
+        .where(Instance.study_pk == study.id)
+        .order_by(Instance.instance_number)
+    ).all()
+
+    def mark(sop, *, actor=tele, key=True, frame=1, window=None):
+        return reports.set_key_image(
+            session=session,
+            actor=actor,
+            study_id=sid,
+            sop_instance_uid=sop,
+            frame=frame,
+            key=key,
+            window=window,
+        )
+
+    marked = mark(sops[2], window=Window(40, 400))
+    marked = mark(sops[0])
+    # in series and image order, each saying where it is and the window it was marked with
+    assert [k.sop_instance_uid for k in marked] == [sops[0], sops[2]]
+    assert marked[1].caption.endswith("image 3") and marked[1].frame == 1
+    assert (marked[1].window_center, marked[1].window_width) == (40, 400)
+    assert (marked[0].window_center, marked[0].window_width) == (None, None)
+    # marking again keeps one, with the window it is seen with now
+    again = mark(sops[2], window=Window(-600, 1500))
+    assert len(again) == 2 and (again[1].window_center, again[1].window_width) == (-600, 1500)
+    # the centre sees them; only the reader marks them
+    assert len(reports.key_images(session=session, actor=world["n_centre"], study_id=sid)) == 2
+    with pytest.raises(PermissionDenied):
+        mark(sops[1], actor=world["n_centre"])
+    with pytest.raises(NotFound):
+        mark(sops[1], actor=world["tele2"])
+    with pytest.raises(NotFound):
+        mark("1.2.3.4")
+    with pytest.raises(Invalid, match="frame 2 does not exist"):
+        mark(sops[1], frame=2)
+    assert [k.sop_instance_uid for k in mark(sops[0], key=False)] == [sops[2]]
+
+    # the PDF prints each, rendered with its window
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    reports.verify(session=session, actor=tele, study_id=sid)
+    with pytest.raises(InvalidTransition, match="cannot change"):
+        mark(sops[1])  # signed: they are part of the report
+    found = reports.report_pdf(session=session, actor=tele, study_id=sid, storage=storage)
+    reader = PdfReader(io.BytesIO(found.content))
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "Key images" in text and marked[1].caption in text
+    images = [image for page in reader.pages for image in page.images]
+    assert len(images) == 1
+    printed = np.asarray(images[0].image.convert("L"), dtype=float)
+    key = session.exec(select(Instance.storage_key).where(Instance.sop_instance_uid == sops[2]))
+    ds = pydicom.dcmread(storage.local_path(key.one()))
+    expected = pixels.render(ds, 0, Window(-600, 1500)).astype(float)
+    assert printed.shape == expected.shape
+    assert np.abs(printed - expected).mean() < 3  # JPEG's loss only
+    assert np.abs(printed - pixels.render(ds, 0).astype(float)).mean() > 10  # not the header's
+    # without the storage (as before), no images
+    plain = reports.report_pdf(session=session, actor=tele, study_id=sid)
+    assert not [i for p in PdfReader(io.BytesIO(plain.content)).pages for i in p.images]

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import notifications, reports, turnaround, workflow
+from pacs_app.services import dicomweb, notifications, reports, turnaround, workflow
 from pacs_app.services.dto import (
     ComparisonStudy,
+    KeyImagePublic,
     NotificationList,
     RadiologistOption,
     ReportDraft,
@@ -243,6 +244,69 @@ def report_measurements(
 
 
 @router.get(
+    "/studies/{study_id}/key-images",
+    response_model=list[KeyImagePublic],
+    summary="The images marked as key to the study's report",
+)
+def key_images(study_id: str, actor: CurrentActor, session: SessionDep) -> list[KeyImagePublic]:
+    return reports.key_images(session=session, actor=actor, study_id=study_id)
+
+
+def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, window=None):
+    return reports.set_key_image(
+        session=session,
+        actor=actor,
+        study_id=study_id,
+        sop_instance_uid=sop_uid,
+        frame=frame,
+        key=key,
+        window=dicomweb.parse_window(window),
+        address=address,
+    )
+
+
+@router.put(
+    "/studies/{study_id}/key-images/{sop_uid}",
+    response_model=list[KeyImagePublic],
+    responses=CONFLICT,
+    summary="Mark an image (frame `frame`, 1-based) as key to the report",
+    description=(
+        "The reading radiologist, while the report can be edited (409 once it is signed). "
+        "`window=center,width`: the window it is looked at with, which the report's PDF "
+        "prints it with (the header's otherwise); marking again keeps the latest. Answers "
+        "the study's key images."
+    ),
+)
+def mark_key_image(
+    study_id: str,
+    sop_uid: str,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+    frame: int = 1,
+    window: str | None = None,
+) -> list[KeyImagePublic]:
+    return _set_key_image(study_id, sop_uid, frame, True, actor, session, address, window)
+
+
+@router.delete(
+    "/studies/{study_id}/key-images/{sop_uid}",
+    response_model=list[KeyImagePublic],
+    responses=CONFLICT,
+    summary="Unmark a key image",
+)
+def unmark_key_image(
+    study_id: str,
+    sop_uid: str,
+    actor: CurrentActor,
+    session: SessionDep,
+    address: AddressDep,
+    frame: int = 1,
+) -> list[KeyImagePublic]:
+    return _set_key_image(study_id, sop_uid, frame, False, actor, session, address)
+
+
+@router.get(
     "/studies/{study_id}/comparison-studies",
     response_model=list[ComparisonStudy],
     summary="The patient's other studies, to compare with this one",
@@ -321,7 +385,9 @@ def deliver(study_id: str, actor: CurrentActor, session: SessionDep, address: Ad
 def report_pdf(
     study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep
 ) -> Response:
-    found = reports.report_pdf(session=session, actor=actor, study_id=study_id, address=address)
+    found = reports.report_pdf(
+        session=session, actor=actor, study_id=study_id, storage=get_storage(), address=address
+    )
     return Response(
         found.content,
         media_type="application/pdf",

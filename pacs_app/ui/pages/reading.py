@@ -732,7 +732,10 @@ class ReportState(AuthState):
     @rx.event
     async def download_pdf(self):
         found, answer = await self.as_actor(
-            reports.report_pdf, study_id=self._study_id, address=self._client_address()
+            reports.report_pdf,
+            study_id=self._study_id,
+            storage=get_storage(),
+            address=self._client_address(),
         )
         if answer is not None:
             return answer

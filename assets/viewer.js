@@ -62,12 +62,13 @@
 
   // --- HTTP --------------------------------------------------------------------------------
   function api(path) { return (V.stage.getAttribute("data-api") || "") + path; }
-  async function get(path, accept) {
+  async function get(path, accept, method) {
     // another study of the patient, shown beside the one read: each request says which
     if (V && V.study.comparing && path.indexOf("/dicomweb/") === 0) {
       path += (path.indexOf("?") < 0 ? "?" : "&") + "for=" + encodeURIComponent(V.study.comparing);
     }
-    var res = await fetch(api(path), { headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });
+    var res = await fetch(api(path), { method: method || "GET",
+      headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });
     if (!res.ok) {
       var detail = "";
       try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
@@ -653,11 +654,14 @@
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
       (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
-      (V.invert ? "  inverted" : "") + overlayText(img))) : "";
+      (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
       (lastMeasure && img ? "\n" + measureText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
     V.stage.setAttribute("data-index", String(V.index));
+    V.stage.setAttribute("data-key", isKey(img) ? "1" : "0");
+    var keyButton = $("vw-key");
+    if (keyButton) keyButton.style.background = isKey(img) ? "var(--amber-5)" : "var(--gray-2)";
     V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
     V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
     V.stage.setAttribute("data-overlays", img && img.overlays && img.overlays.count ? (V.showOverlays ? "shown" : "hidden") : "none");
@@ -686,6 +690,30 @@
     return "\nOverlay" + (o.count > 1 ? "s" : "") + ": " + (V.showOverlays ? o.names.join(", ") : "hidden (O shows)");
   }
   function toggleOverlays() { V.showOverlays = !V.showOverlays; draw(); }
+
+  // --- key images: the reading radiologist marks the images the report is about ----------
+  function imageKey(img) { return img.sop + ":" + img.frame; }
+  function setKeys(list) {
+    V.keys = {};
+    (list || []).forEach(function (k) { V.keys[k.sop + ":" + (k.frame - 1)] = true; });
+  }
+  function isKey(img) { return !!(img && V.keys && V.keys[imageKey(img)]); }
+  async function toggleKey() {
+    var img = V.images[V.index];
+    if (!V.study.can_mark_key || !img) return;
+    if (img.isReport || img.notImage) { message("Only an image can be a key image."); return; }
+    var marked = isKey(img), path = "/studies/" + V.study.study_id + "/key-images/" + encodeURIComponent(img.sop) +
+      "?frame=" + (img.frame + 1);
+    // marked with the window it is seen with, which the report's PDF prints it with
+    if (!marked && !img.rgb) path += "&window=" + V.wc.toFixed(2) + "," + Math.max(1, V.ww).toFixed(2);
+    try {
+      var res = await get(path, "application/json", marked ? "DELETE" : "PUT");
+      setKeys((await res.json()).map(function (k) { return { sop: k.sop_instance_uid, frame: k.frame }; }));
+    } catch (e) { message(e.message); return; }
+    message("");
+    draw();
+    if (inReportPage()) window.parent.postMessage({ type: "pacs-key-images", study: V.study.study_id, at: Date.now() }, window.location.origin);
+  }
 
   function message(text) { $("vw-message").innerText = text || ""; }
 
@@ -1186,6 +1214,7 @@
       else if (k === "i" || k === "I") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
       else if (k === " ") { e.preventDefault(); toggleCine(); }
       else if (k === "o" || k === "O") toggleOverlays();
+      else if (k === "k" || k === "K") toggleKey();
       else if (k === "Escape" && V.drawing) { V.drawing = null; draw(); }
     });
     // redraw when the stage changes size, whether the window or the layout (the tag panel) did it
@@ -1210,6 +1239,7 @@
     else if (t.id === "vw-overlays") toggleOverlays();
     else if (t.id === "vw-tags-toggle") toggleTags();
     else if (t.id === "vw-to-report") sendToReport();
+    else if (t.id === "vw-key") toggleKey();
     else return;
     V.stage.focus();
   });
@@ -1242,6 +1272,8 @@
     // its listeners stay with the element (they act on the current V): bound once
     if (!stage.__pacsBound) { bind(); stage.__pacsBound = true; }
     if (inReportPage() && $("vw-to-report")) $("vw-to-report").style.display = "inline-flex";
+    setKeys(study.key_images);
+    if ($("vw-key")) $("vw-key").style.display = study.can_mark_key ? "inline-flex" : "none";
     stage.focus();
     var saved = null;
     try {

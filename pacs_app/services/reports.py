@@ -496,6 +496,21 @@ def key_images(*, session: Session, actor: Actor, study_id: str) -> list[KeyImag
     return _key_images(session, workflow.load_visible(session, actor, study_id))
 
 
+def key_images_to_mark(
+    *, session: Session, actor: Actor, study_id: str
+) -> tuple[list[KeyImagePublic], bool]:
+    """The study's key images, and whether the actor may mark and unmark them now."""
+    study = workflow.load_visible(session, actor, study_id)
+    return _key_images(session, study), _may_mark_key_images(actor, study)
+
+
+def _may_mark_key_images(actor: Actor, study: Study) -> bool:
+    return (
+        can(actor, Action.WRITE_REPORT, study)
+        and study.status in workflow.TRANSITIONS[Step.SAVE_DRAFT]
+    )
+
+
 def _key_images(session: Session, study: Study) -> list[KeyImagePublic]:
     rows = session.exec(
         select(KeyImage, Series.series_number, Instance.instance_number)
@@ -546,7 +561,7 @@ def set_key_image(
     study's key images."""
     study = workflow.load_visible(session, actor, study_id)
     require(actor, Action.WRITE_REPORT, study)
-    if study.status not in workflow.TRANSITIONS[Step.SAVE_DRAFT]:
+    if not _may_mark_key_images(actor, study):
         raise InvalidTransition(
             f"The key images of study {study.study_id} cannot change: it is "
             f"{workflow.status_words(study.status)}."

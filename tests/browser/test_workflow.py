@@ -306,3 +306,53 @@ def test_the_radiologist_compares_with_the_patients_earlier_study(page, app_url,
     page.click(f"#view-other-{earlier}")
     expect(page.locator("#vw-comparing")).to_contain_text(f"beside {current}", timeout=30_000)
     expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+
+
+def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_path):
+    import io
+
+    import httpx
+    from pypdf import PdfReader
+
+    from tests.browser.test_viewer import _token
+    from tests.browser.test_viewer import _upload as upload_by_api
+
+    study_id = upload_by_api(
+        app_url, make_series(tmp_path, 3, patient_name="KEY^IMAGES", patient_id=_pid())
+    )
+    doctor = {"Authorization": f"Bearer {_token(app_url, 'radiologist', 'radio123')}"}
+    assert httpx.post(f"{app_url}/studies/{study_id}/claim", headers=doctor).status_code == 200
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/report/{study_id}")
+    panel = page.locator("#key-images")
+    expect(panel).to_contain_text("Key images (0)", timeout=15_000)
+    viewer = page.frame_locator("#report-viewer")
+    stage = viewer.locator("#vw-stage")
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(stage).to_have_attribute("data-key", "0")
+    viewer.locator("#vw-key").click()
+    expect(stage).to_have_attribute("data-key", "1")
+    expect(viewer.locator("#vw-overlay-bl")).to_contain_text("Key image")
+    # the report page lists it at once, with its picture
+    expect(panel).to_contain_text("Key images (1)", timeout=15_000)
+    expect(panel.locator(".key-image")).to_contain_text("image 2")
+    page.wait_for_function(
+        "document.querySelector('#key-images img').naturalWidth > 0", timeout=15_000
+    )
+    # K on the next image marks it too; K again unmarks it
+    stage.focus()
+    page.keyboard.press("ArrowDown")
+    expect(stage).to_have_attribute("data-index", "2")
+    page.keyboard.press("k")
+    expect(panel).to_contain_text("Key images (2)", timeout=15_000)
+    page.keyboard.press("k")
+    expect(panel).to_contain_text("Key images (1)", timeout=15_000)
+    # the report's PDF prints it
+    page.fill("#findings", "See the key image.")
+    expect(page.locator("#saved-note")).to_contain_text("Draft v1 saved", timeout=15_000)
+    with page.expect_download() as download:
+        page.click("#download-pdf")
+    pdf = PdfReader(io.BytesIO(Path(download.value.path()).read_bytes()))
+    assert "Key images" in "".join(p.extract_text() for p in pdf.pages)
+    assert sum(len(p.images) for p in pdf.pages) == 1

@@ -13,6 +13,7 @@ import json
 
 import reflex as rx
 
+from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, DomainError, NotFound
 from pacs_app.models import StudyStatus
 from pacs_app.services import ai, reports, workflow
@@ -340,10 +341,14 @@ class ReportState(AuthState):
     # the editor shows instead of this study ("" for this one)
     comparisons: list[dict[str, str]] = []
     compared: str = ""
+    # the images marked as key to the report (in the viewer beside the editor)
+    key_images: list[dict[str, str]] = []
+    _study_uid: str = ""
     _study_id: str = ""
 
     def _show(self, view: ReportView) -> None:
         self.study = study_row(view.study)
+        self._study_uid = view.study.study_instance_uid
         self.status = view.status.value
         self.assigned_to = view.assigned_to or "nobody"
         draft = view.draft
@@ -419,11 +424,12 @@ class ReportState(AuthState):
         self.ready, self.message, self.save_error, self.addendum = False, "", "", ""
         self.findings = self.impression = ""
         self.measurements, self._measurement_texts = [], []
-        self.comparisons, self.compared = [], ""
+        self.comparisons, self.compared, self.key_images = [], "", []
         self._study_id = self._path_study_id()
         redirect = await self._reload()
         if redirect is None and not self.message:
             await self._load_comparisons()
+            await self._load_key_images()
         if redirect is None and self.can_edit:
             await self._load_measurements()
         return redirect
@@ -440,16 +446,47 @@ class ReportState(AuthState):
         )
         self.comparisons = [comparison_row(c) for c in found]
 
+    async def _load_key_images(self) -> None:
+        actor = await self.actor()
+        if actor is None:
+            return
+        found = await call_domain(reports.key_images, actor=actor, study_id=self._study_id)
+        base = f"{settings.effective_api_url}/dicomweb/studies/{self._study_uid}"
+        self.key_images = [
+            {
+                "id": f"key-image-{i}",
+                "caption": k.caption,
+                "src": f"{base}/series/{k.series_instance_uid}/instances/{k.sop_instance_uid}"
+                f"/frames/{k.frame}/rendered?quality=80"
+                + (
+                    f"&window={k.window_center:g},{k.window_width:g}"
+                    if k.window_center is not None and k.window_width is not None
+                    else ""
+                ),
+            }
+            for i, k in enumerate(found)
+        ]
+
     @rx.event
-    async def take_viewer_measurements(self, payload: str):
-        """Append the measurements drawn in the viewer beside the editor (assets/report.js
-        brings them: ``{"study": id, "lines": [...]}``) to the findings, and save. Those of
-        another study of the patient say which study they were taken on."""
+    async def from_viewer(self, payload: str):
+        """What the viewer beside the editor sends (assets/report.js): its measurements, or
+        word that the key images changed."""
         try:
             sent = json.loads(payload)
         except json.JSONDecodeError:
             return None
-        if not isinstance(sent, dict) or not isinstance(sent.get("lines"), list):
+        if not isinstance(sent, dict):
+            return None
+        if sent.get("type") == "pacs-key-images":
+            await self._load_key_images()
+            return None
+        return await self._take_measurements(sent)
+
+    async def _take_measurements(self, sent: dict):
+        """Append the measurements drawn in the viewer (``{"study": id, "lines": [...]}``)
+        to the findings, and save. Those of another study of the patient say which study
+        they were taken on."""
+        if not isinstance(sent.get("lines"), list):
             return None
         if not self.can_edit:
             return rx.toast.error(
@@ -561,6 +598,7 @@ class ReportState(AuthState):
             return None
         self.revision, self.save_error = draft.revision, ""
         self.saved_note = f"Draft v{draft.revision} saved {draft.saved_at:%H:%M:%S} UTC"
+        self.can_download_pdf = True  # the reader's draft, as a preliminary PDF
         self.status = (
             StudyStatus.REPORTED.value
             if (self.findings or self.impression)
@@ -977,6 +1015,44 @@ def _comparison_row(c) -> rx.Component:
     )
 
 
+def _key_images_panel() -> rx.Component:
+    return rx.vstack(
+        rx.script(src="/authimg.js"),  # the images come from the API, with the user's token
+        rx.text("Key images (", ReportState.key_images.length(), ")", weight="bold", size="2"),
+        rx.cond(
+            ReportState.key_images.length() > 0,
+            rx.hstack(
+                rx.foreach(
+                    ReportState.key_images,
+                    lambda k: rx.vstack(
+                        rx.el.img(
+                            alt=k["caption"],
+                            custom_attrs={"data-auth-src": k["src"]},
+                            style={"width": "96px", "height": "96px", "object_fit": "contain"},
+                            background="black",
+                        ),
+                        rx.text(k["caption"], size="1", color_scheme="gray"),
+                        spacing="1",
+                        id=k["id"],
+                        class_name="key-image",
+                    ),
+                ),
+                wrap="wrap",
+                spacing="3",
+            ),
+            rx.text(
+                "None yet: mark the images the report is about with Key image (K) in the "
+                "viewer; they are printed with the report.",
+                size="1",
+                color_scheme="gray",
+            ),
+        ),
+        spacing="2",
+        width="100%",
+        id="key-images",
+    )
+
+
 def _comparisons_panel() -> rx.Component:
     return rx.callout.root(
         rx.callout.icon(rx.icon("history")),
@@ -1228,6 +1304,10 @@ def report_page() -> rx.Component:
             wrap="wrap",
         ),
         rx.cond(ReportState.comparisons.length() > 0, _comparisons_panel()),
+        rx.cond(
+            (ReportState.key_images.length() > 0) | ReportState.can_edit,
+            _key_images_panel(),
+        ),
         rx.cond(ReportState.can_edit, _editor()),
         rx.cond(
             ReportState.versions.length() > 0,
@@ -1256,7 +1336,7 @@ def report_page() -> rx.Component:
         # assets/report.js puts what the viewer sends here
         rx.el.input(
             id="rp-measure-sink",
-            on_change=ReportState.take_viewer_measurements,
+            on_change=ReportState.from_viewer,
             style={"display": "none"},
         ),
         _viewer_frame(),

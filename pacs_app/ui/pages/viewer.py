@@ -18,7 +18,7 @@ import reflex as rx
 
 from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
-from pacs_app.services import dicomweb, studies, workflow
+from pacs_app.services import dicomweb, reports, studies, workflow
 from pacs_app.ui import routes
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -83,10 +83,17 @@ class ViewerState(AuthState):
                 if series
                 else None
             )
-            return detail, first
+            # the report's key images, which the reading radiologist marks here (not on
+            # another study of the patient shown for comparison)
+            keys, can_mark = (
+                ([], False)
+                if comparing
+                else reports.key_images_to_mark(session=session, actor=actor, study_id=sid)
+            )
+            return detail, first, keys, can_mark
 
-        try:  # one trip to the worker thread for the three
-            detail, first = await call_domain(load)
+        try:  # one trip to the worker thread for all
+            detail, first, keys, can_mark = await call_domain(load)
         except NotFound:
             self.message = f"No study {sid} that you may see."
             self.ready = True
@@ -114,6 +121,8 @@ class ViewerState(AuthState):
                 ],
                 "first": first,
                 "comparing": comparing,
+                "key_images": [{"sop": k.sop_instance_uid, "frame": k.frame} for k in keys],
+                "can_mark_key": can_mark,
             }
         )
         self.ready = True
@@ -205,6 +214,8 @@ def _toolbar() -> rx.Component:
             style={"padding": "3px", "max_width": "190px"},
         ),
         _tool("Tags", "vw-tags-toggle", "list"),
+        # shown by viewer.js to the radiologist who reads the study, while the report is open
+        _tool("Key image", "vw-key", "star", hidden=True),
         # shown by viewer.js where the viewer sits beside the report editor
         _tool("To report", "vw-to-report", "file-input", hidden=True),
         id="vw-toolbar",
@@ -301,7 +312,7 @@ def viewer_page() -> rx.Component:
         rx.text(
             "Wheel or ↑/↓: images · drag: the selected tool (right button: W/L) · "
             "Shift+wheel: zoom · Esc: drop a drawing · R: reset · I: invert · O: overlays · "
-            "Space: cine",
+            "K: key image · Space: cine",
             size="1",
             color_scheme="gray",
         ),

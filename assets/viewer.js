@@ -344,7 +344,7 @@
           "background:#26324d;color:#cfe0ff;border:1px solid #4a5f8f;border-radius:4px");
         show.className = "vw-sr-show";
         show.addEventListener("click", function () {
-          openSeries(series, null, { sop: item.sop_instance_uid, frame: Math.max(0, (item.frames[0] || 1) - 1) });
+          showImage(series, item.sop_instance_uid, Math.max(0, (item.frames[0] || 1) - 1));
         });
       }
     });
@@ -712,7 +712,8 @@
     } catch (e) { message(e.message); return; }
     message("");
     draw();
-    if (inReportPage()) window.parent.postMessage({ type: "pacs-key-images", study: V.study.study_id, at: Date.now() }, window.location.origin);
+    // the report page, beside this viewer or in another tab, lists them
+    if (window.BroadcastChannel) new BroadcastChannel("pacs-report").postMessage({ type: "pacs-key-images", study: V.study.study_id, at: Date.now() });
   }
 
   function message(text) { $("vw-message").innerText = text || ""; }
@@ -1039,6 +1040,31 @@
   // hint: the image to show first ({sop, frame} and, when the page has it, the instance's
   // metadata as "meta"), so that its pixels are fetched and shown while the series' metadata,
   // which can be megabytes, is still on its way.
+  // Show frame ``frame`` (0-based) of instance ``sop`` of ``series``: in the series open,
+  // or by opening its series at it.
+  function showImage(series, sop, frame) {
+    if (V.series === series && !V.provisional) {
+      for (var i = 0; i < V.images.length; i++) {
+        if (V.images[i].sop === sop && V.images[i].frame === frame) { go(i); return; }
+      }
+    }
+    openSeries(series, null, { sop: sop, frame: frame });
+  }
+
+  // "#show=series|sop|frame(1-based)|n": the image the page around the viewer asks for (the
+  // report page, when one of its key images is clicked); n makes the same image asked again
+  // a change.
+  function askedByHash() {
+    var m = /^#show=([^|]+)\|([^|]+)\|(\d+)/.exec(window.location.hash || "");
+    if (!m || !V) return null;
+    var series = V.study.series.filter(function (s) { return s.uid === decodeURIComponent(m[1]); })[0];
+    return series ? { series: series, sop: decodeURIComponent(m[2]), frame: Math.max(0, Number(m[3]) - 1) } : null;
+  }
+  window.addEventListener("hashchange", function () {
+    var asked = askedByHash();
+    if (asked) { showImage(asked.series, asked.sop, asked.frame); V.stage.focus(); }
+  });
+
   async function openSeries(series, restore, hint) {
     V.series = series; V.images = []; V.index = 0; V.windowSet = false; V.fitted = false;
     V.provisional = false;
@@ -1275,6 +1301,11 @@
     setKeys(study.key_images);
     if ($("vw-key")) $("vw-key").style.display = study.can_mark_key ? "inline-flex" : "none";
     stage.focus();
+    var asked = askedByHash();
+    if (asked) {
+      openSeries(asked.series, null, { sop: asked.sop, frame: asked.frame }).then(thumbnails, thumbnails);
+      return true;
+    }
     var saved = null;
     try {
       saved = JSON.parse(sessionStorage.getItem("pacs_view_" + study.study_id) ||

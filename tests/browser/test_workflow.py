@@ -317,8 +317,12 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     from tests.browser.test_viewer import _token
     from tests.browser.test_viewer import _upload as upload_by_api
 
+    pid = _pid()
+    earlier = upload_by_api(
+        app_url, make_series(tmp_path / "earlier", 2, patient_name="KEY^IMAGES", patient_id=pid)
+    )
     study_id = upload_by_api(
-        app_url, make_series(tmp_path, 3, patient_name="KEY^IMAGES", patient_id=_pid())
+        app_url, make_series(tmp_path, 3, patient_name="KEY^IMAGES", patient_id=pid)
     )
     doctor = {"Authorization": f"Bearer {_token(app_url, 'radiologist', 'radio123')}"}
     assert httpx.post(f"{app_url}/studies/{study_id}/claim", headers=doctor).status_code == 200
@@ -348,6 +352,35 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     expect(panel).to_contain_text("Key images (2)", timeout=15_000)
     page.keyboard.press("k")
     expect(panel).to_contain_text("Key images (1)", timeout=15_000)
+    # a click on it on the report page shows it in the viewer again
+    stage.focus()
+    page.keyboard.press("End")
+    expect(stage).to_have_attribute("data-key", "0")
+    panel.locator(".key-image img").click()
+    expect(stage).to_have_attribute("data-key", "1", timeout=15_000)
+    expect(stage).to_have_attribute("data-index", "1")
+    # and from another of the patient's studies shown there, back to this one at it
+    page.click(f"#compare-{earlier}")
+    expect(viewer.locator("#vw-comparing")).to_be_visible(timeout=30_000)
+    panel.locator(".key-image img").click()
+    expect(viewer.locator("#vw-comparing")).to_have_count(0, timeout=30_000)
+    expect(stage).to_have_attribute("data-key", "1", timeout=30_000)
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(viewer.locator("#vw-overlay-bl")).to_contain_text("Im 2/3")
+    # a viewer in another tab tells the report page too
+    tab = page.context.new_page()
+    tab.goto(f"/viewer/{study_id}")
+    tab_stage = tab.locator("#vw-stage")
+    expect(tab_stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    tab_stage.focus()
+    tab.keyboard.press("Home")
+    expect(tab_stage).to_have_attribute("data-index", "0")
+    tab.keyboard.press("k")
+    expect(tab_stage).to_have_attribute("data-key", "1")
+    expect(panel).to_contain_text("Key images (2)", timeout=15_000)
+    tab.keyboard.press("k")
+    expect(panel).to_contain_text("Key images (1)", timeout=15_000)
+    tab.close()
     # the report's PDF prints it
     page.fill("#findings", "See the key image.")
     expect(page.locator("#saved-note")).to_contain_text("Draft v1 saved", timeout=15_000)

@@ -343,6 +343,9 @@ class ReportState(AuthState):
     compared: str = ""
     # the images marked as key to the report (in the viewer beside the editor)
     key_images: list[dict[str, str]] = []
+    # where the viewer beside the editor is asked to go: "#show=series|sop|frame|n"
+    viewer_at: str = ""
+    _asked: int = 0
     _study_uid: str = ""
     _study_id: str = ""
 
@@ -424,7 +427,7 @@ class ReportState(AuthState):
         self.ready, self.message, self.save_error, self.addendum = False, "", "", ""
         self.findings = self.impression = ""
         self.measurements, self._measurement_texts = [], []
-        self.comparisons, self.compared, self.key_images = [], "", []
+        self.comparisons, self.compared, self.key_images, self.viewer_at = [], "", [], ""
         self._study_id = self._path_study_id()
         redirect = await self._reload()
         if redirect is None and not self.message:
@@ -455,6 +458,8 @@ class ReportState(AuthState):
         self.key_images = [
             {
                 "id": f"key-image-{i}",
+                "index": str(i),
+                "show": f"{k.series_instance_uid}|{k.sop_instance_uid}|{k.frame}",
                 "caption": k.caption,
                 "src": f"{base}/series/{k.series_instance_uid}/instances/{k.sop_instance_uid}"
                 f"/frames/{k.frame}/rendered?quality=80"
@@ -468,6 +473,17 @@ class ReportState(AuthState):
         ]
 
     @rx.event
+    def show_key_image(self, index: str):
+        """Show a key image in the viewer beside the editor (this study's, if another of
+        the patient's was shown)."""
+        try:
+            target = self.key_images[int(index)]["show"]
+        except (ValueError, IndexError):
+            return
+        self.compared, self._asked = "", self._asked + 1
+        self.viewer_at = f"#show={target}|{self._asked}"
+
+    @rx.event
     async def from_viewer(self, payload: str):
         """What the viewer beside the editor sends (assets/report.js): its measurements, or
         word that the key images changed."""
@@ -478,7 +494,8 @@ class ReportState(AuthState):
         if not isinstance(sent, dict):
             return None
         if sent.get("type") == "pacs-key-images":
-            await self._load_key_images()
+            if sent.get("study") == self._study_id:  # a viewer of another study says nothing here
+                await self._load_key_images()
             return None
         return await self._take_measurements(sent)
 
@@ -1027,9 +1044,16 @@ def _key_images_panel() -> rx.Component:
                     lambda k: rx.vstack(
                         rx.el.img(
                             alt=k["caption"],
+                            title="Show it in the viewer",
                             custom_attrs={"data-auth-src": k["src"]},
-                            style={"width": "96px", "height": "96px", "object_fit": "contain"},
+                            style={
+                                "width": "96px",
+                                "height": "96px",
+                                "object_fit": "contain",
+                                "cursor": "pointer",
+                            },
                             background="black",
+                            on_click=ReportState.show_key_image(k["index"]),
                         ),
                         rx.text(k["caption"], size="1", color_scheme="gray"),
                         spacing="1",
@@ -1361,7 +1385,7 @@ def _viewer_frame() -> rx.Component:
         src=rx.cond(
             ReportState.compared != "",
             "/viewer/" + ReportState.compared + "?for=" + s["study_id"],
-            "/viewer/" + s["study_id"],
+            "/viewer/" + s["study_id"] + ReportState.viewer_at,
         ),
         title="Viewer",
         style={

@@ -372,6 +372,10 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     tab.goto(f"/viewer/{study_id}")
     tab_stage = tab.locator("#vw-stage")
     expect(tab_stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    # at 1280 px its toolbar, with the key image's star, stays one line
+    tops = tab.evaluate("""() => [...document.querySelectorAll('#vw-toolbar > *')]
+        .filter((e) => e.getClientRects().length).map((e) => e.getBoundingClientRect().top)""")
+    assert tab.locator("#vw-key").is_visible() and max(tops) - min(tops) < 8, tops
     tab_stage.focus()
     tab.keyboard.press("Home")
     expect(tab_stage).to_have_attribute("data-index", "0")

@@ -776,3 +776,19 @@ def test_key_images_are_marked_by_the_reader_and_printed_with_the_report(
     # without the storage (as before), no images
     plain = reports.report_pdf(session=session, actor=tele, study_id=sid)
     assert not [i for p in PdfReader(io.BytesIO(plain.content)).pages for i in p.images]
+
+
+def test_deleting_a_study_takes_its_key_images(session, world, upload, storage):
+    from pacs_app.models import Instance, KeyImage
+
+    sid = upload()
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    sop = session.exec(
+        select(Instance.sop_instance_uid).where(Instance.study_pk == study_row(session, sid).id)
+    ).first()
+    reports.set_key_image(session=session, actor=world["tele"], study_id=sid, sop_instance_uid=sop)
+    assert session.exec(select(func.count()).select_from(KeyImage)).one() == 1
+    studies.delete_study(
+        session=session, actor=world["admin"], study_id=sid, confirm=sid, storage=storage
+    )
+    assert session.exec(select(func.count()).select_from(KeyImage)).one() == 0

@@ -549,14 +549,15 @@
     // every series' (in the order their images were first measured)
     Object.keys(V.measures).forEach(function (key) {
       V.measures[key].forEach(function (m) {
-        if (m.sent || (m.kind === "angle" && m.p.length < 6)) return;
-        lines.push(measureLine(m.img, m)); sent.push(m);
+        if (m.sent || !m.line) return;
+        lines.push(m.line); sent.push(m);
       });
     });
     if (!lines.length) { message("No new measurement to send: draw one first."); return; }
     window.parent.postMessage({ type: "pacs-measurements", study: V.study.study_id, lines: lines, at: Date.now() },
       window.location.origin);
     sent.forEach(function (m) { m.sent = true; });
+    saveMeasures();
     message("");
   }
 
@@ -580,13 +581,34 @@
     return V.measures[key] || [];
   }
 
-  // a finished measurement joins its image's; an ROI's values are summed once, here
+  // A finished measurement joins its image's; an ROI's values are summed once, here, and its
+  // line for the report written (where it was drawn is known now).
   function keep(m) {
     var img = V.images[V.index];
     if (!img) return;
     if (m.kind === "roi") m.stats = roiStats(img, m.p);
-    m.img = img; m.series = V.series; m.index = V.index;
+    m.series = V.series; m.index = V.index;
+    m.line = measureLine(img, m);
     imageMeasures(true).push(m);
+    saveMeasures();
+  }
+
+  // The study's measurements, kept in the tab's sessionStorage: a reload finds them again.
+  function measuresKey(study) { return "pacs_measures_" + study.study_id; }
+  function saveMeasures() {
+    var kept = {};
+    Object.keys(V.measures).forEach(function (key) {
+      if (V.measures[key].length) kept[key] = V.measures[key].map(function (m) {
+        return { kind: m.kind, p: m.p, stats: m.stats, line: m.line, sent: !!m.sent };
+      });
+    });
+    try { sessionStorage.setItem(measuresKey(V.study), JSON.stringify(kept)); } catch (e) { /* full: kept in the page only */ }
+  }
+  function loadMeasures(study) {
+    try {
+      var kept = JSON.parse(sessionStorage.getItem(measuresKey(study)) || "{}");
+      return kept && typeof kept === "object" && !Array.isArray(kept) ? kept : {};
+    } catch (e) { return {}; }
   }
 
   function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }
@@ -806,7 +828,7 @@
   function reset() {
     var img = V.images[V.index];
     V.invert = false; V.windowSet = false;
-    if (img) delete V.measures[img.sop + ":" + img.frame];  // this image's measurements
+    if (img) { delete V.measures[img.sop + ":" + img.frame]; saveMeasures(); }  // this image's measurements
     if (img && (img.values || img.rgb)) { var w = img.rgb ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
   }
@@ -1299,6 +1321,7 @@
     if (!stage.__pacsBound) { bind(); stage.__pacsBound = true; }
     if (inReportPage() && $("vw-to-report")) $("vw-to-report").style.display = "inline-flex";
     setKeys(study.key_images);
+    V.measures = loadMeasures(study);
     if ($("vw-key")) $("vw-key").style.display = study.can_mark_key ? "inline-flex" : "none";
     stage.focus();
     var asked = askedByHash();

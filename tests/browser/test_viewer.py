@@ -589,6 +589,15 @@ def test_a_structured_report_reads_as_a_document_and_opens_its_image(page, app_u
     expect(stage).to_have_attribute("data-kind", "image")
     assert page.evaluate("window.__pacsViewer.measures()") == ["length"]
     expect(page.locator("#vw-overlay-br")).to_contain_text(measured)
+    # and a reload (the tab keeps them)
+    page.reload()
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    assert _state(page)["sop"] == ct.SOPInstanceUID
+    assert page.evaluate("window.__pacsViewer.measures()") == ["length"]
+    expect(page.locator("#vw-overlay-br")).to_contain_text(measured)
     stage.focus()
     page.keyboard.press("r")
+    assert page.evaluate("window.__pacsViewer.measures()") == []
+    page.reload()
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
     assert page.evaluate("window.__pacsViewer.measures()") == []

@@ -544,7 +544,12 @@
   function inReportPage() {
     try { return !!(window.frameElement && window.frameElement.id === "report-viewer"); } catch (e) { return false; }
   }
+  // ... and its findings can be edited now (the page says so on the frame)
+  function reportTakesMeasures() {
+    return inReportPage() && window.frameElement.getAttribute("data-can-report") === "1";
+  }
   function sendToReport() {
+    if (!reportTakesMeasures()) { message("The report's findings cannot be edited now."); return; }
     var lines = [], sent = [];
     // every series' (in the order their images were first measured)
     Object.keys(V.measures).forEach(function (key) {
@@ -682,6 +687,8 @@
       (lastMeasure && img ? "\n" + measureText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
     V.stage.setAttribute("data-index", String(V.index));
     V.stage.setAttribute("data-key", isKey(img) ? "1" : "0");
+    var toReport = $("vw-to-report");
+    if (toReport) toReport.style.display = reportTakesMeasures() ? "inline-flex" : "none";
     var keyButton = $("vw-key");
     if (keyButton) keyButton.style.background = isKey(img) ? "var(--amber-5)" : "var(--gray-2)";
     V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
@@ -1319,7 +1326,6 @@
     };
     // its listeners stay with the element (they act on the current V): bound once
     if (!stage.__pacsBound) { bind(); stage.__pacsBound = true; }
-    if (inReportPage() && $("vw-to-report")) $("vw-to-report").style.display = "inline-flex";
     setKeys(study.key_images);
     V.measures = loadMeasures(study);
     if ($("vw-key")) $("vw-key").style.display = study.can_mark_key ? "inline-flex" : "none";

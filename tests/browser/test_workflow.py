@@ -388,8 +388,20 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     # the report's PDF prints it
     page.fill("#findings", "See the key image.")
     expect(page.locator("#saved-note")).to_contain_text("Draft v1 saved", timeout=15_000)
+    page.fill("#impression", "Normal.")
+    expect(page.locator("#saved-note")).to_contain_text("Draft v2 saved", timeout=15_000)
     with page.expect_download() as download:
         page.click("#download-pdf")
     pdf = PdfReader(io.BytesIO(Path(download.value.path()).read_bytes()))
     assert "Key images" in "".join(p.extract_text() for p in pdf.pages)
     assert sum(len(p.images) for p in pdf.pages) == 1
+    # signed: the viewer beside it offers neither the star nor To report any more
+    expect(viewer.locator("#vw-to-report")).to_be_visible()
+    r = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
+    assert r.status_code == 200, r.text
+    page.reload()
+    expect(page.locator("#report-status")).to_have_text("verified", timeout=15_000)
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(viewer.locator("#vw-key")).to_be_hidden()
+    expect(viewer.locator("#vw-to-report")).to_be_hidden()
+    expect(panel).to_contain_text("Key images (1)")

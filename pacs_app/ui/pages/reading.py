@@ -1395,4 +1395,6 @@ def _viewer_frame() -> rx.Component:
             "borderRadius": "6px",
         },
         id="report-viewer",
+        # whether the findings take the viewer's measurements now (its To report button)
+        custom_attrs={"data-can-report": rx.cond(ReportState.can_edit, "1", "0")},
     )

@@ -92,7 +92,8 @@ RENDERED_DOC: dict[str, Any] = {
 def _comparing(request: Request) -> str | None:
     """``?for={study_id}``: the study being read, where this one is shown beside it (another
     study of its patient, which its reading radiologist may see for that)."""
-    return request.query_params.get("for") or None
+    value = (request.query_params.get("for") or "").strip().upper()
+    return value[:16] or None  # a Study ID is 8 characters: nothing longer goes to the audit
 
 
 def _metadata(request, session, **uids) -> Awaitable[Response]:

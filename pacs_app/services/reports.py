@@ -521,9 +521,9 @@ def _key_images(session: Session, study: Study) -> list[KeyImagePublic]:
         )
         .join(Series, col(Series.id) == Instance.series_pk)
         .where(KeyImage.study_pk == study.id)
-        .order_by(
-            col(Series.series_number),
-            col(Instance.instance_number),
+        .order_by(  # NULLS LAST on both databases (their defaults differ)
+            col(Series.series_number).asc().nulls_last(),
+            col(Instance.instance_number).asc().nulls_last(),
             col(KeyImage.frame),
             col(KeyImage.id),
         )

@@ -792,3 +792,33 @@ def test_deleting_a_study_takes_its_key_images(session, world, upload, storage):
         session=session, actor=world["admin"], study_id=sid, confirm=sid, storage=storage
     )
     assert session.exec(select(func.count()).select_from(KeyImage)).one() == 0
+
+
+def test_key_images_of_a_series_without_a_number_come_last(session, world, storage, tmp_path):
+    import pydicom
+
+    from pacs_app.models import Instance
+
+    numbered = make_series(tmp_path / "a", 1)
+    unnumbered = make_series(
+        tmp_path / "b", 1, study_uid=pydicom.dcmread(numbered[0]).StudyInstanceUID
+    )
+    ds = pydicom.dcmread(unnumbered[0])
+    del ds.SeriesNumber
+    ds.save_as(unnumbered[0])
+    result = ingest(
+        session=session,
+        actor=world["n_tech"],
+        files=[StagedFile(name=p.parent.name + p.name, path=p) for p in (*numbered, *unnumbered)],
+        storage=storage,
+    )
+    sid = result.studies[0].study_id
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    sops = {pydicom.dcmread(p).SOPInstanceUID: p.parent.name for p in (*numbered, *unnumbered)}
+    for sop in sorted(sops, key=lambda s: sops[s], reverse=True):  # the unnumbered first
+        listed = reports.set_key_image(
+            session=session, actor=world["tele"], study_id=sid, sop_instance_uid=sop
+        )
+    assert [sops[k.sop_instance_uid] for k in listed] == ["a", "b"]
+    assert listed[1].series_number is None and listed[1].caption.startswith("image")
+    assert session.exec(select(func.count()).select_from(Instance)).one() == 2

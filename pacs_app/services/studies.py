@@ -294,6 +294,12 @@ def _by_study_id(session: Session, study_id: str) -> Study | None:
     ).first()
 
 
+def comparing_id(value: str | None) -> str | None:
+    """The Study ID a request names as the study being read (``?for=``), as compared and
+    audited: upper case, at most 16 characters (a Study ID has 8); ``None`` for none."""
+    return (value or "").strip().upper()[:16] or None
+
+
 def may_see(session: Session, actor: Actor, study: Study, comparing: str | None = None) -> bool:
     """Whether the actor may see ``study``: as itself, or, with ``comparing`` (the Study ID
     of the study being read), as another study of that study's patient."""

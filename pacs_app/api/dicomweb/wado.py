@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
-from pacs_app.services import dicomweb
+from pacs_app.services import dicomweb, studies
 from pacs_app.storage import get_storage
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -92,8 +92,7 @@ RENDERED_DOC: dict[str, Any] = {
 def _comparing(request: Request) -> str | None:
     """``?for={study_id}``: the study being read, where this one is shown beside it (another
     study of its patient, which its reading radiologist may see for that)."""
-    value = (request.query_params.get("for") or "").strip().upper()
-    return value[:16] or None  # a Study ID is 8 characters: nothing longer goes to the audit
+    return studies.comparing_id(request.query_params.get("for"))
 
 
 def _metadata(request, session, **uids) -> Awaitable[Response]:

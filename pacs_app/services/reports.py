@@ -512,8 +512,20 @@ def _may_mark_key_images(actor: Actor, study: Study) -> bool:
 
 
 def _key_images(session: Session, study: Study) -> list[KeyImagePublic]:
+    return [key for key, _storage_key, _frames in _key_image_rows(session, study)]
+
+
+def _key_image_rows(session: Session, study: Study) -> list[tuple[KeyImagePublic, str, int]]:
+    """The study's key images in series and image order, each with its instance's storage
+    key and number of frames."""
     rows = session.exec(
-        select(KeyImage, Series.series_number, Instance.instance_number)
+        select(
+            KeyImage,
+            Series.series_number,
+            Instance.instance_number,
+            Instance.storage_key,
+            Instance.number_of_frames,
+        )
         .join(
             Instance,
             (col(Instance.study_pk) == KeyImage.study_pk)
@@ -529,17 +541,21 @@ def _key_images(session: Session, study: Study) -> list[KeyImagePublic]:
         )
     ).all()
     return [
-        KeyImagePublic(
-            series_instance_uid=key.series_instance_uid,
-            sop_instance_uid=key.sop_instance_uid,
-            frame=key.frame + 1,
-            series_number=series_number,
-            instance_number=instance_number,
-            window_center=key.window_center,
-            window_width=key.window_width,
-            marked_at=key.marked_at,
+        (
+            KeyImagePublic(
+                series_instance_uid=key.series_instance_uid,
+                sop_instance_uid=key.sop_instance_uid,
+                frame=key.frame + 1,
+                series_number=series_number,
+                instance_number=instance_number,
+                window_center=key.window_center,
+                window_width=key.window_width,
+                marked_at=key.marked_at,
+            ),
+            storage_key,
+            frames,
         )
-        for key, series_number, instance_number in rows
+        for key, series_number, instance_number, storage_key, frames in rows
     ]
 
 
@@ -638,19 +654,14 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
 
     from pacs_app.documents.pdf import KeyImagePrint
 
-    for key in _key_images(session, study):
-        stored = session.exec(
-            select(Instance.storage_key, Instance.number_of_frames).where(
-                Instance.study_pk == study.id, Instance.sop_instance_uid == key.sop_instance_uid
-            )
-        ).first()
+    for key, storage_key, frames in _key_image_rows(session, study):
         window = (
             pixels.Window(key.window_center, key.window_width)
             if key.window_center is not None and key.window_width is not None
             else None
         )
         try:
-            found = dicomweb.StoredInstance.of(study, stored[0], stored[1], storage)
+            found = dicomweb.StoredInstance.of(study, storage_key, frames, storage)
             image = Image.fromarray(pixels.render(dicomweb.dataset(found), key.frame - 1, window))
         except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
             yield KeyImagePrint(key.caption, None, problem=f"Could not be rendered: {e}")

@@ -6,7 +6,7 @@
   if (window.__pacsReportListening) return;
   window.__pacsReportListening = true;
   function tell(data) {
-    var sink = document.getElementById("rp-measure-sink");
+    var sink = document.getElementById("rp-viewer-sink");
     if (!sink) return;
     // the native setter, so that React sees the change and calls the state's handler
     Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, JSON.stringify(data));

@@ -578,10 +578,11 @@
   // The current image's measurements. They are kept per image (its SOP instance and frame),
   // for every series opened, until the page is left: going to another series and back, they
   // are there.
+  function imageKey(img) { return img.sop + ":" + img.frame; }
   function imageMeasures(create) {
     var img = V.images[V.index];
     if (!img) return [];
-    var key = img.sop + ":" + img.frame;
+    var key = imageKey(img);
     if (create && !V.measures[key]) V.measures[key] = [];
     return V.measures[key] || [];
   }
@@ -721,7 +722,6 @@
   function toggleOverlays() { V.showOverlays = !V.showOverlays; draw(); }
 
   // --- key images: the reading radiologist marks the images the report is about ----------
-  function imageKey(img) { return img.sop + ":" + img.frame; }
   function setKeys(list) {
     V.keys = {};
     (list || []).forEach(function (k) { V.keys[k.sop + ":" + (k.frame - 1)] = true; });
@@ -835,7 +835,7 @@
   function reset() {
     var img = V.images[V.index];
     V.invert = false; V.windowSet = false;
-    if (img) { delete V.measures[img.sop + ":" + img.frame]; saveMeasures(); }  // this image's measurements
+    if (img) { delete V.measures[imageKey(img)]; saveMeasures(); }  // this image's measurements
     if (img && (img.values || img.rgb)) { var w = img.rgb ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
   }

@@ -1357,9 +1357,9 @@ def report_page() -> rx.Component:
     )
     right = rx.fragment(
         rx.script(src="/report.js"),
-        # assets/report.js puts what the viewer sends here
+        # assets/report.js puts what the viewer sends here (measurements, key image changes)
         rx.el.input(
-            id="rp-measure-sink",
+            id="rp-viewer-sink",
             on_change=ReportState.from_viewer,
             style={"display": "none"},
         ),

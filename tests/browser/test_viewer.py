@@ -49,6 +49,14 @@ def _server_rendering(app_url: str, token: str, path: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
 
 
+def _drag(page, start: tuple[float, float], end: tuple[float, float], steps: int) -> None:
+    """Press the left button at ``start`` (page pixels), move to ``end`` and let go."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=steps)
+    page.mouse.up()
+
+
 def _state(page) -> dict:
     return page.evaluate("window.__pacsViewer.state()")
 
@@ -126,29 +134,20 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     box = stage.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.click("#vw-mode-wl")
-    page.mouse.move(cx, cy)
-    page.mouse.down()
-    page.mouse.move(cx + 120, cy + 40, steps=6)
-    page.mouse.up()
+    _drag(page, (cx, cy), (cx + 120, cy + 40), steps=6)
     after = _state(page)
     assert after["ww"] > first["ww"] and after["wc"] > first["wc"]
 
     # zoom by dragging up
     page.click("#vw-mode-zoom")
-    page.mouse.move(cx, cy)
-    page.mouse.down()
-    page.mouse.move(cx, cy - 100, steps=6)
-    page.mouse.up()
+    _drag(page, (cx, cy), (cx, cy - 100), steps=6)
     assert _state(page)["zoom"] > after["zoom"] * 1.5
 
     # measure a horizontal line of 150 screen pixels: PixelSpacing decides the millimetres
     page.click("#vw-fit")
     zoom = _state(page)["zoom"]
     page.click("#vw-mode-measure")
-    page.mouse.move(cx - 75, cy)
-    page.mouse.down()
-    page.mouse.move(cx + 75, cy, steps=6)
-    page.mouse.up()
+    _drag(page, (cx - 75, cy), (cx + 75, cy), steps=6)
     spacing = float(pydicom.dcmread(paths[0], stop_before_pixels=True).PixelSpacing[1])
     expected_mm = 150 / zoom * spacing
     measured = float(re.match(r"([\d.]+) mm", stage.get_attribute("data-measure")).group(1))
@@ -157,10 +156,7 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     # an elliptical ROI: the statistics of the file's values (rescaled: HU) in the pixels whose
     # centres lie inside the ellipse, and the ellipse's area in mm2
     page.click("#vw-mode-roi")
-    page.mouse.move(cx - 60, cy - 40)
-    page.mouse.down()
-    page.mouse.move(cx + 45, cy + 30, steps=6)
-    page.mouse.up()
+    _drag(page, (cx - 60, cy - 40), (cx + 45, cy + 30), steps=6)
     roi = _state(page)
     assert roi["measure"]["kind"] == "roi"
     x0, y0, x1, y1 = roi["measure"]["p"]
@@ -185,20 +181,14 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     assert abs(float(found[5]) - area) <= 0.051, (shown, area)
     # an angle: drag its first arm to the vertex, then click where the second ends
     page.click("#vw-mode-angle")
-    page.mouse.move(cx - 100, cy + 50)
-    page.mouse.down()
-    page.mouse.move(cx, cy + 50, steps=5)
-    page.mouse.up()
+    _drag(page, (cx - 100, cy + 50), (cx, cy + 50), steps=5)
     page.mouse.move(cx + 100, cy - 50, steps=5)
     assert _state(page)["measure"]["kind"] == "roi"  # the angle is not done yet
     page.mouse.click(cx + 100, cy - 50)
     assert _state(page)["measure"]["kind"] == "angle"
     expect(stage).to_have_attribute("data-measure", "135.0°")
     # Escape drops an angle begun, not one finished
-    page.mouse.move(cx - 50, cy)
-    page.mouse.down()
-    page.mouse.move(cx, cy - 60, steps=3)
-    page.mouse.up()
+    _drag(page, (cx - 50, cy), (cx, cy - 60), steps=3)
     page.keyboard.press("Escape")
     page.mouse.click(cx + 80, cy)
     expect(stage).to_have_attribute("data-measure", "135.0°")
@@ -576,10 +566,7 @@ def test_a_structured_report_reads_as_a_document_and_opens_its_image(page, app_u
     page.click("#vw-mode-measure")
     box = stage.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx - 50, cy)
-    page.mouse.down()
-    page.mouse.move(cx + 50, cy, steps=4)
-    page.mouse.up()
+    _drag(page, (cx - 50, cy), (cx + 50, cy), steps=4)
     measured = stage.get_attribute("data-measure")
     assert page.evaluate("window.__pacsViewer.measures()") == ["length"]
     sr_thumb.click()

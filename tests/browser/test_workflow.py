@@ -196,7 +196,7 @@ def test_the_radiologist_compares_with_the_patients_earlier_study(page, app_url,
 
     import httpx
 
-    from tests.browser.test_viewer import _token
+    from tests.browser.test_viewer import _drag, _token
     from tests.browser.test_viewer import _upload as upload_by_api
 
     def auth(user: str, password: str) -> dict:
@@ -273,10 +273,7 @@ def test_the_radiologist_compares_with_the_patients_earlier_study(page, app_url,
         viewer.locator("#vw-mode-measure").click()
         box = stage.bounding_box()
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x - 60, y)
-        page.mouse.down()
-        page.mouse.move(x + 60, y, steps=5)
-        page.mouse.up()
+        _drag(page, (x - 60, y), (x + 60, y), steps=5)
         expect(stage).to_have_attribute("data-measure", re.compile(r"^[\d.]+ mm$"))
         viewer.locator("#vw-to-report").click()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pydantic import BaseModel, field_validator
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
@@ -483,6 +483,43 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
     return plans
 
 
+def _insert_series(conn, study_pk: int, header: DicomHeader, num_instances: int = 0) -> int:
+    """Insert the series ``header`` is of; returns its primary key."""
+    series = Series(
+        study_pk=study_pk,
+        series_instance_uid=header.series_instance_uid,
+        series_number=header.series_number,
+        modality=header.modality,
+        body_part=header.body_part,
+        description=header.series_description,
+        num_instances=num_instances,
+    )
+    return conn.execute(_INSERT_SERIES, series.model_dump(exclude={"id"})).scalar_one()
+
+
+def _instance_values(
+    study_pk: int, series_pk: int, number: int, header: DicomHeader, stored: StoredObject, now
+) -> dict:
+    """An Instance row's values, for the prepared insert."""
+    return {
+        "study_pk": study_pk,
+        "series_pk": series_pk,
+        "number": number,
+        "sop_instance_uid": header.sop_instance_uid,
+        "sop_class_uid": header.sop_class_uid,
+        "instance_number": header.instance_number,
+        "transfer_syntax_uid": header.transfer_syntax_uid,
+        "rows": header.rows,
+        "columns": header.columns,
+        "number_of_frames": header.number_of_frames,
+        "storage_key": stored.key,
+        "size_bytes": stored.size,
+        "sha256": stored.sha256,
+        "dicom_json": header.dicom_json,
+        "received_at": now,
+    }
+
+
 def _record_rows(session, actor, centre, form, plan: _Planned, address) -> SimpleNamespace:
     """Phase 2: the rows of one planned study, inside the upload's transaction. Returns the
     study's values as they will be committed, as attributes."""
@@ -517,39 +554,13 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
     now = utcnow()
     instances: list[dict] = []
     added: Counter[int] = Counter()
-    for _staged, header, number, key, stored in plan.stored:
+    for _staged, header, number, _key, stored in plan.stored:
         series_pk = series_ids.get(header.series_instance_uid)
         if series_pk is None:
-            series = Series(
-                study_pk=study.id,
-                series_instance_uid=header.series_instance_uid,
-                series_number=header.series_number,
-                modality=header.modality,
-                body_part=header.body_part,
-                description=header.series_description,
-            )
-            series_pk = conn.execute(_INSERT_SERIES, series.model_dump(exclude={"id"})).scalar_one()
+            series_pk = _insert_series(conn, study.id, header)
             series_ids[header.series_instance_uid] = series_pk
             study.num_series += 1
-        instances.append(
-            {
-                "study_pk": study.id,
-                "series_pk": series_pk,
-                "number": number,
-                "sop_instance_uid": header.sop_instance_uid,
-                "sop_class_uid": header.sop_class_uid,
-                "instance_number": header.instance_number,
-                "transfer_syntax_uid": header.transfer_syntax_uid,
-                "rows": header.rows,
-                "columns": header.columns,
-                "number_of_frames": header.number_of_frames,
-                "storage_key": key,
-                "size_bytes": stored.size,
-                "sha256": stored.sha256,
-                "dicom_json": header.dicom_json,
-                "received_at": now,
-            }
-        )
+        instances.append(_instance_values(study.id, series_pk, number, header, stored, now))
         added[series_pk] += 1
         study.size_bytes += stored.size
         study.next_instance_number = max(study.next_instance_number, number + 1)
@@ -681,6 +692,70 @@ def _store(
         stored=sum(len(p.stored) for p in plans),
         duplicates=sum(len(p.duplicates) for p in plans),
     )
+
+
+_NEXT_SERIES_NUMBER = select(func.coalesce(func.max(_SERIES.c.series_number), 0) + 1).where(
+    _SERIES.c.study_pk == bindparam("study")
+)
+_ADD_ONE_INSTANCE = (
+    update(_STUDY)
+    .where(_STUDY.c.id == bindparam("study"))
+    .values(
+        num_series=_STUDY.c.num_series + 1,
+        num_instances=_STUDY.c.num_instances + 1,
+        size_bytes=_STUDY.c.size_bytes + bindparam("n_bytes", type_=_STUDY.c.size_bytes.type),
+        next_instance_number=case(
+            (_STUDY.c.next_instance_number <= bindparam("number"), bindparam("number") + 1),
+            else_=_STUDY.c.next_instance_number,
+        ),
+        updated_at=bindparam("now", type_=_STUDY.c.updated_at.type),
+    )
+)
+
+
+def next_series_number(session: Session, study: Study) -> int:
+    """One more than the study's highest series number (1 for a study without numbers)."""
+    return session.connection().execute(_NEXT_SERIES_NUMBER, {"study": study.id}).scalar_one()
+
+
+def add_generated_instance(
+    session: Session, study: Study, path: Path, storage: Storage
+) -> StoredObject:
+    """Add a DICOM object the PACS made (a report's key object selection) to ``study``, as
+    the one instance of a new series, in the caller's transaction.
+
+    The file is stored under the study's next free ``instance_NNN.dcm`` and made durable;
+    its rows and the study's counts are written, not committed. The caller commits, or on a
+    failure rolls back and deletes the stored key: then nothing of it remains. This is not
+    an upload (no upload audit, no analysis): the caller authorizes and audits it.
+    Raises ``ValueError`` for a file of another study, :class:`StorageUnavailable` when the
+    file cannot be stored."""
+    header = read_header(path)
+    if header.study_instance_uid != study.study_instance_uid:
+        raise ValueError(f"{path.name} belongs to another study")
+    conn = session.connection()
+    session.flush()
+    number = conn.execute(  # locked: concurrent ingest into the study waits for this commit
+        select(_STUDY.c.next_instance_number).where(_STUDY.c.id == study.id).with_for_update()
+    ).scalar_one()
+    centre_code = conn.execute(select(Centre.code).where(Centre.id == study.centre_id)).scalar_one()
+    staged = StagedFile(name=path.name, path=path)
+    number, key, stored = _put_next(storage, f"{centre_code}/{study.study_id}", number, staged)
+    try:
+        _make_durable(storage, [key])
+        now = utcnow()
+        series_pk = _insert_series(conn, study.id, header, num_instances=1)
+        conn.execute(
+            _INSERT_INSTANCE, _instance_values(study.id, series_pk, number, header, stored, now)
+        )
+        conn.execute(
+            _ADD_ONE_INSTANCE,
+            {"study": study.id, "n_bytes": stored.size, "number": number, "now": now},
+        )
+    except BaseException:
+        storage.delete(key)
+        raise
+    return stored
 
 
 def _make_durable(storage: Storage, keys: list[str]) -> None:

@@ -9,7 +9,11 @@ centre reads. Status changes go through :mod:`pacs_app.services.workflow`.
 from __future__ import annotations
 
 import io
+import tempfile
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
 
 import pydicom
 from sqlalchemy import func
@@ -18,7 +22,7 @@ from sqlmodel import Session, col, or_, select
 
 from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from pacs_app.dicom import pixels, sr
+from pacs_app.dicom import kos, pixels, sr
 from pacs_app.models import (
     Centre,
     DraftSource,
@@ -35,7 +39,7 @@ from pacs_app.models import (
     VersionKind,
 )
 from pacs_app.models.base import utcnow
-from pacs_app.services import audit, dicomweb, workflow
+from pacs_app.services import audit, dicomweb, ingest, workflow
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Action, Actor, Comparison, can, require
 from pacs_app.services.dto import (
@@ -49,7 +53,7 @@ from pacs_app.services.dto import (
 )
 from pacs_app.services.studies import study_public
 from pacs_app.services.workflow import Step
-from pacs_app.storage import Storage
+from pacs_app.storage import Storage, StoredObject
 
 S = StudyStatus
 MAX_TEXT = 20_000
@@ -255,9 +259,19 @@ def _signer_name(session: Session, actor: Actor) -> str:
 
 
 def verify(
-    *, session: Session, actor: Actor, study_id: str, address: str | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    study_id: str,
+    storage: Storage,
+    address: str | None = None,
 ) -> ReportView:
-    """Sign the draft: it becomes version 1, immutable, with the signer and the time."""
+    """Sign the draft: it becomes version 1, immutable, with the signer and the time.
+
+    Its key images, if it has any, are filed with the study as a DICOM Key Object Selection
+    Document (a new series, "Key images") in ``storage``, so that wherever the study goes the
+    images the report rests on go marked: the document and the signature are kept together
+    or not at all."""
     study = workflow.load_visible(session, actor, study_id)
     workflow.check_step(session, actor, study, Step.VERIFY)
     report = _report_of(session, study)
@@ -268,6 +282,7 @@ def verify(
     if _versions(session, report):
         raise Conflict(f"The report of study {study.study_id} is already signed.")
     now = utcnow()
+    signer = _signer_name(session, actor)
     session.add(
         ReportVersion(
             report_id=report.id,
@@ -276,22 +291,82 @@ def verify(
             findings=report.findings,
             impression=report.impression,
             signed_by_id=actor.user_id,
-            signed_by_name=_signer_name(session, actor),
+            signed_by_name=signer,
             signed_at=now,
         )
     )
-    workflow.move(
-        session,
-        actor,
-        study,
-        Step.VERIFY,
-        to=S.VERIFIED,
-        audit_action=AuditAction.REPORT_VERIFIED,
-        address=address,
-        verified_at=now,
-    )
-    session.commit()
+    filed: _FiledKeyObject | None = None
+    try:
+        filed = _file_key_images(session, study, storage, signer, now)
+        workflow.move(
+            session,
+            actor,
+            study,
+            Step.VERIFY,
+            to=S.VERIFIED,
+            audit_action=AuditAction.REPORT_VERIFIED,
+            address=address,
+            detail=filed.audit_detail() if filed else None,
+            verified_at=now,
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if filed is not None:
+            storage.delete(filed.stored.key)
+        raise
     return get_report(session=session, actor=actor, study_id=study_id)
+
+
+class _FiledKeyObject(NamedTuple):
+    stored: StoredObject
+    sop_instance_uid: str
+    images: int
+
+    def audit_detail(self) -> dict:
+        return {"key_object": self.sop_instance_uid, "key_images": self.images}
+
+
+def _file_key_images(
+    session: Session, study: Study, storage: Storage, signer: str, when: datetime
+) -> _FiledKeyObject | None:
+    """The study's key images as a Key Object Selection Document, stored with the study in
+    the session's transaction (see :func:`ingest.add_generated_instance`); ``None`` when the
+    report has no key images."""
+    rows = _key_image_rows(session, study)
+    if not rows:
+        return None
+    header = session.exec(
+        select(Instance.dicom_json).where(
+            Instance.study_pk == study.id, Instance.sop_instance_uid == rows[0].key.sop_instance_uid
+        )
+    ).one()
+    ds = kos.key_object_selection(
+        study_instance_uid=study.study_instance_uid,
+        study_header=header or {},
+        images=[
+            kos.KeyImageRef(
+                series_instance_uid=row.key.series_instance_uid,
+                sop_class_uid=row.sop_class_uid,
+                sop_instance_uid=row.key.sop_instance_uid,
+                frame=row.key.frame,
+                multiframe=row.frames > 1,
+            )
+            for row in rows
+        ],
+        description=(
+            f"Key images of the report of study {study.study_id}, signed by {signer} "
+            f"on {when:%Y-%m-%d %H:%M} UTC."
+        ),
+        observer=signer[:64],
+        series_number=ingest.next_series_number(session, study),
+        when=when,
+    )
+    with tempfile.TemporaryDirectory(prefix="pacs-kos-") as folder:
+        path = Path(folder) / "key-images.dcm"
+        kos.write(ds, path)
+        stored = ingest.add_generated_instance(session, study, path, storage)
+    return _FiledKeyObject(stored, ds.SOPInstanceUID, len(rows))
 
 
 def add_addendum(
@@ -512,12 +587,19 @@ def _may_mark_key_images(actor: Actor, study: Study) -> bool:
 
 
 def _key_images(session: Session, study: Study) -> list[KeyImagePublic]:
-    return [key for key, _storage_key, _frames in _key_image_rows(session, study)]
+    return [row.key for row in _key_image_rows(session, study)]
 
 
-def _key_image_rows(session: Session, study: Study) -> list[tuple[KeyImagePublic, str, int]]:
+class _KeyImageRow(NamedTuple):
+    key: KeyImagePublic
+    storage_key: str
+    frames: int
+    sop_class_uid: str
+
+
+def _key_image_rows(session: Session, study: Study) -> list[_KeyImageRow]:
     """The study's key images in series and image order, each with its instance's storage
-    key and number of frames."""
+    key, number of frames and SOP class."""
     rows = session.exec(
         select(
             KeyImage,
@@ -525,6 +607,7 @@ def _key_image_rows(session: Session, study: Study) -> list[tuple[KeyImagePublic
             Instance.instance_number,
             Instance.storage_key,
             Instance.number_of_frames,
+            Instance.sop_class_uid,
         )
         .join(
             Instance,
@@ -541,7 +624,7 @@ def _key_image_rows(session: Session, study: Study) -> list[tuple[KeyImagePublic
         )
     ).all()
     return [
-        (
+        _KeyImageRow(
             KeyImagePublic(
                 series_instance_uid=key.series_instance_uid,
                 sop_instance_uid=key.sop_instance_uid,
@@ -554,8 +637,9 @@ def _key_image_rows(session: Session, study: Study) -> list[tuple[KeyImagePublic
             ),
             storage_key,
             frames,
+            sop_class_uid,
         )
-        for key, series_number, instance_number, storage_key, frames in rows
+        for key, series_number, instance_number, storage_key, frames, sop_class_uid in rows
     ]
 
 
@@ -654,7 +738,7 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
 
     from pacs_app.documents.pdf import KeyImagePrint
 
-    for key, storage_key, frames in _key_image_rows(session, study):
+    for key, storage_key, frames, _sop_class in _key_image_rows(session, study):
         window = (
             pixels.Window(key.window_center, key.window_width)
             if key.window_center is not None and key.window_width is not None

@@ -394,11 +394,28 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     assert sum(len(p.images) for p in pdf.pages) == 1
     # signed: the viewer beside it offers neither the star nor To report any more
     expect(viewer.locator("#vw-to-report")).to_be_visible()
-    r = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
-    assert r.status_code == 200, r.text
+    page.click("#verify-report")
+    page.click("#confirm-verify")
+    expect(page.locator(".report-version")).to_have_count(1, timeout=15_000)
     page.reload()
     expect(page.locator("#report-status")).to_have_text("verified", timeout=15_000)
     expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
     expect(viewer.locator("#vw-key")).to_be_hidden()
     expect(viewer.locator("#vw-to-report")).to_be_hidden()
     expect(panel).to_contain_text("Key images (1)")
+    # and they are filed with the study as a DICOM key object selection: a series of its
+    # own, whose document opens the image
+    series = httpx.get(f"{app_url}/studies/{study_id}", headers=doctor).json()["series"]
+    [filed] = [s for s in series if s["modality"] == "KO"]
+    assert (filed["description"], filed["num_instances"]) == ("Key images", 1)
+    thumb = viewer.locator(f'.vw-thumb[data-uid="{filed["series_instance_uid"]}"]')
+    expect(thumb).to_contain_text("structured report", timeout=30_000)
+    thumb.click()
+    expect(stage).to_have_attribute("data-kind", "report", timeout=15_000)
+    expect(viewer.locator("#vw-sr-title")).to_contain_text("Of Interest")
+    expect(viewer.locator("#vw-document")).to_contain_text(f"report of study {study_id}")
+    viewer.locator(".vw-sr-show").first.click()
+    expect(stage).to_have_attribute("data-kind", "image", timeout=15_000)
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(stage).to_have_attribute("data-key", "1")
+    expect(viewer.locator("#vw-overlay-bl")).to_contain_text("Im 2/3")

@@ -6,7 +6,6 @@ radiologist reads; before, the viewer showed such an object as a black stage.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -36,14 +35,6 @@ _DCMTK_RELATIONSHIPS = {
     "inferred from": "inferred from",
     "selected from": "selected from",
 }
-
-
-@pytest.fixture
-def dsrdump():
-    if DSRDUMP is None:
-        if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
-            pytest.fail("dsrdump is required (apt-get install dcmtk)")
-        pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
 
 
 def _dsrdump_items(path) -> list[tuple[int, str, str, str]]:

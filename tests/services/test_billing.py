@@ -79,7 +79,7 @@ def deliver(session, storage, tmp_path, world):
         reports.save_draft(
             session=session, actor=world["tele"], study_id=sid, findings="f", impression="i"
         )
-        reports.verify(session=session, actor=world["tele"], study_id=sid)
+        reports.verify(session=session, actor=world["tele"], study_id=sid, storage=storage)
         reports.deliver(session=session, actor=world["tele"], study_id=sid)
         return sid
 

@@ -95,7 +95,7 @@ def notes_of(session: Session, actor) -> list[Notification]:
     return list(session.exec(select(Notification).where(Notification.user_id == actor.user_id)))
 
 
-def test_the_whole_journey_from_upload_to_delivered_report(session, world, upload):
+def test_the_whole_journey_from_upload_to_delivered_report(session, world, upload, storage):
     sid = upload(priority="urgent")
     assert study_row(session, sid).status is S.UNASSIGNED  # the default: straight to the pool
     # an urgent arrival is announced to the centre, its radiologists, admins and the tele pool
@@ -135,7 +135,7 @@ def test_the_whole_journey_from_upload_to_delivered_report(session, world, uploa
     centre_view = reports.get_report(session=session, actor=world["n_centre"], study_id=sid)
     assert centre_view.draft is None and centre_view.versions == []
 
-    reports.verify(session=session, actor=world["n_rad"], study_id=sid)
+    reports.verify(session=session, actor=world["n_rad"], study_id=sid, storage=storage)
     row = study_row(session, sid)
     assert row.status is S.VERIFIED and row.verified_at is not None
     reports.deliver(session=session, actor=world["n_rad"], study_id=sid)
@@ -169,36 +169,36 @@ def test_the_whole_journey_from_upload_to_delivered_report(session, world, uploa
         assert expected in actions
 
 
-def test_verifying_an_empty_report_is_refused_and_changes_nothing(session, world, upload):
+def test_verifying_an_empty_report_is_refused_and_changes_nothing(session, world, upload, storage):
     sid = upload()
     workflow.claim(session=session, actor=world["tele"], study_id=sid)
     reports.get_report(session=session, actor=world["tele"], study_id=sid)
     with pytest.raises(InvalidInput, match="no impression"):
-        reports.verify(session=session, actor=world["tele"], study_id=sid)
+        reports.verify(session=session, actor=world["tele"], study_id=sid, storage=storage)
     reports.save_draft(
         session=session, actor=world["tele"], study_id=sid, findings="Lungs clear.", impression=""
     )
     with pytest.raises(InvalidInput, match="no impression"):
-        reports.verify(session=session, actor=world["tele"], study_id=sid)
+        reports.verify(session=session, actor=world["tele"], study_id=sid, storage=storage)
     assert study_row(session, sid).status is S.REPORTED
     assert session.exec(select(func.count()).select_from(ReportVersion)).one() == 0
     # and nobody but the reading radiologist signs
     with pytest.raises(PermissionDenied):
-        reports.verify(session=session, actor=world["admin"], study_id=sid)
+        reports.verify(session=session, actor=world["admin"], study_id=sid, storage=storage)
 
 
-def _signed(session, world, upload, reader="tele") -> str:
+def _signed(session, world, upload, storage, reader="tele") -> str:
     sid = upload()
     workflow.claim(session=session, actor=world[reader], study_id=sid)
     reports.save_draft(
         session=session, actor=world[reader], study_id=sid, findings="F.", impression="I."
     )
-    reports.verify(session=session, actor=world[reader], study_id=sid)
+    reports.verify(session=session, actor=world[reader], study_id=sid, storage=storage)
     return sid
 
 
-def test_a_signed_report_changes_only_by_addendum(session, world, upload):
-    sid = _signed(session, world, upload)
+def test_a_signed_report_changes_only_by_addendum(session, world, upload, storage):
+    sid = _signed(session, world, upload, storage)
     with pytest.raises(InvalidTransition, match="only by an addendum"):
         reports.save_draft(
             session=session, actor=world["tele"], study_id=sid, findings="new", impression="new"
@@ -488,7 +488,7 @@ def test_templates_start_a_draft_and_never_overwrite_silently(session, world, up
 def test_cancelling_needs_a_reason_and_a_signed_study_cannot_be_cancelled_or_deleted(
     session, world, upload, storage
 ):
-    sid = _signed(session, world, upload)
+    sid = _signed(session, world, upload, storage)
     with pytest.raises(InvalidTransition, match="verified"):
         workflow.cancel(session=session, actor=world["n_centre"], study_id=sid, reason="dup")
     with pytest.raises(InvalidTransition, match="medical record"):
@@ -518,12 +518,12 @@ def test_notifications_are_private_and_can_be_marked_read(session, world, upload
     assert notifications.unread_count(session=session, actor=world["n_centre"]) == 0
 
 
-def test_turnaround_figures_per_centre_and_radiologist(session, world, upload):
+def test_turnaround_figures_per_centre_and_radiologist(session, world, upload, storage):
     from datetime import UTC, datetime
 
     from pacs_app.services import turnaround
 
-    fast = _signed(session, world, upload)
+    fast = _signed(session, world, upload, storage)
     reports.deliver(session=session, actor=world["tele"], study_id=fast)
     slow = upload()
     workflow.claim(session=session, actor=world["n_rad"], study_id=slow)
@@ -538,7 +538,7 @@ def test_turnaround_figures_per_centre_and_radiologist(session, world, upload):
     reports.save_draft(
         session=session, actor=world["n_rad"], study_id=slow, findings="f", impression="i"
     )
-    reports.verify(session=session, actor=world["n_rad"], study_id=slow)
+    reports.verify(session=session, actor=world["n_rad"], study_id=slow, storage=storage)
     reports.deliver(session=session, actor=world["n_rad"], study_id=slow)
     upload()  # still waiting: counted, not delivered
 
@@ -623,10 +623,12 @@ def test_opening_the_viewer_starts_the_reading_for_the_assigned_radiologist_only
     assert not workflow.mark_opened(session=session, actor=world["n_rad"], study_id=sid)
 
 
-def test_the_reading_radiologist_compares_with_the_patients_other_studies(session, world, upload):
-    prior = _signed(session, world, upload, reader="n_rad")  # the patient's (PID-001)
+def test_the_reading_radiologist_compares_with_the_patients_other_studies(
+    session, world, upload, storage
+):
+    prior = _signed(session, world, upload, storage, reader="n_rad")  # the patient's (PID-001)
     reports.deliver(session=session, actor=world["n_rad"], study_id=prior)
-    undelivered = _signed(session, world, upload, reader="tele2")  # signed, not delivered
+    undelivered = _signed(session, world, upload, storage, reader="tele2")  # signed, not delivered
     stranger = upload(patient_id="PID-999")  # another patient of the centre
     upload(actor=world["s_tech"])  # PID-001 at another centre: another patient
     current = upload()
@@ -757,7 +759,7 @@ def test_key_images_are_marked_by_the_reader_and_printed_with_the_report(
 
     # the PDF prints each, rendered with its window
     reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
-    reports.verify(session=session, actor=tele, study_id=sid)
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
     with pytest.raises(InvalidTransition, match="cannot change"):
         mark(sops[1])  # signed: they are part of the report
     found = reports.report_pdf(session=session, actor=tele, study_id=sid, storage=storage)
@@ -822,3 +824,141 @@ def test_key_images_of_a_series_without_a_number_come_last(session, world, stora
     assert [sops[k.sop_instance_uid] for k in listed] == ["a", "b"]
     assert listed[1].series_number is None and listed[1].caption.startswith("image")
     assert session.exec(select(func.count()).select_from(Instance)).one() == 2
+
+
+def _key_object_series(session, study):
+    from pacs_app.models import Series
+
+    return session.exec(
+        select(Series).where(Series.study_pk == study.id, Series.modality == "KO")
+    ).all()
+
+
+def test_signing_files_the_key_images_with_the_study_as_a_key_object_selection(
+    session, world, upload, storage
+):
+    import hashlib
+    import json
+
+    import pydicom
+
+    from pacs_app.models import AIJob, Instance
+
+    sid = upload(n=3)
+    tele = world["tele"]
+    workflow.claim(session=session, actor=tele, study_id=sid)
+    study = study_row(session, sid)
+    before = (study.num_series, study.num_instances, study.size_bytes, study.next_instance_number)
+    sops = session.exec(
+        select(Instance.sop_instance_uid)
+        .where(Instance.study_pk == study.id)
+        .order_by(Instance.instance_number)
+    ).all()
+    for sop in (sops[2], sops[0]):
+        reports.set_key_image(session=session, actor=tele, study_id=sid, sop_instance_uid=sop)
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    jobs = session.exec(select(func.count()).select_from(AIJob)).one()
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+
+    study = study_row(session, sid)
+    (series,) = _key_object_series(session, study)
+    assert (series.series_number, series.description, series.num_instances) == (
+        2,
+        "Key images",
+        1,
+    )
+    filed = session.exec(select(Instance).where(Instance.series_pk == series.id)).one()
+    # a new instance of the study, counted with it like an uploaded one
+    assert filed.storage_key == f"NORTH/{sid}/instance_{before[3]:03d}.dcm"
+    assert (study.num_series, study.num_instances, study.next_instance_number) == (
+        before[0] + 1,
+        before[1] + 1,
+        before[3] + 1,
+    )
+    assert study.size_bytes == before[2] + filed.size_bytes
+    path = storage.local_path(filed.storage_key)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == filed.sha256
+    ds = pydicom.dcmread(path)
+    assert ds.SOPInstanceUID == filed.sop_instance_uid and ds.Modality == "KO"
+    assert ds.StudyInstanceUID == study.study_instance_uid
+    assert ds.PatientID == "PID-001"  # the images' header, not the form's
+    images = [i.ReferencedSOPSequence[0] for i in ds.ContentSequence if i.ValueType == "IMAGE"]
+    assert [r.ReferencedSOPInstanceUID for r in images] == [sops[0], sops[2]]
+    signer = reports.get_report(session=session, actor=tele, study_id=sid).versions[0]
+    observer = [i for i in ds.ContentSequence if i.ValueType == "PNAME"]
+    assert str(observer[0].PersonName) == signer.signed_by_name
+    # DICOMweb serves it with the study's metadata; the viewer's document links each image
+    assert filed.sop_instance_uid in dicomweb.metadata(
+        session=session, actor=world["n_centre"], study_uid=study.study_instance_uid
+    )
+    found = dicomweb.instance(
+        session=session,
+        actor=world["n_centre"],
+        study_uid=study.study_instance_uid,
+        series_uid=series.series_instance_uid,
+        sop_uid=filed.sop_instance_uid,
+        storage=storage,
+    )
+    document = json.loads(json.dumps(dicomweb.structured_report(session, found)))
+    linked = [i for i in document["items"] if i["value_type"] == "IMAGE"]
+    assert [i["sop_instance_uid"] for i in linked] == [sops[0], sops[2]]
+    assert all(i["series_uid"] for i in linked)
+    # no analysis is queued for it; the signature's audit names it
+    assert session.exec(select(func.count()).select_from(AIJob)).one() == jobs
+    event = session.exec(
+        select(AuditEvent).where(AuditEvent.action == AuditAction.REPORT_VERIFIED)
+    ).one()
+    assert (event.detail["key_object"], event.detail["key_images"]) == (filed.sop_instance_uid, 2)
+    # an addendum files nothing more
+    reports.add_addendum(session=session, actor=tele, study_id=sid, text="More.")
+    assert len(_key_object_series(session, study_row(session, sid))) == 1
+
+
+def test_a_report_without_key_images_files_no_key_object(session, world, upload, storage):
+    sid = _signed(session, world, upload, storage)
+    study = study_row(session, sid)
+    assert _key_object_series(session, study) == [] and study.num_series == 1
+    assert len(list(storage.root.rglob("*.dcm"))) == 2
+
+
+@pytest.mark.parametrize("fails", ["storage", "signature"])
+def test_a_failed_filing_leaves_the_report_unsigned_and_no_file(
+    session, world, upload, storage, monkeypatch, fails
+):
+    from pacs_app.core.errors import StorageUnavailable
+    from pacs_app.models import Instance, Series
+    from pacs_app.storage import StorageError
+
+    sid = upload(n=2)
+    tele = world["tele"]
+    workflow.claim(session=session, actor=tele, study_id=sid)
+    study = study_row(session, sid)
+    sop = session.exec(select(Instance.sop_instance_uid).where(Instance.study_pk == study.id))
+    reports.set_key_image(session=session, actor=tele, study_id=sid, sop_instance_uid=sop.first())
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    files, status = sorted(storage.root.rglob("*")), study_row(session, sid).status
+    if fails == "storage":  # the disk refuses to make the file durable
+
+        def refuse(keys):
+            raise StorageError("disk full")
+
+        monkeypatch.setattr(storage, "sync", refuse)
+        expected = StorageUnavailable
+    else:  # the document is stored, then the signature loses a race
+
+        def lost(*args, **kwargs):
+            raise Conflict("Someone else moved the study.")
+
+        monkeypatch.setattr(workflow, "move", lost)
+        expected = Conflict
+    with pytest.raises(expected):
+        reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+    monkeypatch.undo()
+    study = study_row(session, sid)
+    assert study.status is status and study.num_series == 1 and study.num_instances == 2
+    assert session.exec(select(func.count()).select_from(ReportVersion)).one() == 0
+    assert session.exec(select(func.count()).select_from(Series)).one() == 1
+    assert sorted(storage.root.rglob("*")) == files  # no file, not even a temporary one
+    # and signing again works
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+    assert len(_key_object_series(session, study_row(session, sid))) == 1

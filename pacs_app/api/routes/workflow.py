@@ -348,9 +348,13 @@ def apply_template(
     response_model=ReportView,
     responses=CONFLICT,
     summary="Sign the report: it becomes an immutable version",
+    description="The report's key images, if it has any, are filed with the study as a DICOM "
+    "Key Object Selection Document (a new series, modality KO), in the same transaction.",
 )
 def verify(study_id: str, actor: CurrentActor, session: SessionDep, address: AddressDep):
-    return reports.verify(session=session, actor=actor, study_id=study_id, address=address)
+    return reports.verify(
+        session=session, actor=actor, study_id=study_id, storage=get_storage(), address=address
+    )
 
 
 @router.post("/studies/{study_id}/report/addenda", response_model=ReportView, responses=CONFLICT)

@@ -766,7 +766,7 @@ class ReportState(AuthState):
             return rx.toast.error(self.save_error)
         if saved is not None:
             return saved
-        return await self._act(reports.verify, "Report verified and signed.")
+        return await self._act(reports.verify, "Report verified and signed.", storage=get_storage())
 
     @rx.event
     async def deliver(self):

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -34,6 +35,13 @@ class _Request:
             yield self._body[at:]
 
 
+def _run(coroutine):
+    """Run ``coroutine`` to its end in a thread of its own: a test that ran before in this
+    process (Playwright's sync API) may have left an event loop set on this thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _encoded(files, data):
     request = httpx.Request("POST", "http://x/studies", files=files, data=data)
     return dict(request.headers), request.read()
@@ -42,7 +50,7 @@ def _encoded(files, data):
 def _read(headers, body, chunk, tmp_path, **limits):
     folder = tmp_path / f"stage-{len(list(tmp_path.iterdir()))}"
     folder.mkdir()
-    return asyncio.run(
+    return _run(
         read_form(
             _Request(headers, body, chunk),
             folder,
@@ -136,7 +144,7 @@ def test_a_staging_folder_that_cannot_be_written_is_a_clear_503(tmp_path):
     headers, body = _encoded([("files", ("a.dcm", b"x" * 100, "application/dicom"))], {})
     gone = tmp_path / "gone"  # never created: opening the staged file fails
     with pytest.raises(StorageUnavailable, match="could not be staged"):
-        asyncio.run(
+        _run(
             read_form(
                 _Request(headers, body, 64),
                 gone,

@@ -79,6 +79,8 @@ def test_urgent_study_from_upload_to_delivered_pdf(page, new_page, tmp_path):
     expect(doctor.locator("#report-status")).to_have_text("reported")
 
     doctor.click("#verify-report")
+    expect(doctor.locator("#confirm-verify")).to_be_visible()
+    expect(doctor.locator("#verify-key-images")).to_have_count(0)  # it has none
     doctor.click("#confirm-verify")
     expect(doctor.locator(".report-version")).to_have_count(1)
     expect(doctor.locator(".report-version")).to_contain_text("Right lower lobe pneumonia.")
@@ -395,6 +397,7 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     # signed: the viewer beside it offers neither the star nor To report any more
     expect(viewer.locator("#vw-to-report")).to_be_visible()
     page.click("#verify-report")
+    expect(page.locator("#verify-key-images")).to_contain_text("key images (1)")
     page.click("#confirm-verify")
     expect(page.locator(".report-version")).to_have_count(1, timeout=15_000)
     page.reload()

@@ -841,6 +841,18 @@ def _verify_dialog() -> rx.Component:
                 "Once signed the report cannot be edited; later changes are added as "
                 "addenda. You sign as " + AuthState.display_name + "."
             ),
+            rx.cond(
+                ReportState.key_images.length() > 0,
+                rx.text(
+                    "Its key images (",
+                    ReportState.key_images.length(),
+                    ") are filed with the study as a DICOM key object selection, a series "
+                    "that goes wherever the study goes.",
+                    id="verify-key-images",
+                    size="2",
+                    margin_top="0.5em",
+                ),
+            ),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Not yet", variant="soft", color_scheme="gray")),
                 rx.alert_dialog.action(

@@ -338,6 +338,7 @@
       el(row, "span", item.value, "white-space:pre-wrap").className = "vw-sr-value";
       if (item.code) el(row, "span", " (" + item.code + ")", "color:#7d8590;font-size:11px");
       if (item.observed) el(row, "span", " · observed " + item.observed, "color:#7d8590;font-size:11px");
+      if (item.where) el(row, "span", " · " + item.where, "color:#cfd6e4").className = "vw-sr-where";
       var series = item.series_uid && V.study.series.filter(function (s) { return s.uid === item.series_uid; })[0];
       if (series) {
         var show = el(row, "button", "Show image", "margin-left:8px;font-size:11px;padding:1px 8px;cursor:pointer;" +

@@ -291,27 +291,38 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
     """A structured report's header and content tree (:func:`sr.read`), for a viewer to show.
 
     An item that refers to an image or other object of this same study carries that object's
-    ``series_uid``, so that the viewer can open it; references outside the study have none."""
+    ``series_uid``, so that the viewer can open it, and ``where`` it is (``"series 2, image
+    14"``); references outside the study have neither."""
     ds = dataset(found)
     if not sr.is_structured_report(ds):
         raise InvalidInput("This instance is not a structured report: it has no content tree.")
     report = sr.read(ds)
     referenced = {item.sop_instance_uid for item in report.items if item.sop_instance_uid}
-    series_of: dict[str, str] = {}
+    found_in: dict[str, tuple[str, str]] = {}
     if referenced:
-        series_of = dict(
-            session.exec(
-                select(Instance.sop_instance_uid, Series.series_instance_uid)
-                .join(Series, col(Series.id) == Instance.series_pk)
-                .where(
-                    Instance.study_pk == found.study_pk,
-                    col(Instance.sop_instance_uid).in_(sorted(referenced)),
-                )
-            ).all()
-        )
+        rows = session.exec(
+            select(
+                Instance.sop_instance_uid,
+                Series.series_instance_uid,
+                Series.series_number,
+                Instance.instance_number,
+            )
+            .join(Series, col(Series.id) == Instance.series_pk)
+            .where(
+                Instance.study_pk == found.study_pk,
+                col(Instance.sop_instance_uid).in_(sorted(referenced)),
+            )
+        ).all()
+        for sop, series_uid, series_number, instance_number in rows:
+            where = [
+                f"{name} {number}"
+                for name, number in (("series", series_number), ("image", instance_number))
+                if number is not None
+            ]
+            found_in[sop] = (series_uid, ", ".join(where))
     body = asdict(report)
     for item in body["items"]:
-        item["series_uid"] = series_of.get(item["sop_instance_uid"], "")
+        item["series_uid"], item["where"] = found_in.get(item["sop_instance_uid"], ("", ""))
     return body
 
 

@@ -204,6 +204,7 @@ def test_a_structured_reports_content_tree_for_the_viewer(api, uploaded):
     # the referenced CT is in this study: its series is named, for the viewer to open it
     assert source["sop_instance_uid"] == ct.SOPInstanceUID
     assert source["series_uid"] == ct.SeriesInstanceUID
+    assert source["where"] == f"series {ct.SeriesNumber}, image {ct.InstanceNumber}"
     # an image is not a report; another centre and no token see nothing
     r = api.get(uploaded["instance"] + "/structured-report", headers=h)
     assert r.status_code == 422 and "not a structured report" in r.json()["detail"]

@@ -417,6 +417,7 @@ def test_key_images_marked_in_the_viewer_go_with_the_report(page, app_url, tmp_p
     expect(stage).to_have_attribute("data-kind", "report", timeout=15_000)
     expect(viewer.locator("#vw-sr-title")).to_contain_text("Of Interest")
     expect(viewer.locator("#vw-document")).to_contain_text(f"report of study {study_id}")
+    expect(viewer.locator(".vw-sr-where")).to_have_text([" · series 1, image 2"])
     viewer.locator(".vw-sr-show").first.click()
     expect(stage).to_have_attribute("data-kind", "image", timeout=15_000)
     expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)

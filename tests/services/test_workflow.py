@@ -903,6 +903,7 @@ def test_signing_files_the_key_images_with_the_study_as_a_key_object_selection(
     linked = [i for i in document["items"] if i["value_type"] == "IMAGE"]
     assert [i["sop_instance_uid"] for i in linked] == [sops[0], sops[2]]
     assert all(i["series_uid"] for i in linked)
+    assert [i["where"] for i in linked] == ["series 1, image 1", "series 1, image 3"]
     # no analysis is queued for it; the signature's audit names it
     assert session.exec(select(func.count()).select_from(AIJob)).one() == jobs
     event = session.exec(

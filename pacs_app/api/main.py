@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from pacs_app.api.compression import JsonCompression
 from pacs_app.api.deps import get_session
-from pacs_app.api.dicomweb import wado
+from pacs_app.api.dicomweb import qido, wado
 from pacs_app.api.routes import ai as ai_routes
 from pacs_app.api.routes import auth as auth_routes
 from pacs_app.api.routes import billing as billing_routes
@@ -164,6 +164,7 @@ def build_api() -> FastAPI:
     # Routes are matched in order, one by one: WADO-RS first, as it serves every image a
     # viewer shows (the others are requested far less often).
     api.include_router(wado.router)
+    api.include_router(qido.router)
     api.include_router(auth_routes.router)
     api.include_router(users_routes.router)
     api.include_router(studies_routes.router)

@@ -32,14 +32,17 @@ CACHE_FILES = 24
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 
 
-def _study(session: Session, actor: Actor, study_uid: str, comparing: str | None) -> Study:
+def visible_study(session: Session, actor: Actor, study_uid: str, comparing: str | None) -> Study:
+    """The study of ``study_uid`` the actor may see (see :func:`studies.may_see`); one of
+    another centre with the same UID is not it. Raises :class:`NotFound`."""
     for study in session.exec(select(Study).where(Study.study_instance_uid == study_uid)):
         if may_see(session, actor, study, comparing):
             return study
     raise NotFound(f"No study {study_uid} that you may see.")
 
 
-def _series(session: Session, study: Study, series_uid: str) -> Series:
+def series_of(session: Session, study: Study, series_uid: str) -> Series:
+    """The series ``series_uid`` of ``study``; raises :class:`NotFound`."""
     series = session.exec(
         select(Series).where(Series.study_pk == study.id, Series.series_instance_uid == series_uid)
     ).first()
@@ -61,10 +64,10 @@ def metadata(
     """DICOM JSON of every instance of a study (or of one series, or one instance), as the
     text of a JSON array: the stored documents are joined, not parsed and serialized again.
     ``comparing``: the Study ID of the study being read, where this one is shown beside it."""
-    study = _study(session, actor, study_uid, comparing)
+    study = visible_study(session, actor, study_uid, comparing)
     query = select(cast(Instance.dicom_json, String)).where(Instance.study_pk == study.id)
     if series_uid is not None:
-        query = query.where(Instance.series_pk == _series(session, study, series_uid).id)
+        query = query.where(Instance.series_pk == series_of(session, study, series_uid).id)
     if sop_uid is not None:
         query = query.where(Instance.sop_instance_uid == sop_uid)
     rows = session.exec(
@@ -72,16 +75,59 @@ def metadata(
     ).all()
     if not rows:
         raise NotFound("No such instance.")
+    _record_view(session, actor, study, address, comparing)
+    return "[" + ",".join(row or "{}" for row in rows) + "]"
+
+
+def _record_view(session, actor, study, address, comparing, **detail) -> None:
+    """Audit a look at the study through DICOMweb (and commit)."""
     audit.record_study(
         session,
         action=AuditAction.STUDY_VIEWED,
         actor=actor,
         study=study,
         address=address,
-        detail={"via": "dicomweb", **({"compared_with": comparing} if comparing else {})},
+        detail={
+            "via": "dicomweb",
+            **detail,
+            **({"compared_with": comparing} if comparing else {}),
+        },
     )
     session.commit()
-    return "[" + ",".join(row or "{}" for row in rows) + "]"
+
+
+#: Instances in the order a study is read: by series number (none last), then image number.
+INSTANCE_ORDER = (
+    col(Series.series_number).asc().nulls_last(),
+    col(Series.id),
+    col(Instance.instance_number).asc().nulls_last(),
+    col(Instance.number),
+)
+
+
+def stored_keys(
+    *,
+    session: Session,
+    actor: Actor,
+    study_uid: str,
+    series_uid: str | None = None,
+    address: str | None = None,
+    comparing: str | None = None,
+) -> list[str]:
+    """The storage keys of a study's instances (or of one of its series), in series and
+    instance order, for a WADO-RS retrieval of all of them; the retrieval is audited."""
+    study = visible_study(session, actor, study_uid, comparing)
+    query = (
+        select(Instance.storage_key)
+        .join(Series, col(Series.id) == Instance.series_pk)
+        .where(Instance.study_pk == study.id)
+    )
+    if series_uid is not None:
+        query = query.where(Instance.series_pk == series_of(session, study, series_uid).id)
+    keys = list(session.exec(query.order_by(*INSTANCE_ORDER)))
+    series = {"series_instance_uid": series_uid} if series_uid else {}
+    _record_view(session, actor, study, address, comparing, retrieved=len(keys), **series)
+    return keys
 
 
 def opening_image(
@@ -99,8 +145,8 @@ def opening_image(
     way: frame ``frame`` of ``sop_uid`` (the view the user left) when the series has it, else
     the middle image in the viewer's order (instance number, then frame). ``None`` for a
     series without instances."""
-    study = _study(session, actor, study_uid, comparing)
-    series = _series(session, study, series_uid)
+    study = visible_study(session, actor, study_uid, comparing)
+    series = series_of(session, study, series_uid)
     rows = session.exec(
         select(Instance.id, Instance.sop_instance_uid, Instance.number_of_frames)
         .where(Instance.series_pk == series.id)

@@ -89,14 +89,14 @@ RENDERED_DOC: dict[str, Any] = {
 }
 
 
-def _comparing(request: Request) -> str | None:
+def comparing_param(request: Request) -> str | None:
     """``?for={study_id}``: the study being read, where this one is shown beside it (another
     study of its patient, which its reading radiologist may see for that)."""
     return studies.comparing_id(request.query_params.get("for"))
 
 
 def _metadata(request, session, **uids) -> Awaitable[Response]:
-    comparing = _comparing(request)
+    comparing = comparing_param(request)
     return as_actor(
         request,
         session,
@@ -133,7 +133,7 @@ def _found(request, session, actor, study, series, sop):
         series_uid=series,
         sop_uid=sop,
         storage=get_storage(),
-        comparing=_comparing(request),
+        comparing=comparing_param(request),
     )
 
 

@@ -1,0 +1,198 @@
+"""QIDO-RS searches (PS3.18 §10.6) and WADO-RS retrieval of whole studies and series (§10.4).
+
+The routes are thin: :mod:`pacs_app.services.qido` matches and authorizes;
+:func:`pacs_app.services.dicomweb.stored_keys` lists what a retrieval streams.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
+from pacs_app.api.dicomweb.wado import BASE, DICOM_JSON, FOR_PARAM, READ, SERIES, comparing_param
+from pacs_app.services import dicomweb, qido
+from pacs_app.storage import Storage, get_storage
+
+router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+
+_QIDO_PARAMS = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+    for name, description in (
+        ("limit", f"at most this many matches ({qido.DEFAULT_LIMIT}; up to {qido.MAX_LIMIT})"),
+        ("offset", "skip this many matches"),
+        (
+            "{attribute}",
+            "a matching key: keyword or tag, e.g. PatientID=PID-001, StudyDate="
+            "20260101-20260131, PatientName=DOE*, ModalitiesInStudy=CT",
+        ),
+    )
+]
+SEARCH: dict[str, Any] = {
+    **SIGNED_IN,
+    "parameters": _QIDO_PARAMS,
+    "responses": {"200": {"content": {DICOM_JSON: {}}}},
+}
+SEARCH_IN_STUDY: dict[str, Any] = {**SEARCH, "parameters": [FOR_PARAM, *_QIDO_PARAMS]}
+
+
+def _answer(result: qido.QidoResult) -> Response:
+    warnings = []
+    if result.more:
+        warnings.append('299 pacs: "There are additional results that can be requested"')
+    if result.ignored:
+        warnings.append(
+            f'299 pacs: "The following matching keys are not supported: '
+            f'{", ".join(result.ignored)}"'
+        )
+    headers = {"Warning": ", ".join(warnings)} if warnings else None
+    return Response(orjson.dumps(result.matches), media_type=DICOM_JSON, headers=headers)
+
+
+def _query(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k != "for"]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + router.prefix
+
+
+@router.get("/studies", summary="Search for studies (QIDO-RS)", openapi_extra=SEARCH)
+async def search_studies(request: Request, session: SessionDep) -> Response:
+    query, base = _query(request), _base(request)
+    return await as_actor(
+        request,
+        session,
+        lambda s, actor, _address: _answer(
+            qido.search_studies(session=s, actor=actor, query=query, base_url=base)
+        ),
+    )
+
+
+@router.get(
+    BASE + "/series", summary="Search for a study's series (QIDO-RS)", openapi_extra=SEARCH_IN_STUDY
+)
+async def search_series(study: str, request: Request, session: SessionDep) -> Response:
+    query, base, comparing = _query(request), _base(request), comparing_param(request)
+    return await as_actor(
+        request,
+        session,
+        lambda s, actor, _address: _answer(
+            qido.search_series(
+                session=s,
+                actor=actor,
+                study_uid=study,
+                query=query,
+                base_url=base,
+                comparing=comparing,
+            )
+        ),
+    )
+
+
+async def _instances(request: Request, session, study: str, series: str | None) -> Response:
+    query, base, comparing = _query(request), _base(request), comparing_param(request)
+    return await as_actor(
+        request,
+        session,
+        lambda s, actor, _address: _answer(
+            qido.search_instances(
+                session=s,
+                actor=actor,
+                study_uid=study,
+                series_uid=series,
+                query=query,
+                base_url=base,
+                comparing=comparing,
+            )
+        ),
+    )
+
+
+@router.get(
+    BASE + "/instances",
+    summary="Search for a study's instances (QIDO-RS)",
+    openapi_extra=SEARCH_IN_STUDY,
+)
+async def search_study_instances(study: str, request: Request, session: SessionDep) -> Response:
+    return await _instances(request, session, study, None)
+
+
+@router.get(
+    SERIES + "/instances",
+    summary="Search for a series' instances (QIDO-RS)",
+    openapi_extra=SEARCH_IN_STUDY,
+)
+async def search_series_instances(
+    study: str, series: str, request: Request, session: SessionDep
+) -> Response:
+    return await _instances(request, session, study, series)
+
+
+# --- WADO-RS: a whole study or series, streamed -------------------------------------------
+
+CHUNK = 1024 * 1024
+
+
+def _stream(keys: list[str], storage: Storage) -> StreamingResponse:
+    """``multipart/related; type="application/dicom"``, one part per stored file, read from
+    storage a chunk at a time (a study may be gigabytes)."""
+    boundary = secrets.token_hex(16).encode()
+
+    def parts() -> Iterator[bytes]:
+        for key in keys:
+            yield b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n\r\n"
+            with storage.open(key) as source:
+                while chunk := source.read(CHUNK):
+                    yield chunk
+            yield b"\r\n"
+        yield b"--" + boundary + b"--\r\n"
+
+    return StreamingResponse(
+        parts(),
+        media_type=f'multipart/related; type="application/dicom"; boundary={boundary.decode()}',
+    )
+
+
+async def _retrieve(request: Request, session, study: str, series: str | None) -> Response:
+    comparing = comparing_param(request)
+
+    def work(s, actor, address):
+        keys = dicomweb.stored_keys(
+            session=s,
+            actor=actor,
+            study_uid=study,
+            series_uid=series,
+            address=address,
+            comparing=comparing,
+        )
+        return _stream(keys, get_storage())
+
+    return await as_actor(request, session, work)
+
+
+@router.get(
+    BASE, summary="A study's instances (multipart/related; application/dicom)", openapi_extra=READ
+)
+async def retrieve_study(study: str, request: Request, session: SessionDep) -> Response:
+    return await _retrieve(request, session, study, None)
+
+
+@router.get(
+    SERIES, summary="A series' instances (multipart/related; application/dicom)", openapi_extra=READ
+)
+async def retrieve_series(
+    study: str, series: str, request: Request, session: SessionDep
+) -> Response:
+    return await _retrieve(request, session, study, series)

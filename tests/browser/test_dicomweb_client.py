@@ -1,0 +1,61 @@
+"""A DICOMweb client as other systems use it (dicomweb-client, the library behind many
+research tools and gateways), against the running app: it finds a study by QIDO-RS and
+retrieves it, its metadata and its frames by WADO-RS, with a user's token."""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+from tests.browser.test_viewer import _token, _upload
+from tests.dicom_factory import make_series
+
+pytestmark = pytest.mark.browser
+
+
+def _client(app_url: str, username: str, password: str) -> DICOMwebClient:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {_token(app_url, username, password)}"
+    return DICOMwebClient(url=f"{app_url}/dicomweb", session=session)
+
+
+def test_a_dicomweb_client_finds_and_retrieves_a_study(app_url, tmp_path):
+    pid = "DW-" + secrets.token_hex(4).upper()
+    paths = make_series(tmp_path, 3, patient_name="DICOMWEB^CLIENT", patient_id=pid)
+    _upload(app_url, paths)
+    sent = [pydicom.dcmread(p) for p in paths]
+    study_uid, series_uid = sent[0].StudyInstanceUID, sent[0].SeriesInstanceUID
+    client = _client(app_url, "centre", "centre123")
+
+    [study] = client.search_for_studies(search_filters={"PatientID": pid})
+    found = pydicom.Dataset.from_json(study)
+    assert found.StudyInstanceUID == study_uid and found.PatientName == "DICOMWEB^CLIENT"
+    assert found.NumberOfStudyRelatedInstances == 3 and found.ModalitiesInStudy == "CT"
+    assert client.search_for_studies(search_filters={"PatientID": pid + "X"}) == []
+    [series] = client.search_for_series(study_uid)
+    assert pydicom.Dataset.from_json(series).SeriesInstanceUID == series_uid
+    instances = client.search_for_instances(study_uid, series_uid)
+    assert sorted(pydicom.Dataset.from_json(i).InstanceNumber for i in instances) == [1, 2, 3]
+
+    metadata = client.retrieve_study_metadata(study_uid)
+    assert {pydicom.Dataset.from_json(m).SOPInstanceUID for m in metadata} == {
+        ds.SOPInstanceUID for ds in sent
+    }
+    retrieved = client.retrieve_study(study_uid)
+    assert sorted(ds.SOPInstanceUID for ds in retrieved) == sorted(ds.SOPInstanceUID for ds in sent)
+    first = next(ds for ds in retrieved if ds.SOPInstanceUID == sent[0].SOPInstanceUID)
+    assert np.array_equal(first.pixel_array, sent[0].pixel_array)
+    [frame] = client.retrieve_instance_frames(
+        study_uid, series_uid, sent[1].SOPInstanceUID, frame_numbers=[1]
+    )
+    assert frame == sent[1].pixel_array.astype("<i2").tobytes()
+
+    # the tele-radiologist finds it in the pool of unassigned studies (the API tests show
+    # that another centre's users find nothing of it)
+    tele = _client(app_url, "radiologist", "radio123")
+    assert len(tele.search_for_studies(search_filters={"PatientID": pid})) == 1

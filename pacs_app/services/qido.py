@@ -68,10 +68,7 @@ def _parse(query: Sequence[tuple[str, str]], supported: set[str]) -> _Query:
         key = raw_key.strip()
         if key in _CONTROLS:
             if key in ("limit", "offset"):
-                try:
-                    number = int(value)
-                except ValueError:
-                    raise InvalidInput(f"{key} must be a whole number, not {value!r}.") from None
+                number = _whole(value, key)
                 if number < 0:
                     raise InvalidInput(f"{key} cannot be negative.")
                 if key == "limit":
@@ -105,10 +102,19 @@ def _text(column, value: str) -> ColumnElement[bool]:
     return _like(column, value) if ("*" in value or "?" in value) else column == value
 
 
+def _listed(value: str) -> list[str]:
+    """The values of a list: ``1.2.3,1.2.4`` or ``1.2.3\\1.2.4``."""
+    return [v.strip() for v in re.split(r"[,\\]", value) if v.strip()]
+
+
 def _uids(column, value: str) -> ColumnElement[bool]:
-    """List of UID matching: ``1.2.3,1.2.4`` or ``1.2.3\\1.2.4``."""
-    uids = [u.strip() for u in re.split(r"[,\\]", value) if u.strip()]
-    return col(column).in_(uids)
+    """List of UID matching."""
+    return col(column).in_(_listed(value))
+
+
+def _modalities(column, value: str) -> ColumnElement[bool]:
+    """List of modality matching, in any case."""
+    return col(column).in_([m.upper() for m in _listed(value)])
 
 
 def _day(text: str, key: str) -> date:
@@ -145,11 +151,15 @@ def _patient_name(value: str) -> ColumnElement[bool]:
     return _text(Study.patient_name_norm, name)
 
 
-def _integer(column, value: str, key: str) -> ColumnElement[bool]:
+def _whole(value: str, key: str) -> int:
     try:
-        return column == int(value)
+        return int(value)
     except ValueError:
         raise InvalidInput(f"{key} must be a whole number, not {value!r}.") from None
+
+
+def _integer(column, value: str, key: str) -> ColumnElement[bool]:
+    return column == _whole(value, key)
 
 
 def _element(keyword: str, value: Any) -> tuple[str, dict[str, Any]]:
@@ -214,9 +224,10 @@ def search_studies(
     if k.get("StudyDate"):
         clauses.append(_dates(Study.study_date, k["StudyDate"], "StudyDate"))
     if k.get("ModalitiesInStudy"):
-        wanted = [m.strip().upper() for m in re.split(r"[,\\]", k["ModalitiesInStudy"])]
         clauses.append(
-            exists().where(Series.study_pk == Study.id, col(Series.modality).in_(wanted))
+            exists().where(
+                Series.study_pk == Study.id, _modalities(Series.modality, k["ModalitiesInStudy"])
+            )
         )
     rows, more = _page(
         session,
@@ -283,9 +294,7 @@ def search_series(
     if k.get("SeriesInstanceUID"):
         clauses.append(_uids(Series.series_instance_uid, k["SeriesInstanceUID"]))
     if k.get("Modality"):
-        clauses.append(
-            col(Series.modality).in_([m.strip().upper() for m in re.split(r"[,\\]", k["Modality"])])
-        )
+        clauses.append(_modalities(Series.modality, k["Modality"]))
     if k.get("SeriesNumber"):
         clauses.append(_integer(Series.series_number, k["SeriesNumber"], "SeriesNumber"))
     if k.get("SeriesDescription"):

@@ -68,55 +68,29 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + router.prefix
 
 
-@router.get("/studies", summary="Search for studies (QIDO-RS)", openapi_extra=SEARCH)
-async def search_studies(request: Request, session: SessionDep) -> Response:
+async def _search(request: Request, session, search, **where) -> Response:
+    """Answer ``search(session, actor, query, base_url, **where)`` for the request's token."""
     query, base = _query(request), _base(request)
     return await as_actor(
         request,
         session,
         lambda s, actor, _address: _answer(
-            qido.search_studies(session=s, actor=actor, query=query, base_url=base)
+            search(session=s, actor=actor, query=query, base_url=base, **where)
         ),
     )
+
+
+@router.get("/studies", summary="Search for studies (QIDO-RS)", openapi_extra=SEARCH)
+async def search_studies(request: Request, session: SessionDep) -> Response:
+    return await _search(request, session, qido.search_studies)
 
 
 @router.get(
     BASE + "/series", summary="Search for a study's series (QIDO-RS)", openapi_extra=SEARCH_IN_STUDY
 )
 async def search_series(study: str, request: Request, session: SessionDep) -> Response:
-    query, base, comparing = _query(request), _base(request), comparing_param(request)
-    return await as_actor(
-        request,
-        session,
-        lambda s, actor, _address: _answer(
-            qido.search_series(
-                session=s,
-                actor=actor,
-                study_uid=study,
-                query=query,
-                base_url=base,
-                comparing=comparing,
-            )
-        ),
-    )
-
-
-async def _instances(request: Request, session, study: str, series: str | None) -> Response:
-    query, base, comparing = _query(request), _base(request), comparing_param(request)
-    return await as_actor(
-        request,
-        session,
-        lambda s, actor, _address: _answer(
-            qido.search_instances(
-                session=s,
-                actor=actor,
-                study_uid=study,
-                series_uid=series,
-                query=query,
-                base_url=base,
-                comparing=comparing,
-            )
-        ),
+    return await _search(
+        request, session, qido.search_series, study_uid=study, comparing=comparing_param(request)
     )
 
 
@@ -126,7 +100,9 @@ async def _instances(request: Request, session, study: str, series: str | None) 
     openapi_extra=SEARCH_IN_STUDY,
 )
 async def search_study_instances(study: str, request: Request, session: SessionDep) -> Response:
-    return await _instances(request, session, study, None)
+    return await _search(
+        request, session, qido.search_instances, study_uid=study, comparing=comparing_param(request)
+    )
 
 
 @router.get(
@@ -137,7 +113,14 @@ async def search_study_instances(study: str, request: Request, session: SessionD
 async def search_series_instances(
     study: str, series: str, request: Request, session: SessionDep
 ) -> Response:
-    return await _instances(request, session, study, series)
+    return await _search(
+        request,
+        session,
+        qido.search_instances,
+        study_uid=study,
+        series_uid=series,
+        comparing=comparing_param(request),
+    )
 
 
 # --- WADO-RS: a whole study or series, streamed -------------------------------------------

@@ -39,9 +39,9 @@ from pacs_app.core.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-# What a request asks a child: ``POST /studies`` (the default) or a batch commit of the
-# web uploader (``/uploads/{id}/commit``).
-STUDIES, BATCH = "studies", "batch"
+# What a request asks a child: ``POST /studies`` (the default), a batch commit of the
+# web uploader (``/uploads/{id}/commit``) or a STOW-RS request (``POST /dicomweb/studies``).
+STUDIES, BATCH, STOW = "studies", "batch", "stow"
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # an answer lists every file of an upload; 64 MB is ample
 LONG_UPLOAD_BYTES = 64 * 1024 * 1024  # about 128 CT slices: a second or more of ingest

@@ -1,11 +1,13 @@
 """An ingest process (see :mod:`pacs_app.api.ingest_pool`): ``python -m
 pacs_app.api.ingest_worker FD``, where FD is its end of a socket pair with the web process.
 
-It reads one upload at a time (the staged files and the form, or a web uploader's batch; the
-caller's token and address), checks the token and ingests the files as the route would in
-the web process (:func:`pacs_app.api.routes.studies.ingest_upload`,
-:func:`pacs_app.api.routes.uploads.commit_batch`), and answers with the HTTP status, body
-and headers to send. It exits when the web process closes the socket.
+It reads one upload at a time (the staged files and the form, a web uploader's batch, or a
+STOW-RS request's instances; the caller's token and address), checks the token and ingests
+the files as the route would in the web process
+(:func:`pacs_app.api.routes.studies.ingest_upload`,
+:func:`pacs_app.api.routes.uploads.commit_batch`,
+:func:`pacs_app.api.dicomweb.stow.store_upload`), and answers with the HTTP status, body and
+headers to send. It exits when the web process closes the socket.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 
 import orjson
 from sqlmodel import Session
 
-from pacs_app.api.ingest_pool import BATCH, STUDIES, decode_length, encode
+from pacs_app.api.dicomweb.stow import store_upload
+from pacs_app.api.ingest_pool import BATCH, STOW, STUDIES, decode_length, encode
 from pacs_app.api.main import error_answer
 from pacs_app.api.multipart import UploadedFile
 from pacs_app.api.routes.studies import ingest_upload
@@ -36,19 +38,21 @@ PLAIN_TEXT = {"content-type": "text/plain; charset=utf-8"}
 
 def handle(message: dict) -> dict:
     """One upload to ``{"status", "body", "headers"}``: ``POST /studies``'s staged files,
-    ``{"token", "address", "files": [[name, path, size, sha256], ...], "fields": {...}}``, or
-    a batch of the web uploader, ``{"kind": "batch", "token", "address", "batch_id"}``."""
+    ``{"token", "address", "files": [[name, path, size, sha256], ...], "fields": {...}}``, a
+    batch of the web uploader, ``{"kind": "batch", "token", "address", "batch_id"}``, or a
+    STOW-RS request, ``{"kind": "stow", "token", "address", "files", "study_uid",
+    "base_url"}``."""
+    kind = message.get("kind", STUDIES)
     with Session(db.get_engine(), expire_on_commit=False) as session:
         try:
-            if message.get("kind", STUDIES) == BATCH:
+            if kind == STOW:
+                return store_upload(session, message)
+            if kind == BATCH:
                 token, address = message["token"], message["address"]
                 actor = auth.resolve_token(session=session, token=token, address=address)
                 body = commit_batch(session, actor, message["batch_id"], address)
             else:
-                files = [
-                    UploadedFile(name=name, path=Path(path), size=size, sha256=sha256)
-                    for name, path, size, sha256 in message["files"]
-                ]
+                files = [UploadedFile.from_message(item) for item in message["files"]]
                 body = ingest_upload(
                     session, message["token"], message["address"], files, message["fields"]
                 )

@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from pacs_app.api.compression import JsonCompression
 from pacs_app.api.deps import get_session
-from pacs_app.api.dicomweb import qido, wado
+from pacs_app.api.dicomweb import qido, stow, wado
 from pacs_app.api.routes import ai as ai_routes
 from pacs_app.api.routes import auth as auth_routes
 from pacs_app.api.routes import billing as billing_routes
@@ -36,6 +36,7 @@ from pacs_app.core.errors import (
     PermissionDenied,
     StorageUnavailable,
     TooManyAttempts,
+    UnsupportedMediaType,
 )
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
@@ -44,6 +45,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     PermissionDenied: 403,
     NotFound: 404,
     Conflict: 409,
+    UnsupportedMediaType: 415,
     InvalidInput: 422,
     StorageUnavailable: 503,
 }
@@ -165,6 +167,7 @@ def build_api() -> FastAPI:
     # viewer shows (the others are requested far less often).
     api.include_router(wado.router)
     api.include_router(qido.router)
+    api.include_router(stow.router)
     api.include_router(auth_routes.router)
     api.include_router(users_routes.router)
     api.include_router(studies_routes.router)

@@ -1,4 +1,5 @@
-"""A streaming reader of ``multipart/form-data`` uploads: file parts go straight to disk.
+"""A streaming reader of ``multipart/form-data`` uploads (and of STOW-RS's
+``multipart/related`` bodies): file parts go straight to disk.
 
 FastAPI's form handling spools every file part (in memory up to 1 MB, then in a temporary
 file), after which the route copies it to the staging folder; and its per-field validation
@@ -20,13 +21,16 @@ from typing import BinaryIO
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from pacs_app.core.errors import InvalidInput
+from pacs_app.core.errors import InvalidInput, UnsupportedMediaType
 from pacs_app.core.fileio import start_writeback
+from pacs_app.services.ingest import StagedFile
 from pacs_app.services.uploads import staging_failed
+from pacs_app.storage import Digest
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 100_000
 MAX_HEADER_BYTES = 16 * 1024
+DICOM = b"application/dicom"
 
 
 @dataclass
@@ -36,6 +40,30 @@ class UploadedFile:
     size: int = 0
     sha256: str = ""  # of what was written, computed as it arrived
 
+    def as_message(self) -> list:
+        """As an ingest process is sent it (:mod:`pacs_app.api.ingest_pool`)."""
+        return [self.name, str(self.path), self.size, self.sha256]
+
+    @classmethod
+    def from_message(cls, item: list) -> UploadedFile:
+        name, path, size, sha256 = item
+        return cls(name=name, path=Path(path), size=size, sha256=sha256)
+
+    def staged(self) -> StagedFile:
+        """For ingest, which links the file into storage (the caller removes this name)."""
+        return StagedFile(
+            name=self.name,
+            path=self.path,
+            disposable=True,
+            digest=Digest(size=self.size, sha256=self.sha256),
+        )
+
+    @staticmethod
+    def remove(files: list[UploadedFile]) -> None:
+        """Drop the staged names (ingest has hard-linked what it stored, or refused them)."""
+        for f in files:
+            f.path.unlink(missing_ok=True)
+
 
 @dataclass
 class Form:
@@ -44,8 +72,17 @@ class Form:
 
 
 class _Reader:
+    """What the parser finds, kept: with a ``file_field``, the parts of a form (files of that
+    field, and ``text_fields``); without one, every part is a DICOM instance
+    (``multipart/related``; a part of another type is refused)."""
+
     def __init__(
-        self, folder: Path, prefix: str, file_field: str, text_fields: set[str], max_file_bytes: int
+        self,
+        folder: Path,
+        prefix: str,
+        file_field: str | None,
+        text_fields: set[str],
+        max_file_bytes: int,
     ):
         self.folder, self.prefix = folder, prefix
         self.file_field, self.text_fields = file_field, text_fields
@@ -63,21 +100,31 @@ class _Reader:
         self.parts += 1
         if self.parts > MAX_PARTS:
             raise InvalidInput(f"The upload has more than {MAX_PARTS} parts.")
+        if self.file_field is None:
+            media_type, _ = parse_options_header(headers.get(b"content-type", DICOM))
+            if media_type != DICOM:
+                raise UnsupportedMediaType(
+                    f"Part {self.parts} is {media_type.decode('latin-1')}: only "
+                    "application/dicom instances are accepted."
+                )
+            self._begin_file(f"instance {self.parts}")
+            return
         _disposition, options = parse_options_header(headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in options:
             if name != self.file_field:
                 return  # a file in a field this form does not have: skipped
-            number = len(self.form.files) + 1
             filename = options[b"filename"].decode("utf-8", "replace")
-            self._file = UploadedFile(
-                name=filename or f"file {number}", path=self.folder / f"{self.prefix}{number:06d}"
-            )
-            self._out = self._file.path.open("wb")
-            self._hash = hashlib.sha256()
-            self.form.files.append(self._file)
+            self._begin_file(filename or f"file {len(self.form.files) + 1}")
         elif name in self.text_fields:
             self._text, self._text_name = bytearray(), name
+
+    def _begin_file(self, name: str) -> None:
+        number = len(self.form.files) + 1
+        self._file = UploadedFile(name=name, path=self.folder / f"{self.prefix}{number:06d}")
+        self._out = self._file.path.open("wb")
+        self._hash = hashlib.sha256()
+        self.form.files.append(self._file)
 
     def data(self, chunk: memoryview) -> None:
         if self._out is not None and self._file is not None:
@@ -237,7 +284,36 @@ async def read_form(
             f"Send the upload as multipart/form-data, with the files in '{file_field}'."
         )
     reader = _Reader(folder, prefix, file_field, text_fields, max_file_bytes)
-    parser = _Parser(boundary, reader)
+    await _read(request, _Parser(boundary, reader), reader)
+    return reader.form
+
+
+async def read_related(
+    request: Request, folder: Path, *, max_file_bytes: int, prefix: str = ""
+) -> list[UploadedFile]:
+    """Read a STOW-RS body (``multipart/related; type="application/dicom"``, PS3.18 §10.5):
+    each part, a DICOM instance, into ``folder`` as :func:`read_form` writes files, named
+    "instance 1" and on.
+
+    Raises :class:`UnsupportedMediaType` when the body is not multipart/related or holds a
+    part that is not application/dicom (metadata and bulk data parts are not taken), and
+    :class:`InvalidInput` as :func:`read_form` does.
+    """
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    root_type, _ = parse_options_header(options.get(b"type", DICOM))
+    if content_type != b"multipart/related" or not boundary or root_type != DICOM:
+        raise UnsupportedMediaType(
+            'Send the instances as multipart/related; type="application/dicom", one DICOM '
+            "file a part (other representations are not accepted)."
+        )
+    reader = _Reader(folder, prefix, None, set(), max_file_bytes)
+    await _read(request, _Parser(boundary, reader), reader)
+    return reader.form.files
+
+
+async def _read(request: Request, parser: _Parser, reader: _Reader) -> None:
+    """Feed the request's body to ``parser``; on a refusal, what was staged is removed."""
     try:
         try:
             async for chunk in request.stream():
@@ -255,4 +331,3 @@ async def read_form(
     except BaseException:
         reader.discard()
         raise
-    return reader.form

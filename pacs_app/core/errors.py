@@ -45,6 +45,12 @@ class InvalidInput(DomainError):
     code = "invalid_input"
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The request's body is of a media type the endpoint does not take."""
+
+    code = "unsupported_media_type"
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
 

@@ -14,7 +14,7 @@ import struct
 from typing import Any
 
 import pydicom
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
 BULK_THRESHOLD = 1024
@@ -221,3 +221,27 @@ def _pydicom_element(ds: pydicom.Dataset, tag, encoding: str | None) -> dict[str
     return element.to_json_dict(
         bulk_data_element_handler=lambda _e: "", bulk_data_threshold=BULK_THRESHOLD
     )
+
+
+def attributes(**values: Any) -> dict[str, Any]:
+    """A dataset in DICOM JSON from keywords and plain values, sorted by tag: a PN value as
+    its Alphabetic group, a list as several values (of an SQ, its items' DICOM JSON), an
+    empty value (None, "" or []) as an attribute without ``Value``.
+
+    Example::
+
+        attributes(PatientID="PID-1", ModalitiesInStudy=["CT", "SR"])
+        # {"00100020": {"vr": "LO", "Value": ["PID-1"]}, "00080061": {...}} (in tag order)
+    """
+    return dict(sorted(_keyword_element(k, v) for k, v in values.items()))
+
+
+def _keyword_element(keyword: str, value: Any) -> tuple[str, dict[str, Any]]:
+    tag = f"{tag_for_keyword(keyword):08X}"
+    vr = dictionary_VR(keyword)
+    if value in (None, "", []):
+        return tag, {"vr": vr}
+    values = value if isinstance(value, list) else [value]
+    if vr == "PN":
+        values = [{"Alphabetic": v} for v in values]
+    return tag, {"vr": vr, "Value": values}

@@ -1,6 +1,6 @@
 """DICOM ingest: validate every file, then store files and rows together, or nothing.
 
-Used by the REST upload, the web upload and later DICOMweb STOW-RS and the C-STORE listener.
+Used by the REST upload, the web upload, DICOMweb STOW-RS and later the C-STORE listener.
 Callers stage the uploaded bytes in a private temporary folder and pass :class:`StagedFile`s;
 zip archives among them are unpacked here (within limits).
 
@@ -279,15 +279,7 @@ def ingest(
         result.studies[0].study_id  # e.g. "K3Q9ZP2A"
     """
     form = form or StudyForm()
-    centre_id = centre_id if centre_id is not None else actor.centre_id
-    centre = (
-        session.connection().execute(_CENTRE_BY_ID, {"id": centre_id}).first()
-        if centre_id is not None
-        else None
-    )
-    require(actor, Action.UPLOAD_STUDY, centre)
-    if centre is None:
-        raise NotFound("No such centre.")
+    centre = upload_centre(session, actor, centre_id)
     if not files:
         raise InvalidInput("The upload is empty: add at least one DICOM file.")
     archives = [is_archive(f.path) for f in files]
@@ -302,14 +294,43 @@ def ingest(
             raise InvalidInput("The upload is empty: the archive holds no files.")
         _check_sizes(expanded)
         headers = [(f, read_header(f.path, f.name)) for f in expanded]
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                return _store(session, actor, centre, headers, form, storage, address)
-            except (IntegrityError, OperationalError, _Retry):
-                # A concurrent upload created the same study or took the same key first:
-                # everything of this attempt is undone; try again against the new state.
-                if attempt == MAX_ATTEMPTS:
-                    raise
+        return store_parsed(session, actor, centre, headers, form, storage, address)
+
+
+def upload_centre(session: Session, actor: Actor, centre_id: int | None = None) -> Row:
+    """The centre an upload by ``actor`` goes to (theirs, unless ``centre_id`` is given), once
+    the actor may upload there: raises :class:`PermissionDenied` or :class:`NotFound`."""
+    centre_id = centre_id if centre_id is not None else actor.centre_id
+    centre = (
+        session.connection().execute(_CENTRE_BY_ID, {"id": centre_id}).first()
+        if centre_id is not None
+        else None
+    )
+    require(actor, Action.UPLOAD_STUDY, centre)
+    if centre is None:
+        raise NotFound("No such centre.")
+    return centre
+
+
+def store_parsed(
+    session: Session,
+    actor: Actor,
+    centre: Row,
+    headers: list[tuple[StagedFile, DicomHeader]],
+    form: StudyForm,
+    storage: Storage,
+    address: str | None = None,
+) -> IngestResult:
+    """Store files whose headers were read and accepted (:func:`read_header`) for ``centre``
+    (from :func:`upload_centre`): what :func:`ingest` does once it has checked every file."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return _store(session, actor, centre, headers, form, storage, address)
+        except (IntegrityError, OperationalError, _Retry):
+            # A concurrent upload created the same study or took the same key first:
+            # everything of this attempt is undone; try again against the new state.
+            if attempt == MAX_ATTEMPTS:
+                raise
     raise AssertionError("unreachable")
 
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from sqlalchemy import ColumnElement, and_, exists
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput
+from pacs_app.dicom.dicomjson import attributes
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import dicomweb
 from pacs_app.services.authz import Actor, study_visibility
@@ -162,22 +163,6 @@ def _integer(column, value: str, key: str) -> ColumnElement[bool]:
     return column == _whole(value, key)
 
 
-def _element(keyword: str, value: Any) -> tuple[str, dict[str, Any]]:
-    """One attribute as DICOM JSON (PS3.18 F.2): an empty value as no ``Value``."""
-    tag = f"{tag_for_keyword(keyword):08X}"
-    vr = dictionary_VR(keyword)
-    if value in (None, "", []):
-        return tag, {"vr": vr}
-    values = value if isinstance(value, list) else [value]
-    if vr == "PN":
-        values = [{"Alphabetic": v} for v in values]
-    return tag, {"vr": vr, "Value": values}
-
-
-def _dataset(**attributes: Any) -> dict[str, Any]:
-    return dict(sorted(_element(k, v) for k, v in attributes.items()))
-
-
 def _dicom_date(value: date | None) -> str:
     return value.strftime("%Y%m%d") if value else ""
 
@@ -248,7 +233,7 @@ def search_studies(
                 modalities.setdefault(study_pk, []).append(modality)
     return QidoResult(
         [
-            _dataset(
+            attributes(
                 SpecificCharacterSet="ISO_IR 192",
                 StudyDate=_dicom_date(s.study_date),
                 AccessionNumber=s.accession_number,
@@ -308,7 +293,7 @@ def search_series(
     )
     return QidoResult(
         [
-            _dataset(
+            attributes(
                 SpecificCharacterSet="ISO_IR 192",
                 Modality=s.modality,
                 SeriesDescription=s.description,
@@ -379,7 +364,7 @@ def search_instances(
     study_url = f"{base_url}/studies/{study.study_instance_uid}"
     return QidoResult(
         [
-            _dataset(
+            attributes(
                 SpecificCharacterSet="ISO_IR 192",
                 SOPClassUID=r.sop_class_uid,
                 SOPInstanceUID=r.sop_instance_uid,

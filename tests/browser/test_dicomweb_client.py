@@ -61,3 +61,36 @@ def test_a_dicomweb_client_finds_and_retrieves_a_study(app_url, tmp_path):
     # that another centre's users find nothing of it)
     tele = _client(app_url, "radiologist", "radio123")
     assert len(tele.search_for_studies(search_filters={"PatientID": pid})) == 1
+
+
+def test_a_dicomweb_client_stores_a_study(app_url, tmp_path):
+    """STOW-RS, as a gateway or a research tool sends: the technician's instances become a
+    study of their centre, found by QIDO-RS and listed for its users; a request with an
+    instance of another study, sent to one study, is refused whole."""
+    pid = "ST-" + secrets.token_hex(4).upper()
+    paths = make_series(tmp_path / "s", 2, patient_name="STOW^CLIENT", patient_id=pid)
+    sent = [pydicom.dcmread(p) for p in paths]
+    study_uid = sent[0].StudyInstanceUID
+    technician = _client(app_url, "technician", "tech123")
+
+    stray = pydicom.dcmread(make_series(tmp_path / "x", 1, patient_id=pid)[0])
+    with pytest.raises(requests.HTTPError) as refused:
+        technician.store_instances([sent[0], stray], study_instance_uid=study_uid)
+    assert refused.value.response.status_code == 409
+    assert "another study" in refused.value.response.headers["Warning"]
+    assert technician.search_for_studies(search_filters={"PatientID": pid}) == []
+
+    answer = technician.store_instances(sent)
+    assert answer.RetrieveURL.endswith(f"/dicomweb/studies/{study_uid}")
+    assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [
+        ds.SOPInstanceUID for ds in sent
+    ]
+    assert "FailedSOPSequence" not in answer
+
+    centre = _client(app_url, "centre", "centre123")
+    [study] = centre.search_for_studies(search_filters={"PatientID": pid})
+    found = pydicom.Dataset.from_json(study)
+    assert found.StudyInstanceUID == study_uid and found.PatientName == "STOW^CLIENT"
+    assert found.NumberOfStudyRelatedInstances == 2
+    retrieved = centre.retrieve_study(study_uid)
+    assert np.array_equal(retrieved[0].pixel_array, sent[0].pixel_array)

@@ -64,13 +64,14 @@ def _query(request: Request) -> list[tuple[str, str]]:
     return [(k, v) for k, v in request.query_params.multi_items() if k != "for"]
 
 
-def _base(request: Request) -> str:
+def base_url(request: Request) -> str:
+    """The DICOMweb root as the client reached it (Retrieve URLs are under it)."""
     return str(request.base_url).rstrip("/") + router.prefix
 
 
 async def _search(request: Request, session, search, **where) -> Response:
     """Answer ``search(session, actor, query, base_url, **where)`` for the request's token."""
-    query, base = _query(request), _base(request)
+    query, base = _query(request), base_url(request)
     return await as_actor(
         request,
         session,

@@ -26,7 +26,7 @@ from pacs_app.core.errors import InvalidInput
 from pacs_app.models import Priority, StudyStatus
 from pacs_app.services import auth, ingest, studies, uploads
 from pacs_app.services.dto import StudyDetail, StudyPage, StudyPublic
-from pacs_app.storage import Digest, get_storage
+from pacs_app.storage import get_storage
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -132,14 +132,14 @@ async def upload(request: Request, session: SessionDep) -> Response:
             {
                 "token": token,
                 "address": address,
-                "files": [[f.name, str(f.path), f.size, f.sha256] for f in form.files],
+                "files": [f.as_message() for f in form.files],
                 "fields": form.fields,
             }
         )
     except BaseException:
         # The child stopped, or the client went away (then the child may still be at work:
         # what it has not linked yet fails cleanly, and nothing of the upload is kept).
-        _remove_staged(form.files)
+        multipart.UploadedFile.remove(form.files)
         raise
     return ingest_pool.response(answer)
 
@@ -158,21 +158,13 @@ def ingest_upload(
         result = ingest.ingest(
             session=session,
             actor=actor,
-            files=[
-                ingest.StagedFile(
-                    name=f.name,
-                    path=f.path,
-                    disposable=True,
-                    digest=Digest(size=f.size, sha256=f.sha256),
-                )
-                for f in files
-            ],
+            files=[f.staged() for f in files],
             form=form_from_fields(**fields),
             storage=get_storage(),
             address=address,
         )
     finally:
-        _remove_staged(files)
+        multipart.UploadedFile.remove(files)
     return UploadResponse.model_construct(
         study_id=result.study_id,
         studies=result.studies,
@@ -180,12 +172,6 @@ def ingest_upload(
         stored=result.stored,
         duplicates=result.duplicates,
     ).model_dump_json()
-
-
-def _remove_staged(files: list[multipart.UploadedFile]) -> None:
-    """The staged copies are hard-linked into storage by now (or refused): drop their names."""
-    for f in files:
-        f.path.unlink(missing_ok=True)
 
 
 @router.get("", response_model=StudyPage, summary="Studies the caller may see")

@@ -227,9 +227,9 @@
   }
 
   // The instance's file as it was stored, through WADO-RS (the token goes in a header, which
-  // a plain link cannot send).
+  // a plain link cannot send); transfer-syntax=* asks for it as stored, not converted.
   async function downloadOriginal(img) {
-    var res = await get(instancePath(img), 'multipart/related; type="application/dicom"');
+    var res = await get(instancePath(img), 'multipart/related; type="application/dicom"; transfer-syntax=*');
     var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
     var link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([bytes], { type: "application/dicom" }));

@@ -51,6 +51,12 @@ class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
 
 
+class NotAcceptable(DomainError):
+    """No representation the request's Accept header takes can be made of the resource."""
+
+    code = "not_acceptable"
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
 

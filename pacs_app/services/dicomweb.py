@@ -1,15 +1,18 @@
 """WADO-RS retrieval (PS3.18 §10.4) over the index and the store, authorized like every read.
 
 Metadata comes from the database (the DICOM JSON kept at ingest), never from files; frames and
-rendered images decode one frame of the stored file.
+rendered images decode one frame of the stored file. Instances go out in a transfer syntax the
+client accepts (:mod:`pacs_app.dicom.transcode`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +22,16 @@ import pydicom
 from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
-from pacs_app.core.errors import InvalidInput, NotFound
-from pacs_app.dicom import pixels, sr, waveform
+from pacs_app.core.errors import InvalidInput, NotAcceptable, NotFound
+from pacs_app.dicom import pixels, sr, transcode, waveform
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Actor
 from pacs_app.services.studies import may_see
 from pacs_app.storage import Storage
+
+log = logging.getLogger(__name__)
 
 CACHE_FILES = 24
 CACHE_MAX_BYTES = 64 * 1024 * 1024
@@ -105,7 +110,13 @@ INSTANCE_ORDER = (
 )
 
 
-def stored_keys(
+@dataclass(frozen=True)
+class StoredFile:
+    storage_key: str
+    transfer_syntax: str  # as stored; "" for a file without meta information
+
+
+def stored_files(
     *,
     session: Session,
     actor: Actor,
@@ -113,21 +124,86 @@ def stored_keys(
     series_uid: str | None = None,
     address: str | None = None,
     comparing: str | None = None,
-) -> list[str]:
-    """The storage keys of a study's instances (or of one of its series), in series and
+) -> list[StoredFile]:
+    """The stored files of a study's instances (or of one of its series), in series and
     instance order, for a WADO-RS retrieval of all of them; the retrieval is audited."""
     study = visible_study(session, actor, study_uid, comparing)
     query = (
-        select(Instance.storage_key)
+        select(Instance.storage_key, Instance.transfer_syntax_uid)
         .join(Series, col(Series.id) == Instance.series_pk)
         .where(Instance.study_pk == study.id)
     )
     if series_uid is not None:
         query = query.where(Instance.series_pk == series_of(session, study, series_uid).id)
-    keys = list(session.exec(query.order_by(*INSTANCE_ORDER)))
+    files = [
+        StoredFile(key, syntax) for key, syntax in session.exec(query.order_by(*INSTANCE_ORDER))
+    ]
     series = {"series_instance_uid": series_uid} if series_uid else {}
-    _record_view(session, actor, study, address, comparing, retrieved=len(keys), **series)
-    return keys
+    _record_view(session, actor, study, address, comparing, retrieved=len(files), **series)
+    return files
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One stored file of a retrieval and what it goes out as: ``convert_to`` a transfer
+    syntax, or None to send it as stored."""
+
+    file: StoredFile
+    convert_to: str | None
+
+
+def outgoing(files: list[StoredFile], accepted: list[str]) -> tuple[list[Outgoing], int]:
+    """What each of ``files`` goes out as for a client that accepts the transfer syntaxes
+    ``accepted``, and how many go as stored though it does not accept their syntax.
+
+    Nothing of a study is left out: an instance that cannot be converted (big endian, or no
+    acceptable syntax is one this server makes) goes as stored, its part naming its syntax.
+    """
+    items, unconverted = [], 0
+    for file in files:
+        try:
+            items.append(Outgoing(file, transcode.target(file.transfer_syntax, accepted)))
+        except transcode.CannotConvert:
+            items.append(Outgoing(file, None))
+            unconverted += 1
+    return items, unconverted
+
+
+def file_body(item: Outgoing, storage: Storage, chunk: int) -> tuple[str, Iterator[bytes]]:
+    """The transfer syntax ``item`` goes out in and its bytes, read ``chunk`` at a time where
+    it goes as stored. A conversion that fails (pixel data no decoder reads) sends the
+    stored file instead, under its own syntax, rather than leave the instance out."""
+    if item.convert_to is not None:
+        try:
+            with storage.open(item.file.storage_key) as source:
+                return item.convert_to, iter([transcode.convert(source, item.convert_to)])
+        except transcode.CannotConvert as exc:
+            log.warning("sending %s as stored: %s", item.file.storage_key, exc.reason)
+
+    def stored() -> Iterator[bytes]:
+        with storage.open(item.file.storage_key) as source:
+            while data := source.read(chunk):
+                yield data
+
+    return item.file.transfer_syntax, stored()
+
+
+def instance_file(found: StoredInstance, accepted: list[str]) -> tuple[str, bytes]:
+    """One instance in a transfer syntax the client accepts: that syntax and the file.
+
+    Raises :class:`NotAcceptable` where it cannot be made (the reason names the syntaxes).
+    """
+    if found.path is None or not found.path.exists():
+        raise NotFound("The stored file of this instance is missing.")
+    try:
+        to = transcode.target(found.transfer_syntax, accepted)
+        if to is None:
+            return found.transfer_syntax, found.path.read_bytes()
+        return to, transcode.convert(found.path, to)
+    except transcode.CannotConvert as exc:
+        raise NotAcceptable(
+            f"This instance cannot be sent in a transfer syntax you accept: {exc.reason}."
+        ) from exc
 
 
 def opening_image(
@@ -182,12 +258,21 @@ class StoredInstance:
     path: Path | None
     frames: int
     study_pk: int
+    transfer_syntax: str = ""
 
     @classmethod
-    def of(cls, study: Study, storage_key: str, frames: int, storage: Storage) -> StoredInstance:
+    def of(
+        cls,
+        study: Study,
+        storage_key: str,
+        frames: int,
+        storage: Storage,
+        transfer_syntax: str = "",
+    ) -> StoredInstance:
         """An instance of ``study`` stored under ``storage_key`` (found by the caller, who
         has checked that the actor may see the study)."""
-        return cls(study.study_id, storage_key, storage.local_path(storage_key), frames, study.id)
+        path = storage.local_path(storage_key)
+        return cls(study.study_id, storage_key, path, frames, study.id, transfer_syntax)
 
 
 def instance(
@@ -203,7 +288,7 @@ def instance(
     """The stored file of one instance, in one query (without loading its metadata).
     ``comparing``: as for :func:`metadata`."""
     rows = session.exec(
-        select(Study, Instance.storage_key, Instance.number_of_frames)
+        select(Study, Instance.storage_key, Instance.number_of_frames, Instance.transfer_syntax_uid)
         .join(Series, col(Series.study_pk) == Study.id)
         .join(Instance, col(Instance.series_pk) == Series.id)
         .where(
@@ -212,9 +297,9 @@ def instance(
             Instance.sop_instance_uid == sop_uid,
         )
     ).all()
-    for study, storage_key, frames in rows:
+    for study, storage_key, frames, syntax in rows:
         if may_see(session, actor, study, comparing):
-            return StoredInstance.of(study, storage_key, frames, storage)
+            return StoredInstance.of(study, storage_key, frames, storage, syntax)
     raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
 
 

@@ -11,9 +11,10 @@ import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
 from tests.browser.test_viewer import _token, _upload
-from tests.dicom_factory import make_series
+from tests.dicom_factory import TESTDATA, make_series
 
 pytestmark = pytest.mark.browser
 
@@ -94,3 +95,28 @@ def test_a_dicomweb_client_stores_a_study(app_url, tmp_path):
     assert found.NumberOfStudyRelatedInstances == 2
     retrieved = centre.retrieve_study(study_uid)
     assert np.array_equal(retrieved[0].pixel_array, sent[0].pixel_array)
+
+
+@pytest.mark.skipif(not TESTDATA.exists(), reason=f"shared test data not found at {TESTDATA}")
+def test_a_dicomweb_client_gets_a_compressed_instance_as_it_asks(app_url, tmp_path):
+    """dicomweb-client asks for a study in Explicit VR Little Endian unless told otherwise, and
+    for an instance as stored (``transfer-syntax=*``): a JPEG 2000 instance comes decoded,
+    with the same pixels, or as it was sent."""
+    ds = pydicom.dcmread(TESTDATA / "transfer_syntax" / "MR_small_jp2klossless.dcm")
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientID = "TS-" + secrets.token_hex(4).upper()
+    technician = _client(app_url, "technician", "tech123")
+    technician.store_instances([ds])
+    uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+
+    plain = technician.retrieve_instance(
+        *uids, media_types=(("application/dicom", ExplicitVRLittleEndian),)
+    )
+    assert plain.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert np.array_equal(plain.pixel_array, ds.pixel_array)
+    stored = technician.retrieve_instance(*uids)
+    assert stored.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    assert np.array_equal(stored.pixel_array, ds.pixel_array)
+    [whole] = technician.retrieve_study(ds.StudyInstanceUID)
+    assert whole.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian

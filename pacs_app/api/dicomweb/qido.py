@@ -1,7 +1,8 @@
 """QIDO-RS searches (PS3.18 §10.6) and WADO-RS retrieval of whole studies and series (§10.4).
 
 The routes are thin: :mod:`pacs_app.services.qido` matches and authorizes;
-:func:`pacs_app.services.dicomweb.stored_keys` lists what a retrieval streams.
+:func:`pacs_app.services.dicomweb.stored_files` lists what a retrieval streams, each file in
+a transfer syntax the client accepts (:mod:`pacs_app.api.dicomweb.negotiate`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
-from pacs_app.api.dicomweb.wado import BASE, DICOM_JSON, FOR_PARAM, READ, SERIES, comparing_param
+from pacs_app.api.dicomweb import warning
+from pacs_app.api.dicomweb.negotiate import accepted_syntaxes, part_type
+from pacs_app.api.dicomweb.wado import (
+    BASE,
+    DICOM_JSON,
+    FOR_PARAM,
+    RETRIEVE,
+    SERIES,
+    comparing_param,
+)
 from pacs_app.services import dicomweb, qido
 from pacs_app.storage import Storage, get_storage
 
@@ -50,11 +60,10 @@ SEARCH_IN_STUDY: dict[str, Any] = {**SEARCH, "parameters": [FOR_PARAM, *_QIDO_PA
 def _answer(result: qido.QidoResult) -> Response:
     warnings = []
     if result.more:
-        warnings.append('299 pacs: "There are additional results that can be requested"')
+        warnings.append(warning("There are additional results that can be requested"))
     if result.ignored:
         warnings.append(
-            f'299 pacs: "The following matching keys are not supported: '
-            f'{", ".join(result.ignored)}"'
+            warning(f"The following matching keys are not supported: {', '.join(result.ignored)}")
         )
     headers = {"Warning": ", ".join(warnings)} if warnings else None
     return Response(orjson.dumps(result.matches), media_type=DICOM_JSON, headers=headers)
@@ -129,23 +138,35 @@ async def search_series_instances(
 CHUNK = 1024 * 1024
 
 
-def _stream(keys: list[str], storage: Storage) -> StreamingResponse:
-    """``multipart/related; type="application/dicom"``, one part per stored file, read from
-    storage a chunk at a time (a study may be gigabytes)."""
+def _stream(
+    items: list[dicomweb.Outgoing], unconverted: int, storage: Storage
+) -> StreamingResponse:
+    """``multipart/related; type="application/dicom"``, one part per stored file, each in the
+    transfer syntax its Content-Type names; a file sent as stored is read a chunk at a time
+    (a study may be gigabytes), a converted one is made in memory one at a time."""
     boundary = secrets.token_hex(16).encode()
 
     def parts() -> Iterator[bytes]:
-        for key in keys:
-            yield b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n\r\n"
-            with storage.open(key) as source:
-                while chunk := source.read(CHUNK):
-                    yield chunk
+        for item in items:
+            syntax, body = dicomweb.file_body(item, storage, CHUNK)
+            yield (
+                b"--" + boundary + b"\r\nContent-Type: " + part_type(syntax).encode() + b"\r\n\r\n"
+            )
+            yield from body
             yield b"\r\n"
         yield b"--" + boundary + b"--\r\n"
 
+    headers = {}
+    if unconverted:
+        headers["Warning"] = warning(
+            f"{unconverted} instance(s) could not be converted to a transfer syntax you accept "
+            "and are sent as stored, each part naming its transfer syntax; ask with "
+            "transfer-syntax=* to accept every stored syntax"
+        )
     return StreamingResponse(
         parts(),
         media_type=f'multipart/related; type="application/dicom"; boundary={boundary.decode()}',
+        headers=headers,
     )
 
 
@@ -153,7 +174,8 @@ async def _retrieve(request: Request, session, study: str, series: str | None) -
     comparing = comparing_param(request)
 
     def work(s, actor, address):
-        keys = dicomweb.stored_keys(
+        accepted = accepted_syntaxes(request.headers.get("accept"))
+        files = dicomweb.stored_files(
             session=s,
             actor=actor,
             study_uid=study,
@@ -161,20 +183,24 @@ async def _retrieve(request: Request, session, study: str, series: str | None) -
             address=address,
             comparing=comparing,
         )
-        return _stream(keys, get_storage())
+        return _stream(*dicomweb.outgoing(files, accepted), get_storage())
 
     return await as_actor(request, session, work)
 
 
 @router.get(
-    BASE, summary="A study's instances (multipart/related; application/dicom)", openapi_extra=READ
+    BASE,
+    summary="A study's instances (multipart/related; application/dicom)",
+    openapi_extra=RETRIEVE,
 )
 async def retrieve_study(study: str, request: Request, session: SessionDep) -> Response:
     return await _retrieve(request, session, study, None)
 
 
 @router.get(
-    SERIES, summary="A series' instances (multipart/related; application/dicom)", openapi_extra=READ
+    SERIES,
+    summary="A series' instances (multipart/related; application/dicom)",
+    openapi_extra=RETRIEVE,
 )
 async def retrieve_series(
     study: str, series: str, request: Request, session: SessionDep

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pacs_app.api import ingest_pool, multipart
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor, bearer_token
+from pacs_app.api.dicomweb import warning
 from pacs_app.api.dicomweb.qido import base_url
 from pacs_app.api.dicomweb.wado import BASE, DICOM_JSON
 from pacs_app.config import settings
@@ -115,9 +116,7 @@ def store_upload(session: Session, message: dict) -> dict:
         multipart.UploadedFile.remove(files)
     headers = {"content-type": DICOM_JSON}
     if result.problem:
-        text = result.problem.replace("\\", "/").replace('"', "'")
-        text = text.encode("latin-1", "replace").decode("latin-1")  # as headers are sent
-        headers["Warning"] = f'299 pacs: "{text}"'
+        headers["Warning"] = warning(result.problem)
     return {
         "status": 409 if result.refused else 200,
         "body": orjson.dumps(result.response).decode(),

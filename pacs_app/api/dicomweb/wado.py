@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
+from pacs_app.api.dicomweb.negotiate import accepted_syntaxes, part_type
 from pacs_app.services import dicomweb, studies
 from pacs_app.storage import get_storage
 
@@ -21,7 +22,9 @@ SERIES = BASE + "/series/{series}"
 INSTANCE = SERIES + "/instances/{sop}"
 
 
-def _multipart(parts: list[bytes], content_type: str) -> Response:
+def _multipart(parts: list[bytes], content_type: str, type_: str | None = None) -> Response:
+    """A multipart/related answer of ``parts``, each of ``content_type``; ``type_`` is the
+    whole answer's type parameter where it differs (without the part's parameters)."""
     boundary = secrets.token_hex(16)
     body = (
         b"".join(
@@ -39,7 +42,7 @@ def _multipart(parts: list[bytes], content_type: str) -> Response:
         + b"--\r\n"
     )
     return Response(
-        body, media_type=f'multipart/related; type="{content_type}"; boundary={boundary}'
+        body, media_type=f'multipart/related; type="{type_ or content_type}"; boundary={boundary}'
     )
 
 
@@ -75,6 +78,21 @@ FOR_PARAM = _param(
     {"type": "string"},
 )
 READ: dict[str, Any] = {**SIGNED_IN, "parameters": [FOR_PARAM]}
+RETRIEVE: dict[str, Any] = {
+    **SIGNED_IN,
+    "parameters": [
+        FOR_PARAM,
+        _param(
+            "Accept",
+            "header",
+            'multipart/related; type="application/dicom"; transfer-syntax=UID (several '
+            "allowed); transfer-syntax=* for the files as stored; Explicit VR Little Endian "
+            "where none is named",
+            {"type": "string"},
+        ),
+    ],
+    "responses": {"406": {"description": "no accepted transfer syntax can be made"}},
+}
 
 RENDERED_DOC: dict[str, Any] = {
     **SIGNED_IN,
@@ -139,15 +157,18 @@ def _found(request, session, actor, study, series, sop):
 
 @router.get(
     INSTANCE,
-    summary="The original instance (multipart/related; application/dicom)",
-    openapi_extra=READ,
+    summary="One instance (multipart/related; application/dicom), in a transfer syntax the "
+    "Accept header takes",
+    openapi_extra=RETRIEVE,
 )
 async def retrieve_instance(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
     def work(s, actor, _address):
+        accepted = accepted_syntaxes(request.headers.get("accept"))
         found = _found(request, s, actor, study, series, sop)
-        return _multipart([found.path.read_bytes()], "application/dicom")
+        syntax, body = dicomweb.instance_file(found, accepted)
+        return _multipart([body], part_type(syntax), "application/dicom")
 
     return await as_actor(request, session, work)
 

@@ -1,0 +1,283 @@
+"""WADO-RS retrieval in the transfer syntax a client accepts: Explicit VR Little Endian where
+it names none (PS3.18 since 2016c, and what dicomweb-client, OHIF and most viewers assume),
+the stored bytes for ``transfer-syntax=*``, 406 where nothing acceptable can be made. The
+pixels after a conversion are checked against pydicom's decoding of the stored file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from pacs_app.api.dicomweb.negotiate import accepted_syntaxes
+from pacs_app.core.errors import NotAcceptable
+from pacs_app.dicom import transcode
+from pacs_app.dicom.transcode import ANY, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, CannotConvert
+from pacs_app.models import Role
+from tests.api.test_dicomweb import _auth
+from tests.dicom_factory import TESTDATA
+from tests.factories import make_centre, make_user
+
+pytestmark = pytest.mark.skipif(
+    not TESTDATA.exists(), reason=f"shared test data not found at {TESTDATA}"
+)
+SYNTAXES = TESTDATA / "transfer_syntax"
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+DICOM_ANY = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+def _dicom(syntax: str) -> str:
+    return f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
+
+
+def _parts(response) -> list[tuple[str, bytes]]:
+    """Each part's Content-Type and body."""
+    boundary = response.headers["content-type"].split("boundary=")[1].encode()
+    parts = []
+    for chunk in response.content.split(b"--" + boundary)[1:-1]:
+        head, body = chunk.split(b"\r\n\r\n", 1)
+        [ctype] = [
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-type:")
+        ]
+        parts.append((ctype, body[:-2]))
+    return parts
+
+
+def _read(body: bytes) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(body))
+
+
+# --- the Accept header ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "syntaxes"),
+    [
+        (None, [EXPLICIT_LE]),
+        ("", [EXPLICIT_LE]),
+        ("*/*", [EXPLICIT_LE]),
+        ('multipart/related; type="application/dicom"', [EXPLICIT_LE]),
+        ("multipart/related; type=application/dicom", [EXPLICIT_LE]),
+        (DICOM_ANY, [ANY]),
+        ("application/dicom; transfer-syntax=1.2.840.10008.1.2", [IMPLICIT_LE]),
+        (
+            f"{_dicom(J2K_LOSSLESS)}, {_dicom(EXPLICIT_LE)};q=0.5, {_dicom(JPEG_BASELINE)};q=0",
+            [J2K_LOSSLESS, EXPLICIT_LE],
+        ),
+        (f'multipart/related; type="application/octet-stream", {_dicom(ANY)}', [ANY]),
+    ],
+)
+def test_the_accept_header_names_the_transfer_syntaxes(accept, syntaxes):
+    assert accepted_syntaxes(accept) == syntaxes
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/dicom+json",
+        'multipart/related; type="application/octet-stream"',
+        f"{_dicom(ANY)};q=0",
+    ],
+)
+def test_an_accept_header_without_dicom_is_refused(accept):
+    with pytest.raises(NotAcceptable, match="does not take"):
+        accepted_syntaxes(accept)
+
+
+def test_what_an_instance_is_sent_as():
+    assert transcode.target(J2K_LOSSLESS, [ANY]) is None
+    assert transcode.target(J2K_LOSSLESS, [JPEG_BASELINE, J2K_LOSSLESS]) is None
+    assert transcode.target(J2K_LOSSLESS, [EXPLICIT_LE]) == EXPLICIT_LE
+    assert transcode.target(J2K_LOSSLESS, [JPEG_BASELINE, IMPLICIT_LE]) == IMPLICIT_LE
+    assert transcode.target("", [ANY]) is None  # as stored, even a file without meta
+    assert transcode.target("", [EXPLICIT_LE]) == EXPLICIT_LE
+    assert transcode.target(EXPLICIT_BE, [ANY]) is None
+    with pytest.raises(CannotConvert, match="transfer-syntax=\\*"):
+        transcode.target(EXPLICIT_BE, [EXPLICIT_LE])
+    with pytest.raises(CannotConvert, match="converts only"):
+        transcode.target(EXPLICIT_LE, [JPEG_BASELINE])
+
+
+# --- conversion ----------------------------------------------------------------------------
+
+CONVERTIBLE = (
+    sorted(
+        p.name
+        for p in SYNTAXES.glob("*.dcm")
+        if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID != EXPLICIT_BE
+    )
+    if SYNTAXES.exists()
+    else []
+)
+
+
+@pytest.mark.parametrize("name", CONVERTIBLE)
+@pytest.mark.parametrize("to", [EXPLICIT_LE, IMPLICIT_LE])
+def test_conversion_keeps_every_pixel_and_element(name, to):
+    path = SYNTAXES / name
+    stored = pydicom.dcmread(path)
+    converted = _read(transcode.convert(path, to))
+    assert converted.file_meta.TransferSyntaxUID == to
+    assert converted.SOPInstanceUID == stored.SOPInstanceUID
+    assert converted.file_meta.MediaStorageSOPInstanceUID == stored.SOPInstanceUID
+    expected = stored.pixel_array
+    assert converted.pixel_array.dtype == expected.dtype
+    assert np.array_equal(converted.pixel_array, expected)
+    skip = {"PixelData", "PhotometricInterpretation", "PlanarConfiguration"}
+    for element in stored:
+        # Implicit VR leaves private elements' VRs to a reader's dictionary (PS3.5 §7.1.3)
+        private = element.tag.is_private and to == IMPLICIT_LE
+        if element.keyword not in skip and element.tag.group != 0x7FE0 and not private:
+            assert converted[element.tag].value == element.value, element.keyword
+
+
+def test_decoded_lossy_pixel_data_says_it_was_lossy(tmp_path):
+    ds = pydicom.dcmread(SYNTAXES / "SC_rgb_jpeg_dcmtk.dcm")
+    del ds.LossyImageCompression
+    ds.save_as(tmp_path / "lossy.dcm")
+    converted = _read(transcode.convert(tmp_path / "lossy.dcm", EXPLICIT_LE))
+    assert converted.LossyImageCompression == "01"
+    assert converted.PhotometricInterpretation == "RGB"
+
+
+def test_what_cannot_be_converted_says_why():
+    with pytest.raises(CannotConvert, match="could not be decoded"):
+        transcode.convert(
+            TESTDATA / "malformed" / "JPEG2000-embedded-sequence-delimiter.dcm", EXPLICIT_LE
+        )
+    with pytest.raises(CannotConvert, match="Big Endian"):
+        transcode.convert(SYNTAXES / "MR_small_bigendian.dcm", EXPLICIT_LE)
+
+
+def test_a_file_without_meta_information_gets_it():
+    converted = _read(
+        transcode.convert(TESTDATA / "malformed" / "ExplVR_LitEndNoMeta.dcm", EXPLICIT_LE)
+    )
+    assert converted.file_meta.TransferSyntaxUID == EXPLICIT_LE
+    assert converted.file_meta.MediaStorageSOPClassUID == converted.SOPClassUID
+
+
+# --- over HTTP -----------------------------------------------------------------------------
+
+
+def _restamp(name: str, dest, study_uid: str, series_uid: str) -> pydicom.Dataset:
+    """A copy of a test file (several share their UIDs) as a new instance of one study."""
+    ds = pydicom.dcmread(TESTDATA / name)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientID, ds.PatientName = "TS-1", "SYNTAX^TEST"
+    ds.save_as(dest)
+    return ds
+
+
+@pytest.fixture
+def mixed(api, session, tmp_path):
+    """One study of the same MR image stored in four transfer syntaxes and a JPEG colour one."""
+    north = make_centre(session, "NORTH")
+    make_centre(session, "SOUTH")
+    make_user(session, Role.TECHNICIAN, centre=north, username="tech")
+    headers = _auth(api, "tech")
+    study_uid, series_uid = generate_uid(), generate_uid()
+    names = {
+        "j2k": "transfer_syntax/MR_small_jp2klossless.dcm",
+        "rle": "transfer_syntax/MR_small_RLE.dcm",
+        "be": "transfer_syntax/MR_small_bigendian.dcm",
+        "implicit": "transfer_syntax/MR_small_implicit.dcm",
+        "jpeg": "transfer_syntax/SC_rgb_jpeg_dcmtk.dcm",
+    }
+    paths = {key: tmp_path / f"{key}.dcm" for key in names}
+    sent = {key: _restamp(name, paths[key], study_uid, series_uid) for key, name in names.items()}
+    files = [("files", (p.name, p.read_bytes())) for p in paths.values()]
+    r = api.post("/studies", headers=headers, files=files)
+    assert r.status_code == 201, r.text
+    base = f"/dicomweb/studies/{study_uid}/series/{series_uid}/instances"
+    return {
+        "headers": headers,
+        "study": f"/dicomweb/studies/{study_uid}",
+        "url": {key: f"{base}/{ds.SOPInstanceUID}" for key, ds in sent.items()},
+        "sent": sent,
+        "paths": paths,
+    }
+
+
+def _get(api, mixed, url, accept=None):
+    headers = dict(mixed["headers"])
+    if accept is not None:
+        headers["Accept"] = accept
+    return api.get(url, headers=headers)
+
+
+def test_an_instance_comes_uncompressed_unless_the_client_takes_its_stored_syntax(api, mixed):
+    url, sent = mixed["url"]["j2k"], mixed["sent"]["j2k"]
+    for accept in (None, "*/*", _dicom(EXPLICIT_LE), 'multipart/related; type="application/dicom"'):
+        r = _get(api, mixed, url, accept)
+        assert r.status_code == 200, (accept, r.text)
+        [(ctype, body)] = _parts(r)
+        assert ctype == f"application/dicom; transfer-syntax={EXPLICIT_LE}", accept
+        ds = _read(body)
+        assert ds.file_meta.TransferSyntaxUID == EXPLICIT_LE
+        assert ds.SOPInstanceUID == sent.SOPInstanceUID
+        assert np.array_equal(ds.pixel_array, sent.pixel_array)
+    # as stored, byte for byte, for a client that takes any syntax or this one
+    for accept in (DICOM_ANY, f"{_dicom(JPEG_BASELINE)}, {_dicom(J2K_LOSSLESS)}"):
+        [(ctype, body)] = _parts(_get(api, mixed, url, accept))
+        assert ctype == f"application/dicom; transfer-syntax={J2K_LOSSLESS}"
+        assert body == mixed["paths"]["j2k"].read_bytes()
+    [(ctype, body)] = _parts(_get(api, mixed, url, _dicom(IMPLICIT_LE)))
+    assert ctype.endswith(IMPLICIT_LE) and _read(body).file_meta.TransferSyntaxUID == IMPLICIT_LE
+    # an uncompressed instance the client takes goes as it is
+    [(ctype, body)] = _parts(_get(api, mixed, mixed["url"]["implicit"], _dicom(IMPLICIT_LE)))
+    assert body == mixed["paths"]["implicit"].read_bytes()
+
+
+def test_a_jpeg_instance_is_decoded_to_rgb_and_marked_lossy(api, mixed):
+    [(_, body)] = _parts(_get(api, mixed, mixed["url"]["jpeg"]))
+    ds = _read(body)
+    assert ds.PhotometricInterpretation == "RGB" and ds.LossyImageCompression == "01"
+    assert np.array_equal(ds.pixel_array, mixed["sent"]["jpeg"].pixel_array)
+
+
+def test_what_cannot_be_made_acceptable_is_a_406(api, mixed):
+    r = _get(api, mixed, mixed["url"]["j2k"], _dicom(JPEG_BASELINE))
+    assert r.status_code == 406 and "converts only" in r.json()["detail"]
+    r = _get(api, mixed, mixed["url"]["be"])
+    assert r.status_code == 406 and "transfer-syntax=*" in r.json()["detail"]
+    r = _get(api, mixed, mixed["url"]["be"], DICOM_ANY)
+    [(ctype, body)] = _parts(r)
+    assert ctype.endswith(EXPLICIT_BE) and body == mixed["paths"]["be"].read_bytes()
+    r = _get(api, mixed, mixed["url"]["j2k"], "application/dicom+json")
+    assert r.status_code == 406 and "Accept" in r.json()["detail"]
+    # refusals still check who asks
+    assert (
+        api.get(mixed["url"]["j2k"], headers={"Accept": _dicom(JPEG_BASELINE)}).status_code == 401
+    )
+
+
+def test_a_study_streams_converted_and_says_what_it_could_not_convert(api, mixed):
+    r = _get(api, mixed, mixed["study"])
+    assert r.status_code == 200
+    parts = _parts(r)
+    assert len(parts) == 5
+    by_uid = {_read(body).SOPInstanceUID: (ctype, _read(body)) for ctype, body in parts}
+    for key, sent in mixed["sent"].items():
+        ctype, ds = by_uid[sent.SOPInstanceUID]
+        # nothing is left out: the big endian one goes as stored, and says so
+        syntax = EXPLICIT_BE if key == "be" else EXPLICIT_LE
+        assert ctype == f"application/dicom; transfer-syntax={syntax}", key
+        assert ds.file_meta.TransferSyntaxUID == syntax
+        assert np.array_equal(ds.pixel_array, sent.pixel_array), key
+    assert "1 instance" in r.headers["warning"] and "transfer-syntax=*" in r.headers["warning"]
+    # as stored, every byte, for a client that takes any syntax
+    r = _get(api, mixed, mixed["study"], DICOM_ANY)
+    assert "warning" not in r.headers
+    assert sorted(body for _, body in _parts(r)) == sorted(
+        p.read_bytes() for p in mixed["paths"].values()
+    )
+    r = _get(api, mixed, mixed["study"], "application/dicom+json")
+    assert r.status_code == 406

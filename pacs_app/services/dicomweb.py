@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, NotAcceptable, NotFound
-from pacs_app.dicom import pixels, sr, transcode, waveform
+from pacs_app.dicom import bulk, pixels, sr, transcode, waveform
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
@@ -34,6 +35,8 @@ from pacs_app.storage import Storage
 log = logging.getLogger(__name__)
 
 CACHE_FILES = 24
+# A stored document with a value left out for want of its URI (see :func:`metadata`).
+_LEFT_OUT = re.compile(r'"BulkDataURI":\s*""')
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -65,12 +68,21 @@ def metadata(
     sop_uid: str | None = None,
     address: str | None = None,
     comparing: str | None = None,
+    base_url: str = "",
 ) -> str:
     """DICOM JSON of every instance of a study (or of one series, or one instance), as the
-    text of a JSON array: the stored documents are joined, not parsed and serialized again.
+    text of a JSON array: the stored documents are joined, not parsed and serialized again,
+    but for those with values left out, which get their ``BulkDataURI`` under ``base_url``
+    (the DICOMweb root as the client reached it; see :func:`bulk_data`).
     ``comparing``: the Study ID of the study being read, where this one is shown beside it."""
     study = visible_study(session, actor, study_uid, comparing)
-    query = select(cast(Instance.dicom_json, String)).where(Instance.study_pk == study.id)
+    query = (
+        select(
+            cast(Instance.dicom_json, String), Series.series_instance_uid, Instance.sop_instance_uid
+        )
+        .join(Series, col(Series.id) == Instance.series_pk)
+        .where(Instance.study_pk == study.id)
+    )
     if series_uid is not None:
         query = query.where(Instance.series_pk == series_of(session, study, series_uid).id)
     if sop_uid is not None:
@@ -81,7 +93,26 @@ def metadata(
     if not rows:
         raise NotFound("No such instance.")
     _record_view(session, actor, study, address, comparing)
-    return "[" + ",".join(row or "{}" for row in rows) + "]"
+    documents = []
+    for text, series, sop in rows:
+        if text and _LEFT_OUT.search(text):
+            doc = json.loads(text)
+            where = f"{base_url}/studies/{study.study_instance_uid}/series/{series}/instances/{sop}"
+            bulk.fill_uris(doc, where + "/bulk")
+            text = json.dumps(doc)
+        documents.append(text or "{}")
+    return "[" + ",".join(documents) + "]"
+
+
+def bulk_data(found: StoredInstance, path: str) -> bytes:
+    """The value at ``path`` (a tag, or tags and item numbers down sequences: the end of a
+    ``BulkDataURI``) of a stored instance, in little endian byte order.
+
+    Raises :class:`InvalidInput` where the path names no bulk data of the instance."""
+    try:
+        return bulk.value(dataset(found), bulk.parse_path(path))
+    except bulk.BadPath as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 def _record_view(session, actor, study, address, comparing, **detail) -> None:

@@ -117,6 +117,8 @@ CONVERTIBLE = (
 )
 
 
+# (MR_small_padded.dcm has 128 bytes too many; pydicom says so and leaves them out)
+@pytest.mark.filterwarnings("ignore:The pixel data is .* excess padding")
 @pytest.mark.parametrize("name", CONVERTIBLE)
 @pytest.mark.parametrize("to", [EXPLICIT_LE, IMPLICIT_LE])
 def test_conversion_keeps_every_pixel_and_element(name, to):

@@ -5,6 +5,7 @@ retrieves it, its metadata and its frames by WADO-RS, with a user's token."""
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 import numpy as np
 import pydicom
@@ -14,7 +15,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
 from tests.browser.test_viewer import _token, _upload
-from tests.dicom_factory import TESTDATA, make_series
+from tests.dicom_factory import TESTDATA, make_overlaid_ct, make_series
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +26,7 @@ def _client(app_url: str, username: str, password: str) -> DICOMwebClient:
     return DICOMwebClient(url=f"{app_url}/dicomweb", session=session)
 
 
-# The metadata leaves values over 1 KiB out (an empty BulkDataURI); pydicom says so on reading.
+# The metadata gives values over 1 KiB by BulkDataURI; pydicom says so on reading it.
 @pytest.mark.filterwarnings("ignore:No bulk data URI handler provided")
 def test_a_dicomweb_client_finds_and_retrieves_a_study(app_url, tmp_path):
     pid = "DW-" + secrets.token_hex(4).upper()
@@ -120,3 +121,20 @@ def test_a_dicomweb_client_gets_a_compressed_instance_as_it_asks(app_url, tmp_pa
     assert np.array_equal(stored.pixel_array, ds.pixel_array)
     [whole] = technician.retrieve_study(ds.StudyInstanceUID)
     assert whole.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def test_a_dicomweb_client_follows_a_bulk_data_uri(app_url, tmp_path):
+    """A value the metadata leaves out (an overlay plane here) is fetched by its URI."""
+    bits = np.zeros((128, 128), bool)
+    bits[40:60, 20:100] = True
+    ds = pydicom.dcmread(make_overlaid_ct(tmp_path / "ov.dcm", bits))
+    technician = _client(app_url, "technician", "tech123")
+    technician.store_instances([ds])
+    meta = technician.retrieve_instance_metadata(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    )
+    uri = urlsplit(meta["60003000"]["BulkDataURI"])
+    # (dicomweb-client sends "Host: localhost" without the port, so the URI the server makes
+    # from it names port 80: the tests in tests/api check the whole URI from a plain client)
+    assert uri.path.endswith(f"/instances/{ds.SOPInstanceUID}/bulk/60003000")
+    assert technician.retrieve_bulkdata(app_url + uri.path) == [ds[0x60003000].value]

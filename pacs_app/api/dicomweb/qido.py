@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
-from pacs_app.api.dicomweb import warning
+from pacs_app.api.dicomweb import PREFIX, base_url, warning
 from pacs_app.api.dicomweb.negotiate import accepted_syntaxes, part_type
 from pacs_app.api.dicomweb.wado import (
     BASE,
@@ -29,7 +29,7 @@ from pacs_app.api.dicomweb.wado import (
 from pacs_app.services import dicomweb, qido
 from pacs_app.storage import Storage, get_storage
 
-router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
 
 _QIDO_PARAMS = [
     {
@@ -71,11 +71,6 @@ def _answer(result: qido.QidoResult) -> Response:
 
 def _query(request: Request) -> list[tuple[str, str]]:
     return [(k, v) for k, v in request.query_params.multi_items() if k != "for"]
-
-
-def base_url(request: Request) -> str:
-    """The DICOMweb root as the client reached it (Retrieve URLs are under it)."""
-    return str(request.base_url).rstrip("/") + router.prefix
 
 
 async def _search(request: Request, session, search, **where) -> Response:

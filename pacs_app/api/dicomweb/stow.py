@@ -19,14 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from pacs_app.api import ingest_pool, multipart
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor, bearer_token
-from pacs_app.api.dicomweb import warning
-from pacs_app.api.dicomweb.qido import base_url
+from pacs_app.api.dicomweb import PREFIX, base_url, warning
 from pacs_app.api.dicomweb.wado import BASE, DICOM_JSON
 from pacs_app.config import settings
 from pacs_app.services import auth, stow, uploads
 from pacs_app.storage import get_storage
 
-router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
 
 STORE = {
     **SIGNED_IN,

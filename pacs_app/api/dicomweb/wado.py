@@ -11,11 +11,12 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
+from pacs_app.api.dicomweb import PREFIX, base_url
 from pacs_app.api.dicomweb.negotiate import accepted_syntaxes, part_type
 from pacs_app.services import dicomweb, studies
 from pacs_app.storage import get_storage
 
-router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
 BASE = "/studies/{study}"
 SERIES = BASE + "/series/{series}"
@@ -114,12 +115,19 @@ def comparing_param(request: Request) -> str | None:
 
 
 def _metadata(request, session, **uids) -> Awaitable[Response]:
-    comparing = comparing_param(request)
+    comparing, base = comparing_param(request), base_url(request)
     return as_actor(
         request,
         session,
         lambda s, actor, address: _json(
-            dicomweb.metadata(session=s, actor=actor, address=address, comparing=comparing, **uids)
+            dicomweb.metadata(
+                session=s,
+                actor=actor,
+                address=address,
+                comparing=comparing,
+                base_url=base,
+                **uids,
+            )
         ),
     )
 
@@ -164,13 +172,12 @@ def _found(request, session, actor, study, series, sop):
 async def retrieve_instance(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
-    def work(s, actor, _address):
+    def respond(_s, found):
         accepted = accepted_syntaxes(request.headers.get("accept"))
-        found = _found(request, s, actor, study, series, sop)
         syntax, body = dicomweb.instance_file(found, accepted)
         return _multipart([body], part_type(syntax), "application/dicom")
 
-    return await as_actor(request, session, work)
+    return await _of_instance(request, session, (study, series, sop), respond)
 
 
 @router.get(
@@ -181,12 +188,35 @@ async def retrieve_instance(
 async def retrieve_frames(
     study: str, series: str, sop: str, frames: str, request: Request, session: SessionDep
 ) -> Response:
-    def work(s, actor, _address):
-        found = _found(request, s, actor, study, series, sop)
+    def respond(_s, found):
         indexes = dicomweb.parse_frame_numbers(frames, found.frames)
         return _multipart(dicomweb.raw_frames(found, indexes), "application/octet-stream")
 
-    return await as_actor(request, session, work)
+    return await _of_instance(request, session, (study, series, sop), respond)
+
+
+@router.get(
+    INSTANCE + "/bulk/{path:path}",
+    summary="A value the metadata leaves out, by its BulkDataURI (multipart/related; "
+    "application/octet-stream)",
+    description=(
+        "Binary values over 1 KiB (overlay planes, waveform samples, ICC profiles, "
+        "encapsulated documents) are left out of the metadata, which gives each a "
+        "BulkDataURI ending in its path: a tag, or tags and item numbers (from 1) down "
+        "sequences, e.g. 60003000 or 54000100/1/54001010. The value comes in little endian "
+        "byte order. 422 for a path that names no bulk data of the instance."
+    ),
+    openapi_extra=READ,
+)
+async def bulk_data(
+    study: str, series: str, sop: str, path: str, request: Request, session: SessionDep
+) -> Response:
+    return await _of_instance(
+        request,
+        session,
+        (study, series, sop),
+        lambda _s, found: _multipart([dicomweb.bulk_data(found, path)], "application/octet-stream"),
+    )
 
 
 @router.get(
@@ -249,14 +279,19 @@ async def waveform(
     )
 
 
+def _of_instance(request, session, uids, respond) -> Awaitable[Response]:
+    """``respond(session, found)``'s answer about one instance the actor may see."""
+
+    def work(s, actor, _address):
+        return respond(s, _found(request, s, actor, *uids))
+
+    return as_actor(request, session, work)
+
+
 def _about_instance(request, session, uids, answer) -> Awaitable[Response]:
     """One of this server's JSON extensions about one instance: ``answer(session, found)``
     for an instance the actor may see."""
-
-    def work(s, actor, _address):
-        return _extension_json(answer(s, _found(request, s, actor, *uids)))
-
-    return as_actor(request, session, work)
+    return _of_instance(request, session, uids, lambda s, found: _extension_json(answer(s, found)))
 
 
 def _render(request: Request, session: Session, study, series, sop, frame: str | None):

@@ -4,8 +4,13 @@ So that a DICOMweb client (OHIF, Weasis, 3D Slicer, ``dicomweb-client``) finds w
 may see, answered from the index like the study lists, never from files. A query is a list of
 ``(key, value)`` pairs as the URL gives them: a key is an attribute's keyword or tag
 (``PatientID`` or ``00100020``), or one of ``limit``, ``offset``, ``includefield`` and
-``fuzzymatching``. Matching follows PS3.4 C.2.2.2: an empty value matches everything, ``*``
-and ``?`` are wildcards in text, a UID may be a list (``1.2.3,1.2.4``), a date a range
+``fuzzymatching``. Each match has the attributes the index holds, the required return
+attributes of its level (PS3.18 §10.6.3.3) and those ``includefield`` names (or, for ``all``,
+every attribute of its level) that a representative instance's header holds: the first
+stored instance of the study or series, or the instance itself.
+
+Matching follows PS3.4 C.2.2.2: an empty value matches everything, ``*`` and ``?`` are
+wildcards in text, a UID may be a list (``1.2.3,1.2.4``), a date a range
 (``20260101-20260131``, ``-20260131``, ``20260101-``). Patient names match without regard to
 case or to ``^`` against spaces, as the study lists search them. A matching key this server
 does not support is ignored and named in :attr:`QidoResult.ignored` (a client is told in a
@@ -20,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,10 +33,11 @@ from datetime import date
 from typing import Any
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from sqlalchemy import ColumnElement, and_, exists
+from sqlalchemy import ColumnElement, and_, exists, func
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput
+from pacs_app.dicom import bulk
 from pacs_app.dicom.dicomjson import attributes
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import dicomweb
@@ -59,16 +66,30 @@ class _Query:
     limit: int
     offset: int
     ignored: list[str]
+    include: list[str] = field(default_factory=list)  # includefield's keywords
+    include_all: bool = False
 
 
 def _parse(query: Sequence[tuple[str, str]], supported: set[str]) -> _Query:
     keys: dict[str, str] = {}
     ignored: list[str] = []
+    include: list[str] = []
+    include_all = False
     limit, offset = DEFAULT_LIMIT, 0
     for raw_key, value in query:
         key = raw_key.strip()
         if key in _CONTROLS:
-            if key in ("limit", "offset"):
+            if key == "includefield":
+                for name in _listed(value):
+                    if name.lower() == "all":
+                        include_all = True
+                        continue
+                    keyword = _keyword(name)
+                    if keyword is None:
+                        raise InvalidInput(f"includefield {name!r} is not a DICOM attribute.")
+                    if keyword not in include:
+                        include.append(keyword)
+            elif key in ("limit", "offset"):
                 number = _whole(value, key)
                 if number < 0:
                     raise InvalidInput(f"{key} cannot be negative.")
@@ -76,7 +97,7 @@ def _parse(query: Sequence[tuple[str, str]], supported: set[str]) -> _Query:
                     limit = min(number, MAX_LIMIT) if number else DEFAULT_LIMIT
                 else:
                     offset = number
-            continue  # includefield: the attributes below are all returned; fuzzymatching: names
+            continue  # fuzzymatching: names already match without regard to case
         keyword = _keyword(key)
         if keyword is None:
             raise InvalidInput(f"{key!r} is neither a DICOM attribute nor a QIDO-RS parameter.")
@@ -84,7 +105,7 @@ def _parse(query: Sequence[tuple[str, str]], supported: set[str]) -> _Query:
             keys[keyword] = value.strip()
         elif keyword not in ignored:
             ignored.append(keyword)
-    return _Query(keys, limit, offset, ignored)
+    return _Query(keys, limit, offset, ignored, include, include_all)
 
 
 def _keyword(key: str) -> str | None:
@@ -167,6 +188,185 @@ def _dicom_date(value: date | None) -> str:
     return value.strftime("%Y%m%d") if value else ""
 
 
+# What each level's matches may take from a representative instance's header: for a study,
+# the Patient, General Study and Patient Study modules (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2); for
+# a series, those and the General Series, Frame of Reference and General Equipment modules.
+# A series or study attribute asked of an instance comes from the instance's own header.
+STUDY_LEVEL = frozenset(
+    {
+        # Patient
+        "PatientName",
+        "PatientID",
+        "IssuerOfPatientID",
+        "TypeOfPatientID",
+        "IssuerOfPatientIDQualifiersSequence",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "PatientSex",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "PatientBirthName",
+        "PatientMotherBirthName",
+        "EthnicGroup",
+        "PatientComments",
+        "PatientSpeciesDescription",
+        "PatientBreedDescription",
+        "ResponsiblePerson",
+        "ResponsiblePersonRole",
+        "ResponsibleOrganization",
+        "PatientIdentityRemoved",
+        "DeidentificationMethod",
+        "QualityControlSubject",
+        # General Study
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "ReferringPhysicianIdentificationSequence",
+        "ConsultingPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+        "IssuerOfAccessionNumberSequence",
+        "StudyDescription",
+        "PhysiciansOfRecord",
+        "NameOfPhysiciansReadingStudy",
+        "RequestingService",
+        "ProcedureCodeSequence",
+        "ReasonForPerformedProcedureCodeSequence",
+        "ReferencedStudySequence",
+        "TimezoneOffsetFromUTC",
+        # Patient Study
+        "AdmittingDiagnosesDescription",
+        "AdmittingDiagnosesCodeSequence",
+        "PatientAge",
+        "PatientSize",
+        "PatientWeight",
+        "PatientBodyMassIndex",
+        "Occupation",
+        "AdditionalPatientHistory",
+        "AdmissionID",
+        "MedicalAlerts",
+        "Allergies",
+        "SmokingStatus",
+        "PregnancyStatus",
+        "LastMenstrualDate",
+        "PatientSexNeutered",
+        "PatientState",
+    }
+)
+SERIES_LEVEL = STUDY_LEVEL | {
+    # General Series
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "Laterality",
+    "SeriesDate",
+    "SeriesTime",
+    "PerformingPhysicianName",
+    "ProtocolName",
+    "SeriesDescription",
+    "OperatorsName",
+    "ReferencedPerformedProcedureStepSequence",
+    "BodyPartExamined",
+    "PatientPosition",
+    "RequestAttributesSequence",
+    "PerformedProcedureStepID",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "PerformedProcedureStepDescription",
+    "AnatomicalOrientationType",
+    # Frame of Reference
+    "FrameOfReferenceUID",
+    "PositionReferenceIndicator",
+    # General Equipment
+    "Manufacturer",
+    "InstitutionName",
+    "InstitutionAddress",
+    "StationName",
+    "InstitutionalDepartmentName",
+    "ManufacturerModelName",
+    "DeviceSerialNumber",
+    "SoftwareVersions",
+}
+# Required return attributes (PS3.18 Table 10.6.3-3 to -5) the index does not hold.
+_STUDY_REQUIRED = (
+    "StudyTime",
+    "ReferringPhysicianName",
+    "PatientBirthDate",
+    "StudyID",
+    "TimezoneOffsetFromUTC",
+)
+_SERIES_REQUIRED = (
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "RequestAttributesSequence",
+    "TimezoneOffsetFromUTC",
+)
+_INSTANCE_REQUIRED = ("BitsAllocated", "TimezoneOffsetFromUTC")
+
+
+def _tag(keyword: str) -> str:
+    return f"{tag_for_keyword(keyword):08X}"
+
+
+def _wanted(q: _Query, required: Sequence[str], level: frozenset[str] | None) -> list[str]:
+    """The tags a match takes from its header: the level's required ones, and those asked
+    for that belong to the level (``level`` None: any, for an instance's own header)."""
+    if q.include_all and level is not None:
+        asked: Sequence[str] = sorted(level)
+    else:
+        asked = [k for k in q.include if level is None or k in level]
+    return [_tag(k) for k in dict.fromkeys([*required, *asked])]
+
+
+def _first_headers(session: Session, column, keys: list[int]) -> dict[int, dict[str, Any]]:
+    """The header (DICOM JSON) of the first stored instance of each study or series in
+    ``keys``, by ``column`` (``Instance.study_pk`` or ``Instance.series_pk``)."""
+    if not keys:
+        return {}
+    first = dict(
+        session.exec(
+            select(column, func.min(Instance.id)).where(col(column).in_(keys)).group_by(column)
+        ).all()
+    )
+    documents = dict(
+        session.exec(
+            select(Instance.id, Instance.dicom_json).where(
+                col(Instance.id).in_(list(first.values()))
+            )
+        ).all()
+    )
+    return {key: documents.get(pk) or {} for key, pk in first.items()}
+
+
+def _study_fields(study: Study) -> dict[str, Any]:
+    """The patient and study attributes the index holds (the form's values, where the
+    uploader typed them), as :func:`attributes` takes them: at every level these, not a
+    header's, are what a match says."""
+    return {
+        "StudyInstanceUID": study.study_instance_uid,
+        "StudyDate": _dicom_date(study.study_date),
+        "AccessionNumber": study.accession_number,
+        "StudyDescription": study.description,
+        "PatientName": study.patient_name,
+        "PatientID": study.patient_id,
+        "PatientSex": study.patient_sex,
+        "PatientAge": study.patient_age,
+    }
+
+
+def _with_header(match: dict[str, Any], header: dict[str, Any], tags: list[str]) -> dict:
+    """``match`` and those of ``tags`` that ``header`` holds (bulk values left out: they are
+    an instance's, by its metadata), in tag order; the index's own values stay (the caller
+    puts the study's in ``header``, over the instance's)."""
+    extra = {
+        t: header[t]
+        for t in tags
+        if t in header and t not in match and "BulkDataURI" not in header[t]
+    }
+    return dict(sorted({**match, **extra}.items())) if extra else match
+
+
 def _page(session: Session, statement, q: _Query) -> tuple[list, bool]:
     """One page of ``statement``'s rows, and whether more follow it."""
     rows = list(session.exec(statement.offset(q.offset).limit(q.limit + 1)))
@@ -231,23 +431,22 @@ def search_studies(
         ):
             if modality:
                 modalities.setdefault(study_pk, []).append(modality)
+    headers = _first_headers(session, Instance.study_pk, [s.id for s in rows])
+    tags = _wanted(q, _STUDY_REQUIRED, STUDY_LEVEL)
     return QidoResult(
         [
-            attributes(
-                SpecificCharacterSet="ISO_IR 192",
-                StudyDate=_dicom_date(s.study_date),
-                AccessionNumber=s.accession_number,
-                InstanceAvailability="ONLINE",
-                ModalitiesInStudy=modalities.get(s.id, []),
-                StudyDescription=s.description,
-                PatientName=s.patient_name,
-                PatientID=s.patient_id,
-                PatientSex=s.patient_sex,
-                PatientAge=s.patient_age,
-                StudyInstanceUID=s.study_instance_uid,
-                NumberOfStudyRelatedSeries=s.num_series,
-                NumberOfStudyRelatedInstances=s.num_instances,
-                RetrieveURL=f"{base_url}/studies/{s.study_instance_uid}",
+            _with_header(
+                attributes(
+                    SpecificCharacterSet="ISO_IR 192",
+                    InstanceAvailability="ONLINE",
+                    ModalitiesInStudy=modalities.get(s.id, []),
+                    **_study_fields(s),
+                    NumberOfStudyRelatedSeries=s.num_series,
+                    NumberOfStudyRelatedInstances=s.num_instances,
+                    RetrieveURL=f"{base_url}/studies/{s.study_instance_uid}",
+                ),
+                headers.get(s.id, {}),
+                tags,
             )
             for s in rows
         ],
@@ -291,20 +490,27 @@ def search_series(
         .order_by(col(Series.series_number).asc().nulls_last(), col(Series.id)),
         q,
     )
+    headers = _first_headers(session, Instance.series_pk, [s.id for s in rows])
+    tags = _wanted(q, _SERIES_REQUIRED, SERIES_LEVEL)
+    study_index = attributes(**_study_fields(study))
     return QidoResult(
         [
-            attributes(
-                SpecificCharacterSet="ISO_IR 192",
-                Modality=s.modality,
-                SeriesDescription=s.description,
-                SeriesNumber=s.series_number,
-                BodyPartExamined=s.body_part,
-                StudyInstanceUID=study.study_instance_uid,
-                SeriesInstanceUID=s.series_instance_uid,
-                NumberOfSeriesRelatedInstances=s.num_instances,
-                RetrieveURL=(
-                    f"{base_url}/studies/{study.study_instance_uid}/series/{s.series_instance_uid}"
+            _with_header(
+                attributes(
+                    SpecificCharacterSet="ISO_IR 192",
+                    Modality=s.modality,
+                    SeriesDescription=s.description,
+                    SeriesNumber=s.series_number,
+                    BodyPartExamined=s.body_part,
+                    StudyInstanceUID=study.study_instance_uid,
+                    SeriesInstanceUID=s.series_instance_uid,
+                    NumberOfSeriesRelatedInstances=s.num_instances,
+                    RetrieveURL=(
+                        f"{base_url}/studies/{study.study_instance_uid}/series/{s.series_instance_uid}"
+                    ),
                 ),
+                {**headers.get(s.id, {}), **study_index},
+                tags,
             )
             for s in rows
         ],
@@ -355,37 +561,52 @@ def search_instances(
             Series.series_instance_uid,
             Series.modality,
             Series.series_number,
+            Instance.dicom_json,
         )
         .join(Series, col(Series.id) == Instance.series_pk)
         .where(and_(*clauses))
         .order_by(*dicomweb.INSTANCE_ORDER),
         q,
     )
-    study_url = f"{base_url}/studies/{study.study_instance_uid}"
     return QidoResult(
-        [
-            attributes(
-                SpecificCharacterSet="ISO_IR 192",
-                SOPClassUID=r.sop_class_uid,
-                SOPInstanceUID=r.sop_instance_uid,
-                AvailableTransferSyntaxUID=r.transfer_syntax_uid,
-                Modality=r.modality,
-                StudyInstanceUID=study.study_instance_uid,
-                SeriesInstanceUID=r.series_instance_uid,
-                SeriesNumber=r.series_number,
-                InstanceNumber=r.instance_number,
-                Rows=r.rows,
-                Columns=r.columns,
-                NumberOfFrames=r.number_of_frames if (r.rows or r.columns) else None,
-                RetrieveURL=(
-                    f"{study_url}/series/{r.series_instance_uid}/instances/{r.sop_instance_uid}"
-                ),
-            )
-            for r in rows
-        ],
+        [_instance_match(r, q, study, attributes(**_study_fields(study)), base_url) for r in rows],
         more,
         q.ignored,
     )
+
+
+def _instance_match(
+    r, q: _Query, study: Study, study_index: dict[str, Any], base_url: str
+) -> dict[str, Any]:
+    """An instance's match: the index's attributes, the required ones from its header and
+    those ``includefield`` asks for (``all``: its whole header, bulk values by URI), the
+    study's as the index holds them (``study_index``)."""
+    url = (
+        f"{base_url}/studies/{study.study_instance_uid}/series/{r.series_instance_uid}"
+        f"/instances/{r.sop_instance_uid}"
+    )
+    match = attributes(
+        SpecificCharacterSet="ISO_IR 192",
+        SOPClassUID=r.sop_class_uid,
+        SOPInstanceUID=r.sop_instance_uid,
+        AvailableTransferSyntaxUID=r.transfer_syntax_uid,
+        Modality=r.modality,
+        StudyInstanceUID=study.study_instance_uid,
+        SeriesInstanceUID=r.series_instance_uid,
+        SeriesNumber=r.series_number,
+        InstanceNumber=r.instance_number,
+        Rows=r.rows,
+        Columns=r.columns,
+        NumberOfFrames=r.number_of_frames if (r.rows or r.columns) else None,
+        InstanceAvailability="ONLINE",
+        RetrieveURL=url,
+    )
+    header = {**(r.dicom_json or {}), **study_index}
+    if q.include_all:
+        header = copy.deepcopy(header)
+        bulk.fill_uris(header, url + "/bulk")
+        return dict(sorted({**header, **match}.items()))
+    return _with_header(match, header, _wanted(q, _INSTANCE_REQUIRED, None))
 
 
 __all__ = ["QidoResult", "search_instances", "search_series", "search_studies"]

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # The URL the browser uses to reach the backend (Reflex's api_url). Defaults to
     # http://localhost:{backend_port}.
     api_url: str | None = None
+    # The address DICOMweb clients reach this server at (https://pacs.example.org), where a
+    # reverse proxy in front would otherwise give the wrong scheme or host: Retrieve URLs and
+    # BulkDataURIs are built under it. Unset: under the host each request names.
+    public_url: str | None = None
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -50,3 +50,23 @@ def test_a_left_out_value_is_retrieved_by_its_uri(api, session, tmp_path):
     assert r.status_code == 422 and "not a tag" in r.json()["detail"]
     assert api.get(uri, headers=_auth(api, "other")).status_code == 404
     assert api.get(uri).status_code == 401
+
+
+def test_urls_follow_the_public_url_behind_a_proxy(api, session, tmp_path, monkeypatch):
+    """Behind a reverse proxy that terminates TLS, the request says http://internal-host; the
+    URLs a client follows must name the address it reaches."""
+    from pacs_app.config import settings
+
+    north = make_centre(session, "NORTH")
+    make_user(session, Role.TECHNICIAN, centre=north, username="tech")
+    h = _auth(api, "tech")
+    bits = np.ones((128, 128), bool)
+    ds = pydicom.dcmread(make_overlaid_ct(tmp_path / "ov.dcm", bits))
+    files = [("files", ("ov.dcm", (tmp_path / "ov.dcm").read_bytes()))]
+    assert api.post("/studies", headers=h, files=files).status_code == 201
+    monkeypatch.setattr(settings, "public_url", "https://pacs.example.org/")
+    root = f"https://pacs.example.org/dicomweb/studies/{ds.StudyInstanceUID}"
+    [study] = api.get("/dicomweb/studies", headers=h).json()
+    assert study["00081190"]["Value"] == [root]
+    [meta] = api.get(f"{root.removeprefix('https://pacs.example.org')}/metadata", headers=h).json()
+    assert meta["60003000"]["BulkDataURI"].startswith(f"{root}/series/")

@@ -2,12 +2,16 @@
 
 from starlette.requests import Request
 
+from pacs_app.config import settings
+
 PREFIX = "/dicomweb"
 
 
 def base_url(request: Request) -> str:
-    """The DICOMweb root as the client reached it (Retrieve and bulk data URLs are under it)."""
-    return str(request.base_url).rstrip("/") + PREFIX
+    """The DICOMweb root as clients reach it (Retrieve and bulk data URLs are under it):
+    under ``PUBLIC_URL`` where it is set, else under the host the request names."""
+    root = settings.public_url or str(request.base_url)
+    return root.rstrip("/") + PREFIX
 
 
 def warning(text: str) -> str:

@@ -35,9 +35,9 @@ from pacs_app.storage import Storage
 log = logging.getLogger(__name__)
 
 CACHE_FILES = 24
+CACHE_MAX_BYTES = 64 * 1024 * 1024
 # A stored document with a value left out for want of its URI (see :func:`metadata`).
 _LEFT_OUT = re.compile(r'"BulkDataURI":\s*""')
-CACHE_MAX_BYTES = 64 * 1024 * 1024
 
 
 def visible_study(session: Session, actor: Actor, study_uid: str, comparing: str | None) -> Study:
@@ -97,11 +97,16 @@ def metadata(
     for text, series, sop in rows:
         if text and _LEFT_OUT.search(text):
             doc = json.loads(text)
-            where = f"{base_url}/studies/{study.study_instance_uid}/series/{series}/instances/{sop}"
+            where = instance_url(base_url, study.study_instance_uid, series, sop)
             bulk.fill_uris(doc, where + "/bulk")
             text = json.dumps(doc)
         documents.append(text or "{}")
     return "[" + ",".join(documents) + "]"
+
+
+def instance_url(base_url: str, study_uid: str, series_uid: str, sop_uid: str) -> str:
+    """An instance's Retrieve URL under the DICOMweb root ``base_url``."""
+    return f"{base_url}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
 
 
 def bulk_data(found: StoredInstance, path: str) -> bytes:
@@ -224,13 +229,12 @@ def instance_file(found: StoredInstance, accepted: list[str]) -> tuple[str, byte
 
     Raises :class:`NotAcceptable` where it cannot be made (the reason names the syntaxes).
     """
-    if found.path is None or not found.path.exists():
-        raise NotFound("The stored file of this instance is missing.")
+    path = found.existing_path()
     try:
         to = transcode.target(found.transfer_syntax, accepted)
         if to is None:
-            return found.transfer_syntax, found.path.read_bytes()
-        return to, transcode.convert(found.path, to)
+            return found.transfer_syntax, path.read_bytes()
+        return to, transcode.convert(path, to)
     except transcode.CannotConvert as exc:
         raise NotAcceptable(
             f"This instance cannot be sent in a transfer syntax you accept: {exc.reason}."
@@ -305,6 +309,12 @@ class StoredInstance:
         path = storage.local_path(storage_key)
         return cls(study.study_id, storage_key, path, frames, study.id, transfer_syntax)
 
+    def existing_path(self) -> Path:
+        """Where the file is; :class:`NotFound` where it has gone missing."""
+        if self.path is None or not self.path.exists():
+            raise NotFound("The stored file of this instance is missing.")
+        return self.path
+
 
 def instance(
     *,
@@ -346,10 +356,9 @@ class _DatasetCache:
             if found.storage_key in self._items:
                 self._items.move_to_end(found.storage_key)
                 return self._items[found.storage_key]
-        if found.path is None or not found.path.exists():
-            raise NotFound("The stored file of this instance is missing.")
-        ds = pixels.read_dataset(found.path)
-        if found.path.stat().st_size <= CACHE_MAX_BYTES:
+        path = found.existing_path()
+        ds = pixels.read_dataset(path)
+        if path.stat().st_size <= CACHE_MAX_BYTES:
             with self._lock:
                 self._items[found.storage_key] = ds
                 while len(self._items) > CACHE_FILES:

@@ -568,22 +568,23 @@ def search_instances(
         .order_by(*dicomweb.INSTANCE_ORDER),
         q,
     )
+    study_index = attributes(**_study_fields(study))
+    tags = _wanted(q, _INSTANCE_REQUIRED, None)
     return QidoResult(
-        [_instance_match(r, q, study, attributes(**_study_fields(study)), base_url) for r in rows],
+        [_instance_match(r, q, study, study_index, tags, base_url) for r in rows],
         more,
         q.ignored,
     )
 
 
 def _instance_match(
-    r, q: _Query, study: Study, study_index: dict[str, Any], base_url: str
+    r, q: _Query, study: Study, study_index: dict[str, Any], tags: list[str], base_url: str
 ) -> dict[str, Any]:
     """An instance's match: the index's attributes, the required ones from its header and
-    those ``includefield`` asks for (``all``: its whole header, bulk values by URI), the
-    study's as the index holds them (``study_index``)."""
-    url = (
-        f"{base_url}/studies/{study.study_instance_uid}/series/{r.series_instance_uid}"
-        f"/instances/{r.sop_instance_uid}"
+    those ``includefield`` asks for (``tags``; ``all``: its whole header, bulk values by
+    URI), the study's as the index holds them (``study_index``)."""
+    url = dicomweb.instance_url(
+        base_url, study.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
     )
     match = attributes(
         SpecificCharacterSet="ISO_IR 192",
@@ -606,7 +607,7 @@ def _instance_match(
         header = copy.deepcopy(header)
         bulk.fill_uris(header, url + "/bulk")
         return dict(sorted({**header, **match}.items()))
-    return _with_header(match, header, _wanted(q, _INSTANCE_REQUIRED, None))
+    return _with_header(match, header, tags)
 
 
 __all__ = ["QidoResult", "search_instances", "search_series", "search_studies"]

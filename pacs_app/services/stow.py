@@ -24,7 +24,7 @@ from sqlmodel import Session
 from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom.dicomjson import attributes
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
-from pacs_app.services import ingest
+from pacs_app.services import dicomweb, ingest
 from pacs_app.services.authz import Actor
 from pacs_app.storage import Storage
 
@@ -106,10 +106,11 @@ def store_instances(
                 attributes(
                     ReferencedSOPClassUID=header.sop_class_uid,
                     ReferencedSOPInstanceUID=header.sop_instance_uid,
-                    RetrieveURL=(
-                        f"{base_url}/studies/{header.study_instance_uid}"
-                        f"/series/{header.series_instance_uid}"
-                        f"/instances/{header.sop_instance_uid}"
+                    RetrieveURL=dicomweb.instance_url(
+                        base_url,
+                        header.study_instance_uid,
+                        header.series_instance_uid,
+                        header.sop_instance_uid,
                     ),
                 )
                 for _, header in accepted

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from python_multipart.multipart import parse_options_header
+
 from pacs_app.core.errors import NotAcceptable
 from pacs_app.dicom.transcode import EXPLICIT_LE
 
@@ -12,13 +14,13 @@ DICOM = "application/dicom"
 _DICOM_TYPES = {DICOM, "application/*", "*/*"}
 
 
-def _split(text: str, separator: str) -> list[str]:
-    """``text`` split at ``separator`` outside double quotes."""
+def _ranges(accept: str) -> list[str]:
+    """The media ranges of an Accept header: split at commas outside double quotes."""
     parts, current, quoted = [], [], False
-    for ch in text:
+    for ch in accept:
         if ch == '"':
             quoted = not quoted
-        if ch == separator and not quoted:
+        if ch == "," and not quoted:
             parts.append("".join(current))
             current = []
         else:
@@ -28,12 +30,11 @@ def _split(text: str, separator: str) -> list[str]:
 
 
 def _range(text: str) -> tuple[str, dict[str, str]]:
-    media, *params = _split(text, ";")
-    values: dict[str, str] = {}
-    for param in params:
-        name, _, value = param.partition("=")
-        values[name.strip().lower()] = value.strip().strip('"')
-    return media.strip().lower(), values
+    """A media range's type and parameters, lower case names (as multipart bodies are read)."""
+    media, options = parse_options_header(text)
+    return media.decode("latin-1"), {
+        k.decode("latin-1"): v.decode("latin-1") for k, v in options.items()
+    }
 
 
 def _accepted(q: str | None) -> bool:
@@ -52,7 +53,7 @@ def accepted_syntaxes(accept: str | None) -> list[str]:
     if not accept or not accept.strip():
         return [EXPLICIT_LE]
     syntaxes: list[str] = []
-    for text in _split(accept, ","):
+    for text in _ranges(accept):
         media, params = _range(text)
         if not media or not _accepted(params.get("q")):
             continue

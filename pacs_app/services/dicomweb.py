@@ -138,9 +138,9 @@ def _record_view(session, actor, study, address, comparing, **detail) -> None:
 
 
 #: Instances in the order a study is read: by series number (none last), then image number.
+SERIES_ORDER = (col(Series.series_number).asc().nulls_last(), col(Series.id))
 INSTANCE_ORDER = (
-    col(Series.series_number).asc().nulls_last(),
-    col(Series.id),
+    *SERIES_ORDER,
     col(Instance.instance_number).asc().nulls_last(),
     col(Instance.number),
 )

@@ -1,4 +1,5 @@
-"""QIDO-RS (PS3.18 §10.6): search for studies, their series and instances by DICOM attributes.
+"""QIDO-RS (PS3.18 §10.6): search for studies, their series and instances by DICOM attributes,
+within a study or series or in every study the actor may see (All Series, All Instances).
 
 So that a DICOMweb client (OHIF, Weasis, 3D Slicer, ``dicomweb-client``) finds what the actor
 may see, answered from the index like the study lists, never from files. A query is a list of
@@ -34,6 +35,7 @@ from typing import Any
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from sqlalchemy import ColumnElement, and_, exists, func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput
@@ -384,18 +386,12 @@ _STUDY_KEYS = {
     "ModalitiesInStudy",
     "StudyDescription",
 }
+_STUDY_ORDER = (col(Study.received_at).desc(), col(Study.id).desc())
 
 
-def search_studies(
-    *, session: Session, actor: Actor, query: Sequence[tuple[str, str]], base_url: str
-) -> QidoResult:
-    """The studies the actor may see that match ``query``, newest received first.
-
-    ``base_url`` is the DICOMweb root (``.../dicomweb``) the Retrieve URLs are under. Raises
-    :class:`InvalidInput` for a parameter that is not one, or a value that cannot match."""
-    q = _parse(query, _STUDY_KEYS)
-    clauses: list[ColumnElement[bool]] = [study_visibility(actor)]
-    k = q.keys
+def _study_clauses(k: dict[str, str]) -> list[ColumnElement[bool]]:
+    """What the study-level matching keys in ``k`` ask of :class:`Study`."""
+    clauses: list[ColumnElement[bool]] = []
     if k.get("StudyInstanceUID"):
         clauses.append(_uids(Study.study_instance_uid, k["StudyInstanceUID"]))
     if k.get("PatientID"):
@@ -409,28 +405,58 @@ def search_studies(
     if k.get("StudyDate"):
         clauses.append(_dates(Study.study_date, k["StudyDate"], "StudyDate"))
     if k.get("ModalitiesInStudy"):
+        other = aliased(Series)  # not the series a series or instance search matches
         clauses.append(
             exists().where(
-                Series.study_pk == Study.id, _modalities(Series.modality, k["ModalitiesInStudy"])
+                other.study_pk == Study.id, _modalities(other.modality, k["ModalitiesInStudy"])
             )
         )
-    rows, more = _page(
-        session,
-        select(Study)
-        .where(and_(*clauses))
-        .order_by(col(Study.received_at).desc(), col(Study.id).desc()),
-        q,
-    )
+    return clauses
+
+
+def _modalities_in(session: Session, study_pks: Sequence[int]) -> dict[int, list[str]]:
+    """Each study's modalities, sorted."""
     modalities: dict[int, list[str]] = {}
-    if rows:
+    if study_pks:
         for study_pk, modality in session.exec(
             select(Series.study_pk, Series.modality)
-            .where(col(Series.study_pk).in_([s.id for s in rows]))
+            .where(col(Series.study_pk).in_(list(study_pks)))
             .distinct()
             .order_by(Series.study_pk, Series.modality)
         ):
             if modality:
                 modalities.setdefault(study_pk, []).append(modality)
+    return modalities
+
+
+def _study_values(study: Study, modalities: list[str]) -> dict[str, Any]:
+    """A study's attributes from the index (PS3.18 Table 10.6.3-3, less those its header
+    gives), as :func:`attributes` takes them: a study's match, and a series' or instance's
+    found outside a study."""
+    return {
+        "ModalitiesInStudy": modalities,
+        **_study_fields(study),
+        "NumberOfStudyRelatedSeries": study.num_series,
+        "NumberOfStudyRelatedInstances": study.num_instances,
+    }
+
+
+def search_studies(
+    *, session: Session, actor: Actor, query: Sequence[tuple[str, str]], base_url: str
+) -> QidoResult:
+    """The studies the actor may see that match ``query``, newest received first.
+
+    ``base_url`` is the DICOMweb root (``.../dicomweb``) the Retrieve URLs are under. Raises
+    :class:`InvalidInput` for a parameter that is not one, or a value that cannot match."""
+    q = _parse(query, _STUDY_KEYS)
+    rows, more = _page(
+        session,
+        select(Study)
+        .where(study_visibility(actor), *_study_clauses(q.keys))
+        .order_by(*_STUDY_ORDER),
+        q,
+    )
+    modalities = _modalities_in(session, [s.id for s in rows])
     headers = _first_headers(session, Instance.study_pk, [s.id for s in rows])
     tags = _wanted(q, _STUDY_REQUIRED, STUDY_LEVEL)
     return QidoResult(
@@ -439,10 +465,7 @@ def search_studies(
                 attributes(
                     SpecificCharacterSet="ISO_IR 192",
                     InstanceAvailability="ONLINE",
-                    ModalitiesInStudy=modalities.get(s.id, []),
-                    **_study_fields(s),
-                    NumberOfStudyRelatedSeries=s.num_series,
-                    NumberOfStudyRelatedInstances=s.num_instances,
+                    **_study_values(s, modalities.get(s.id, [])),
                     RetrieveURL=f"{base_url}/studies/{s.study_instance_uid}",
                 ),
                 headers.get(s.id, {}),
@@ -455,26 +478,37 @@ def search_studies(
     )
 
 
+class _Studies:
+    """The studies of a page of series or instances, by primary key: their index attributes
+    (over any header's, at every level) and, for matches found outside a study, their
+    study-level attributes."""
+
+    def __init__(self, session: Session, studies: Sequence[Study], scoped: bool) -> None:
+        self.by_pk = {s.id: s for s in studies}
+        self.scoped = scoped
+        self._modalities = {} if scoped else _modalities_in(session, list(self.by_pk))
+        self._index = {pk: attributes(**_study_fields(s)) for pk, s in self.by_pk.items()}
+
+    def index(self, pk: int) -> dict[str, Any]:
+        """The study's patient and study attributes as DICOM JSON."""
+        return self._index[pk]
+
+    def values(self, pk: int) -> dict[str, Any]:
+        """What a match takes of its study: nothing within a study, else the study's
+        attributes (keywords and values)."""
+        if self.scoped:
+            return {}
+        return _study_values(self.by_pk[pk], self._modalities.get(pk, []))
+
+
 # --- series ----------------------------------------------------------------------------------
 
 _SERIES_KEYS = {"SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription"}
 
 
-def search_series(
-    *,
-    session: Session,
-    actor: Actor,
-    study_uid: str,
-    query: Sequence[tuple[str, str]],
-    base_url: str,
-    comparing: str | None = None,
-) -> QidoResult:
-    """The series of a study the actor may see (else :class:`NotFound`) that match ``query``,
-    in series number order."""
-    study = dicomweb.visible_study(session, actor, study_uid, comparing)
-    q = _parse(query, _SERIES_KEYS)
-    clauses: list[ColumnElement[bool]] = [Series.study_pk == study.id]
-    k = q.keys
+def _series_clauses(k: dict[str, str]) -> list[ColumnElement[bool]]:
+    """What the series-level matching keys in ``k`` ask of :class:`Series`."""
+    clauses: list[ColumnElement[bool]] = []
     if k.get("SeriesInstanceUID"):
         clauses.append(_uids(Series.series_instance_uid, k["SeriesInstanceUID"]))
     if k.get("Modality"):
@@ -483,36 +517,65 @@ def search_series(
         clauses.append(_integer(Series.series_number, k["SeriesNumber"], "SeriesNumber"))
     if k.get("SeriesDescription"):
         clauses.append(_text(Series.description, k["SeriesDescription"]))
+    return clauses
+
+
+def search_series(
+    *,
+    session: Session,
+    actor: Actor,
+    query: Sequence[tuple[str, str]],
+    base_url: str,
+    study_uid: str | None = None,
+    comparing: str | None = None,
+) -> QidoResult:
+    """The series the actor may see that match ``query``, in series number order: of the
+    study ``study_uid`` (one the actor may not see raises :class:`NotFound`), or, with
+    ``study_uid`` None, of every study the actor may see (PS3.18's All Series: study-level
+    keys match too, each match has its study's attributes, newest study first)."""
+    if study_uid is None:
+        q = _parse(query, _STUDY_KEYS | _SERIES_KEYS)
+        clauses = [study_visibility(actor), *_study_clauses(q.keys)]
+    else:
+        study = dicomweb.visible_study(session, actor, study_uid, comparing)
+        q = _parse(query, _SERIES_KEYS)
+        clauses = [Series.study_pk == study.id]
     rows, more = _page(
         session,
-        select(Series)
-        .where(and_(*clauses))
-        .order_by(col(Series.series_number).asc().nulls_last(), col(Series.id)),
+        select(Series, Study)
+        .join(Study, col(Study.id) == Series.study_pk)
+        .where(*clauses, *_series_clauses(q.keys))
+        .order_by(*_STUDY_ORDER, *dicomweb.SERIES_ORDER),
         q,
     )
-    headers = _first_headers(session, Instance.series_pk, [s.id for s in rows])
-    tags = _wanted(q, _SERIES_REQUIRED, SERIES_LEVEL)
-    study_index = attributes(**_study_fields(study))
+    studies = _Studies(session, list({st.id: st for _, st in rows}.values()), study_uid is not None)
+    headers = _first_headers(session, Instance.series_pk, [s.id for s, _ in rows])
+    required = _SERIES_REQUIRED if studies.scoped else (*_SERIES_REQUIRED, *_STUDY_REQUIRED)
+    tags = _wanted(q, required, SERIES_LEVEL)
     return QidoResult(
         [
             _with_header(
                 attributes(
-                    SpecificCharacterSet="ISO_IR 192",
-                    Modality=s.modality,
-                    SeriesDescription=s.description,
-                    SeriesNumber=s.series_number,
-                    BodyPartExamined=s.body_part,
-                    StudyInstanceUID=study.study_instance_uid,
-                    SeriesInstanceUID=s.series_instance_uid,
-                    NumberOfSeriesRelatedInstances=s.num_instances,
-                    RetrieveURL=(
-                        f"{base_url}/studies/{study.study_instance_uid}/series/{s.series_instance_uid}"
-                    ),
+                    **{
+                        **studies.values(st.id),
+                        "SpecificCharacterSet": "ISO_IR 192",
+                        "Modality": s.modality,
+                        "SeriesDescription": s.description,
+                        "SeriesNumber": s.series_number,
+                        "BodyPartExamined": s.body_part,
+                        "StudyInstanceUID": st.study_instance_uid,
+                        "SeriesInstanceUID": s.series_instance_uid,
+                        "NumberOfSeriesRelatedInstances": s.num_instances,
+                        "RetrieveURL": (
+                            f"{base_url}/studies/{st.study_instance_uid}"
+                            f"/series/{s.series_instance_uid}"
+                        ),
+                    }
                 ),
-                {**headers.get(s.id, {}), **study_index},
+                {**headers.get(s.id, {}), **studies.index(st.id)},
                 tags,
             )
-            for s in rows
+            for s, st in rows
         ],
         more,
         q.ignored,
@@ -524,33 +587,49 @@ def search_series(
 _INSTANCE_KEYS = {"SOPInstanceUID", "SOPClassUID", "InstanceNumber"}
 
 
-def search_instances(
-    *,
-    session: Session,
-    actor: Actor,
-    study_uid: str,
-    query: Sequence[tuple[str, str]],
-    base_url: str,
-    series_uid: str | None = None,
-    comparing: str | None = None,
-) -> QidoResult:
-    """The instances of a study (or of one of its series) the actor may see that match
-    ``query``, in series and instance number order."""
-    study = dicomweb.visible_study(session, actor, study_uid, comparing)
-    q = _parse(query, _INSTANCE_KEYS)
-    clauses: list[ColumnElement[bool]] = [Instance.study_pk == study.id]
-    if series_uid is not None:
-        clauses.append(Instance.series_pk == dicomweb.series_of(session, study, series_uid).id)
-    k = q.keys
+def _instance_clauses(k: dict[str, str]) -> list[ColumnElement[bool]]:
+    """What the instance-level matching keys in ``k`` ask of :class:`Instance`."""
+    clauses: list[ColumnElement[bool]] = []
     if k.get("SOPInstanceUID"):
         clauses.append(_uids(Instance.sop_instance_uid, k["SOPInstanceUID"]))
     if k.get("SOPClassUID"):
         clauses.append(_uids(Instance.sop_class_uid, k["SOPClassUID"]))
     if k.get("InstanceNumber"):
         clauses.append(_integer(Instance.instance_number, k["InstanceNumber"], "InstanceNumber"))
+    return clauses
+
+
+def search_instances(
+    *,
+    session: Session,
+    actor: Actor,
+    query: Sequence[tuple[str, str]],
+    base_url: str,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    comparing: str | None = None,
+) -> QidoResult:
+    """The instances the actor may see that match ``query``, in series and instance number
+    order: of one series (``series_uid``) of the study ``study_uid``, of the whole study
+    (series-level keys match too; each match has its series' attributes), or, with
+    ``study_uid`` None, of every study the actor may see (PS3.18's All Instances: study-
+    and series-level keys match too, each match has its study's and series' attributes,
+    newest study first). A study the actor may not see raises :class:`NotFound`."""
+    if study_uid is None:
+        q = _parse(query, _STUDY_KEYS | _SERIES_KEYS | _INSTANCE_KEYS)
+        clauses = [study_visibility(actor), *_study_clauses(q.keys)]
+        found: list[Study] = []
+    else:
+        study = dicomweb.visible_study(session, actor, study_uid, comparing)
+        q = _parse(query, _INSTANCE_KEYS if series_uid else _SERIES_KEYS | _INSTANCE_KEYS)
+        clauses = [Instance.study_pk == study.id]
+        if series_uid is not None:
+            clauses.append(Instance.series_pk == dicomweb.series_of(session, study, series_uid).id)
+        found = [study]
     rows, more = _page(
         session,
         select(
+            Instance.study_pk,
             Instance.sop_class_uid,
             Instance.sop_instance_uid,
             Instance.instance_number,
@@ -561,48 +640,71 @@ def search_instances(
             Series.series_instance_uid,
             Series.modality,
             Series.series_number,
+            col(Series.description).label("series_description"),
+            col(Series.num_instances).label("series_instances"),
             Instance.dicom_json,
         )
         .join(Series, col(Series.id) == Instance.series_pk)
-        .where(and_(*clauses))
-        .order_by(*dicomweb.INSTANCE_ORDER),
+        .join(Study, col(Study.id) == Instance.study_pk)
+        .where(*clauses, *_series_clauses(q.keys), *_instance_clauses(q.keys))
+        .order_by(*_STUDY_ORDER, *dicomweb.INSTANCE_ORDER),
         q,
     )
-    study_index = attributes(**_study_fields(study))
-    tags = _wanted(q, _INSTANCE_REQUIRED, None)
+    if study_uid is None and rows:
+        pks = list(dict.fromkeys(r.study_pk for r in rows))
+        found = list(session.exec(select(Study).where(col(Study.id).in_(pks))))
+    studies = _Studies(session, found, study_uid is not None)
+    required = [*_INSTANCE_REQUIRED]
+    if series_uid is None:
+        required += _SERIES_REQUIRED
+    if study_uid is None:
+        required += _STUDY_REQUIRED
+    tags = _wanted(q, required, None)
     return QidoResult(
-        [_instance_match(r, q, study, study_index, tags, base_url) for r in rows],
+        [_instance_match(r, q, studies, series_uid is None, tags, base_url) for r in rows],
         more,
         q.ignored,
     )
 
 
 def _instance_match(
-    r, q: _Query, study: Study, study_index: dict[str, Any], tags: list[str], base_url: str
+    r, q: _Query, studies: _Studies, with_series: bool, tags: list[str], base_url: str
 ) -> dict[str, Any]:
-    """An instance's match: the index's attributes, the required ones from its header and
-    those ``includefield`` asks for (``tags``; ``all``: its whole header, bulk values by
-    URI), the study's as the index holds them (``study_index``)."""
-    url = dicomweb.instance_url(
-        base_url, study.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
+    """An instance's match: the index's attributes (its series' too where the search was
+    not within one series, its study's where not within one study), the required ones from
+    its header and those ``includefield`` asks for (``tags``; ``all``: its whole header, bulk
+    values by URI), the study's patient and study attributes as the index holds them."""
+    study_uid = studies.by_pk[r.study_pk].study_instance_uid
+    url = dicomweb.instance_url(base_url, study_uid, r.series_instance_uid, r.sop_instance_uid)
+    series = (
+        {
+            "SeriesDescription": r.series_description,
+            "NumberOfSeriesRelatedInstances": r.series_instances,
+        }
+        if with_series
+        else {}
     )
     match = attributes(
-        SpecificCharacterSet="ISO_IR 192",
-        SOPClassUID=r.sop_class_uid,
-        SOPInstanceUID=r.sop_instance_uid,
-        AvailableTransferSyntaxUID=r.transfer_syntax_uid,
-        Modality=r.modality,
-        StudyInstanceUID=study.study_instance_uid,
-        SeriesInstanceUID=r.series_instance_uid,
-        SeriesNumber=r.series_number,
-        InstanceNumber=r.instance_number,
-        Rows=r.rows,
-        Columns=r.columns,
-        NumberOfFrames=r.number_of_frames if (r.rows or r.columns) else None,
-        InstanceAvailability="ONLINE",
-        RetrieveURL=url,
+        **{
+            **studies.values(r.study_pk),
+            **series,
+            "SpecificCharacterSet": "ISO_IR 192",
+            "SOPClassUID": r.sop_class_uid,
+            "SOPInstanceUID": r.sop_instance_uid,
+            "AvailableTransferSyntaxUID": r.transfer_syntax_uid,
+            "Modality": r.modality,
+            "StudyInstanceUID": study_uid,
+            "SeriesInstanceUID": r.series_instance_uid,
+            "SeriesNumber": r.series_number,
+            "InstanceNumber": r.instance_number,
+            "Rows": r.rows,
+            "Columns": r.columns,
+            "NumberOfFrames": r.number_of_frames if (r.rows or r.columns) else None,
+            "InstanceAvailability": "ONLINE",
+            "RetrieveURL": url,
+        }
     )
-    header = {**(r.dicom_json or {}), **study_index}
+    header = {**(r.dicom_json or {}), **studies.index(r.study_pk)}
     if q.include_all:
         header = copy.deepcopy(header)
         bulk.fill_uris(header, url + "/bulk")

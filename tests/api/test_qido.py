@@ -212,3 +212,106 @@ def test_a_whole_study_or_series_is_retrieved_streamed_and_audited(api, world, s
         api.get(f"/dicomweb/studies/{jane.StudyInstanceUID}", headers=world["other"]).status_code
         == 404
     )
+
+
+def _series_uids(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [_value(m, "0020000E") for m in response.json()]
+
+
+def test_series_of_every_study_match_study_keys_and_carry_the_study(api, world):
+    """PS3.18's All Series (``/series``): study-level keys match too, and each match has its
+    study's attributes, among the studies the user may see, newest study first."""
+    h, jane, richard, mr = world["tech"], world["jane"], world["richard"], world["mr"]
+    r = api.get("/dicomweb/series", headers=h)
+    assert _series_uids(r) == [
+        richard.SeriesInstanceUID,
+        mr.SeriesInstanceUID,
+        jane.SeriesInstanceUID,
+    ]
+    found = r.json()[2]
+    assert _value(found, "0020000D") == jane.StudyInstanceUID
+    assert _value(found, "00100020") == "QA-1"
+    assert found["00100010"]["Value"] == [{"Alphabetic": "DOE^JANE"}]
+    assert _value(found, "00080020") == jane.StudyDate
+    assert _value(found, "00080030") == jane.StudyTime  # a required attribute, from the header
+    assert found["00080061"]["Value"] == ["CT"]
+    assert (_value(found, "00201206"), _value(found, "00201208")) == (1, 3)
+    assert _value(found, "00201209") == 3
+    assert _value(found, "00081190").endswith(
+        f"/dicomweb/studies/{jane.StudyInstanceUID}/series/{jane.SeriesInstanceUID}"
+    )
+    assert r.json()[0]["00080061"]["Value"] == ["CT", "MR"]
+
+    def found_for(**params):
+        return _series_uids(api.get("/dicomweb/series", headers=h, params=params))
+
+    assert found_for(Modality="MR") == [mr.SeriesInstanceUID]
+    assert found_for(PatientID="QA-1") == [jane.SeriesInstanceUID]
+    assert found_for(PatientName="doe*") == [jane.SeriesInstanceUID]  # John is elsewhere
+    # a study with an MR, and of it the CT series: the two keys are of different series
+    assert found_for(ModalitiesInStudy="MR", Modality="CT") == [richard.SeriesInstanceUID]
+    assert found_for(StudyInstanceUID=jane.StudyInstanceUID, SeriesNumber=7) == []
+    assert found_for(StudyDate="20050101-") == []
+    r = api.get("/dicomweb/series", headers=h, params={"limit": 1, "offset": 1})
+    assert _series_uids(r) == [mr.SeriesInstanceUID]
+    assert "additional results" in r.headers["warning"]
+    r = api.get("/dicomweb/series", headers=h, params={"SOPInstanceUID": jane.SOPInstanceUID})
+    assert len(_series_uids(r)) == 3 and "not supported: SOPInstanceUID" in r.headers["warning"]
+    assert api.get("/dicomweb/series", headers=h, params={"StudyDate": "x"}).status_code == 422
+    # each user finds only the series of studies they may see
+    assert _series_uids(api.get("/dicomweb/series", headers=world["other"])) == [
+        world["john"].SeriesInstanceUID
+    ]
+    assert len(_series_uids(api.get("/dicomweb/series", headers=world["admin"]))) == 4
+    assert api.get("/dicomweb/series").status_code == 401
+
+
+def test_instances_of_every_study_and_of_a_study_match_series_keys(api, world):
+    """PS3.18's All Instances (``/instances``) match study and series keys and carry both
+    levels' attributes; a study's instances match series keys and carry the series'."""
+    h, jane, richard, mr = world["tech"], world["jane"], world["richard"], world["mr"]
+
+    def sops(response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [_value(m, "00080018") for m in response.json()]
+
+    r = api.get("/dicomweb/instances", headers=h)
+    assert len(sops(r)) == 6  # Richard's 2 CT and 1 MR, then Jane's 3
+    assert [_value(m, "0020000D") for m in r.json()] == [richard.StudyInstanceUID] * 3 + [
+        jane.StudyInstanceUID
+    ] * 3
+    assert [_value(m, "00080060") for m in r.json()[:3]] == ["CT", "CT", "MR"]
+    r = api.get("/dicomweb/instances", headers=h, params={"PatientID": "QB-2", "Modality": "MR"})
+    [found] = r.json()
+    assert _value(found, "00080018") == mr.SOPInstanceUID
+    assert found["00100010"]["Value"] == [{"Alphabetic": "ROE^RICHARD"}]
+    assert found["00080061"]["Value"] == ["CT", "MR"]
+    assert (_value(found, "0008103E"), _value(found, "00201209")) == ("T2 axial", 1)
+    assert _value(found, "00081190").endswith(
+        f"/studies/{richard.StudyInstanceUID}/series/{mr.SeriesInstanceUID}"
+        f"/instances/{mr.SOPInstanceUID}"
+    )
+    assert sops(
+        api.get("/dicomweb/instances", headers=h, params={"SOPInstanceUID": jane.SOPInstanceUID})
+    ) == [jane.SOPInstanceUID]
+    assert sops(api.get("/dicomweb/instances", headers=h, params={"PatientName": "nobody"})) == []
+    r = api.get("/dicomweb/instances", headers=h, params={"limit": 4})
+    assert len(sops(r)) == 4 and "additional results" in r.headers["warning"]
+    assert sops(api.get("/dicomweb/instances", headers=world["other"])) == [
+        world["john"].SOPInstanceUID
+    ]
+    assert api.get("/dicomweb/instances").status_code == 401
+
+    # within a study: series keys match, and each match says its series' attributes
+    study = f"/dicomweb/studies/{richard.StudyInstanceUID}"
+    [found] = api.get(study + "/instances", headers=h, params={"SeriesDescription": "T2*"}).json()
+    assert _value(found, "00080018") == mr.SOPInstanceUID
+    assert (_value(found, "0008103E"), _value(found, "00201209")) == ("T2 axial", 1)
+    assert "00100020" not in found  # the study's attributes are the path's, unless asked for
+    assert len(sops(api.get(study + "/instances", headers=h, params={"Modality": "CT"}))) == 2
+    # within a series, series keys are the path's: ignored, and said so
+    r = api.get(
+        f"{study}/series/{mr.SeriesInstanceUID}/instances", headers=h, params={"Modality": "CT"}
+    )
+    assert sops(r) == [mr.SOPInstanceUID] and "not supported: Modality" in r.headers["warning"]

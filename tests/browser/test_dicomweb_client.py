@@ -45,6 +45,14 @@ def test_a_dicomweb_client_finds_and_retrieves_a_study(app_url, tmp_path):
     assert pydicom.Dataset.from_json(series).SeriesInstanceUID == series_uid
     instances = client.search_for_instances(study_uid, series_uid)
     assert sorted(pydicom.Dataset.from_json(i).InstanceNumber for i in instances) == [1, 2, 3]
+    # and outside a study: series and instances of every study, by the patient's ID
+    [series] = client.search_for_series(search_filters={"PatientID": pid})
+    found = pydicom.Dataset.from_json(series)
+    assert (found.SeriesInstanceUID, found.PatientName) == (series_uid, "DICOMWEB^CLIENT")
+    instances = client.search_for_instances(search_filters={"PatientID": pid, "Modality": "CT"})
+    assert {pydicom.Dataset.from_json(i).SOPInstanceUID for i in instances} == {
+        ds.SOPInstanceUID for ds in sent
+    }
 
     metadata = client.retrieve_study_metadata(study_uid)
     assert {pydicom.Dataset.from_json(m).SOPInstanceUID for m in metadata} == {

@@ -45,7 +45,9 @@ _QIDO_PARAMS = [
         (
             "{attribute}",
             "a matching key: keyword or tag, e.g. PatientID=PID-001, StudyDate="
-            "20260101-20260131, PatientName=DOE*, ModalitiesInStudy=CT",
+            "20260101-20260131, PatientName=DOE*, ModalitiesInStudy=CT; a search of series "
+            "or instances in every study matches the study's keys too, and one of instances "
+            "the series' (Modality, SeriesNumber, SeriesDescription, SeriesInstanceUID)",
         ),
     )
 ]
@@ -88,6 +90,18 @@ async def _search(request: Request, session, search, **where) -> Response:
 @router.get("/studies", summary="Search for studies (QIDO-RS)", openapi_extra=SEARCH)
 async def search_studies(request: Request, session: SessionDep) -> Response:
     return await _search(request, session, qido.search_studies)
+
+
+@router.get("/series", summary="Search for series in every study (QIDO-RS)", openapi_extra=SEARCH)
+async def search_all_series(request: Request, session: SessionDep) -> Response:
+    return await _search(request, session, qido.search_series)
+
+
+@router.get(
+    "/instances", summary="Search for instances in every study (QIDO-RS)", openapi_extra=SEARCH
+)
+async def search_all_instances(request: Request, session: SessionDep) -> Response:
+    return await _search(request, session, qido.search_instances)
 
 
 @router.get(

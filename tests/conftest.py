@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="pacs-tests-"))
@@ -42,14 +43,16 @@ def _require_postgres() -> str:
     return url
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request, tmp_path_factory) -> Iterator[str]:
-    """A freshly migrated database of each backend, for the whole session."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'pacs.db'}"
-        db.migrate(url)
-        yield url
-        db.get_engine(url).dispose()
+@contextmanager
+def _new_database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty database of ``backend`` (a file in ``folder`` for SQLite),
+    dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / 'pacs.db'}"
+        try:
+            yield url
+        finally:
+            db.get_engine(url).dispose()
         return
 
     base = make_url(_require_postgres())
@@ -61,13 +64,27 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.set(database=name).render_as_string(hide_password=False)
     try:
-        db.migrate(url)
         yield url
     finally:
         db.get_engine(url).dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A freshly migrated database of each backend, for the whole session."""
+    with _new_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
+        db.migrate(url)
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request, tmp_path) -> Iterator[str]:
+    """A new database of each backend with no tables, for this test alone (migrations)."""
+    with _new_database(request.param, tmp_path) as url:
+        yield url
 
 
 def _truncate(engine: Engine) -> None:

@@ -223,6 +223,18 @@ def _pydicom_element(ds: pydicom.Dataset, tag, encoding: str | None) -> dict[str
     )
 
 
+def first_text(dicom_json: dict[str, Any], tag: str, limit: int | None = None) -> str:
+    """The first value of ``tag`` (``GGGGEEEE``) in DICOM JSON as text, a person name's
+    Alphabetic group, at most ``limit`` characters (``''`` when absent)."""
+    values = dicom_json.get(tag, {}).get("Value") or []
+    if not values or values[0] is None:
+        return ""
+    value = values[0]
+    if isinstance(value, dict):  # a person name
+        value = value.get("Alphabetic", "")
+    return str(value).strip().replace("\x00", "")[:limit]
+
+
 def attributes(**values: Any) -> dict[str, Any]:
     """A dataset in DICOM JSON from keywords and plain values, sorted by tag: a PN value as
     its Alphabetic group, a list as several values (of an SQ, its items' DICOM JSON), an

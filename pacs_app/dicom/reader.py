@@ -23,7 +23,8 @@ from pydicom.errors import InvalidDicomError
 
 from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom import rawheader
-from pacs_app.dicom.dicomjson import dataset_to_json, raw_elements
+from pacs_app.dicom.dicomjson import dataset_to_json, first_text, raw_elements
+from pacs_app.dicom.matching import study_matching_values
 
 PIXEL_TAGS = rawheader.PIXEL_TAGS
 UNDEFINED_LENGTH = rawheader.UNDEFINED
@@ -63,6 +64,10 @@ class DicomHeader:
     series_description: str
     accession_number: str
     study_date: date | None
+    # kept to match QIDO-RS StudyTime, ReferringPhysicianName, StudyID on (dicom.matching)
+    study_time: str
+    referring_physician_norm: str
+    dicom_study_id: str
     series_number: int | None
     instance_number: int | None
     rows: int | None
@@ -209,7 +214,7 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
                 if raw.pixel_data_at is not None
                 else None
             )
-    uids = {k: _json_text(dicom_json, tag, 200) for k, tag in REQUIRED_UIDS.items()}
+    uids = {k: first_text(dicom_json, tag, 200) for k, tag in REQUIRED_UIDS.items()}
     if not has_preamble and not any(uids.values()):
         raise InvalidDicom(name, "not a DICOM file (no DICM preamble and no DICOM identifiers)")
     missing = [k for k, v in uids.items() if not v]
@@ -222,7 +227,7 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
         raise InvalidDicom(name, truncation)
 
     def text(tag: str, limit: int) -> str:
-        return _json_text(dicom_json, tag, limit)
+        return first_text(dicom_json, tag, limit)
 
     def number(tag: str) -> int | None:
         try:
@@ -231,6 +236,7 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
             return None
         return value
 
+    study_time, referring_physician_norm, dicom_study_id = study_matching_values(dicom_json)
     return DicomHeader(
         study_instance_uid=uids["StudyInstanceUID"],
         series_instance_uid=uids["SeriesInstanceUID"],
@@ -247,6 +253,9 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
         series_description=text("0008103E", 200),
         accession_number=text("00080050", 16),
         study_date=_date(text("00080020", 8)),
+        study_time=study_time,
+        referring_physician_norm=referring_physician_norm,
+        dicom_study_id=dicom_study_id,
         series_number=number("00200011"),
         instance_number=number("00200013"),
         rows=number("00280010"),
@@ -254,14 +263,3 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
         number_of_frames=max(1, number("00280008") or 1),
         dicom_json=dicom_json,
     )
-
-
-def _json_text(dicom_json: dict[str, Any], tag: str, limit: int) -> str:
-    """The first value of ``tag`` in DICOM JSON as text ('' when absent)."""
-    values = dicom_json.get(tag, {}).get("Value") or []
-    if not values or values[0] is None:
-        return ""
-    value = values[0]
-    if isinstance(value, dict):  # a person name
-        value = value.get("Alphabetic", "")
-    return str(value).strip().replace("\x00", "")[:limit]

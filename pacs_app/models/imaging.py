@@ -52,6 +52,8 @@ class Study(SQLModel, table=True):
         Index("ix_study_patient_name_norm", "patient_name_norm", "id"),
         Index("ix_study_priority_rank_id", "priority_rank", "id"),
         Index("ix_study_updated", "updated_at"),  # worklists' change stamp
+        Index("ix_study_dicom_study_id", "dicom_study_id"),
+        Index("ix_study_referring_physician_norm", "referring_physician_norm"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -74,6 +76,12 @@ class Study(SQLModel, table=True):
     description: str = Field(default="", max_length=200)
     accession_number: str = Field(default="", max_length=16)
     study_date: date | None = None
+    # The first header's, kept to match QIDO-RS keys on (pacs_app.dicom.matching): the
+    # study time's first instant as HHMMSS.FFFFFF, the referring physician's name as names
+    # are matched, the DICOM Study ID (not ``study_id``, this server's own).
+    study_time: str = Field(default="", max_length=13)
+    referring_physician_norm: str = Field(default="", max_length=200)
+    dicom_study_id: str = Field(default="", max_length=16)
     clinical_notes: str = Field(default="", max_length=4000)
     # The header's own values for the fields above, kept when the form disagreed.
     header_values: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

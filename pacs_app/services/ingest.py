@@ -32,6 +32,7 @@ from sqlmodel import Session
 from pacs_app.config import settings
 from pacs_app.core import db
 from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
+from pacs_app.dicom.matching import normalize_name
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
 from pacs_app.models import Centre, Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.base import utcnow
@@ -142,11 +143,6 @@ class IngestResult(BaseModel):
         return self.studies[0].study_id if len(self.studies) == 1 else None
 
 
-def normalize_name(name: str) -> str:
-    """Patient names as searched and sorted: upper case, DICOM ``^`` as spaces."""
-    return " ".join(name.replace("^", " ").upper().split())
-
-
 def new_study_id(session: Session) -> str:
     """A random 8-character Study ID not used yet (the unique index is the final guard)."""
     conn = session.connection()
@@ -234,6 +230,9 @@ def _apply_metadata(study: Study, form: StudyForm, header: DicomHeader) -> None:
     study.description = header.study_description
     study.accession_number = header.accession_number
     study.study_date = header.study_date
+    study.study_time = header.study_time
+    study.referring_physician_norm = header.referring_physician_norm
+    study.dicom_study_id = header.dicom_study_id
     study.clinical_notes = form.clinical_notes[:4000]
     study.priority = form.priority
     study.priority_rank = form.priority.rank

@@ -41,10 +41,10 @@ from sqlmodel import Session, col, select
 from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom import bulk
 from pacs_app.dicom.dicomjson import attributes
+from pacs_app.dicom.matching import normalize_name, time_bounds
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import dicomweb
 from pacs_app.services.authz import Actor, study_visibility
-from pacs_app.services.ingest import normalize_name
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -168,11 +168,40 @@ def _dates(column, value: str, key: str) -> ColumnElement[bool]:
     return and_(*clauses)
 
 
-def _patient_name(value: str) -> ColumnElement[bool]:
-    """Names as the study lists compare them: upper case, ``^`` as spaces, wildcards kept."""
+def _name(column, value: str) -> ColumnElement[bool]:
+    """Person names as the study lists compare them: ``column`` holds them upper case with
+    ``^`` as spaces (:func:`normalize_name`); wildcards kept."""
     name = normalize_name(value.replace("*", "\0").replace("?", "\1"))
     name = name.replace("\0", "*").replace("\1", "?")
-    return _text(Study.patient_name_norm, name)
+    return _text(column, name)
+
+
+def _time(text: str, key: str) -> tuple[str, str]:
+    bounds = time_bounds(text)
+    if bounds is None:
+        raise InvalidInput(f"{key} {text!r} is not a time (HHMMSS) or a range of times.")
+    return bounds
+
+
+def _times(column, value: str, key: str) -> ColumnElement[bool]:
+    """Single time or range matching (PS3.4 C.2.2.2.5) on ``column``, which holds each
+    time's first instant (:func:`time_bounds`); a time of fewer components names all of
+    them: ``1015`` matches 10:15:00 to 10:15:59.999999. Times of one day: a range that
+    crosses midnight is refused."""
+    if "-" not in value:
+        first, last = _time(value, key)
+        return and_(column >= first, column <= last)
+    start, _, end = value.partition("-")
+    clauses = [column != ""]  # a study without a time matches no range
+    if start:
+        clauses.append(column >= _time(start, key)[0])
+    if end:
+        clauses.append(column <= _time(end, key)[1])
+    if not (start or end):
+        raise InvalidInput(f"{key} '-' names no time.")
+    if start and end and _time(start, key)[0] > _time(end, key)[1]:
+        raise InvalidInput(f"{key} {value!r} ends before it starts.")
+    return and_(*clauses)
 
 
 def _whole(value: str, key: str) -> int:
@@ -385,6 +414,9 @@ _STUDY_KEYS = {
     "StudyDate",
     "ModalitiesInStudy",
     "StudyDescription",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
 }
 _STUDY_ORDER = (col(Study.received_at).desc(), col(Study.id).desc())
 
@@ -397,13 +429,19 @@ def _study_clauses(k: dict[str, str]) -> list[ColumnElement[bool]]:
     if k.get("PatientID"):
         clauses.append(_text(Study.patient_id, k["PatientID"]))
     if k.get("PatientName"):
-        clauses.append(_patient_name(k["PatientName"]))
+        clauses.append(_name(Study.patient_name_norm, k["PatientName"]))
     if k.get("AccessionNumber"):
         clauses.append(_text(Study.accession_number, k["AccessionNumber"]))
     if k.get("StudyDescription"):
         clauses.append(_text(Study.description, k["StudyDescription"]))
     if k.get("StudyDate"):
         clauses.append(_dates(Study.study_date, k["StudyDate"], "StudyDate"))
+    if k.get("StudyTime"):
+        clauses.append(_times(Study.study_time, k["StudyTime"], "StudyTime"))
+    if k.get("ReferringPhysicianName"):
+        clauses.append(_name(Study.referring_physician_norm, k["ReferringPhysicianName"]))
+    if k.get("StudyID"):
+        clauses.append(_text(Study.dicom_study_id, k["StudyID"]))
     if k.get("ModalitiesInStudy"):
         other = aliased(Series)  # not the series a series or instance search matches
         clauses.append(

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, tuple_
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import InvalidInput, InvalidTransition, NotFound
+from pacs_app.dicom.matching import normalize_name
 from pacs_app.models import (
     AIFinding,
     AuditEvent,
@@ -48,7 +49,6 @@ from pacs_app.services.dto import (
     StudyPage,
     StudyPublic,
 )
-from pacs_app.services.ingest import normalize_name
 from pacs_app.storage import Storage
 
 MAX_LIMIT = 200

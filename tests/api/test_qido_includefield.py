@@ -127,3 +127,45 @@ def test_includefield_names_attributes(api, sent):
 def test_the_level_lists_name_dicom_attributes():
     for keyword in qido.SERIES_LEVEL:
         assert pydicom.datadict.tag_for_keyword(keyword) is not None, keyword
+
+
+@pytest.mark.parametrize(
+    ("params", "found"),
+    [
+        ({"StudyID": "S-77"}, True),
+        ({"00200010": "S-7?"}, True),
+        ({"StudyID": "S-78"}, False),
+        ({"ReferringPhysicianName": "who^referred"}, True),  # names without regard to case
+        ({"ReferringPhysicianName": "WHO*"}, True),
+        ({"ReferringPhysicianName": "NOBODY"}, False),
+        ({"StudyTime": "101500"}, True),
+        ({"StudyTime": "1015"}, True),  # the whole minute
+        ({"StudyTime": "10"}, True),
+        ({"StudyTime": "1016"}, False),
+        ({"StudyTime": "0900-1100"}, True),
+        ({"StudyTime": "101500-"}, True),
+        ({"StudyTime": "-1014"}, False),
+        ({"StudyTime": "-1015"}, True),  # to the end of 10:15
+        ({"StudyTime": "1016-"}, False),
+        ({"StudyTime": "10:15:00"}, True),
+    ],
+)
+def test_studies_match_on_study_time_referring_physician_and_study_id(api, sent, params, found):
+    """Required matching keys of PS3.18 Table 10.6.1-5 that come from the header, at the
+    study level and in every study's series and instances."""
+    for level in ("studies", "series", "instances"):
+        matches = _one(api, sent, f"/dicomweb/{level}", **params)
+        assert len(matches) == ((3 if level == "instances" else 1) if found else 0), level
+        if found and level == "studies":
+            assert _values(matches[0])["StudyID"] == ["S-77"]
+
+
+def test_a_time_that_is_not_one_is_refused(api, sent):
+    for value, message in (
+        ("2500", "not a time"),
+        ("1015.5", "not a time"),
+        ("1100-1000", "ends before it starts"),
+        ("-", "names no time"),
+    ):
+        r = api.get("/dicomweb/studies", headers=sent["h"], params={"StudyTime": value})
+        assert r.status_code == 422 and message in r.json()["detail"], (value, r.text)

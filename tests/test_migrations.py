@@ -1,0 +1,56 @@
+"""Migrations that fill new columns from what is already stored, run on stored data, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pydicom
+from sqlalchemy import inspect, text
+from sqlmodel import Session
+
+from alembic import command
+from pacs_app.core import db
+from pacs_app.models import Role
+from pacs_app.services.ingest import StagedFile, ingest
+from pacs_app.storage import LocalStorage
+from tests.dicom_factory import make_series
+from tests.factories import actor_of, make_centre, make_user
+
+
+def test_0009_fills_the_matching_values_of_the_studies_stored_before_it(
+    empty_database_url, tmp_path
+):
+    url = empty_database_url
+    db.migrate(url)
+    engine = db.get_engine(url)
+    described = make_series(tmp_path / "a", 2, patient_id="M-1")
+    for path in described:
+        ds = pydicom.dcmread(path)
+        ds.StudyTime, ds.ReferringPhysicianName, ds.StudyID = "0815", "Who^Referred", "S-9"
+        ds.save_as(path)
+    [bare] = make_series(tmp_path / "b", 1, patient_id="M-2")
+    ds = pydicom.dcmread(bare)
+    del ds.StudyTime, ds.StudyID
+    ds.save_as(bare)
+    storage = LocalStorage(tmp_path / "store")
+    with Session(engine, expire_on_commit=False) as s:
+        tech = actor_of(make_user(s, Role.TECHNICIAN, centre=make_centre(s, "NORTH")))
+        for paths in (described, [bare]):
+            files = [StagedFile(name=p.name, path=p) for p in paths]
+            ingest(session=s, actor=tech, files=files, storage=storage)
+
+    def kept() -> dict[str, tuple[str, str, str]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT patient_id, study_time, referring_physician_norm, dicom_study_id "
+                    "FROM study"
+                )
+            )
+            return {r[0]: tuple(r[1:]) for r in rows}
+
+    expected = {"M-1": ("081500.000000", "WHO REFERRED", "S-9"), "M-2": ("", "", "")}
+    assert kept() == expected  # as ingest keeps them
+    command.downgrade(db.alembic_config(url), "0008")
+    assert "study_time" not in {c["name"] for c in inspect(engine).get_columns("study")}
+    db.migrate(url)  # the upgrade reads them from each study's first stored header
+    assert kept() == expected

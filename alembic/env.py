@@ -35,15 +35,37 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = get_engine(_url())
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            compare_type=True,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a SQLite table by copying it and dropping the old one. With
+            # foreign keys enforced, that drop deletes every row pointing into the table (ON
+            # DELETE CASCADE: a study's series and instances), empties others (SET NULL) or
+            # fails (RESTRICT). SQLite's advice for altering tables: keys off meanwhile (it
+            # takes effect outside a transaction only), checked at the end.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                compare_type=True,
+                render_as_batch=sqlite,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(
+                            f"the migration left {len(broken)} row(s) pointing at no row, "
+                            f"the first in table {broken[0][0]}"
+                        )
+            connection.commit()
+        finally:
+            if sqlite:  # the pool hands this connection out again
+                connection.rollback()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 if context.is_offline_mode():

@@ -54,3 +54,32 @@ def test_0009_fills_the_matching_values_of_the_studies_stored_before_it(
     assert "study_time" not in {c["name"] for c in inspect(engine).get_columns("study")}
     db.migrate(url)  # the upgrade reads them from each study's first stored header
     assert kept() == expected
+
+
+def test_sqlite_table_rebuilds_keep_the_rows_that_point_into_the_table(tmp_path):
+    """Batch mode rebuilds a SQLite table (copy, drop, rename): dropping the old study table
+    must not delete its series and instances through their ON DELETE CASCADE. 0003's
+    downgrade rebuilds the study and centre tables."""
+    url = f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    db.migrate(url)
+    engine = db.get_engine(url)
+    paths = make_series(tmp_path / "a", 3, patient_id="R-1")
+    with Session(engine, expire_on_commit=False) as s:
+        tech = actor_of(make_user(s, Role.TECHNICIAN, centre=make_centre(s, "NORTH")))
+        files = [StagedFile(name=p.name, path=p) for p in paths]
+        ingest(session=s, actor=tech, files=files, storage=LocalStorage(tmp_path / "store"))
+
+    def counts() -> tuple[int, ...]:
+        with engine.connect() as conn:
+            return tuple(
+                conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                for table in ("study", "series", "instance", "user_account")
+            )
+
+    assert counts() == (1, 1, 3, 1)
+    command.downgrade(db.alembic_config(url), "0002")
+    assert counts() == (1, 1, 3, 1)
+    db.migrate(url)
+    assert counts() == (1, 1, 3, 1)
+    with engine.connect() as conn:  # and the pooled connections enforce keys again
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1

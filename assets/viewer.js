@@ -600,7 +600,9 @@
     saveMeasures();
   }
 
-  // The study's measurements, kept in the tab's sessionStorage: a reload finds them again.
+  // The study's measurements, kept on the server for this user (another tab, browser or day
+  // finds them) and in the tab's sessionStorage (a reload finds them even when the last
+  // save had not reached the server). Another study shown for comparison: the tab only.
   function measuresKey(study) { return "pacs_measures_" + study.study_id; }
   function saveMeasures() {
     var kept = {};
@@ -609,13 +611,32 @@
         return { kind: m.kind, p: m.p, stats: m.stats, line: m.line, sent: !!m.sent };
       });
     });
-    try { sessionStorage.setItem(measuresKey(V.study), JSON.stringify(kept)); } catch (e) { /* full: kept in the page only */ }
+    var json = JSON.stringify(kept);
+    try { sessionStorage.setItem(measuresKey(V.study), json); } catch (e) { /* full: kept in the page only */ }
+    if (!V.study.comparing) keepOnServer(V.study.study_id, json);
+  }
+  // one save at a time, in the order made, so that an older one never lands last
+  var saving = Promise.resolve();
+  function keepOnServer(studyId, json) {
+    saving = saving.then(async function () {
+      try {
+        var res = await fetch(api("/studies/" + encodeURIComponent(studyId) + "/drawn-measurements"), {
+          method: "PUT", keepalive: json.length < 60000,
+          headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json", Accept: "application/json" },
+          body: '{"images":' + json + "}" });
+        if (!res.ok) {
+          var detail = "";
+          try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
+          message("Your measurements could not be kept on the server: " + (typeof detail === "string" && detail ? detail : "it answered " + res.status));
+        }
+      } catch (e) { message("Your measurements could not be kept on the server: it could not be reached."); }
+    });
   }
   function loadMeasures(study) {
-    try {
-      var kept = JSON.parse(sessionStorage.getItem(measuresKey(study)) || "{}");
-      return kept && typeof kept === "object" && !Array.isArray(kept) ? kept : {};
-    } catch (e) { return {}; }
+    var kept = null;
+    try { kept = JSON.parse(sessionStorage.getItem(measuresKey(study)) || "null"); } catch (e) { kept = null; }
+    if (!kept || typeof kept !== "object" || Array.isArray(kept)) kept = study.measurements;
+    return kept && typeof kept === "object" && !Array.isArray(kept) ? kept : {};
   }
 
   function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }

@@ -16,6 +16,7 @@ from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStat
 from pacs_app.models.users import Centre, Currency, Role, User
 from pacs_app.models.workflow import (
     DraftSource,
+    DrawnMeasurements,
     KeyImage,
     Notification,
     NotificationKind,
@@ -36,6 +37,7 @@ __all__ = [
     "Currency",
     "Decision",
     "DraftSource",
+    "DrawnMeasurements",
     "ExchangeRate",
     "Instance",
     "Invoice",

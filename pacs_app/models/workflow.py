@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from pacs_app.models.base import enum_column, timestamp_field
@@ -150,3 +150,18 @@ class TurnaroundTarget(SQLModel, table=True):
     updated_by_id: int | None = Field(
         default=None, foreign_key="user_account.id", ondelete="SET NULL"
     )
+
+
+class DrawnMeasurements(SQLModel, table=True):
+    """What one user measured on a study's images in the viewer (lengths, ROIs, angles), so
+    that another tab, browser or day shows them again: an object of each image
+    (``SOP Instance UID:frame``, 0-based) to its measurements as the viewer keeps them."""
+
+    __tablename__ = "drawn_measurements"
+    __table_args__ = (UniqueConstraint("study_pk", "user_id", name="uq_drawn_measurements"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_pk: int = Field(foreign_key="study.id", index=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE")
+    images: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = timestamp_field()

@@ -67,7 +67,7 @@ def ct_study(app_url, tmp_path):
     return _upload(app_url, paths), paths
 
 
-def test_read_a_multislice_study(page, app_url, ct_study):
+def test_read_a_multislice_study(page, new_page, app_url, ct_study):
     study_id, paths = ct_study
     sign_in(page, "radiologist", "radio123")
     expect(page.locator("#dashboard-radiologist")).to_be_visible()
@@ -280,6 +280,27 @@ def test_read_a_multislice_study(page, app_url, ct_study):
     assert restored["zoom"] == before["zoom"]
     assert abs(restored["panX"] - (before["panX"] - narrowed / 2)) <= 1
     assert restored["panY"] == before["panY"]
+
+    # another browser, with nothing of this tab's: the measurements were kept on the server,
+    # each user's own
+    seen = {
+        role: _measures_elsewhere(new_page, role, password, study_id, before["index"])
+        for role, password in (("radiologist", "radio123"), ("technician", "tech123"))
+    }
+    assert seen == {"radiologist": ["length", "roi", "angle"], "technician": []}
+
+
+def _measures_elsewhere(new_page, role: str, password: str, study_id: str, index: int) -> list:
+    """The measurements of image ``index`` the viewer shows ``role`` in a new browser."""
+    page = new_page()
+    sign_in(page, role, password)
+    expect(page.locator(f"#dashboard-{role}")).to_be_visible()
+    page.goto(f"/study/{study_id}")
+    page.click("#open-viewer")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.evaluate(f"window.__pacsViewer.go({index})")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-index", str(index))
+    return page.evaluate("window.__pacsViewer.measures()")
 
 
 def test_canvas_matches_the_server_rendering(page, app_url, ct_study):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
 from pacs_app.models import Priority, StudyStatus
-from pacs_app.services import dicomweb, notifications, reports, turnaround, workflow
+from pacs_app.services import dicomweb, drawn, notifications, reports, turnaround, workflow
 from pacs_app.services.dto import (
     ComparisonStudy,
     KeyImagePublic,
@@ -42,6 +42,14 @@ class AssignRequest(BaseModel):
         if (self.radiologist_id is None) == (not self.pool):
             raise ValueError('give either "radiologist_id" or "pool": true')
         return self
+
+
+class DrawnMeasurementsBody(BaseModel):
+    """A user's measurements on a study: each image (``SOP Instance UID:frame``, 0-based) to
+    its list of ``{"kind": "length"|"roi"|"angle", "p": [coordinates], "stats", "line",
+    "sent"}``."""
+
+    images: dict[str, Any]
 
 
 class ReasonRequest(BaseModel):
@@ -250,6 +258,36 @@ def report_measurements(
 )
 def key_images(study_id: str, actor: CurrentActor, session: SessionDep) -> list[KeyImagePublic]:
     return reports.key_images(session=session, actor=actor, study_id=study_id)
+
+
+@router.get(
+    "/studies/{study_id}/drawn-measurements",
+    response_model=DrawnMeasurementsBody,
+    summary="Your measurements drawn on the study's images in the viewer",
+)
+def drawn_measurements(
+    study_id: str, actor: CurrentActor, session: SessionDep
+) -> DrawnMeasurementsBody:
+    return DrawnMeasurementsBody(
+        images=drawn.drawn(session=session, actor=actor, study_id=study_id)
+    )
+
+
+@router.put(
+    "/studies/{study_id}/drawn-measurements",
+    response_model=DrawnMeasurementsBody,
+    summary="Keep your measurements drawn on the study's images",
+    description=(
+        "In place of those kept before; each user keeps their own. 422 names what is wrong "
+        f"(at most {drawn.MAX_MEASUREMENTS} measurements on a study). Answers them as kept."
+    ),
+)
+def keep_drawn_measurements(
+    study_id: str, body: DrawnMeasurementsBody, actor: CurrentActor, session: SessionDep
+) -> DrawnMeasurementsBody:
+    return DrawnMeasurementsBody(
+        images=drawn.save_drawn(session=session, actor=actor, study_id=study_id, images=body.images)
+    )
 
 
 def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, window=None):

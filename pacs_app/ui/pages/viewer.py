@@ -7,7 +7,8 @@ WADO-RS and does window/level, zoom, pan, scrolling, cine and measurement (lengt
 elliptical ROI's statistics, angle) locally. The view
 (series, image, window, zoom, pan, invert) is reported back to this state, which keeps it per
 study; viewer.js also keeps the latest in the tab's sessionStorage, so that a reload returns to
-the same view even when its last report had not reached the server.
+the same view even when its last report had not reached the server. The user's measurements
+come with the study (``pacs_app.services.drawn``) and viewer.js saves them as they change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import reflex as rx
 
 from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
-from pacs_app.services import dicomweb, reports, studies, workflow
+from pacs_app.services import dicomweb, drawn, reports, studies, workflow
 from pacs_app.ui import routes
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import shell
@@ -90,10 +91,13 @@ class ViewerState(AuthState):
                 if comparing
                 else reports.key_images_to_mark(session=session, actor=actor, study_id=sid)
             )
-            return detail, first, keys, can_mark
+            # the user's own measurements, kept on the server (another study shown for
+            # comparison keeps them in the tab only)
+            measured = {} if comparing else drawn.drawn(session=session, actor=actor, study_id=sid)
+            return detail, first, keys, can_mark, measured
 
         try:  # one trip to the worker thread for all
-            detail, first, keys, can_mark = await call_domain(load)
+            detail, first, keys, can_mark, measured = await call_domain(load)
         except NotFound:
             self.message = f"No study {sid} that you may see."
             self.ready = True
@@ -123,6 +127,7 @@ class ViewerState(AuthState):
                 "comparing": comparing,
                 "key_images": [{"sop": k.sop_instance_uid, "frame": k.frame} for k in keys],
                 "can_mark_key": can_mark,
+                "measurements": measured,
             }
         )
         self.ready = True

@@ -120,11 +120,13 @@ def bulk_data(found: StoredInstance, path: str) -> bytes:
         raise InvalidInput(str(exc)) from exc
 
 
-def _record_view(session, actor, study, address, comparing, **detail) -> None:
+def _record_view(
+    session, actor, study, address, comparing, action=AuditAction.STUDY_VIEWED, **detail
+) -> None:
     """Audit a look at the study through DICOMweb (and commit)."""
     audit.record_study(
         session,
-        action=AuditAction.STUDY_VIEWED,
+        action=action,
         actor=actor,
         study=study,
         address=address,
@@ -222,6 +224,33 @@ def file_body(item: Outgoing, storage: Storage, chunk: int) -> tuple[str, Iterat
                 yield data
 
     return item.file.transfer_syntax, stored()
+
+
+def retrieve_instance(
+    *,
+    session: Session,
+    actor: Actor,
+    found: StoredInstance,
+    sop_uid: str,
+    accepted: list[str],
+    address: str | None = None,
+    comparing: str | None = None,
+) -> tuple[str, bytes]:
+    """:func:`instance_file` for the actor, audited as a download of the patient's data, as
+    the REST download of an original file is (frames, renderings and bulk data are parts of
+    a study whose metadata, audited, came first)."""
+    answer = instance_file(found, accepted)
+    study = session.get(Study, found.study_pk)
+    _record_view(
+        session,
+        actor,
+        study,
+        address,
+        comparing,
+        action=AuditAction.INSTANCE_DOWNLOADED,
+        sop_instance_uid=sop_uid,
+    )
+    return answer
 
 
 def instance_file(found: StoredInstance, accepted: list[str]) -> tuple[str, bytes]:

@@ -14,7 +14,8 @@ from PIL import Image
 from sqlmodel import select
 
 from pacs_app.dicom import pixels
-from pacs_app.models import Centre, Role
+from pacs_app.models import AuditEvent, Centre, Role
+from pacs_app.services.audit import AuditAction
 from tests.dicom_factory import TESTDATA, make_series
 from tests.factories import PASSWORD, make_centre, make_user
 
@@ -44,6 +45,7 @@ def uploaded(api, session, tmp_path):
     base = f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
     return {
         "headers": headers,
+        "other": _auth(api, "other"),
         "paths": paths,
         "ds": ds,
         "base": base,
@@ -66,7 +68,7 @@ def test_metadata_comes_from_the_index(api, uploaded, storage_root):
     assert one[0]["00280010"]["Value"] == [128]
 
 
-def test_frames_rendered_and_original(api, uploaded):
+def test_frames_rendered_and_original(api, uploaded, session):
     h, ds, inst = uploaded["headers"], uploaded["ds"], uploaded["instance"]
     r = api.get(inst + "/frames/1", headers=h)
     assert r.status_code == 200 and 'type="application/octet-stream"' in r.headers["content-type"]
@@ -89,6 +91,27 @@ def test_frames_rendered_and_original(api, uploaded):
     r = api.get(inst, headers=h)
     assert 'type="application/dicom"' in r.headers["content-type"]
     assert _parts(r) == [uploaded["paths"][0].read_bytes()]
+    # the file is a download of the patient's data, audited as the REST download is
+    [event] = session.exec(
+        select(AuditEvent).where(AuditEvent.action == AuditAction.INSTANCE_DOWNLOADED)
+    ).all()
+    assert event.detail == {"via": "dicomweb", "sop_instance_uid": ds.SOPInstanceUID}
+    assert (event.username, event.resource_type) == ("tech", "study")
+    # one that is refused, or was never found, is not
+    r = api.get(
+        inst, headers={**h, "Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.2"}
+    )
+    assert r.status_code == 406
+    assert api.get(inst, headers=uploaded["other"]).status_code == 404
+    session.expire_all()
+    assert (
+        len(
+            session.exec(
+                select(AuditEvent).where(AuditEvent.action == AuditAction.INSTANCE_DOWNLOADED)
+            ).all()
+        )
+        == 1
+    )
 
 
 def test_refusals_are_clear(api, uploaded):

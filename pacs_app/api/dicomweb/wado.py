@@ -172,12 +172,20 @@ def _found(request, session, actor, study, series, sop):
 async def retrieve_instance(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
-    def respond(_s, found):
+    def work(s, actor, address):
         accepted = accepted_syntaxes(request.headers.get("accept"))
-        syntax, body = dicomweb.instance_file(found, accepted)
+        syntax, body = dicomweb.retrieve_instance(
+            session=s,
+            actor=actor,
+            found=_found(request, s, actor, study, series, sop),
+            sop_uid=sop,
+            accepted=accepted,
+            address=address,
+            comparing=comparing_param(request),
+        )
         return _multipart([body], part_type(syntax), "application/dicom")
 
-    return await _of_instance(request, session, (study, series, sop), respond)
+    return await as_actor(request, session, work)
 
 
 @router.get(

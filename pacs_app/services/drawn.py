@@ -20,6 +20,7 @@ import math
 import re
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from pacs_app.core.errors import InvalidInput
@@ -52,13 +53,22 @@ def save_drawn(
     keeps nothing of it), :class:`NotFound` for a study the actor may not see."""
     study = workflow.load_visible(session, actor, study_id)
     kept = _checked(images)
-    row = _row(session, study.id, actor.user_id)
+    try:
+        _put(session, study.id, actor.user_id, kept)
+    except IntegrityError:
+        # another tab's first save came between the look and the insert: update its row
+        session.rollback()
+        _put(session, study.id, actor.user_id, kept)
+    return kept
+
+
+def _put(session: Session, study_pk: int | None, user_id: int, images: dict) -> None:
+    row = _row(session, study_pk, user_id)
     if row is None:
-        row = DrawnMeasurements(study_pk=study.id, user_id=actor.user_id)
-    row.images, row.updated_at = kept, utcnow()
+        row = DrawnMeasurements(study_pk=study_pk, user_id=user_id)
+    row.images, row.updated_at = images, utcnow()
     session.add(row)
     session.commit()
-    return kept
 
 
 def _row(session: Session, study_pk: int | None, user_id: int) -> DrawnMeasurements | None:

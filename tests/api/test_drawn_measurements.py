@@ -123,3 +123,28 @@ def test_deleting_the_study_deletes_its_measurements(api, session, study):
     )
     session.expire_all()
     assert session.exec(select(func.count()).select_from(DrawnMeasurements)).one() == 0
+
+
+def test_a_first_save_that_meets_another_tabs_updates_it(api, session, study, monkeypatch):
+    """Two tabs' first saves at once: the one that comes second finds no row when it looks,
+    then meets the other's on the unique key, and updates it instead of failing."""
+    doctor = actor_of(study["people"]["doctor"])
+    drawn.save_drawn(
+        session=session, actor=doctor, study_id=study["id"], images={"1.2.3.4:0": [LENGTH]}
+    )
+    looks = []
+    real_row = drawn._row
+
+    def row_not_seen_at_first(*args):
+        looks.append(args)
+        return None if len(looks) == 1 else real_row(*args)
+
+    monkeypatch.setattr(drawn, "_row", row_not_seen_at_first)
+    kept = drawn.save_drawn(
+        session=session, actor=doctor, study_id=study["id"], images={"1.2.3.4:1": [ANGLE]}
+    )
+    assert list(kept) == ["1.2.3.4:1"] and len(looks) == 2
+    monkeypatch.undo()
+    session.expire_all()
+    assert list(drawn.drawn(session=session, actor=doctor, study_id=study["id"])) == ["1.2.3.4:1"]
+    assert session.exec(select(func.count()).select_from(DrawnMeasurements)).one() == 1

@@ -54,12 +54,14 @@ _DATE = re.compile(r"\d{8}")
 
 @dataclass(frozen=True)
 class QidoResult:
-    """The matches as DICOM JSON, whether more follow the page (``limit``), and the matching
-    keys that were ignored (not supported at this level)."""
+    """The matches as DICOM JSON, whether more follow the page (``limit``), the matching
+    keys that were ignored (not supported at this level) and the ``includefield`` attributes
+    not returned (not of this level)."""
 
     matches: list[dict[str, Any]]
     more: bool = False
     ignored: list[str] = field(default_factory=list)
+    not_included: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -350,6 +352,19 @@ def _wanted(q: _Query, required: Sequence[str], level: frozenset[str] | None) ->
     return [_tag(k) for k in dict.fromkeys([*required, *asked])]
 
 
+def _answer(
+    q: _Query, matches: list[dict[str, Any]], more: bool, level: frozenset[str] | None
+) -> QidoResult:
+    """The result, naming the ``includefield`` attributes that are neither of ``level`` (None:
+    any) nor among the index's attributes of a match."""
+    outside = [
+        k
+        for k in q.include
+        if level is not None and k not in level and not any(_tag(k) in m for m in matches)
+    ]
+    return QidoResult(matches, more, q.ignored, outside)
+
+
 def _first_headers(session: Session, column, keys: list[int]) -> dict[int, dict[str, Any]]:
     """The header (DICOM JSON) of the first stored instance of each study or series in
     ``keys``, by ``column`` (``Instance.study_pk`` or ``Instance.series_pk``)."""
@@ -497,7 +512,8 @@ def search_studies(
     modalities = _modalities_in(session, [s.id for s in rows])
     headers = _first_headers(session, Instance.study_pk, [s.id for s in rows])
     tags = _wanted(q, _STUDY_REQUIRED, STUDY_LEVEL)
-    return QidoResult(
+    return _answer(
+        q,
         [
             _with_header(
                 attributes(
@@ -512,7 +528,7 @@ def search_studies(
             for s in rows
         ],
         more,
-        q.ignored,
+        STUDY_LEVEL,
     )
 
 
@@ -590,7 +606,8 @@ def search_series(
     headers = _first_headers(session, Instance.series_pk, [s.id for s, _ in rows])
     required = _SERIES_REQUIRED if studies.scoped else (*_SERIES_REQUIRED, *_STUDY_REQUIRED)
     tags = _wanted(q, required, SERIES_LEVEL)
-    return QidoResult(
+    return _answer(
+        q,
         [
             _with_header(
                 attributes(
@@ -616,7 +633,7 @@ def search_series(
             for s, st in rows
         ],
         more,
-        q.ignored,
+        SERIES_LEVEL,
     )
 
 
@@ -698,10 +715,11 @@ def search_instances(
     if study_uid is None:
         required += _STUDY_REQUIRED
     tags = _wanted(q, required, None)
-    return QidoResult(
+    return _answer(
+        q,
         [_instance_match(r, q, studies, series_uid is None, tags, base_url) for r in rows],
         more,
-        q.ignored,
+        None,  # an instance's own header holds any attribute
     )
 
 

@@ -169,3 +169,28 @@ def test_a_time_that_is_not_one_is_refused(api, sent):
     ):
         r = api.get("/dicomweb/studies", headers=sent["h"], params={"StudyTime": value})
         assert r.status_code == 422 and message in r.json()["detail"], (value, r.text)
+
+
+def test_an_includefield_attribute_not_of_the_level_is_said_so(api, sent):
+    """A study's match has no Manufacturer (a series' attribute): the Warning says it was
+    not returned; an attribute the index gives the match, or one of the level, is not named."""
+    r = api.get(
+        "/dicomweb/studies",
+        headers=sent["h"],
+        params=[("includefield", "Manufacturer,ModalitiesInStudy,PatientWeight")],
+    )
+    assert r.status_code == 200
+    [match] = r.json()
+    assert "00080070" not in match and _values(match)["PatientWeight"] == [71.5]
+    assert r.headers["warning"] == (
+        '299 pacs: "The following includefield attributes are not returned at this level: '
+        'Manufacturer"'
+    )
+    r = api.get("/dicomweb/series", headers=sent["h"], params={"includefield": "Manufacturer"})
+    assert _values(r.json()[0])["Manufacturer"] == ["ACME"] and "warning" not in r.headers
+    r = api.get(
+        f"/dicomweb/studies/{sent['ds'].StudyInstanceUID}/instances",
+        headers=sent["h"],
+        params={"includefield": "Manufacturer"},
+    )
+    assert "warning" not in r.headers

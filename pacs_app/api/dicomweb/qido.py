@@ -67,6 +67,13 @@ def _answer(result: qido.QidoResult) -> Response:
         warnings.append(
             warning(f"The following matching keys are not supported: {', '.join(result.ignored)}")
         )
+    if result.not_included:
+        warnings.append(
+            warning(
+                "The following includefield attributes are not returned at this level: "
+                + ", ".join(result.not_included)
+            )
+        )
     headers = {"Warning": ", ".join(warnings)} if warnings else None
     return Response(orjson.dumps(result.matches), media_type=DICOM_JSON, headers=headers)
 

@@ -355,12 +355,15 @@ def _wanted(q: _Query, required: Sequence[str], level: frozenset[str] | None) ->
 def _answer(
     q: _Query, matches: list[dict[str, Any]], more: bool, level: frozenset[str] | None
 ) -> QidoResult:
-    """The result, naming the ``includefield`` attributes that are neither of ``level`` (None:
-    any) nor among the index's attributes of a match."""
+    """The result, naming the ``includefield`` attributes that the matches lack because they
+    are neither of ``level`` (None: any) nor among the index's attributes of a match."""
     outside = [
         k
         for k in q.include
-        if level is not None and k not in level and not any(_tag(k) in m for m in matches)
+        if matches
+        and level is not None
+        and k not in level
+        and not any(_tag(k) in m for m in matches)
     ]
     return QidoResult(matches, more, q.ignored, outside)
 

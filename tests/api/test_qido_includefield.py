@@ -186,6 +186,13 @@ def test_an_includefield_attribute_not_of_the_level_is_said_so(api, sent):
         '299 pacs: "The following includefield attributes are not returned at this level: '
         'Manufacturer"'
     )
+    # no match: nothing is left out of one
+    r = api.get(
+        "/dicomweb/studies",
+        headers=sent["h"],
+        params={"includefield": "Manufacturer", "PatientID": "nobody"},
+    )
+    assert r.json() == [] and "warning" not in r.headers
     r = api.get("/dicomweb/series", headers=sent["h"], params={"includefield": "Manufacturer"})
     assert _values(r.json()[0])["Manufacturer"] == ["ACME"] and "warning" not in r.headers
     r = api.get(

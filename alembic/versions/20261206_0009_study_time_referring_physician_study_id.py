@@ -37,7 +37,7 @@ def upgrade() -> None:
 def _fill_from_headers() -> None:
     """Each stored study's three values from its first stored instance's header, a batch of
     studies at a time (the headers are a few kilobytes each)."""
-    from pacs_app.dicom.reader import study_matching_values
+    from pacs_app.dicom.matching import study_matching_values
 
     bind = op.get_bind()
     study = sa.table(

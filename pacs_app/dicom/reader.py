@@ -24,7 +24,6 @@ from pydicom.errors import InvalidDicomError
 from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom import rawheader
 from pacs_app.dicom.dicomjson import dataset_to_json, first_text, raw_elements
-from pacs_app.dicom.matching import study_matching_values
 
 PIXEL_TAGS = rawheader.PIXEL_TAGS
 UNDEFINED_LENGTH = rawheader.UNDEFINED
@@ -64,10 +63,6 @@ class DicomHeader:
     series_description: str
     accession_number: str
     study_date: date | None
-    # kept to match QIDO-RS StudyTime, ReferringPhysicianName, StudyID on (dicom.matching)
-    study_time: str
-    referring_physician_norm: str
-    dicom_study_id: str
     series_number: int | None
     instance_number: int | None
     rows: int | None
@@ -236,7 +231,6 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
             return None
         return value
 
-    study_time, referring_physician_norm, dicom_study_id = study_matching_values(dicom_json)
     return DicomHeader(
         study_instance_uid=uids["StudyInstanceUID"],
         series_instance_uid=uids["SeriesInstanceUID"],
@@ -253,9 +247,6 @@ def _read_header(path: Path, filename: str | None) -> DicomHeader:
         series_description=text("0008103E", 200),
         accession_number=text("00080050", 16),
         study_date=_date(text("00080020", 8)),
-        study_time=study_time,
-        referring_physician_norm=referring_physician_norm,
-        dicom_study_id=dicom_study_id,
         series_number=number("00200011"),
         instance_number=number("00200013"),
         rows=number("00280010"),

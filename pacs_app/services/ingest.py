@@ -32,7 +32,7 @@ from sqlmodel import Session
 from pacs_app.config import settings
 from pacs_app.core import db
 from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
-from pacs_app.dicom.matching import normalize_name
+from pacs_app.dicom.matching import normalize_name, study_matching_values
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
 from pacs_app.models import Centre, Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.base import utcnow
@@ -230,9 +230,10 @@ def _apply_metadata(study: Study, form: StudyForm, header: DicomHeader) -> None:
     study.description = header.study_description
     study.accession_number = header.accession_number
     study.study_date = header.study_date
-    study.study_time = header.study_time
-    study.referring_physician_norm = header.referring_physician_norm
-    study.dicom_study_id = header.dicom_study_id
+    # what QIDO-RS matches StudyTime, ReferringPhysicianName and StudyID on
+    study.study_time, study.referring_physician_norm, study.dicom_study_id = study_matching_values(
+        header.dicom_json
+    )
     study.clinical_notes = form.clinical_notes[:4000]
     study.priority = form.priority
     study.priority_rank = form.priority.rank

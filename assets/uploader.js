@@ -28,7 +28,7 @@
     if (!el) return;
     el.textContent = text;
     el.setAttribute("data-kind", kind || "info");
-    el.style.color = kind === "error" ? "#ce2c31" : kind === "ok" ? "#218358" : "";
+    el.style.color = kind === "error" ? "#ce2c31" : kind === "ok" ? "#218358" : kind === "warning" ? "#ab6400" : "";
   }
 
   // The page may have been left and re-rendered (client-side navigation): forget files whose
@@ -184,11 +184,24 @@
       result.files.forEach(function (o) { byName[o.name] = o; });
       files.forEach(function (f) {
         var o = byName[f.file.name];
-        if (o) { f.note.textContent = o.status === "duplicate" ? "already stored (duplicate)" : "stored in " + o.study_id; f.note.style.color = "#218358"; }
+        if (!o) return;
+        if (o.status === "conflict") {
+          // the study holds other data under this SOP Instance UID: this file was not stored
+          f.note.textContent = o.detail; f.note.style.color = "#ab6400";
+          return;
+        }
+        f.note.textContent = o.status === "duplicate" ? "already stored (duplicate)" : "stored in " + o.study_id;
+        f.note.style.color = "#218358";
       });
-      setSummary("Stored " + result.stored + " file(s), " + result.duplicates +
+      var summary = "Stored " + result.stored + " file(s), " + result.duplicates +
         " duplicate(s), in " + result.studies.length + " stud" +
-        (result.studies.length === 1 ? "y" : "ies") + ".", "ok");
+        (result.studies.length === 1 ? "y" : "ies") + ".";
+      if (result.conflicts) {
+        setSummary(summary + " " + result.conflicts + " file(s) were not stored: the study " +
+          "already holds other data under their SOP Instance UIDs (see each file).", "warning");
+      } else {
+        setSummary(summary, "ok");
+      }
       var links = $("upload-studies");
       if (links) {
         links.textContent = "";

@@ -297,6 +297,22 @@ def _file_meta(buf: _Buffer) -> tuple[str, int]:
     return syntax, pos
 
 
+def dataset_start(fp: BinaryIO, size: int) -> tuple[str, int]:
+    """The transfer syntax of the DICOM file ``fp`` (``size`` bytes long), read from the file
+    meta group, and the offset at which its data set starts.
+
+    Raises :class:`Unsupported` for a file without a preamble or with a file meta group this
+    parser does not read.
+    """
+    buf = _Buffer(fp, size)
+    if buf.data[128:132] != b"DICM":
+        raise Unsupported("no preamble")
+    try:
+        return _file_meta(buf)
+    except (ValueError, struct.error) as exc:
+        raise Unsupported(f"{type(exc).__name__}: {exc}") from exc
+
+
 def parse(fp: BinaryIO, size: int) -> RawHeader:
     """The header of the DICOM file ``fp`` (``size`` bytes long), as DICOM JSON.
 

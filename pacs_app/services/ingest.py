@@ -32,6 +32,7 @@ from sqlmodel import Session
 from pacs_app.config import settings
 from pacs_app.core import db
 from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
+from pacs_app.dicom import sameness
 from pacs_app.dicom.matching import normalize_name, study_matching_values
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
 from pacs_app.models import Centre, Instance, Priority, Series, Study, StudyStatus
@@ -127,9 +128,13 @@ def normalize_age(value: str) -> str:
 
 class FileOutcome(BaseModel):
     name: str
-    status: str  # "stored" or "duplicate"
+    # "stored"; "duplicate": the study holds this instance already, the same data; "conflict":
+    # the study holds another data set under this SOP Instance UID, which it keeps (``detail``
+    # says what differs), so this file was not stored
+    status: str
     study_id: str
     sop_instance_uid: str
+    detail: str | None = None
 
 
 class IngestResult(BaseModel):
@@ -137,6 +142,7 @@ class IngestResult(BaseModel):
     files: list[FileOutcome]
     stored: int
     duplicates: int
+    conflicts: int = 0
 
     @property
     def study_id(self) -> str | None:
@@ -348,6 +354,16 @@ class _Planned:
     first_header: DicomHeader
     stored: list[tuple[StagedFile, DicomHeader, int, str, StoredObject]]
     duplicates: list[tuple[StagedFile, DicomHeader]]
+    # a re-sent SOP Instance UID with other data than the stored one's: what differs
+    conflicts: list[tuple[StagedFile, DicomHeader, str]]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """An instance the study holds (or this upload has just written): its file and sha256."""
+
+    key: str
+    sha256: str
 
 
 # The rows are read and written with statements built once: a modality or a PACS sending one
@@ -372,6 +388,8 @@ _FIND_STUDY = (
         _STUDY.c.study_id,
         _STUDY.c.next_instance_number,
         _INSTANCE.c.sop_instance_uid,
+        _INSTANCE.c.storage_key,
+        _INSTANCE.c.sha256,
     )
     .select_from(
         _STUDY.outerjoin(
@@ -381,9 +399,9 @@ _FIND_STUDY = (
     )
     .where(_STUDY_OF_CENTRE)
 )
-_KNOWN_SOPS = select(_INSTANCE.c.sop_instance_uid).where(
-    _INSTANCE.c.study_pk == bindparam("study"), _SOP_AMONG
-)
+_KNOWN_SOPS = select(
+    _INSTANCE.c.sop_instance_uid, _INSTANCE.c.storage_key, _INSTANCE.c.sha256
+).where(_INSTANCE.c.study_pk == bindparam("study"), _SOP_AMONG)
 
 
 @cache
@@ -439,18 +457,22 @@ def _sync_pool() -> ThreadPoolExecutor:
 
 
 def _find_study(conn, centre_id: int, study_uid: str, sops: list[str]):
-    """``(Study ID, next instance number)`` of the centre's study, or ``None``; and which of
+    """``(Study ID, next instance number)`` of the centre's study, or ``None``; and those of
     ``sops`` it holds already (the first 500 asked with the study, the rest in chunks)."""
     rows = conn.execute(
         _FIND_STUDY, {"centre": centre_id, "uid": study_uid, "sops": sops[:_SOPS_CHUNK]}
     ).all()
     if not rows:
-        return None, set()
-    known = {r.sop_instance_uid for r in rows if r.sop_instance_uid is not None}
+        return None, {}
     study_pk = rows[0].id
     for i in range(_SOPS_CHUNK, len(sops), _SOPS_CHUNK):
         chunk = sops[i : i + _SOPS_CHUNK]
-        known.update(conn.execute(_KNOWN_SOPS, {"study": study_pk, "sops": chunk}).scalars())
+        rows += conn.execute(_KNOWN_SOPS, {"study": study_pk, "sops": chunk}).all()
+    known = {
+        r.sop_instance_uid: _Held(r.storage_key, r.sha256)
+        for r in rows
+        if r.sop_instance_uid is not None
+    }
     return (rows[0].study_id, rows[0].next_instance_number), known
 
 
@@ -490,18 +512,39 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
             conn, centre.id, study_uid, [h.sop_instance_uid for _, h in items]
         )
         study_id, number = found or (new_study_id(session), 1)
-        plan = _Planned(study_uid, study_id, found is None, items[0][1], [], [])
+        plan = _Planned(study_uid, study_id, found is None, items[0][1], [], [], [])
         for staged, header in items:
-            if header.sop_instance_uid in known:
-                plan.duplicates.append((staged, header))
+            held = known.get(header.sop_instance_uid)
+            if held is not None:
+                differs = _resend_difference(storage, held, staged)
+                if differs:
+                    plan.conflicts.append((staged, header, differs))
+                else:
+                    plan.duplicates.append((staged, header))
                 continue
-            known.add(header.sop_instance_uid)
             number, key, stored = _put_next(storage, f"{centre.code}/{study_id}", number, staged)
+            known[header.sop_instance_uid] = _Held(key, stored.sha256)
             written.append(key)
             plan.stored.append((staged, header, number, key, stored))
             number += 1
         plans.append(plan)
     return plans
+
+
+def _resend_difference(storage: Storage, held: _Held, staged: StagedFile) -> str | None:
+    """``None`` when ``staged`` is the instance ``held`` (the same bytes, or the same data set
+    under other file meta information); otherwise what differs. Only a re-send gets here."""
+    sent = staged.digest.sha256 if staged.digest is not None else sameness.sha256_of(staged.path)
+    if sent == held.sha256:
+        return None
+    try:
+        with storage.open(held.key) as stored, open(staged.path, "rb") as fp:
+            return sameness.difference(stored, fp)
+    except (OSError, StorageError) as exc:
+        raise StorageUnavailable(
+            f"{staged.name}: the study holds this instance already, and its stored file could "
+            f"not be read to compare the two ({exc}); nothing of this upload was kept."
+        ) from exc
 
 
 def _insert_series(conn, study_pk: int, header: DicomHeader, num_instances: int = 0) -> int:
@@ -613,7 +656,7 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
             resource_id=study.study_id,
             centre_id=centre.id,
             address=address,
-            detail={"instances": len(plan.stored), "new_study": plan.is_new},
+            detail=_upload_detail(plan),
         )
     if raised:
         stored_study = session.get(Study, study.id)  # as just written; the notice links to it
@@ -624,6 +667,19 @@ def _record_rows(session, actor, centre, form, plan: _Planned, address) -> Simpl
         active_job = row.active_job if row is not None else None
         ai.enqueue_after_upload(session, study.id, study.priority_rank, centre, active_job)
     return study
+
+
+def _upload_detail(plan: _Planned) -> dict:
+    """The audit record of one study's part of an upload (UIDs only: no patient data)."""
+    detail: dict = {"instances": len(plan.stored), "new_study": plan.is_new}
+    if plan.conflicts:
+        # re-sent UIDs with other data: what a sender thinks is stored here and is not
+        detail["conflicts"] = [
+            {"sop_instance_uid": h.sop_instance_uid, "difference": differs}
+            for _, h, differs in plan.conflicts[:100]
+        ]
+        detail["conflicts_total"] = len(plan.conflicts)
+    return detail
 
 
 def _store(
@@ -677,26 +733,21 @@ def _store(
 
     from pacs_app.services.studies import study_public
 
-    outcomes = []
-    for plan in plans:
-        outcomes += [
-            FileOutcome(
-                name=f.name,
-                status="stored",
-                study_id=plan.study_id,
-                sop_instance_uid=h.sop_instance_uid,
-            )
-            for f, h, *_ in plan.stored
-        ]
-        outcomes += [
-            FileOutcome(
-                name=f.name,
-                status="duplicate",
-                study_id=plan.study_id,
-                sop_instance_uid=h.sop_instance_uid,
-            )
-            for f, h in plan.duplicates
-        ]
+    outcomes = [
+        FileOutcome(
+            name=f.name,
+            status=status,
+            study_id=plan.study_id,
+            sop_instance_uid=h.sop_instance_uid,
+            detail=detail,
+        )
+        for plan in plans
+        for f, h, status, detail in (
+            *((f, h, "stored", None) for f, h, *_ in plan.stored),
+            *((f, h, "duplicate", None) for f, h in plan.duplicates),
+            *((f, h, "conflict", conflict_message(d)) for f, h, d in plan.conflicts),
+        )
+    ]
     order = {f.name: i for i, (f, _) in enumerate(headers)}
     outcomes.sort(key=lambda o: order.get(o.name, 0))
     return IngestResult(
@@ -712,6 +763,17 @@ def _store(
         files=outcomes,
         stored=sum(len(p.stored) for p in plans),
         duplicates=sum(len(p.duplicates) for p in plans),
+        conflicts=sum(len(p.conflicts) for p in plans),
+    )
+
+
+def conflict_message(differs: str) -> str:
+    """What a sender is told of a file not stored because the study holds other data under
+    its SOP Instance UID (``differs``: what :func:`sameness.difference` found)."""
+    return (
+        "not stored: the study already holds an instance with this SOP Instance UID, and "
+        f"{differs}; "
+        "the stored instance is kept unchanged (a corrected image needs a new SOP Instance UID)"
     )
 
 

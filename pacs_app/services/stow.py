@@ -3,15 +3,18 @@
 The instances go through ingest as an upload without a form (the headers fill the study),
 and all together or not at all, as every upload here: when one is refused, none is stored,
 and the answer lists every instance as failed, the refused ones with their reason (Failure
-Reason, PS3.18 Table I.2-2) and the others with "processing failure". STOW-RS's partial
-success (202) is never answered.
+Reason, PS3.18 Table I.2-2) and the others with "processing failure". An instance whose SOP
+Instance UID the study holds already is answered as stored when it is the same data set, and
+as failed (Duplicate SOP Instance) when its data differ: the stored one is kept, the rest of
+the request is stored, and the answer is 202 (some stored) or 409 (none).
 
 Failure reasons used (this server's conformance, see the README):
 
 - ``0xC000`` cannot understand: not a DICOM file, truncated, or without the UIDs a PACS needs;
 - ``0xC409`` the instance's StudyInstanceUID is not the study the request was sent to
   (``POST .../studies/{study}``);
-- ``0x0110`` processing failure: the instance was fine, but another one was refused.
+- ``0x0110`` processing failure: the instance was fine, but another one was refused;
+- ``0x0111`` duplicate SOP instance: the study holds other data under its SOP Instance UID.
 """
 
 from __future__ import annotations
@@ -31,17 +34,19 @@ from pacs_app.storage import Storage
 CANNOT_UNDERSTAND = 0xC000
 STUDY_MISMATCH = 0xC409
 PROCESSING_FAILURE = 0x0110
+DUPLICATE_SOP_INSTANCE = 0x0111
 
 
 @dataclass(frozen=True)
 class StowResult:
-    """The Store Instances Response (PS3.18 Annex I) as DICOM JSON, and whether the
-    instances were refused (then none was stored; ``problem`` says why, naming the first
-    refused instance)."""
+    """The Store Instances Response (PS3.18 Annex I) as DICOM JSON; whether none of the
+    instances is stored (``refused``: none was stored, or each conflicts with what the study
+    holds) or only some (``partial``); ``problem`` says why, naming the first failed one."""
 
     response: dict[str, Any]
     refused: bool
     problem: str | None = None
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,27 +101,53 @@ def store_instances(
     if refusals:
         return _refused(headers, refusals)
     accepted = [(staged, header) for staged, header in headers if header is not None]
-    # an instance the study holds already is not stored again, and is answered as stored
-    ingest.store_parsed(session, actor, centre, accepted, ingest.StudyForm(), storage, address)
-    studies = {header.study_instance_uid for _, header in accepted}
+    # an instance the study holds already is not stored again: answered as stored when it is
+    # the same, as failed when the study holds other data under its UID
+    result = ingest.store_parsed(
+        session, actor, centre, accepted, ingest.StudyForm(), storage, address
+    )
+    conflicts = {
+        (o.name, o.sop_instance_uid): o.detail for o in result.files if o.status == "conflict"
+    }
+    kept = [h for s, h in accepted if (s.name, h.sop_instance_uid) not in conflicts]
+    failed = [h for s, h in accepted if (s.name, h.sop_instance_uid) in conflicts]
+    studies = {header.study_instance_uid for header in kept}
+    sequences = {
+        "ReferencedSOPSequence": [
+            attributes(
+                ReferencedSOPClassUID=header.sop_class_uid,
+                ReferencedSOPInstanceUID=header.sop_instance_uid,
+                RetrieveURL=dicomweb.instance_url(
+                    base_url,
+                    header.study_instance_uid,
+                    header.series_instance_uid,
+                    header.sop_instance_uid,
+                ),
+            )
+            for header in kept
+        ],
+        "FailedSOPSequence": [
+            attributes(
+                ReferencedSOPClassUID=header.sop_class_uid,
+                ReferencedSOPInstanceUID=header.sop_instance_uid,
+                FailureReason=DUPLICATE_SOP_INSTANCE,
+            )
+            for header in failed
+        ],
+    }
+    response = attributes(
+        RetrieveURL=f"{base_url}/studies/{studies.pop()}" if len(studies) == 1 else None,
+        **{keyword: items for keyword, items in sequences.items() if items},
+    )
+    if not conflicts:
+        return StowResult(response=response, refused=False)
+    (name, _), detail = next(iter(conflicts.items()))
+    others = len(conflicts) - 1
     return StowResult(
-        response=attributes(
-            RetrieveURL=f"{base_url}/studies/{studies.pop()}" if len(studies) == 1 else None,
-            ReferencedSOPSequence=[
-                attributes(
-                    ReferencedSOPClassUID=header.sop_class_uid,
-                    ReferencedSOPInstanceUID=header.sop_instance_uid,
-                    RetrieveURL=dicomweb.instance_url(
-                        base_url,
-                        header.study_instance_uid,
-                        header.series_instance_uid,
-                        header.sop_instance_uid,
-                    ),
-                )
-                for _, header in accepted
-            ],
-        ),
-        refused=False,
+        response=response,
+        refused=not kept,
+        partial=bool(kept),
+        problem=f"{name}: {detail}" + (f" (and {others} more not stored)" if others else ""),
     )
 
 

@@ -247,3 +247,50 @@ def test_one_request_may_hold_several_studies(api, world, tmp_path):
     assert len(_items(r, "00081199")) == 2
     listed = api.get("/studies", headers=tech).json()["items"]
     assert sorted(s["patient_name"] for s in listed) == ["DOE^JANE", "ROE^RICHARD"]
+
+
+def _with(path, target, **changes):
+    ds = pydicom.dcmread(path)
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+def test_a_resend_with_other_data_fails_as_a_duplicate_sop_instance(
+    api, world, session, tmp_path, storage_root
+):
+    tech = _auth(api, "tech")
+    paths = make_series(tmp_path / "s", 2)
+    assert _store(api, tech, [paths[0].read_bytes()]).status_code == 200
+    corrected = _with(paths[0], tmp_path / "corrected.dcm", PatientName="OTHER^NAME")
+    sop = pydicom.dcmread(paths[0]).SOPInstanceUID
+
+    # the new instance is stored; the other data under a held UID is not (202)
+    r = _store(api, tech, [corrected.read_bytes(), paths[1].read_bytes()])
+
+    assert r.status_code == 202, r.text
+    assert [_value(i, "00081155") for i in _items(r, "00081199")] == [
+        pydicom.dcmread(paths[1]).SOPInstanceUID
+    ]
+    [failed] = _items(r, "00081198")
+    assert _value(failed, "00081155") == sop
+    assert _value(failed, "00081197") == stow.DUPLICATE_SOP_INSTANCE  # FailureReason 0111H
+    assert r.headers["warning"].startswith('299 pacs: "instance 1: not stored: the study')
+    assert "differ" in r.headers["warning"]
+    after = _state(session, storage_root)
+    assert after[0] == (1, 1, 2)
+
+    # sent alone, it stores nothing: 409, and the held instance is unchanged
+    r = _store(api, tech, [corrected.read_bytes()])
+
+    assert r.status_code == 409, r.text
+    assert "00081199" not in r.json()
+    assert [_value(i, "00081197") for i in _items(r, "00081198")] == [0x0111]
+    assert _state(session, storage_root) == after
+    held = api.get(
+        f"/studies/{api.get('/studies', headers=tech).json()['items'][0]['study_id']}"
+        "/instances/1/file",
+        headers=tech,
+    )
+    assert held.content == paths[0].read_bytes()

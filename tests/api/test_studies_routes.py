@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydicom.uid import generate_uid
 from sqlmodel import func, select
@@ -313,3 +314,28 @@ def test_the_upload_route_stays_documented_and_works_under_a_prefix(api, world, 
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
     r = _upload(api, tech, make_series(tmp_path / "s", 1))
     assert r.status_code == 201 and r.json()["stored"] == 1
+
+
+def test_a_resend_with_other_data_is_answered_as_a_conflict(
+    api, world, session, tmp_path, storage_root
+):
+    tech = _auth(api, "tech-n")
+    [first] = make_series(tmp_path / "s", 1, patient_id="P-1")
+    assert _upload(api, tech, [first]).status_code == 201
+    before = _state(session, storage_root)
+    ds = pydicom.dcmread(first)
+    ds.PatientID = "P-2"  # the same SOP Instance UID with other data
+    corrected = tmp_path / "corrected.dcm"
+    ds.save_as(corrected, enforce_file_format=True)
+
+    r = _upload(api, tech, [corrected, first])
+
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["stored"], body["duplicates"], body["conflicts"]) == (0, 1, 1)
+    conflict, duplicate = body["files"]
+    assert (conflict["name"], conflict["status"]) == ("corrected.dcm", "conflict")
+    assert conflict["detail"].startswith("not stored: the study already holds an instance")
+    assert (duplicate["status"], duplicate["detail"]) == ("duplicate", None)
+    assert _state(session, storage_root) == before
+    assert [p.read_bytes() for p in before[1]] == [first.read_bytes()]

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pydicom
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -82,11 +83,21 @@ def test_technician_uploads_a_batch_and_finds_it_in_the_lists(page, new_page, tm
     expect(tele.locator(f"#study-row-{study_id}")).to_be_visible()
     expect(tele.locator("#sidebar")).not_to_contain_text("Upload")
 
+    # re-sending adds nothing; a file with other data under a held UID is not stored, and says so
+    corrected = pydicom.dcmread(paths[3])
+    corrected.PatientName = "BROWSER^CORRECTED"
+    corrected.save_as(tmp_path / "corrected.dcm", enforce_file_format=True)
     page.goto("/upload")
-    assert _upload(page, paths[:3]) == study_id
+    assert _upload(page, [*paths[:3], tmp_path / "corrected.dcm"]) == study_id
     expect(page.locator("#upload-summary")).to_have_text(
-        "Stored 0 file(s), 3 duplicate(s), in 1 study."
+        "Stored 0 file(s), 3 duplicate(s), in 1 study. 1 file(s) were not stored: the study "
+        "already holds other data under their SOP Instance UIDs (see each file)."
     )
+    expect(page.locator(".upload-note").nth(0)).to_have_text("already stored (duplicate)")
+    expect(page.locator(".upload-note").nth(3)).to_contain_text(
+        "not stored: the study already holds an instance with this SOP Instance UID"
+    )
+    expect(page.locator(".upload-study-link")).to_contain_text("15 images")
 
 
 def test_a_refused_file_stops_the_batch_until_removed(page, tmp_path):

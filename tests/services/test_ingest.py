@@ -6,14 +6,15 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydantic import ValidationError
-from pydicom.uid import generate_uid
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 from sqlmodel import func, select
 
 from pacs_app.core.errors import InvalidInput, PermissionDenied, StorageUnavailable
 from pacs_app.dicom.reader import InvalidDicom
-from pacs_app.models import Instance, Priority, Role, Series, Study, StudyStatus
+from pacs_app.models import AuditEvent, Instance, Priority, Role, Series, Study, StudyStatus
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest, normalize_age
 from pacs_app.storage import LocalStorage, StorageError
 from tests.dicom_factory import TESTDATA, make_ct, make_series
@@ -102,6 +103,103 @@ def test_resending_adds_to_the_same_study_and_skips_duplicates(session, storage,
     assert [f.status for f in two.files] == ["duplicate", "stored"]
     assert two.studies[0].num_instances == 3 and two.studies[0].priority is Priority.STAT
     assert counts(session) == (1, 2, 3) and len(stored_files(storage)) == 3
+
+
+def _variant(source: Path, target: Path, **changes) -> Path:
+    """``source`` saved again as ``target`` with attributes (or, with ``meta_``, file meta
+    attributes) changed; ``implicit=True`` re-encodes it as implicit VR little endian."""
+    ds = pydicom.dcmread(source)
+    implicit = changes.pop("implicit", False)
+    for keyword, value in changes.items():
+        if keyword.startswith("meta_"):
+            setattr(ds.file_meta, keyword.removeprefix("meta_"), value)
+        else:
+            setattr(ds, keyword, value)
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+def test_a_resend_with_other_data_is_not_stored_and_says_what_differs(
+    session, storage, tech, tmp_path
+):
+    study_uid = generate_uid()
+    first = make_series(tmp_path / "s", 2, study_uid=study_uid)
+    ingest(session=session, actor=tech, files=staged(*first), storage=storage)
+    kept = {p.name: p.read_bytes() for p in stored_files(storage)}
+    corrected = _variant(first[0], tmp_path / "again" / "corrected.dcm", PatientName="OTHER^NAME")
+    recoded = _variant(first[1], tmp_path / "again" / "recoded.dcm", implicit=True)
+    extra = make_ct(tmp_path / "again" / "extra.dcm", study_uid=study_uid)
+
+    result = ingest(
+        session=session, actor=tech, files=staged(corrected, recoded, extra), storage=storage
+    )
+
+    assert [f.status for f in result.files] == ["conflict", "conflict", "stored"]
+    assert (result.stored, result.duplicates, result.conflicts) == (1, 0, 2)
+    assert "pixel data or other attributes differ" in result.files[0].detail
+    assert "another transfer syntax (Implicit VR Little Endian)" in result.files[1].detail
+    assert "(Explicit VR Little Endian)" in result.files[1].detail
+    assert "kept unchanged" in result.files[0].detail and result.files[2].detail is None
+    # the stored instances are what was first sent, byte for byte; only the new one was added
+    assert counts(session) == (1, 2, 3)
+    assert {p.name: p.read_bytes() for p in stored_files(storage) if p.name in kept} == kept
+    [event] = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == "study.uploaded")
+        .order_by(AuditEvent.id.desc())
+    ).all()[:1]
+    assert event.detail["instances"] == 1 and event.detail["conflicts_total"] == 2
+    assert [c["sop_instance_uid"] for c in event.detail["conflicts"]] == [
+        f.sop_instance_uid for f in result.files[:2]
+    ]
+    assert "OTHER" not in str(event.detail)  # no patient data in the audit record
+
+
+def test_a_resend_differing_only_in_file_meta_is_a_duplicate(session, storage, tech, tmp_path):
+    [first] = make_series(tmp_path / "s", 1)
+    ingest(session=session, actor=tech, files=staged(first), storage=storage)
+    forwarded = _variant(
+        first,
+        tmp_path / "fwd" / "forwarded.dcm",
+        meta_ImplementationVersionName="OTHER_PACS_1",
+        meta_SourceApplicationEntityTitle="FORWARDER",
+    )
+    assert forwarded.read_bytes() != first.read_bytes()
+
+    result = ingest(session=session, actor=tech, files=staged(forwarded), storage=storage)
+
+    assert [(f.status, f.detail) for f in result.files] == [("duplicate", None)]
+    assert counts(session) == (1, 1, 1)
+
+
+def test_two_files_of_one_upload_with_one_uid_and_other_data(session, storage, tech, tmp_path):
+    [first] = make_series(tmp_path / "s", 1)
+    other = _variant(first, tmp_path / "t" / "other.dcm", PatientID="ANOTHER")
+    same = tmp_path / "t" / "same.dcm"
+    same.write_bytes(first.read_bytes())
+
+    result = ingest(session=session, actor=tech, files=staged(first, other, same), storage=storage)
+
+    assert [f.status for f in result.files] == ["stored", "conflict", "duplicate"]
+    assert counts(session) == (1, 1, 1) and len(stored_files(storage)) == 1
+
+
+def test_a_resend_whose_stored_file_is_unreadable_stores_nothing(session, storage, tech, tmp_path):
+    study_uid = generate_uid()
+    [first] = make_series(tmp_path / "s", 1, study_uid=study_uid)
+    ingest(session=session, actor=tech, files=staged(first), storage=storage)
+    [held] = stored_files(storage)
+    held.unlink()  # lost outside the application
+    other = _variant(first, tmp_path / "t" / "other.dcm", PatientID="ANOTHER")
+    extra = make_ct(tmp_path / "t" / "extra.dcm", study_uid=study_uid)
+
+    with pytest.raises(StorageUnavailable, match=r"other\.dcm: the study holds this instance"):
+        ingest(session=session, actor=tech, files=staged(extra, other), storage=storage)
+
+    assert counts(session) == (1, 1, 1) and stored_files(storage) == []
 
 
 def test_several_studies_in_one_upload_are_kept_apart(session, storage, tech, tmp_path):

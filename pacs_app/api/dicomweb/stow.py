@@ -5,7 +5,9 @@ its own (:mod:`pacs_app.api.multipart`): each instance straight into the staging
 the same size limit. An ingest process (:mod:`pacs_app.api.ingest_pool`) or, where none runs,
 the thread pool then checks the token and stores them through
 :func:`pacs_app.services.stow.store_instances`: 200 with the stored instances, or 409 with
-every instance failed (nothing is stored when one is refused) and a ``Warning`` naming why.
+every instance failed (nothing is stored when one is refused) and a ``Warning`` naming why;
+202 when some were stored and others not, as their SOP Instance UIDs are stored with other
+data (a ``Warning`` names the first).
 """
 
 from __future__ import annotations
@@ -43,8 +45,15 @@ STORE = {
             "description": "Every instance was stored (ReferencedSOPSequence lists them)",
             "content": {DICOM_JSON: {}},
         },
+        "202": {
+            "description": "Some instances were stored (ReferencedSOPSequence), others not: the "
+            "study holds other data under their SOP Instance UIDs (FailedSOPSequence, reason "
+            "0111H; the Warning header names the first)",
+            "content": {DICOM_JSON: {}},
+        },
         "409": {
-            "description": "An instance was refused, so none was stored (FailedSOPSequence; the "
+            "description": "An instance was refused, so none was stored, or every instance "
+            "conflicts with other data stored under its SOP Instance UID (FailedSOPSequence; the "
             "Warning header says why)",
             "content": {DICOM_JSON: {}},
         },
@@ -117,7 +126,7 @@ def store_upload(session: Session, message: dict) -> dict:
     if result.problem:
         headers["Warning"] = warning(result.problem)
     return {
-        "status": 409 if result.refused else 200,
+        "status": 409 if result.refused else 202 if result.partial else 200,
         "body": orjson.dumps(result.response).decode(),
         "headers": headers,
     }

@@ -37,6 +37,7 @@ class UploadResponse(BaseModel):
     files: list[ingest.FileOutcome]
     stored: int
     duplicates: int
+    conflicts: int = 0  # files not stored: the study holds other data under their SOP UIDs
 
 
 def form_from_fields(**fields: str | None) -> ingest.StudyForm:
@@ -171,6 +172,7 @@ def ingest_upload(
         files=result.files,
         stored=result.stored,
         duplicates=result.duplicates,
+        conflicts=result.conflicts,
     ).model_dump_json()
 
 

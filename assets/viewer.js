@@ -63,9 +63,12 @@
   // --- HTTP --------------------------------------------------------------------------------
   function api(path) { return (V.stage.getAttribute("data-api") || "") + path; }
   async function get(path, accept, method) {
-    // another study of the patient, shown beside the one read: each request says which
-    if (V && V.study.comparing && path.indexOf("/dicomweb/") === 0) {
-      path += (path.indexOf("?") < 0 ? "?" : "&") + "for=" + encodeURIComponent(V.study.comparing);
+    if (V && path.indexOf("/dicomweb/") === 0) {
+      // the study by its Study ID: studies of two centres can share a StudyInstanceUID, and
+      // the images shown must be this one's
+      path += (path.indexOf("?") < 0 ? "?" : "&") + "study_id=" + encodeURIComponent(V.study.study_id);
+      // another study of the patient, shown beside the one read: each request says which
+      if (V.study.comparing) path += "&for=" + encodeURIComponent(V.study.comparing);
     }
     var res = await fetch(api(path), { method: method || "GET",
       headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });

@@ -23,7 +23,7 @@ import pydicom
 from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
-from pacs_app.core.errors import InvalidInput, NotAcceptable, NotFound
+from pacs_app.core.errors import Conflict, InvalidInput, NotAcceptable, NotFound
 from pacs_app.dicom import bulk, pixels, sr, transcode, waveform
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
@@ -40,13 +40,40 @@ CACHE_MAX_BYTES = 64 * 1024 * 1024
 _LEFT_OUT = re.compile(r'"BulkDataURI":\s*""')
 
 
-def visible_study(session: Session, actor: Actor, study_uid: str, comparing: str | None) -> Study:
+def visible_study(
+    session: Session,
+    actor: Actor,
+    study_uid: str,
+    comparing: str | None,
+    study_id: str | None = None,
+) -> Study:
     """The study of ``study_uid`` the actor may see (see :func:`studies.may_see`); one of
-    another centre with the same UID is not it. Raises :class:`NotFound`."""
-    for study in session.exec(select(Study).where(Study.study_instance_uid == study_uid)):
-        if may_see(session, actor, study, comparing):
-            return study
-    raise NotFound(f"No study {study_uid} that you may see.")
+    another centre with the same UID is not it.
+
+    Two centres can hold a study of the same StudyInstanceUID (sent to both, or a modality
+    that repeats UIDs), and an admin or a tele-radiologist may see both: ``study_id`` (the
+    Study ID, which the viewer always sends) says which. Raises :class:`NotFound`, and
+    :class:`Conflict` where the actor may see several and ``study_id`` names none: one is
+    never picked for them, as its images could be another patient's.
+    """
+    query = select(Study).where(Study.study_instance_uid == study_uid).order_by(col(Study.id))
+    if study_id is not None:
+        query = query.where(Study.study_id == study_id)
+    seen = [s for s in session.exec(query) if may_see(session, actor, s, comparing)]
+    if not seen:
+        raise NotFound(f"No study {study_uid} that you may see.")
+    return _the_one(seen, study_uid)
+
+
+def _the_one(seen: list[Study], study_uid: str) -> Study:
+    """The one study of ``seen``; :class:`Conflict` naming them where there are several."""
+    if len(seen) > 1:
+        raise Conflict(
+            f"{len(seen)} studies you may see have the StudyInstanceUID {study_uid} (Study "
+            f"IDs {', '.join(s.study_id for s in seen)}, of different centres): name one "
+            "with ?study_id= in the request."
+        )
+    return seen[0]
 
 
 def series_of(session: Session, study: Study, series_uid: str) -> Series:
@@ -69,13 +96,15 @@ def metadata(
     address: str | None = None,
     comparing: str | None = None,
     base_url: str = "",
+    study_id: str | None = None,
 ) -> str:
     """DICOM JSON of every instance of a study (or of one series, or one instance), as the
     text of a JSON array: the stored documents are joined, not parsed and serialized again,
     but for those with values left out, which get their ``BulkDataURI`` under ``base_url``
     (the DICOMweb root as the client reached it; see :func:`bulk_data`).
-    ``comparing``: the Study ID of the study being read, where this one is shown beside it."""
-    study = visible_study(session, actor, study_uid, comparing)
+    ``comparing``: the Study ID of the study being read, where this one is shown beside it;
+    ``study_id``: this study's, where several have its UID (see :func:`visible_study`)."""
+    study = visible_study(session, actor, study_uid, comparing, study_id)
     query = (
         select(
             cast(Instance.dicom_json, String), Series.series_instance_uid, Instance.sop_instance_uid
@@ -162,10 +191,11 @@ def stored_files(
     series_uid: str | None = None,
     address: str | None = None,
     comparing: str | None = None,
+    study_id: str | None = None,
 ) -> list[StoredFile]:
     """The stored files of a study's instances (or of one of its series), in series and
     instance order, for a WADO-RS retrieval of all of them; the retrieval is audited."""
-    study = visible_study(session, actor, study_uid, comparing)
+    study = visible_study(session, actor, study_uid, comparing, study_id)
     query = (
         select(Instance.storage_key, Instance.transfer_syntax_uid)
         .join(Series, col(Series.id) == Instance.series_pk)
@@ -279,13 +309,14 @@ def opening_image(
     sop_uid: str | None = None,
     frame: int = 0,
     comparing: str | None = None,
+    study_id: str | None = None,
 ) -> dict[str, Any] | None:
     """The image the viewer shows first in a series, with its instance's DICOM JSON, so that
     the viewer can fetch and show its pixels while the whole series' metadata is still on its
     way: frame ``frame`` of ``sop_uid`` (the view the user left) when the series has it, else
     the middle image in the viewer's order (instance number, then frame). ``None`` for a
     series without instances."""
-    study = visible_study(session, actor, study_uid, comparing)
+    study = visible_study(session, actor, study_uid, comparing, study_id)
     series = series_of(session, study, series_uid)
     rows = session.exec(
         select(Instance.id, Instance.sop_instance_uid, Instance.number_of_frames)
@@ -354,9 +385,10 @@ def instance(
     sop_uid: str,
     storage: Storage,
     comparing: str | None = None,
+    study_id: str | None = None,
 ) -> StoredInstance:
     """The stored file of one instance, in one query (without loading its metadata).
-    ``comparing``: as for :func:`metadata`."""
+    ``comparing`` and ``study_id``: as for :func:`metadata`."""
     rows = session.exec(
         select(Study, Instance.storage_key, Instance.number_of_frames, Instance.transfer_syntax_uid)
         .join(Series, col(Series.study_pk) == Study.id)
@@ -365,12 +397,16 @@ def instance(
             Study.study_instance_uid == study_uid,
             Series.series_instance_uid == series_uid,
             Instance.sop_instance_uid == sop_uid,
+            *([Study.study_id == study_id] if study_id is not None else []),
         )
+        .order_by(col(Study.id))
     ).all()
-    for study, storage_key, frames, syntax in rows:
-        if may_see(session, actor, study, comparing):
-            return StoredInstance.of(study, storage_key, frames, storage, syntax)
-    raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
+    seen = [row for row in rows if may_see(session, actor, row[0], comparing)]
+    if not seen:
+        raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
+    study = _the_one([row[0] for row in seen], study_uid)
+    _, storage_key, frames, syntax = seen[0]
+    return StoredInstance.of(study, storage_key, frames, storage, syntax)
 
 
 class _DatasetCache:

@@ -585,6 +585,7 @@ def search_series(
     base_url: str,
     study_uid: str | None = None,
     comparing: str | None = None,
+    study_id: str | None = None,
 ) -> QidoResult:
     """The series the actor may see that match ``query``, in series number order: of the
     study ``study_uid`` (one the actor may not see raises :class:`NotFound`), or, with
@@ -594,7 +595,7 @@ def search_series(
         q = _parse(query, _STUDY_KEYS | _SERIES_KEYS)
         clauses = [study_visibility(actor), *_study_clauses(q.keys)]
     else:
-        study = dicomweb.visible_study(session, actor, study_uid, comparing)
+        study = dicomweb.visible_study(session, actor, study_uid, comparing, study_id)
         q = _parse(query, _SERIES_KEYS)
         clauses = [Series.study_pk == study.id]
     rows, more = _page(
@@ -666,6 +667,7 @@ def search_instances(
     study_uid: str | None = None,
     series_uid: str | None = None,
     comparing: str | None = None,
+    study_id: str | None = None,
 ) -> QidoResult:
     """The instances the actor may see that match ``query``, in series and instance number
     order: of one series (``series_uid``) of the study ``study_uid``, of the whole study
@@ -678,7 +680,7 @@ def search_instances(
         clauses = [study_visibility(actor), *_study_clauses(q.keys)]
         found: list[Study] = []
     else:
-        study = dicomweb.visible_study(session, actor, study_uid, comparing)
+        study = dicomweb.visible_study(session, actor, study_uid, comparing, study_id)
         q = _parse(query, _INSTANCE_KEYS if series_uid else _SERIES_KEYS | _INSTANCE_KEYS)
         clauses = [Instance.study_pk == study.id]
         if series_uid is not None:

@@ -255,6 +255,23 @@ def test_admin_deletes_a_study_after_typing_its_id(page, new_page, tmp_path):
     expect(page.locator("#study-not-found")).to_be_visible()
 
 
+def centre_with_technician(client: httpx.Client, name: str, code: str, password: str) -> None:
+    """A new centre (by the demo admin), with a technician named ``code`` in lower case."""
+    admin = _token(client, "admin", "admin123")
+    centre = client.post("/centres", headers=admin, json={"name": name, "code": code})
+    centre.raise_for_status()
+    client.post(
+        "/users",
+        headers=admin,
+        json={
+            "username": code.lower(),
+            "password": password,
+            "role": "technician",
+            "centre_id": centre.json()["id"],
+        },
+    ).raise_for_status()
+
+
 def test_admin_filters_the_list_by_centre_and_received_date(page, app_url, tmp_path):
     """Two centres' studies of one patient name: the centre and date filters narrow the list,
     a backwards range is refused with a message, and Clear filters brings both back."""
@@ -262,21 +279,7 @@ def test_admin_filters_the_list_by_centre_and_received_date(page, app_url, tmp_p
     code = "F" + uuid.uuid4().hex[:5].upper()
     ids = {}
     with httpx.Client(base_url=app_url, timeout=60) as client:
-        admin = _token(client, "admin", "admin123")
-        centre = client.post(
-            "/centres", headers=admin, json={"name": f"Filter Centre {code}", "code": code}
-        )
-        centre.raise_for_status()
-        client.post(
-            "/users",
-            headers=admin,
-            json={
-                "username": code.lower(),
-                "password": PASSWORD,
-                "role": "technician",
-                "centre_id": centre.json()["id"],
-            },
-        ).raise_for_status()
+        centre_with_technician(client, f"Filter Centre {code}", code, PASSWORD)
         for username, password in (
             ("technician", "tech123"),
             (code.lower(), "filter-centre-pass-1"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from pathlib import Path
 
 import httpx
@@ -13,9 +14,11 @@ import pydicom
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from pydicom.uid import generate_uid
 
 from tests.browser.test_sign_in import sign_in
-from tests.dicom_factory import TESTDATA, make_series
+from tests.browser.test_studies import centre_with_technician
+from tests.dicom_factory import TESTDATA, make_ct, make_series
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -38,11 +41,11 @@ def _upload(app_url: str, paths) -> str:
     return r.json()["study_id"]
 
 
-def _server_rendering(app_url: str, token: str, path: str) -> np.ndarray:
+def _server_rendering(app_url: str, token: str, path: str, **params: str) -> np.ndarray:
     """The server's PNG rendering of ``/dicomweb/studies/{path}`` at window 60/420, as grey."""
     r = httpx.get(
         f"{app_url}/dicomweb/studies/{path}/rendered",
-        params={"window": "60,420"},
+        params={"window": "60,420", **params},
         headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
     )
     assert r.status_code == 200, r.text
@@ -83,10 +86,10 @@ def test_read_a_multislice_study(page, new_page, app_url, ct_study):
     assert first["count"] == 20 and first["index"] == 10
     # the page named the first image, so it was drawn before the series' metadata was asked for
     expect(stage).to_have_attribute("data-shown", "1")
-    order = page.evaluate("""() => {
+    order = page.evaluate(r"""() => {
         const entries = performance.getEntriesByType("resource").map((e) => e.name);
         return [entries.findIndex((n) => n.includes("/frames/")),
-                entries.findIndex((n) => n.endsWith("/metadata"))];
+                entries.findIndex((n) => /\/metadata(\?|$)/.test(n))];
     }""")
     assert -1 < order[0] < order[1], order
 
@@ -303,26 +306,28 @@ def _measures_elsewhere(new_page, role: str, password: str, study_id: str, index
     return page.evaluate("window.__pacsViewer.measures()")
 
 
-def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
-    study_id, _ = ct_study
-    sign_in(page, "radiologist", "radio123")
-    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+def _shown_at_window(page, study_id: str, shot: Path, size: int = 128) -> tuple[dict, np.ndarray]:
+    """Open ``study_id`` in the viewer at window 60/420 and actual size: its state, and the
+    image's ``size`` x ``size`` pixels on the canvas as grey (screenshot saved as ``shot``)."""
     page.goto(f"/viewer/{study_id}")
-    stage = page.locator("#vw-stage")
-    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
     page.evaluate("window.__pacsViewer.setWindow(60, 420)")
     page.click("#vw-actual")
     page.wait_for_timeout(200)
     view = _state(page)
     assert view["zoom"] == 1
-
-    shot = ARTIFACTS / "viewer-canvas.png"
-    ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#vw-canvas").screenshot(path=str(shot))
-    page.screenshot(path=str(ARTIFACTS / "viewer-page.png"))
     canvas = np.asarray(Image.open(shot).convert("L"))
-    rows = cols = 128
-    on_screen = canvas[view["panY"] : view["panY"] + rows, view["panX"] : view["panX"] + cols]
+    return view, canvas[view["panY"] : view["panY"] + size, view["panX"] : view["panX"] + size]
+
+
+def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
+    study_id, _ = ct_study
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    view, on_screen = _shown_at_window(page, study_id, ARTIFACTS / "viewer-canvas.png")
+    page.screenshot(path=str(ARTIFACTS / "viewer-page.png"))
 
     token = _token(app_url, "radiologist", "radio123")
     meta = httpx.get(
@@ -609,3 +614,43 @@ def test_a_structured_report_reads_as_a_document_and_opens_its_image(page, app_u
     page.reload()
     expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
     assert page.evaluate("window.__pacsViewer.measures()") == []
+
+
+def test_studies_of_two_centres_with_one_uid_each_show_their_own_images(page, app_url, tmp_path):
+    """The same StudyInstanceUID at two centres (other pixels, another patient): the admin,
+    who may see both, opens each in the viewer and sees that study's own image."""
+    code = "U" + uuid.uuid4().hex[:5].upper()
+    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    ids = {}
+    with httpx.Client(base_url=app_url, timeout=60) as client:
+        centre_with_technician(client, f"Twin {code}", code, "twin-centre-pass-1")
+        for username, password, size in (
+            ("technician", "tech123", None),
+            (code.lower(), "twin-centre-pass-1", 128),
+        ):
+            path = make_ct(tmp_path / f"{username}.dcm", patient_name="TWIN^UID", size=size, **uids)
+            r = client.post(
+                "/studies",
+                headers={"Authorization": f"Bearer {_token(app_url, username, password)}"},
+                files=[("files", (path.name, path.read_bytes(), "application/dicom"))],
+            )
+            r.raise_for_status()
+            ids[username] = r.json()["study_id"]
+
+    sign_in(page, "admin", "admin123")
+    expect(page.locator("#dashboard-admin")).to_be_visible()
+    token = _token(app_url, "admin", "admin123")
+    renderings = []
+    for study_id in ids.values():
+        _, on_screen = _shown_at_window(page, study_id, tmp_path / f"{study_id}.png")
+        server = _server_rendering(
+            app_url,
+            token,
+            f"{uids['study_uid']}/series/{uids['series_uid']}/instances/{uids['sop_uid']}/frames/1",
+            study_id=study_id,
+        )
+        off = np.abs(on_screen.astype(int) - server.astype(int)) > 1
+        assert off.mean() <= 0.005, f"{study_id}: {off.mean():.2%} of pixels differ"
+        renderings.append(server)
+    # the two studies' images are not alike, so the viewer could not have shown one for both
+    assert (np.abs(renderings[0].astype(int) - renderings[1].astype(int)) > 1).mean() > 0.5

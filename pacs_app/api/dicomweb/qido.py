@@ -24,7 +24,8 @@ from pacs_app.api.dicomweb.wado import (
     FOR_PARAM,
     RETRIEVE,
     SERIES,
-    comparing_param,
+    STUDY_ID_PARAM,
+    study_params,
 )
 from pacs_app.services import dicomweb, qido
 from pacs_app.storage import Storage, get_storage
@@ -56,7 +57,10 @@ SEARCH: dict[str, Any] = {
     "parameters": _QIDO_PARAMS,
     "responses": {"200": {"content": {DICOM_JSON: {}}}},
 }
-SEARCH_IN_STUDY: dict[str, Any] = {**SEARCH, "parameters": [FOR_PARAM, *_QIDO_PARAMS]}
+SEARCH_IN_STUDY: dict[str, Any] = {
+    **SEARCH,
+    "parameters": [FOR_PARAM, STUDY_ID_PARAM, *_QIDO_PARAMS],
+}
 
 
 def _answer(result: qido.QidoResult) -> Response:
@@ -79,7 +83,7 @@ def _answer(result: qido.QidoResult) -> Response:
 
 
 def _query(request: Request) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in request.query_params.multi_items() if k != "for"]
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in ("for", "study_id")]
 
 
 async def _search(request: Request, session, search, **where) -> Response:
@@ -116,7 +120,7 @@ async def search_all_instances(request: Request, session: SessionDep) -> Respons
 )
 async def search_series(study: str, request: Request, session: SessionDep) -> Response:
     return await _search(
-        request, session, qido.search_series, study_uid=study, comparing=comparing_param(request)
+        request, session, qido.search_series, study_uid=study, **study_params(request)
     )
 
 
@@ -127,7 +131,7 @@ async def search_series(study: str, request: Request, session: SessionDep) -> Re
 )
 async def search_study_instances(study: str, request: Request, session: SessionDep) -> Response:
     return await _search(
-        request, session, qido.search_instances, study_uid=study, comparing=comparing_param(request)
+        request, session, qido.search_instances, study_uid=study, **study_params(request)
     )
 
 
@@ -145,7 +149,7 @@ async def search_series_instances(
         qido.search_instances,
         study_uid=study,
         series_uid=series,
-        comparing=comparing_param(request),
+        **study_params(request),
     )
 
 
@@ -187,7 +191,7 @@ def _stream(
 
 
 async def _retrieve(request: Request, session, study: str, series: str | None) -> Response:
-    comparing = comparing_param(request)
+    chosen = study_params(request)
 
     def work(s, actor, address):
         accepted = accepted_syntaxes(request.headers.get("accept"))
@@ -197,7 +201,7 @@ async def _retrieve(request: Request, session, study: str, series: str | None) -
             study_uid=study,
             series_uid=series,
             address=address,
-            comparing=comparing,
+            **chosen,
         )
         return _stream(*dicomweb.outgoing(files, accepted), get_storage())
 

@@ -78,11 +78,19 @@ FOR_PARAM = _param(
     "shown beside it (its reading radiologist may see those)",
     {"type": "string"},
 )
-READ: dict[str, Any] = {**SIGNED_IN, "parameters": [FOR_PARAM]}
+STUDY_ID_PARAM = _param(
+    "study_id",
+    "query",
+    "The Study ID of the study asked of, where studies of several centres that you may see "
+    "have its StudyInstanceUID (without it, such a request is answered 409)",
+    {"type": "string"},
+)
+READ: dict[str, Any] = {**SIGNED_IN, "parameters": [FOR_PARAM, STUDY_ID_PARAM]}
 RETRIEVE: dict[str, Any] = {
     **SIGNED_IN,
     "parameters": [
         FOR_PARAM,
+        STUDY_ID_PARAM,
         _param(
             "Accept",
             "header",
@@ -99,6 +107,7 @@ RENDERED_DOC: dict[str, Any] = {
     **SIGNED_IN,
     "parameters": [
         FOR_PARAM,
+        STUDY_ID_PARAM,
         _param("window", "query", "center,width[,linear]", {"type": "string"}),
         _param("quality", "query", "JPEG quality, 1-100 (90)", {"type": "integer"}),
         _param("accept", "query", "image/jpeg (default) or image/png", {"type": "string"}),
@@ -114,8 +123,18 @@ def comparing_param(request: Request) -> str | None:
     return studies.comparing_id(request.query_params.get("for"))
 
 
+def study_params(request: Request) -> dict[str, str | None]:
+    """The study a request asks of, beyond its UID: ``comparing`` (``?for=``, see
+    :func:`comparing_param`) and ``study_id`` (``?study_id=``: its Study ID, which the viewer
+    always sends, where several studies the user may see have the UID)."""
+    return {
+        "comparing": comparing_param(request),
+        "study_id": studies.comparing_id(request.query_params.get("study_id")),
+    }
+
+
 def _metadata(request, session, **uids) -> Awaitable[Response]:
-    comparing, base = comparing_param(request), base_url(request)
+    chosen, base = study_params(request), base_url(request)
     return as_actor(
         request,
         session,
@@ -124,8 +143,8 @@ def _metadata(request, session, **uids) -> Awaitable[Response]:
                 session=s,
                 actor=actor,
                 address=address,
-                comparing=comparing,
                 base_url=base,
+                **chosen,
                 **uids,
             )
         ),
@@ -159,7 +178,7 @@ def _found(request, session, actor, study, series, sop):
         series_uid=series,
         sop_uid=sop,
         storage=get_storage(),
-        comparing=comparing_param(request),
+        **study_params(request),
     )
 
 

@@ -80,6 +80,7 @@ class ViewerState(AuthState):
                     sop_uid=str(left.get("sop") or "") if uid else None,
                     frame=left.get("frame") if isinstance(left.get("frame"), int) else 0,
                     comparing=comparing,
+                    study_id=detail.study_id,
                 )
                 if series
                 else None

@@ -514,6 +514,7 @@ def search_studies(
     )
     modalities = _modalities_in(session, [s.id for s in rows])
     headers = _first_headers(session, Instance.study_pk, [s.id for s in rows])
+    naming = _naming(session, actor, rows)
     tags = _wanted(q, _STUDY_REQUIRED, STUDY_LEVEL)
     return _answer(
         q,
@@ -523,7 +524,7 @@ def search_studies(
                     SpecificCharacterSet="ISO_IR 192",
                     InstanceAvailability="ONLINE",
                     **_study_values(s, modalities.get(s.id, [])),
-                    RetrieveURL=f"{base_url}/studies/{s.study_instance_uid}",
+                    RetrieveURL=f"{base_url}/studies/{s.study_instance_uid}{naming[s.id]}",
                 ),
                 headers.get(s.id, {}),
                 tags,
@@ -535,14 +536,40 @@ def search_studies(
     )
 
 
+def _naming(session: Session, actor: Actor, studies: Sequence[Study]) -> dict[int, str]:
+    """By study: what its Retrieve URLs end with, ``?study_id=`` and its Study ID where the
+    actor may see another study of its StudyInstanceUID (another centre's), whose retrieval
+    must name it (:func:`dicomweb.visible_study`); otherwise nothing."""
+    uids = {s.study_instance_uid for s in studies}
+    shared = (
+        set(
+            session.exec(
+                select(Study.study_instance_uid)
+                .where(study_visibility(actor), col(Study.study_instance_uid).in_(uids))
+                .group_by(col(Study.study_instance_uid))
+                .having(func.count() > 1)
+            )
+        )
+        if uids
+        else set()
+    )
+    return {
+        s.id: f"?study_id={s.study_id}" if s.study_instance_uid in shared else "" for s in studies
+    }
+
+
 class _Studies:
     """The studies of a page of series or instances, by primary key: their index attributes
     (over any header's, at every level) and, for matches found outside a study, their
     study-level attributes."""
 
-    def __init__(self, session: Session, studies: Sequence[Study], scoped: bool) -> None:
+    def __init__(
+        self, session: Session, actor: Actor, studies: Sequence[Study], scoped: bool
+    ) -> None:
         self.by_pk = {s.id: s for s in studies}
         self.scoped = scoped
+        # what each Retrieve URL ends with to name its study (see _naming)
+        self.naming = _naming(session, actor, studies)
         self._modalities = {} if scoped else _modalities_in(session, list(self.by_pk))
         self._index = {pk: attributes(**_study_fields(s)) for pk, s in self.by_pk.items()}
 
@@ -606,7 +633,9 @@ def search_series(
         .order_by(*_STUDY_ORDER, *dicomweb.SERIES_ORDER),
         q,
     )
-    studies = _Studies(session, list({st.id: st for _, st in rows}.values()), study_uid is not None)
+    studies = _Studies(
+        session, actor, list({st.id: st for _, st in rows}.values()), study_uid is not None
+    )
     headers = _first_headers(session, Instance.series_pk, [s.id for s, _ in rows])
     required = _SERIES_REQUIRED if studies.scoped else (*_SERIES_REQUIRED, *_STUDY_REQUIRED)
     tags = _wanted(q, required, SERIES_LEVEL)
@@ -627,7 +656,7 @@ def search_series(
                         "NumberOfSeriesRelatedInstances": s.num_instances,
                         "RetrieveURL": (
                             f"{base_url}/studies/{st.study_instance_uid}"
-                            f"/series/{s.series_instance_uid}"
+                            f"/series/{s.series_instance_uid}{studies.naming[st.id]}"
                         ),
                     }
                 ),
@@ -713,7 +742,7 @@ def search_instances(
     if study_uid is None and rows:
         pks = list(dict.fromkeys(r.study_pk for r in rows))
         found = list(session.exec(select(Study).where(col(Study.id).in_(pks))))
-    studies = _Studies(session, found, study_uid is not None)
+    studies = _Studies(session, actor, found, study_uid is not None)
     required = [*_INSTANCE_REQUIRED]
     if series_uid is None:
         required += _SERIES_REQUIRED
@@ -736,7 +765,10 @@ def _instance_match(
     its header and those ``includefield`` asks for (``tags``; ``all``: its whole header, bulk
     values by URI), the study's patient and study attributes as the index holds them."""
     study_uid = studies.by_pk[r.study_pk].study_instance_uid
-    url = dicomweb.instance_url(base_url, study_uid, r.series_instance_uid, r.sop_instance_uid)
+    url = (
+        dicomweb.instance_url(base_url, study_uid, r.series_instance_uid, r.sop_instance_uid)
+        + studies.naming[r.study_pk]
+    )
     series = (
         {
             "SeriesDescription": r.series_description,

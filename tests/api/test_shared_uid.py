@@ -107,3 +107,36 @@ def test_one_who_sees_both_names_the_study_or_is_told_to(api, twins):
     # searching every study finds both, each by its own centre's Study ID
     r = api.get("/dicomweb/studies", params={"StudyInstanceUID": twins["study_uid"]}, headers=admin)
     assert r.status_code == 200 and len(r.json()) == 2
+
+
+def test_search_results_retrieve_urls_name_the_study_where_the_uid_is_shared(api, twins):
+    admin = _auth(api, "root")
+    by_name = {}
+    for level in ("studies", "series", "instances"):
+        r = api.get(
+            f"/dicomweb/{level}", params={"StudyInstanceUID": twins["study_uid"]}, headers=admin
+        )
+        assert r.status_code == 200 and len(r.json()) == 2, (level, r.text)
+        for match in r.json():
+            url = match["00081190"]["Value"][0]  # RetrieveURL
+            name = match["00100010"]["Value"][0]["Alphabetic"]
+            assert "?study_id=" in url, (level, url)
+            by_name.setdefault(name, set()).add(url.rsplit("?study_id=", 1)[1])
+    assert by_name == {
+        "NORTH^PATIENT": {twins["ids"]["tech-n"]},
+        "SOUTH^PATIENT": {twins["ids"]["tech-s"]},
+    }
+    # followed as given, each answers for its own study
+    r = api.get("/dicomweb/studies", params={"PatientName": "SOUTH^PATIENT"}, headers=admin)
+    url = r.json()[0]["00081190"]["Value"][0].removeprefix("http://testserver")
+    found = api.get(url.replace("?", "/metadata?"), headers=admin)
+    assert found.status_code == 200 and _name(found) == "SOUTH^PATIENT"
+
+    # a user who sees one of them gets plain URLs
+    r = api.get(
+        "/dicomweb/instances",
+        params={"StudyInstanceUID": twins["study_uid"]},
+        headers=_auth(api, "tech-n"),
+    )
+    [match] = r.json()
+    assert match["00081190"]["Value"][0] == "http://testserver" + twins["instance"]

@@ -36,6 +36,7 @@ from pacs_app.core.errors import (
     NotFound,
     PermissionDenied,
     StorageUnavailable,
+    TooLarge,
     TooManyAttempts,
     UnsupportedMediaType,
 )
@@ -47,6 +48,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,
     NotAcceptable: 406,
     Conflict: 409,
+    TooLarge: 413,
     UnsupportedMediaType: 415,
     InvalidInput: 422,
     StorageUnavailable: 503,

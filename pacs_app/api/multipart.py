@@ -21,7 +21,7 @@ from typing import BinaryIO
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from pacs_app.core.errors import InvalidInput, UnsupportedMediaType
+from pacs_app.core.errors import InvalidInput, TooLarge, UnsupportedMediaType
 from pacs_app.core.fileio import start_writeback
 from pacs_app.services.ingest import StagedFile
 from pacs_app.services.uploads import staging_failed
@@ -130,7 +130,7 @@ class _Reader:
         if self._out is not None and self._file is not None:
             self._file.size += len(chunk)
             if self._file.size > self.max_file_bytes:
-                raise InvalidInput(
+                raise TooLarge(
                     f"{self._file.name}: the file is over the "
                     f"{self.max_file_bytes // (1024 * 1024)} MB limit"
                 )
@@ -139,7 +139,7 @@ class _Reader:
         elif self._text is not None:
             self._text += chunk
             if len(self._text) > MAX_FIELD_BYTES:
-                raise InvalidInput(f"The field {self._text_name} is over {MAX_FIELD_BYTES} bytes.")
+                raise TooLarge(f"The field {self._text_name} is over {MAX_FIELD_BYTES} bytes.")
 
     def part_end(self) -> None:
         if self._out is not None and self._file is not None:

@@ -51,6 +51,12 @@ class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
 
 
+class TooLarge(InvalidInput):
+    """A file, archive or field over a configured size limit."""
+
+    code = "too_large"
+
+
 class NotAcceptable(DomainError):
     """No representation the request's Accept header takes can be made of the resource."""
 

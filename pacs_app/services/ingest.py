@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from pacs_app.config import settings
 from pacs_app.core import db
-from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
+from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable, TooLarge
 from pacs_app.dicom import sameness
 from pacs_app.dicom.matching import normalize_name, study_matching_values
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
@@ -184,13 +184,13 @@ def expand_archives(
             with zipfile.ZipFile(f.path) as zf:
                 members = [m for m in zf.infolist() if not m.is_dir()]
                 if len(members) > settings.max_zip_entries:
-                    raise InvalidInput(
+                    raise TooLarge(
                         f"{f.name}: the archive has {len(members)} files, over "
                         f"the limit of {settings.max_zip_entries}"
                     )
                 unpacked = sum(m.file_size for m in members)
                 if unpacked > settings.max_zip_unpacked_mb * 1024 * 1024:
-                    raise InvalidInput(
+                    raise TooLarge(
                         f"{f.name}: the archive unpacks to "
                         f"{unpacked // (1024 * 1024)} MB, over the limit of "
                         f"{settings.max_zip_unpacked_mb} MB"
@@ -251,7 +251,7 @@ def _check_sizes(files: list[StagedFile]) -> None:
     for f in files:
         size = f.path.stat().st_size
         if size > limit:
-            raise InvalidInput(
+            raise TooLarge(
                 f"{f.name}: the file is {size / 1024 / 1024:.1f} MB, over the "
                 f"{settings.max_upload_file_mb} MB limit"
             )

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from pacs_app.config import settings
-from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable
+from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable, TooLarge
 from pacs_app.dicom.reader import InvalidDicom, read_header
 from pacs_app.models import Centre
 from pacs_app.services.authz import Action, Actor, require
@@ -161,10 +161,10 @@ def reserve_file(*, actor: Actor, batch_id: str, name: str) -> FileSlot:
     )
 
 
-def too_large(slot: FileSlot) -> InvalidInput:
+def too_large(slot: FileSlot) -> TooLarge:
     """The error for a file that outgrew the limit while streaming (its bytes are removed)."""
     slot.path.unlink(missing_ok=True)
-    return InvalidInput(f"{slot.name}: over the {settings.max_upload_file_mb} MB limit")
+    return TooLarge(f"{slot.name}: over the {settings.max_upload_file_mb} MB limit")
 
 
 def finish_file(*, actor: Actor, slot: FileSlot) -> FileCheck:

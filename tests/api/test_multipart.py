@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pacs_app.api.multipart import read_form
-from pacs_app.core.errors import InvalidInput
+from pacs_app.core.errors import InvalidInput, TooLarge
 
 
 class _Request:
@@ -127,7 +127,7 @@ def test_a_body_without_its_end_is_refused(tmp_path):
 
 def test_limits(tmp_path):
     headers, body = _encoded([("files", ("big.dcm", b"x" * 3_000_000, "application/dicom"))], {})
-    with pytest.raises(InvalidInput, match=r"big\.dcm: the file is over the 2 MB limit"):
+    with pytest.raises(TooLarge, match=r"big\.dcm: the file is over the 2 MB limit"):
         _read(headers, body, 65536, tmp_path, max_file_bytes=2 * 1024 * 1024)
     headers, body = _encoded(
         [("files", ("a.dcm", b"x", "application/dicom"))], {"patient_name": "x" * 70_000}

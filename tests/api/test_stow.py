@@ -14,7 +14,7 @@ from pacs_app.services import stow
 from pacs_app.services.audit import AuditAction
 from tests.api.test_ingest_pool import _staged, pool  # noqa: F401 (pool: a fixture)
 from tests.api.test_studies_routes import _auth, _state
-from tests.dicom_factory import make_series
+from tests.dicom_factory import make_ct, make_series
 from tests.factories import make_centre, make_user
 
 BOUNDARY = "stow-test-7c1d"
@@ -294,3 +294,18 @@ def test_a_resend_with_other_data_fails_as_a_duplicate_sop_instance(
         headers=tech,
     )
     assert held.content == paths[0].read_bytes()
+
+
+def test_an_instance_over_the_size_limit_is_413(
+    api, world, session, tmp_path, storage_root, settings, monkeypatch
+):
+    tech = _auth(api, "tech")
+    small, big = make_series(tmp_path / "s", 1)[0], make_ct(tmp_path / "big.dcm", size=1024)
+    monkeypatch.setattr(settings, "max_upload_file_mb", 1)
+    before = _state(session, storage_root)
+
+    r = _store(api, tech, [small.read_bytes(), big.read_bytes()])
+
+    assert r.status_code == 413, r.text
+    assert "over the 1 MB limit" in r.json()["detail"] and r.json()["code"] == "too_large"
+    assert _state(session, storage_root) == before

@@ -224,7 +224,8 @@ def test_empty_oversized_and_unauthorized_uploads(
 
     monkeypatch.setattr(settings, "max_upload_file_mb", 1)
     r = _upload(api, tech, [make_ct(tmp_path / "big.dcm", size=1024)])
-    assert r.status_code == 422 and "over the 1 MB limit" in r.json()["detail"]
+    assert r.status_code == 413 and "over the 1 MB limit" in r.json()["detail"]
+    assert r.json()["code"] == "too_large"
 
     for user in ("tele", "rad-n", "root"):
         r = _upload(api, _auth(api, user), [make_ct(tmp_path / "r.dcm")])
@@ -283,7 +284,7 @@ def test_malformed_bodies_and_forged_tokens_stage_nothing(
 
     # a form field far over its size
     r = _upload(api, tech, [tmp_path / "ok.dcm"], clinical_notes="x" * 70_000)
-    assert r.status_code == 422 and "clinical_notes" in r.json()["detail"]
+    assert r.status_code == 413 and "clinical_notes" in r.json()["detail"]
 
     # a token this server did not sign: refused before the body is read, and audited
     def refusals():

@@ -96,4 +96,4 @@ def test_batches_belong_to_their_owner_and_bad_input_is_clear(
         params={"name": "big.dcm"},
         content=make_ct(tmp_path / "big.dcm", size=1024).read_bytes(),
     )
-    assert r.status_code == 422 and "big.dcm: over the 1 MB limit" in r.json()["detail"]
+    assert r.status_code == 413 and "big.dcm: over the 1 MB limit" in r.json()["detail"]

@@ -12,7 +12,12 @@ from pydantic import ValidationError
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 from sqlmodel import func, select
 
-from pacs_app.core.errors import InvalidInput, PermissionDenied, StorageUnavailable
+from pacs_app.core.errors import (
+    InvalidInput,
+    PermissionDenied,
+    StorageUnavailable,
+    TooLarge,
+)
 from pacs_app.dicom.reader import InvalidDicom
 from pacs_app.models import AuditEvent, Instance, Priority, Role, Series, Study, StudyStatus
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest, normalize_age
@@ -350,6 +355,7 @@ def test_a_file_over_the_size_limit_is_refused(
         storage,
         tech,
         staged(big),
+        exc=TooLarge,
         match=r"big\.dcm: the file is 2\.0 MB, over the 1 MB limit",
     )
 

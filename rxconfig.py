@@ -22,6 +22,7 @@ config = rx.Config(
     backend_port=settings.backend_port,
     api_url=settings.effective_api_url,
     redis_url=settings.redis_url or None,
+    trusted_proxy_hops=settings.trusted_proxy_hops,
     telemetry_enabled=False,
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # reverse proxy in front would otherwise give the wrong scheme or host: Retrieve URLs and
     # BulkDataURIs are built under it. Unset: under the host each request names.
     public_url: str | None = None
+    # How many reverse proxies stand in front (each appending to X-Forwarded-For), so that
+    # sign-in throttling and the audit see the client's address, not the proxy's. 0: the
+    # header is ignored (a client could write anything in it).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

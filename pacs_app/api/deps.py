@@ -15,6 +15,8 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from pacs_app.config import settings
+from pacs_app.core import net
 from pacs_app.core.db import get_engine
 from pacs_app.services import auth
 from pacs_app.services.authz import Actor
@@ -40,8 +42,18 @@ SessionDep = Annotated[Session, Depends(get_session)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
+def address_of(request: Request) -> str | None:
+    """The client's address, behind ``TRUSTED_PROXY_HOPS`` reverse proxies (see
+    :mod:`pacs_app.core.net`), for throttling and the audit."""
+    return net.client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        settings.trusted_proxy_hops,
+    )
+
+
 async def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    return address_of(request)
 
 
 AddressDep = Annotated[str | None, Depends(client_address)]
@@ -76,7 +88,7 @@ async def as_actor(
     parameters in ``openapi_extra``.
     """
     token = bearer_token(request)
-    address = request.client.host if request.client else None
+    address = address_of(request)
 
     def run() -> T:
         actor = auth.resolve_token(session=session, token=token, address=address)

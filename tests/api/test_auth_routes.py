@@ -133,3 +133,32 @@ def test_docs_and_openapi_are_served(api):
     assert api.get("/docs").status_code == 200
     spec = api.get("/openapi.json").json()
     assert "/auth/token" in spec["paths"] and "/auth/me" in spec["paths"]
+
+
+def test_behind_a_trusted_proxy_throttling_and_audit_see_the_client(
+    api, session, settings, monkeypatch
+):
+    make_user(session, Role.RADIOLOGIST, username="doc")
+    monkeypatch.setattr(settings, "login_max_failures_per_address", 2)
+
+    def sign_in(forwarded_for: str, password: str):
+        return api.post(
+            "/auth/token",
+            data={"username": "doc", "password": password},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+
+    # no proxy trusted (the default): the header is a client's word, and ignored
+    sign_in("203.0.113.7", "wrong-one")
+    monkeypatch.setattr(settings, "trusted_proxy_hops", 1)
+    # what the proxy saw comes last; whatever the client wrote itself comes before it
+    sign_in("6.6.6.6, 203.0.113.7", "wrong-one")
+    failed = session.exec(
+        select(AuditEvent.address).where(AuditEvent.action == "auth.login_failed")
+    ).all()
+    assert failed == ["testclient", "203.0.113.7"]
+
+    # one client's failures lock that client out, not everyone behind the proxy
+    sign_in("203.0.113.7", "wrong-one")
+    assert sign_in("203.0.113.7", PASSWORD).status_code == 429
+    assert sign_in("198.51.100.4", PASSWORD).status_code == 200

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from pacs_app.api import ingest_pool, multipart
-from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor, bearer_token
+from pacs_app.api.deps import SIGNED_IN, SessionDep, address_of, as_actor, bearer_token
 from pacs_app.api.dicomweb import PREFIX, base_url, warning
 from pacs_app.api.dicomweb.wado import BASE, DICOM_JSON
 from pacs_app.config import settings
@@ -85,7 +85,7 @@ async def _store(request: Request, session: Session, study_uid: str | None) -> R
     message = {
         "kind": ingest_pool.STOW,
         "token": token,
-        "address": request.client.host if request.client else None,
+        "address": address_of(request),
         "files": [f.as_message() for f in files],
         "study_uid": study_uid,
         "base_url": base_url(request),

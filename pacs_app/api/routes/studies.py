@@ -18,6 +18,7 @@ from pacs_app.api.deps import (
     AddressDep,
     CurrentActor,
     SessionDep,
+    address_of,
     as_actor,
     bearer_token,
 )
@@ -121,7 +122,7 @@ async def upload(request: Request, session: SessionDep) -> Response:
         text_fields=set(FORM_FIELDS),
         max_file_bytes=settings.max_upload_file_mb * 1024 * 1024,
     )
-    address = request.client.host if request.client else None
+    address = address_of(request)
     pool = ingest_pool.current()
     if pool is None:
         body = await run_in_threadpool(

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from pacs_app.ai.base import Finding, PluginResult, SeriesVolume, Severity, StudyContext
 from pacs_app.ai.preprocess import to_model_input
 from pacs_app.core.errors import InvalidInput
+from pacs_app.core.fileio import sha256_of
 
 if TYPE_CHECKING:
     import torch
@@ -400,15 +401,6 @@ def read_bundle(path: str | Path) -> BundleInfo:
         network_args=args,
         weights_path=str(folder / _WEIGHTS),
     )
-
-
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """The lowercase hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _hash_cache: dict[tuple[str, int, int], str] = {}

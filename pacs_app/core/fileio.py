@@ -1,13 +1,25 @@
-"""Start writing a file's data to disk now, without waiting for it (a hint, not durability)."""
+"""File helpers: a file's sha256; start writing its data to disk now, without waiting for it
+(a hint, not durability)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
+import os
 import sys
 from typing import BinaryIO
 
 SYNC_FILE_RANGE_WRITE = 2
+
+
+def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """The lowercase hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _load_sync_file_range():

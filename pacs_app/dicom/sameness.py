@@ -11,7 +11,6 @@ must be told that what it sent was not stored.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import BinaryIO
 
@@ -20,15 +19,6 @@ from pydicom.uid import UID
 from pacs_app.dicom.rawheader import Unsupported, dataset_start
 
 CHUNK = 1024 * 1024
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file, as storage records it."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as fp:
-        while chunk := fp.read(CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def difference(stored: BinaryIO, sent: BinaryIO) -> str | None:

@@ -32,6 +32,7 @@ from sqlmodel import Session
 from pacs_app.config import settings
 from pacs_app.core import db
 from pacs_app.core.errors import InvalidInput, NotFound, StorageUnavailable, TooLarge
+from pacs_app.core.fileio import sha256_of
 from pacs_app.dicom import sameness
 from pacs_app.dicom.matching import normalize_name, study_matching_values
 from pacs_app.dicom.reader import DicomHeader, InvalidDicom, read_header
@@ -534,7 +535,7 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
 def _resend_difference(storage: Storage, held: _Held, staged: StagedFile) -> str | None:
     """``None`` when ``staged`` is the instance ``held`` (the same bytes, or the same data set
     under other file meta information); otherwise what differs. Only a re-send gets here."""
-    sent = staged.digest.sha256 if staged.digest is not None else sameness.sha256_of(staged.path)
+    sent = staged.digest.sha256 if staged.digest is not None else sha256_of(staged.path)
     if sent == held.sha256:
         return None
     try:

@@ -294,10 +294,10 @@ def _by_study_id(session: Session, study_id: str) -> Study | None:
     ).first()
 
 
-def comparing_id(value: str | None) -> str | None:
-    """The Study ID a request names as the study being read (``?for=``), or as the study it
-    asks of (``?study_id=``), as compared and audited: upper case, at most 16 characters (a
-    Study ID has 8); ``None`` for none."""
+def named_study_id(value: str | None) -> str | None:
+    """A Study ID as a request names it (``?for=``, the study being read; ``?study_id=``, the
+    study asked of), as compared and audited: upper case, at most 16 characters (a Study ID
+    has 8); ``None`` for none."""
     return (value or "").strip().upper()[:16] or None
 
 

@@ -120,7 +120,7 @@ RENDERED_DOC: dict[str, Any] = {
 def comparing_param(request: Request) -> str | None:
     """``?for={study_id}``: the study being read, where this one is shown beside it (another
     study of its patient, which its reading radiologist may see for that)."""
-    return studies.comparing_id(request.query_params.get("for"))
+    return studies.named_study_id(request.query_params.get("for"))
 
 
 def study_params(request: Request) -> dict[str, str | None]:
@@ -129,7 +129,7 @@ def study_params(request: Request) -> dict[str, str | None]:
     always sends, where several studies the user may see have the UID)."""
     return {
         "comparing": comparing_param(request),
-        "study_id": studies.comparing_id(request.query_params.get("study_id")),
+        "study_id": studies.named_study_id(request.query_params.get("study_id")),
     }
 
 

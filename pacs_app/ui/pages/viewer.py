@@ -50,7 +50,7 @@ class ViewerState(AuthState):
             return rx.redirect(routes.LOGIN)
         sid = self._path_study_id()
         self._study_id = sid
-        comparing = studies.comparing_id(self.router.url.query_parameters.get("for"))
+        comparing = studies.named_study_id(self.router.url.query_parameters.get("for"))
         self.comparing = comparing or ""
         self.view_json = self._views.get(sid, "")
         address = self._client_address()

@@ -597,6 +597,7 @@
     var img = V.images[V.index];
     if (!img) return;
     if (m.kind === "roi") m.stats = roiStats(img, m.p);
+    m.id = newMeasureId();
     m.series = V.series; m.index = V.index;
     m.line = measureLine(img, m);
     imageMeasures(true).push(m);
@@ -606,40 +607,150 @@
   // The study's measurements, kept on the server for this user (another tab, browser or day
   // finds them) and in the tab's sessionStorage (a reload finds them even when the last
   // save had not reached the server). Another study shown for comparison: the tab only.
+  //
+  // The same user may have the study open in two windows at once (the report page's viewer
+  // on one screen, a full viewer on the other). Each keeps `base`, the measurements as the
+  // server last had them, and their `revision`; a save names that revision, and the server
+  // refuses it (409, with what it keeps) when the other window saved since. This window then
+  // merges what it changed since `base` (drawn, deleted, sent to the report; each
+  // measurement has an id) into what the server keeps, and saves that: neither window's
+  // measurements are lost. Coming back to the window fetches the other's the same way.
   function measuresKey(study) { return "pacs_measures_" + study.study_id; }
-  function saveMeasures() {
+  function newMeasureId() {
+    var bytes = new Uint8Array(8);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+  // what is kept of them (the page also keeps each one's series and place, to write its line)
+  function plainMeasures(images) {
     var kept = {};
-    Object.keys(V.measures).forEach(function (key) {
-      if (V.measures[key].length) kept[key] = V.measures[key].map(function (m) {
-        return { kind: m.kind, p: m.p, stats: m.stats, line: m.line, sent: !!m.sent };
+    Object.keys(images || {}).forEach(function (key) {
+      if (images[key] && images[key].length) kept[key] = images[key].map(function (m) {
+        return { id: m.id, kind: m.kind, p: m.p, stats: m.stats, line: m.line, sent: !!m.sent };
       });
     });
-    var json = JSON.stringify(kept);
-    try { sessionStorage.setItem(measuresKey(V.study), json); } catch (e) { /* full: kept in the page only */ }
-    if (!V.study.comparing) keepOnServer(V.study.study_id, json);
+    return kept;
   }
-  // one save at a time, in the order made, so that an older one never lands last
+  function measuresById(images) {
+    var out = {};
+    Object.keys(images || {}).forEach(function (key) {
+      (images[key] || []).forEach(function (m) { if (m && m.id) out[m.id] = { key: key, m: m }; });
+    });
+    return out;
+  }
+  // What this window changed since `base` (drawn here, deleted here, sent to the report from
+  // here), applied to `remote`, what the server keeps now.
+  function mergeMeasures(base, local, remote) {
+    var was = measuresById(base), mine = measuresById(local), theirs = measuresById(remote), merged = {};
+    function add(key, m) { (merged[key] = merged[key] || []).push(m); }
+    Object.keys(remote || {}).forEach(function (key) {
+      (remote[key] || []).forEach(function (m) {
+        var here = mine[m.id];
+        if (was[m.id] && !here) return;  // deleted here
+        var copy = Object.assign({}, m);
+        if (here && here.m.sent) copy.sent = true;
+        add(key, copy);
+      });
+    });
+    Object.keys(mine).forEach(function (id) {
+      if (!was[id] && !theirs[id]) add(mine[id].key, mine[id].m);  // drawn here
+    });
+    return merged;
+  }
+  function rememberMeasures(v) {
+    var kept = { reader: v.study.reader, images: plainMeasures(v.measures), base: v.measuresBase, revision: v.measuresRevision };
+    try { sessionStorage.setItem(measuresKey(v.study), JSON.stringify(kept)); } catch (e) { /* full: kept in the page only */ }
+  }
+  function saveMeasures() {
+    rememberMeasures(V);
+    if (!V.study.comparing) keepOnServer(V);
+  }
+  // What the server keeps now, with this window's changes merged in.
+  function adoptMeasures(v, kept) {
+    v.measures = mergeMeasures(v.measuresBase, v.measures, kept.images || {});
+    v.measuresBase = kept.images || {};
+    v.measuresRevision = kept.revision || 0;
+    rememberMeasures(v);
+    if (v === V && V.images.length) draw();
+  }
+  function unsavedMeasures(v) {
+    return JSON.stringify(plainMeasures(v.measures)) !== JSON.stringify(plainMeasures(v.measuresBase));
+  }
+  function measuresUrl(v) { return api("/studies/" + encodeURIComponent(v.study.study_id) + "/drawn-measurements"); }
+  function measuresHeaders() {
+    return { Authorization: "Bearer " + token(), "Content-Type": "application/json", Accept: "application/json" };
+  }
+  async function refused(res) {
+    var detail = "";
+    try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
+    message("Your measurements could not be kept on the server: " + (typeof detail === "string" && detail ? detail : "it answered " + res.status));
+  }
+  // One save (or fetch) at a time, in the order asked, so that an older one never lands last;
+  // a save waiting its turn sends the measurements as they are when it goes.
   var saving = Promise.resolve();
-  function keepOnServer(studyId, json) {
+  function keepOnServer(v) {
+    if (v.saveWaiting) return;
+    v.saveWaiting = true;
+    saving = saving.then(function () { v.saveWaiting = false; return putMeasures(v); });
+  }
+  async function putMeasures(v) {
+    try {
+      for (var tries = 0; tries < 5; tries++) {
+        var body = JSON.stringify({ images: plainMeasures(v.measures), revision: v.measuresRevision });
+        var res = await fetch(measuresUrl(v), { method: "PUT", keepalive: body.length < 60000, headers: measuresHeaders(), body: body });
+        if (res.status === 409) {  // another window saved since: merge into theirs, and again
+          var kept = null;
+          try { kept = await res.json(); } catch (e) { kept = null; }
+          if (!kept || typeof kept.revision !== "number") { await refused(res); return; }
+          adoptMeasures(v, kept);
+          continue;
+        }
+        if (!res.ok) { await refused(res); return; }
+        var saved = await res.json();
+        v.measuresBase = saved.images; v.measuresRevision = saved.revision;
+        rememberMeasures(v);
+        return;
+      }
+      message("Your measurements could not be kept on the server: another window keeps saving them; try again.");
+    } catch (e) { message("Your measurements could not be kept on the server: it could not be reached."); }
+  }
+  // Back in this window: the other window's measurements, fetched and merged (and this
+  // window's unsaved ones saved).
+  var lastFetched = 0;
+  function fetchMeasures() {
+    var v = V;
+    if (!v || !v.study || v.study.comparing || Date.now() - lastFetched < 1000) return;
+    lastFetched = Date.now();
     saving = saving.then(async function () {
       try {
-        var res = await fetch(api("/studies/" + encodeURIComponent(studyId) + "/drawn-measurements"), {
-          method: "PUT", keepalive: json.length < 60000,
-          headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json", Accept: "application/json" },
-          body: '{"images":' + json + "}" });
-        if (!res.ok) {
-          var detail = "";
-          try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
-          message("Your measurements could not be kept on the server: " + (typeof detail === "string" && detail ? detail : "it answered " + res.status));
-        }
-      } catch (e) { message("Your measurements could not be kept on the server: it could not be reached."); }
+        var res = await fetch(measuresUrl(v), { headers: measuresHeaders() });
+        if (!res.ok) return;
+        var kept = await res.json();
+        if (kept.revision !== v.measuresRevision) adoptMeasures(v, kept);
+        if (unsavedMeasures(v)) keepOnServer(v);
+      } catch (e) { /* unreachable now: the next save tells */ }
     });
   }
-  function loadMeasures(study) {
-    var kept = null;
-    try { kept = JSON.parse(sessionStorage.getItem(measuresKey(study)) || "null"); } catch (e) { kept = null; }
-    if (!kept || typeof kept !== "object" || Array.isArray(kept)) kept = study.measurements;
-    return kept && typeof kept === "object" && !Array.isArray(kept) ? kept : {};
+  window.addEventListener("focus", fetchMeasures);
+  document.addEventListener("visibilitychange", function () { if (document.visibilityState === "visible") fetchMeasures(); });
+  // The study's measurements as the server gave them with the page, with what this tab had
+  // not saved yet (its sessionStorage, from before a reload) merged in.
+  function loadMeasures(v) {
+    var study = v.study, server = study.measurements;
+    server = server && typeof server === "object" && !Array.isArray(server) ? server : {};
+    var tab = null;
+    try { tab = JSON.parse(sessionStorage.getItem(measuresKey(study)) || "null"); } catch (e) { tab = null; }
+    // the tab's, of this user (another who signed out in this tab keeps theirs)
+    var ok = tab && typeof tab === "object" && tab.reader === study.reader && tab.images && tab.base &&
+      typeof tab.revision === "number";
+    if (study.comparing) {  // the tab's only
+      v.measures = ok ? tab.images : {}; v.measuresBase = {}; v.measuresRevision = 0;
+      return;
+    }
+    v.measures = ok ? mergeMeasures(tab.base, tab.images, server) : mergeMeasures({}, {}, server);
+    v.measuresBase = server;
+    v.measuresRevision = study.measurements_revision || 0;
+    if (unsavedMeasures(v)) saveMeasures();
   }
 
   function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }
@@ -1352,7 +1463,7 @@
     // its listeners stay with the element (they act on the current V): bound once
     if (!stage.__pacsBound) { bind(); stage.__pacsBound = true; }
     setKeys(study.key_images);
-    V.measures = loadMeasures(study);
+    loadMeasures(V);
     if ($("vw-key")) $("vw-key").style.display = study.can_mark_key ? "inline-flex" : "none";
     stage.focus();
     var asked = askedByHash();

@@ -164,4 +164,6 @@ class DrawnMeasurements(SQLModel, table=True):
     study_pk: int = Field(foreign_key="study.id", index=True, ondelete="CASCADE")
     user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE")
     images: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # each save adds one; a save names the one it was made from (services.drawn)
+    revision: int = Field(default=0)
     updated_at: datetime = timestamp_field()

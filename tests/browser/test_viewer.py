@@ -654,3 +654,83 @@ def test_studies_of_two_centres_with_one_uid_each_show_their_own_images(page, ap
         renderings.append(server)
     # the two studies' images are not alike, so the viewer could not have shown one for both
     assert (np.abs(renderings[0].astype(int) - renderings[1].astype(int)) > 1).mean() > 0.5
+
+
+def test_two_windows_of_one_reader_keep_each_others_measurements(page, app_url, tmp_path):
+    """One radiologist with the study open in two windows (the report page's viewer on one
+    screen, a full viewer on the other): what each draws or deletes is kept, never lost to
+    the other window's save."""
+    study_id = _upload(app_url, make_series(tmp_path / "two", 3, patient_id="VW-TWO"))
+    token = _token(app_url, "radiologist", "radio123")
+    url = f"{app_url}/studies/{study_id}/drawn-measurements"
+
+    def kept() -> dict:
+        r = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_kept(revision: int) -> list:
+        for _ in range(100):
+            now = kept()
+            if now["revision"] == revision:
+                return [m["kind"] for ms in now["images"].values() for m in ms]
+            page.wait_for_timeout(100)
+        raise AssertionError(f"revision {revision} never kept: {kept()}")
+
+    def measure(window, dx: int) -> None:
+        stage = window.locator("#vw-stage")
+        window.click("#vw-mode-measure")
+        box = stage.bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        _drag(window, (cx - 50, cy + dx), (cx + 50, cy + dx), steps=4)
+
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    windows = [page, page.context.new_page()]  # one browser: the same sign-in
+    for window in windows:
+        window.goto(f"/viewer/{study_id}")
+        expect(window.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    one, two = windows
+    shows = "window.__pacsViewer.measures().length === {}"
+    # the second window's saves, by their answers (409: another window saved since)
+    answers = []
+    two.on(
+        "response",
+        lambda r: (
+            answers.append(r.status)
+            if "drawn-measurements" in r.url and r.request.method == "PUT"
+            else None
+        ),
+    )
+
+    # the first window draws a length; the second, opened before that was kept, draws another
+    measure(one, 0)
+    assert wait_kept(1) == ["length"]
+    measure(two, 40)
+    # its save from revision 0 was refused with the first one's, merged, and saved again
+    assert wait_kept(2) == ["length", "length"]
+    two.wait_for_function(shows.format(2))
+    # back in the first window, the second's is shown too
+    one.bring_to_front()
+    one.evaluate("window.dispatchEvent(new Event('focus'))")
+    one.wait_for_function(shows.format(2))
+
+    # the first deletes the image's measurements (R); the second, not yet told, draws a third:
+    # the two deleted stay deleted, the third is kept
+    one.locator("#vw-stage").focus()
+    one.keyboard.press("r")
+    assert wait_kept(3) == []
+    measure(two, -40)
+    assert wait_kept(4) == ["length"]
+    two.wait_for_function(shows.format(1))
+    # each of its two saves was refused once and merged (the window was not told before)
+    for _ in range(50):
+        if len(answers) >= 4:
+            break
+        two.wait_for_timeout(100)
+    assert answers == [409, 200, 409, 200]
+    one.reload()
+    expect(one.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    assert one.evaluate("window.__pacsViewer.measures()") == ["length"]
+    ids = [m["id"] for ms in kept()["images"].values() for m in ms]
+    assert len(ids) == 1 and re.fullmatch(r"[0-9a-f]{16}", ids[0])

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from pacs_app.api.deps import AddressDep, CurrentActor, SessionDep
@@ -46,10 +47,19 @@ class AssignRequest(BaseModel):
 
 class DrawnMeasurementsBody(BaseModel):
     """A user's measurements on a study: each image (``SOP Instance UID:frame``, 0-based) to
-    its list of ``{"kind": "length"|"roi"|"angle", "p": [coordinates], "stats", "line",
-    "sent"}``."""
+    its list of ``{"id", "kind": "length"|"roi"|"angle", "p": [coordinates], "stats",
+    "line", "sent"}``, and the revision they are (0 before any is kept)."""
 
     images: dict[str, Any]
+    revision: int = 0
+
+
+class DrawnMeasurementsSave(BaseModel):
+    """Measurements to keep, and the revision they were made from (left out: kept whatever
+    is kept)."""
+
+    images: dict[str, Any]
+    revision: int | None = None
 
 
 class ReasonRequest(BaseModel):
@@ -268,9 +278,8 @@ def key_images(study_id: str, actor: CurrentActor, session: SessionDep) -> list[
 def drawn_measurements(
     study_id: str, actor: CurrentActor, session: SessionDep
 ) -> DrawnMeasurementsBody:
-    return DrawnMeasurementsBody(
-        images=drawn.drawn(session=session, actor=actor, study_id=study_id)
-    )
+    kept = drawn.drawn(session=session, actor=actor, study_id=study_id)
+    return DrawnMeasurementsBody(images=kept.images, revision=kept.revision)
 
 
 @router.put(
@@ -278,16 +287,38 @@ def drawn_measurements(
     response_model=DrawnMeasurementsBody,
     summary="Keep your measurements drawn on the study's images",
     description=(
-        "In place of those kept before; each user keeps their own. 422 names what is wrong "
-        f"(at most {drawn.MAX_MEASUREMENTS} measurements on a study). Answers them as kept."
+        "In place of those kept before; each user keeps their own. With `revision` (the one "
+        "they were made from), they are kept only if that revision is still the kept one; "
+        "otherwise (another window saved since) the answer is 409 with the kept `images` and "
+        "`revision`, into which to merge and save again. 422 names what is wrong (at most "
+        f"{drawn.MAX_MEASUREMENTS} measurements on a study). Answers them as kept, with their "
+        "new revision."
     ),
+    responses={409: {"description": "Another window saved since `revision`: the kept ones"}},
 )
 def keep_drawn_measurements(
-    study_id: str, body: DrawnMeasurementsBody, actor: CurrentActor, session: SessionDep
-) -> DrawnMeasurementsBody:
-    return DrawnMeasurementsBody(
-        images=drawn.save_drawn(session=session, actor=actor, study_id=study_id, images=body.images)
-    )
+    study_id: str, body: DrawnMeasurementsSave, actor: CurrentActor, session: SessionDep
+) -> DrawnMeasurementsBody | JSONResponse:
+    try:
+        kept = drawn.save_drawn(
+            session=session,
+            actor=actor,
+            study_id=study_id,
+            images=body.images,
+            revision=body.revision,
+        )
+    except drawn.Stale as stale:
+        kept = stale.current
+        return JSONResponse(
+            {
+                "detail": stale.message,
+                "code": stale.code,
+                "images": kept.images,
+                "revision": kept.revision,
+            },
+            status_code=409,
+        )
+    return DrawnMeasurementsBody(images=kept.images, revision=kept.revision)
 
 
 def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, window=None):

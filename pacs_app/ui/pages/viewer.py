@@ -94,7 +94,11 @@ class ViewerState(AuthState):
             )
             # the user's own measurements, kept on the server (another study shown for
             # comparison keeps them in the tab only)
-            measured = {} if comparing else drawn.drawn(session=session, actor=actor, study_id=sid)
+            measured = (
+                drawn.Drawn({}, 0)
+                if comparing
+                else drawn.drawn(session=session, actor=actor, study_id=sid)
+            )
             return detail, first, keys, can_mark, measured
 
         try:  # one trip to the worker thread for all
@@ -128,7 +132,11 @@ class ViewerState(AuthState):
                 "comparing": comparing,
                 "key_images": [{"sop": k.sop_instance_uid, "frame": k.frame} for k in keys],
                 "can_mark_key": can_mark,
-                "measurements": measured,
+                "measurements": measured.images,
+                "measurements_revision": measured.revision,
+                # whose they are: a tab's unsaved ones of another user (signed out here) are
+                # not theirs
+                "reader": actor.user_id,
             }
         )
         self.ready = True

@@ -533,8 +533,9 @@ def _write_files(session, centre, by_study, storage, written) -> list[_Planned]:
 
 
 def _resend_difference(storage: Storage, held: _Held, staged: StagedFile) -> str | None:
-    """``None`` when ``staged`` is the instance ``held`` (the same bytes, or the same data set
-    under other file meta information); otherwise what differs. Only a re-send gets here."""
+    """``None`` when ``staged`` is the instance ``held`` (the same bytes, the same data set
+    under other file meta information, or the same data re-encoded without loss); otherwise
+    what differs. Only a re-send gets here."""
     sent = staged.digest.sha256 if staged.digest is not None else sha256_of(staged.path)
     if sent == held.sha256:
         return None

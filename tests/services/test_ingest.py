@@ -131,25 +131,33 @@ def test_a_resend_with_other_data_is_not_stored_and_says_what_differs(
     session, storage, tech, tmp_path
 ):
     study_uid = generate_uid()
-    first = make_series(tmp_path / "s", 2, study_uid=study_uid)
+    first = make_series(tmp_path / "s", 3, study_uid=study_uid)
     ingest(session=session, actor=tech, files=staged(*first), storage=storage)
     kept = {p.name: p.read_bytes() for p in stored_files(storage)}
     corrected = _variant(first[0], tmp_path / "again" / "corrected.dcm", PatientName="OTHER^NAME")
     recoded = _variant(first[1], tmp_path / "again" / "recoded.dcm", implicit=True)
+    both = _variant(first[2], tmp_path / "again" / "both.dcm", implicit=True, PatientID="P-2")
     extra = make_ct(tmp_path / "again" / "extra.dcm", study_uid=study_uid)
 
     result = ingest(
-        session=session, actor=tech, files=staged(corrected, recoded, extra), storage=storage
+        session=session,
+        actor=tech,
+        files=staged(corrected, recoded, both, extra),
+        storage=storage,
     )
 
-    assert [f.status for f in result.files] == ["conflict", "conflict", "stored"]
-    assert (result.stored, result.duplicates, result.conflicts) == (1, 0, 2)
-    assert "pixel data or other attributes differ" in result.files[0].detail
-    assert "another transfer syntax (Implicit VR Little Endian)" in result.files[1].detail
-    assert "(Explicit VR Little Endian)" in result.files[1].detail
-    assert "kept unchanged" in result.files[0].detail and result.files[2].detail is None
+    # the same instance re-encoded without loss (implicit VR) is a duplicate; what holds
+    # other data is a conflict, named by the attribute that differs (not its value)
+    assert [f.status for f in result.files] == ["conflict", "duplicate", "conflict", "stored"]
+    assert (result.stored, result.duplicates, result.conflicts) == (1, 1, 2)
+    assert "its PatientName (0010,0010) differs from the stored one's" in result.files[0].detail
+    assert "its PatientID (0010,0020) differs" in result.files[2].detail
+    assert "another transfer syntax (Implicit VR Little Endian)" in result.files[2].detail
+    assert "(Explicit VR Little Endian)" in result.files[2].detail
+    assert "kept unchanged" in result.files[0].detail and result.files[3].detail is None
+    assert result.files[1].detail is None
     # the stored instances are what was first sent, byte for byte; only the new one was added
-    assert counts(session) == (1, 2, 3)
+    assert counts(session) == (1, 2, 4)
     assert {p.name: p.read_bytes() for p in stored_files(storage) if p.name in kept} == kept
     [event] = session.exec(
         select(AuditEvent)
@@ -158,7 +166,8 @@ def test_a_resend_with_other_data_is_not_stored_and_says_what_differs(
     ).all()[:1]
     assert event.detail["instances"] == 1 and event.detail["conflicts_total"] == 2
     assert [c["sop_instance_uid"] for c in event.detail["conflicts"]] == [
-        f.sop_instance_uid for f in result.files[:2]
+        result.files[0].sop_instance_uid,
+        result.files[2].sop_instance_uid,
     ]
     assert "OTHER" not in str(event.detail)  # no patient data in the audit record
 

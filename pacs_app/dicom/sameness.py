@@ -7,7 +7,8 @@ the sending application, the source AE title), which a PACS forwarding it rewrit
 still the same instance. So is the same instance re-encoded without loss by a router or
 another PACS (implicit to explicit VR, big to little endian, compressed with RLE, JPEG-LS,
 JPEG 2000 or JPEG lossless, its trailing padding dropped): every attribute holds the same
-value and the decoded pixels are the same, sample for sample. Anything else (a lossy
+value and the decoded pixels are the same, sample for sample (their Bits Stored: the bits
+above, which the standard has readers ignore, are not compared once decoded). Anything else (a lossy
 re-encoding, other pixels, a corrected patient name, another object wrongly given the same
 UID) is different data, and the sender must be told that what it sent was not stored, and
 what differs (by attribute name, never its value: the message reaches logs and the audit).
@@ -49,8 +50,11 @@ LOSSLESS = {
     "1.2.840.10008.1.2.4.201",  # HTJ2K (lossless only)
     "1.2.840.10008.1.2.4.202",  # HTJ2K with RPCL options (lossless only)
 }
-# decoded pixels compared only up to this size per file (larger: reported as a conflict)
+# files parsed and compared by value only up to this size (both are read whole), and
+# decoded pixels only up to this size per file: larger, told apart by their bytes alone
+MAX_PARSED = 256 * 1024 * 1024
 MAX_DECODED = 512 * 1024 * 1024
+UNCOMPARED = "its pixel data or other attributes differ from the stored one's"
 
 
 def difference(stored: BinaryIO, sent: BinaryIO) -> str | None:
@@ -75,6 +79,18 @@ def difference(stored: BinaryIO, sent: BinaryIO) -> str | None:
         return None
     if recoded and not (stored_syntax in LOSSLESS and sent_syntax in LOSSLESS):
         return _recoded(sent_syntax, stored_syntax)
+    if max(stored_size, sent_size) > MAX_PARSED:
+        differs: str | None = UNCOMPARED
+    else:
+        differs = _by_value(stored, sent, recoded)
+    if differs and recoded:
+        return f"{differs}; {_recoded(sent_syntax, stored_syntax)}"
+    return differs
+
+
+def _by_value(stored: BinaryIO, sent: BinaryIO, recoded: bool) -> str | None:
+    """The two files parsed: their first attribute of another value, or their pixels if
+    those differ."""
     try:
         stored.seek(0)
         sent.seek(0)
@@ -83,12 +99,9 @@ def difference(stored: BinaryIO, sent: BinaryIO) -> str | None:
             a = pydicom.dcmread(stored, force=True)
             b = pydicom.dcmread(sent, force=True)
             notes = {DERIVATION_DESCRIPTION} if recoded else set()
-            differs = _dataset_difference(a, b, "", notes) or _pixel_difference(a, b, recoded)
+            return _dataset_difference(a, b, "", notes) or _pixel_difference(a, b, recoded)
     except Exception:  # not readable alike: not shown to be the same data
-        differs = "its pixel data or other attributes differ from the stored one's"
-    if differs and recoded:
-        return f"{differs}; {_recoded(sent_syntax, stored_syntax)}"
-    return differs
+        return UNCOMPARED
 
 
 def _recoded(sent_syntax: str, stored_syntax: str) -> str:

@@ -22,6 +22,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from pacs_app.dicom import sameness
 from pacs_app.dicom.sameness import difference
 from tests.dicom_factory import TESTDATA, make_ct
 
@@ -264,3 +265,19 @@ def test_dcmtks_lossless_reencodings_are_the_same_instance(tmp_path):
         ("dcmcjpls", ["+el"]),
     ):
         assert _told(path, converted(tool, *options)) is None, (tool, options)
+
+
+def test_files_too_large_to_parse_are_told_apart_by_their_bytes(tmp_path, monkeypatch):
+    path = make_ct(tmp_path / "a.dcm")
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    recoded = _bytes(ds, enforce_file_format=True)
+    monkeypatch.setattr(sameness, "MAX_PARSED", path.stat().st_size - 1)
+
+    # the same bytes still are the same; a re-encoding cannot be shown to be
+    assert _told(path, io.BytesIO(path.read_bytes())) is None
+    assert _told(path, recoded) == (
+        "its pixel data or other attributes differ from the stored one's; it is encoded in "
+        "another transfer syntax (Implicit VR Little Endian) than the stored one (Explicit VR "
+        "Little Endian)"
+    )

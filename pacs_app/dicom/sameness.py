@@ -6,12 +6,13 @@ Two files of one instance may also differ only in their file meta information (g
 the sending application, the source AE title), which a PACS forwarding it rewrites; that is
 still the same instance. So is the same instance re-encoded without loss by a router or
 another PACS (implicit to explicit VR, big to little endian, compressed with RLE, JPEG-LS,
-JPEG 2000 or JPEG lossless, its trailing padding dropped): every attribute holds the same
-value and the decoded pixels are the same, sample for sample (their Bits Stored: the bits
-above, which the standard has readers ignore, are not compared once decoded). Anything else (a lossy
-re-encoding, other pixels, a corrected patient name, another object wrongly given the same
-UID) is different data, and the sender must be told that what it sent was not stored, and
-what differs (by attribute name, never its value: the message reaches logs and the audit).
+JPEG 2000 or JPEG lossless, or decompressed, its trailing padding dropped): every attribute
+holds the same value and the decoded pixels are the same, sample for sample (in their Bits
+Stored: the bits above, which the standard has readers ignore, are not compared once
+decoded). Anything else (a lossy re-encoding, other pixels, a corrected patient name,
+another object wrongly given the same UID) is different data, and the sender must be told
+that what it sent was not stored, and what differs (by attribute name, never its value: the
+message reaches logs and the audit).
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ PLANAR_CONFIGURATION = 0x00280006  # compared with the pixels: the order of thei
 TRAILING_PADDING = 0xFFFCFFFC
 # how the pixels were re-encoded, which a lossless codec notes (DCMTK's JPEG lossless does)
 DERIVATION_DESCRIPTION = 0x00082111
+# JPEG 2000's reversible colour transform (YBR_RCT) decodes to the RGB samples encoded: a
+# lossless JPEG 2000 or HTJ2K colour image decompressed says RGB
+PHOTOMETRIC_INTERPRETATION = 0x00280004
+JPEG_2000 = {
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+}
 # transfer syntaxes that give back the very samples encoded
 LOSSLESS = {
     "1.2.840.10008.1.2",  # implicit VR little endian
@@ -98,8 +109,7 @@ def _by_value(stored: BinaryIO, sent: BinaryIO, recoded: bool) -> str | None:
             warnings.simplefilter("ignore")  # a decoder's notes on padding, say
             a = pydicom.dcmread(stored, force=True)
             b = pydicom.dcmread(sent, force=True)
-            notes = {DERIVATION_DESCRIPTION} if recoded else set()
-            return _dataset_difference(a, b, "", notes) or _pixel_difference(a, b, recoded)
+            return _dataset_difference(a, b, "", recoded) or _pixel_difference(a, b, recoded)
     except Exception:  # not readable alike: not shown to be the same data
         return UNCOMPARED
 
@@ -124,12 +134,11 @@ def _same_bytes(a: BinaryIO, a_at: int, a_size: int, b: BinaryIO, b_at: int, b_s
             return True
 
 
-def _dataset_difference(
-    a: Dataset, b: Dataset, within: str, notes: set[int] | None = None
-) -> str | None:
+def _dataset_difference(a: Dataset, b: Dataset, within: str, recoded: bool = False) -> str | None:
     """The first attribute whose value differs (by name), outside the pixel data, the file
-    meta information, what only says how it is encoded and the re-encoding's ``notes``."""
-    skipped = notes or set()
+    meta information and what only says how it is encoded; of two encodings (``recoded``),
+    also outside what says how the one was made from the other."""
+    skipped = {DERIVATION_DESCRIPTION} if recoded else set()
     # keys(): iterating a Dataset itself would read every element's value
     tags_a = {t for t in a.keys() if _compared(t) and t not in skipped}  # noqa: SIM118
     tags_b = {t for t in b.keys() if _compared(t) and t not in skipped}  # noqa: SIM118
@@ -138,6 +147,8 @@ def _dataset_difference(
             return f"it has {_named(tag, within)}, which the stored one has not"
         return f"it lacks {_named(tag, within)}, which the stored one has"
     for tag in sorted(tags_a):
+        if recoded and tag == PHOTOMETRIC_INTERPRETATION and _photometric(a) == _photometric(b):
+            continue  # the decoded pixels are compared below
         if not _same_element(a, b, tag):
             ea, eb = a[tag], b[tag]
             if ea.VR == "SQ" and eb.VR == "SQ" and len(ea.value) == len(eb.value):
@@ -148,6 +159,12 @@ def _dataset_difference(
                 continue
             return f"its {_named(tag, within)} differs from the stored one's"
     return None
+
+
+def _photometric(ds: Dataset) -> str:
+    value = str(ds.get("PhotometricInterpretation", "")).strip()
+    in_jpeg_2000 = str(ds.file_meta.get("TransferSyntaxUID", "")) in JPEG_2000
+    return "RGB" if value == "YBR_RCT" and in_jpeg_2000 else value
 
 
 def _compared(tag: BaseTag) -> bool:

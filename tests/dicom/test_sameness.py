@@ -281,3 +281,31 @@ def test_files_too_large_to_parse_are_told_apart_by_their_bytes(tmp_path, monkey
         "another transfer syntax (Implicit VR Little Endian) than the stored one (Explicit VR "
         "Little Endian)"
     )
+
+
+def test_a_greyscale_images_polarity_is_data(tmp_path):
+    """MONOCHROME1 shows the same samples inverted: a re-encoding that says so is another
+    image, though its decoded samples are the same."""
+    path = make_ct(tmp_path / "a.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+
+    assert _told(path, _bytes(ds, enforce_file_format=True)).startswith(
+        "its PhotometricInterpretation (0028,0004) differs from the stored one's"
+    )
+
+
+GBR = TESTDATA / "malformed" / "GDCMJ2K_TextGBR.dcm"
+
+
+@pytest.mark.skipif(not GBR.exists(), reason="the shared DICOM test data is not here")
+def test_a_jpeg_2000_colour_image_decompressed_is_the_same_instance():
+    """Lossless JPEG 2000 colour is YBR_RCT (its reversible colour transform), which decodes
+    to the RGB samples a decompressed copy holds and names."""
+    ds = pydicom.dcmread(GBR)
+    assert ds.PhotometricInterpretation == "YBR_RCT"
+    ds.decompress(generate_instance_uid=False)
+    assert ds.PhotometricInterpretation == "RGB"
+
+    assert _told(GBR, _bytes(ds)) is None

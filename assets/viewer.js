@@ -73,14 +73,17 @@
     var res = await fetch(api(path), { method: method || "GET",
       headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });
     if (!res.ok) {
-      var detail = "";
-      try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
+      var detail = await detailOf(res);
       if (res.status === 401) detail = "Your session has ended: sign in again.";
       var err = new Error(detail || ("The server answered " + res.status));
       err.status = res.status;
       throw err;
     }
     return res;
+  }
+  // what an error answer says (its JSON "detail"), or ""
+  async function detailOf(res) {
+    try { return (await res.json()).detail; } catch (e) { return ""; }
   }
   function firstPart(buffer, contentType) {
     var m = /boundary=("?)([^";]+)\1/.exec(contentType || "");
@@ -681,8 +684,7 @@
     return { Authorization: "Bearer " + token(), "Content-Type": "application/json", Accept: "application/json" };
   }
   async function refused(res) {
-    var detail = "";
-    try { detail = (await res.json()).detail; } catch (e) { detail = ""; }
+    var detail = await detailOf(res);
     message("Your measurements could not be kept on the server: " + (typeof detail === "string" && detail ? detail : "it answered " + res.status));
   }
   // One save (or fetch) at a time, in the order asked, so that an older one never lands last;

@@ -30,6 +30,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from pacs_app.dicom.rawheader import Unsupported, dataset_start
+from pacs_app.dicom.transcode import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
 
 CHUNK = 1024 * 1024
 PIXEL_DATA = 0x7FE00010
@@ -49,10 +50,10 @@ JPEG_2000 = {
 }
 # transfer syntaxes that give back the very samples encoded
 LOSSLESS = {
-    "1.2.840.10008.1.2",  # implicit VR little endian
-    "1.2.840.10008.1.2.1",  # explicit VR little endian
-    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
-    "1.2.840.10008.1.2.2",  # explicit VR big endian
+    IMPLICIT_LE,
+    EXPLICIT_LE,
+    DEFLATED_LE,
+    EXPLICIT_BE,
     "1.2.840.10008.1.2.5",  # RLE lossless
     "1.2.840.10008.1.2.4.57",  # JPEG lossless, non-hierarchical (process 14)
     "1.2.840.10008.1.2.4.70",  # JPEG lossless, first-order prediction

@@ -404,8 +404,8 @@ def instance(
     seen = [row for row in rows if may_see(session, actor, row[0], comparing)]
     if not seen:
         raise NotFound(f"No instance {sop_uid} in series {series_uid} of a study you may see.")
-    study = _the_one([row[0] for row in seen], study_uid)
-    _, storage_key, frames, syntax = seen[0]
+    _the_one([row[0] for row in seen], study_uid)  # Conflict where the actor may see several
+    study, storage_key, frames, syntax = seen[0]
     return StoredInstance.of(study, storage_key, frames, storage, syntax)
 
 

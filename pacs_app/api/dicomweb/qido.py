@@ -25,6 +25,7 @@ from pacs_app.api.dicomweb.wado import (
     RETRIEVE,
     SERIES,
     STUDY_ID_PARAM,
+    STUDY_NAMING,
     study_params,
 )
 from pacs_app.services import dicomweb, qido
@@ -83,7 +84,7 @@ def _answer(result: qido.QidoResult) -> Response:
 
 
 def _query(request: Request) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in request.query_params.multi_items() if k not in ("for", "study_id")]
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in STUDY_NAMING]
 
 
 async def _search(request: Request, session, search, **where) -> Response:

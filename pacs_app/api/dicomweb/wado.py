@@ -85,6 +85,8 @@ STUDY_ID_PARAM = _param(
     "have its StudyInstanceUID (without it, such a request is answered 409)",
     {"type": "string"},
 )
+# the query parameters that name the study asked of (study_params), not DICOM attributes
+STUDY_NAMING = (FOR_PARAM["name"], STUDY_ID_PARAM["name"])
 READ: dict[str, Any] = {**SIGNED_IN, "parameters": [FOR_PARAM, STUDY_ID_PARAM]}
 RETRIEVE: dict[str, Any] = {
     **SIGNED_IN,
@@ -120,7 +122,7 @@ RENDERED_DOC: dict[str, Any] = {
 def comparing_param(request: Request) -> str | None:
     """``?for={study_id}``: the study being read, where this one is shown beside it (another
     study of its patient, which its reading radiologist may see for that)."""
-    return studies.named_study_id(request.query_params.get("for"))
+    return studies.named_study_id(request.query_params.get(FOR_PARAM["name"]))
 
 
 def study_params(request: Request) -> dict[str, str | None]:
@@ -129,7 +131,7 @@ def study_params(request: Request) -> dict[str, str | None]:
     always sends, where several studies the user may see have the UID)."""
     return {
         "comparing": comparing_param(request),
-        "study_id": studies.named_study_id(request.query_params.get("study_id")),
+        "study_id": studies.named_study_id(request.query_params.get(STUDY_ID_PARAM["name"])),
     }
 
 

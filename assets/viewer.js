@@ -62,13 +62,16 @@
 
   // --- HTTP --------------------------------------------------------------------------------
   function api(path) { return (V.stage.getAttribute("data-api") || "") + path; }
-  async function get(path, accept, method) {
-    if (V && path.indexOf("/dicomweb/") === 0) {
+  // view: the viewer state the request is for (the current one unless given): a request of a
+  // study that loads on after the stage was given another study must still name its own
+  async function get(path, accept, method, view) {
+    var v = view || V;
+    if (v && path.indexOf("/dicomweb/") === 0) {
       // the study by its Study ID: studies of two centres can share a StudyInstanceUID, and
       // the images shown must be this one's
-      path += (path.indexOf("?") < 0 ? "?" : "&") + "study_id=" + encodeURIComponent(V.study.study_id);
+      path += (path.indexOf("?") < 0 ? "?" : "&") + "study_id=" + encodeURIComponent(v.study.study_id);
       // another study of the patient, shown beside the one read: each request says which
-      if (V.study.comparing) path += "&for=" + encodeURIComponent(V.study.comparing);
+      if (v.study.comparing) path += "&for=" + encodeURIComponent(v.study.comparing);
     }
     var res = await fetch(api(path), { method: method || "GET",
       headers: { Authorization: "Bearer " + token(), Accept: accept || "*/*" } });
@@ -1233,6 +1236,9 @@
   });
 
   async function openSeries(series, restore, hint) {
+    // the state it loads for: once the stage has been given another study (V replaced), what
+    // arrives for this one is dropped, and this one's requests still name this one
+    var v = V;
     V.series = series; V.images = []; V.index = 0; V.windowSet = false; V.fitted = false;
     V.provisional = false;
     hideReport();
@@ -1240,7 +1246,7 @@
       t.style.outline = t.getAttribute("data-uid") === series.uid ? "2px solid #3e63dd" : "none";
     });
     message("Loading series…");
-    var base = "/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid;
+    var base = "/dicomweb/studies/" + v.study.study_uid + "/series/" + series.uid;
     if (restore) {
       if (typeof restore.wc === "number") { V.wc = restore.wc; V.ww = restore.ww; V.windowSet = true; }
       V.invert = !!restore.invert;
@@ -1248,10 +1254,10 @@
     var loaded = false, first = null, shown = null;
     if (hint) {
       shown = (hint.meta ? Promise.resolve([hint.meta])
-        : get(base + "/instances/" + hint.sop + "/metadata", "application/dicom+json").then(function (r) { return r.json(); })
+        : get(base + "/instances/" + hint.sop + "/metadata", "application/dicom+json", null, v).then(function (r) { return r.json(); })
       ).then(function (metas) {
         var im = makeImages(metas).filter(function (x) { return x.frame === hint.frame; })[0];
-        if (!im || loaded || V.series !== series) return;
+        if (!im || loaded || V !== v || V.series !== series) return;
         first = im; V.images = [im]; V.provisional = true;
         return go(0).then(function () {
           // let the browser paint it before megabytes of metadata are fetched and parsed
@@ -1262,14 +1268,20 @@
     // Asked for once the first image is drawn: fetching and parsing megabytes of JSON beside
     // it would hold it up.
     var metadata = (shown || Promise.resolve()).then(function () {
-      return get(base + "/metadata", "application/dicom+json");
-    }).then(function (res) { return res.json(); });
+      if (V !== v) return null;  // another study is shown now: its metadata is not needed
+      return get(base + "/metadata", "application/dicom+json", null, v);
+    }).then(function (res) { return res && res.json(); });
     var images;
     try {
-      images = makeImages(await metadata);
-    } catch (e) { loaded = true; V.provisional = false; V.images = []; message(e.message); draw(); return; }
+      images = await metadata;
+      if (V !== v) return;
+      images = makeImages(images);
+    } catch (e) {
+      if (V !== v) return;
+      loaded = true; V.provisional = false; V.images = []; message(e.message); draw(); return;
+    }
     loaded = true;
-    if (V.series !== series) return;  // another series was opened meanwhile
+    if (V !== v || V.series !== series) return;  // another study or series was opened meanwhile
     var start = restore ? restore.index : Math.floor(images.length / 2);
     if (first) {
       for (var i = 0; i < images.length; i++) {
@@ -1284,6 +1296,7 @@
     message("");
     presets();
     await go(start);
+    if (V !== v) return;
     if (restore && restore.zoom) {
       V.zoom = restore.zoom;
       if (typeof restore.cx === "number") {
@@ -1296,9 +1309,9 @@
   }
 
   function thumbnails() {
-    var box = $("vw-series");
+    var box = $("vw-series"), v = V;
     box.innerHTML = "";
-    V.study.series.forEach(function (series) {
+    v.study.series.forEach(function (series) {
       var item = document.createElement("div");
       item.className = "vw-thumb"; item.setAttribute("data-uid", series.uid);
       item.style.cssText = "cursor:pointer;margin-bottom:8px;padding:4px;border-radius:6px;font-size:11px;text-align:center";
@@ -1320,14 +1333,14 @@
       item.addEventListener("click", function () { openSeries(series); });
       box.appendChild(item);
       // the thumbnail: the series' middle image, rendered by the server
-      get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/metadata", "application/dicom+json")
+      get("/dicomweb/studies/" + v.study.study_uid + "/series/" + series.uid + "/metadata", "application/dicom+json", null, v)
         .then(function (r) { return r.json(); })
         .then(function (metas) {
           var images = makeImages(metas), mid = images[Math.floor(images.length / 2)];
           if (!mid) return null;
           if (mid.isReport || mid.notImage) { pending.textContent = mid.isReport ? "structured report" : mid.isWaveform ? "waveform" : "not an image"; return null; }
-          return get("/dicomweb/studies/" + V.study.study_uid + "/series/" + series.uid + "/instances/" + mid.sop +
-            "/frames/" + (mid.frame + 1) + "/rendered?quality=80", "image/jpeg");
+          return get("/dicomweb/studies/" + v.study.study_uid + "/series/" + series.uid + "/instances/" + mid.sop +
+            "/frames/" + (mid.frame + 1) + "/rendered?quality=80", "image/jpeg", null, v);
         })
         .then(function (r) { return r && r.blob(); })
         .then(function (b) { if (b) img.src = URL.createObjectURL(b); else if (pending.textContent === "loading preview…") pending.textContent = "no preview"; })
@@ -1468,9 +1481,12 @@
     loadMeasures(V);
     if ($("vw-key")) $("vw-key").style.display = study.can_mark_key ? "inline-flex" : "none";
     stage.focus();
+    // the thumbnails once the first series is in, unless the stage has another study by then
+    var mine = V;
+    function thumbs() { if (V === mine) thumbnails(); }
     var asked = askedByHash();
     if (asked) {
-      openSeries(asked.series, null, { sop: asked.sop, frame: asked.frame }).then(thumbnails, thumbnails);
+      openSeries(asked.series, null, { sop: asked.sop, frame: asked.frame }).then(thumbs, thumbs);
       return true;
     }
     var saved = null;
@@ -1488,7 +1504,7 @@
       ? (first && first.sop === restore.sop && first.frame === (restore.frame || 0) ? first
         : { sop: restore.sop, frame: restore.frame || 0 })
       : !restore ? first : null;
-    openSeries(series, restore, hint).then(thumbnails, thumbnails);
+    openSeries(series, restore, hint).then(thumbs, thumbs);
     return true;
   }
 

@@ -734,3 +734,66 @@ def test_two_windows_of_one_reader_keep_each_others_measurements(page, app_url, 
     assert one.evaluate("window.__pacsViewer.measures()") == ["length"]
     ids = [m["id"] for ms in kept()["images"].values() for m in ms]
     assert len(ids) == 1 and re.fullmatch(r"[0-9a-f]{16}", ids[0])
+
+
+def test_a_study_opened_while_the_last_one_still_loads_is_shown_whole(
+    page, new_page, app_url, tmp_path
+):
+    """The viewer's stage given another study while the last one's images are still on their
+    way, as when the page is restored with the last study's state first and then loads this
+    one's, or the report page's viewer switches to a prior: the last study's late answers
+    neither ask for its metadata under this study's ID nor blank this study.
+
+    The slow link is made by holding the first study's answers back in the browser
+    (Playwright's request routing), and the switch by giving the stage the second study's
+    data as the page does: neither timing can be had reliably otherwise here."""
+    first = _upload(app_url, make_series(tmp_path / "a", 3, patient_name="SLOW^FIRST"))
+    second = _upload(app_url, make_series(tmp_path / "b", 2, patient_name="QUICK^SECOND"))
+    token = _token(app_url, "radiologist", "radio123")
+    first_uid = httpx.get(
+        f"{app_url}/studies/{first}", headers={"Authorization": f"Bearer {token}"}
+    ).json()["study_instance_uid"]
+    other = new_page()
+    sign_in(other, "radiologist", "radio123")
+    expect(other.locator("#dashboard-radiologist")).to_be_visible()
+    other.goto(f"/viewer/{second}")
+    second_data = other.locator("#vw-stage").get_attribute("data-study")
+
+    asked: list[str] = []
+    held: list = []
+    holding = [True]
+
+    def hold(route):
+        asked.append(route.request.url)
+        if holding[0]:
+            held.append(route)  # answered when the test releases it
+        else:
+            route.continue_()
+
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.route(re.compile(rf".*/dicomweb/studies/{re.escape(first_uid)}/.*"), hold)
+    page.goto(f"/viewer/{first}")
+    stage = page.locator("#vw-stage")
+    expect(page.locator("#vw-overlay-tl")).to_contain_text("SLOW FIRST")
+    for _ in range(300):  # the first study's first image is on its way, held
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the viewer asked nothing of the first study"
+    page.evaluate(
+        "data => document.getElementById('vw-stage').setAttribute('data-study', data)",
+        second_data,
+    )
+    expect(stage).to_have_attribute("data-ready", "1", timeout=30_000)
+    expect(page.locator("#vw-overlay-tl")).to_contain_text("QUICK SECOND")
+    holding[0] = False
+    for route in held:  # the first study's late answers arrive
+        route.continue_()
+    page.wait_for_timeout(3_000)
+    expect(stage).to_have_attribute("data-ready", "1")
+    expect(page.locator("#vw-message")).to_have_text("")
+    expect(page.locator("#vw-overlay-tl")).to_contain_text("QUICK SECOND")
+    assert page.evaluate("window.__pacsViewer.state().count") == 2
+    # nothing asked of the first study named the second one
+    assert asked and not [url for url in asked if f"study_id={second}" in url], asked

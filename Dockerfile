@@ -2,6 +2,7 @@
 # Configure with environment variables (see .env.example): SECRET_KEY and DATABASE_URL at least.
 #   docker build -t pacs .
 #   docker run -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=postgresql+psycopg://... pacs
+# The DICOM listener for modalities: add -p 11112:11112 (DICOM_PORT is 11112 in the image).
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
@@ -20,8 +21,9 @@ ENV PATH="/app/.tools/node_modules/.bin:/app/.venv/bin:$PATH" \
     PACS_ENV=production \
     STORAGE_PATH=/data/storage \
     FRONTEND_PORT=8000 \
-    BACKEND_PORT=8000
+    BACKEND_PORT=8000 \
+    DICOM_PORT=11112
 
 VOLUME ["/data"]
-EXPOSE 8000
+EXPOSE 8000 11112
 CMD ["reflex", "run", "--env", "prod", "--single-port", "--frontend-port", "8000", "--backend-port", "8000"]

@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--once", action="store_true", help="run at most one job, then exit")
 
+    d = sub.add_parser(
+        "dicom-listener",
+        help="receive images from registered DICOM devices (C-STORE, C-ECHO)",
+    )
+    d.add_argument("--port", type=int, help="TCP port (default: DICOM_PORT)")
+    d.add_argument("--host", help="address to listen on (default: DICOM_BIND_ADDRESS)")
+    d.add_argument("--ae-title", help="this server's AE title (default: DICOM_AE_TITLE)")
+
     r = sub.add_parser(
         "register-model",
         help="register a local MONAI bundle as a learned-model plugin (weights checked by sha256)",
@@ -138,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"registered {model.name} {model.version}: {model.state}")
             return 0
+        if args.command == "dicom-listener":
+            from pacs_app.dimse import listener
+
+            db.migrate()
+            options = (
+                ("--port", args.port),
+                ("--host", args.host),
+                ("--ae-title", args.ae_title),
+            )
+            return listener.main(
+                [x for name, v in options if v is not None for x in (name, str(v))]
+            )
         if args.command == "worker":
             from pacs_app.ai import worker
 

@@ -24,6 +24,11 @@ ROOT_DIR = Path(__file__).resolve().parent.parent
 #: The placeholder secret used in development. Production refuses it.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0000000000"
 MIN_SECRET_KEY_LENGTH = 32
+#: A DICOM AE title (PS3.5, VR AE): 1 to 16 characters, not all spaces, of the default
+#: repertoire without backslash or control characters; leading and trailing spaces are not
+#: significant.
+AE_TITLE_PATTERN = r"^[\x20-\x5b\x5d-\x7e]*[\x21-\x5b\x5d-\x7e][\x20-\x5b\x5d-\x7e]*$"
+AE_TITLE_MAX_LENGTH = 16
 
 
 class Environment(StrEnum):
@@ -111,6 +116,15 @@ class Settings(BaseSettings):
     # sign-in throttling and the audit see the client's address, not the proxy's. 0: the
     # header is ignored (a client could write anything in it).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+
+    # The DICOM listener (C-STORE, C-ECHO): its port (unset: none), its AE title, and the
+    # address it binds. It accepts only registered devices (pacs_app.services.devices).
+    dicom_port: int | None = Field(default=None, ge=1, le=65535)
+    dicom_ae_title: str = Field(
+        default="PACS", pattern=AE_TITLE_PATTERN, max_length=AE_TITLE_MAX_LENGTH
+    )
+    # every interface: modalities call from the network (only registered devices are let in)
+    dicom_bind_address: str = "0.0.0.0"  # noqa: S104
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -26,6 +26,7 @@ from pacs_app.ui.pages import (  # noqa: F401  (register pages)
     billing,
     centres,
     dashboard,
+    devices,
     login,
     reading,
     studies,
@@ -53,13 +54,14 @@ async def _sweep_staging_hourly() -> None:
 @contextlib.asynccontextmanager
 async def _bootstrap():
     """Lifespan task: migrate and check before serving; run the embedded AI worker (a child
-    process, so this process never imports torch) and the ingest processes while the app
-    runs."""
+    process, so this process never imports torch), the DICOM listener where DICOM_PORT is set
+    (a child process too) and the ingest processes while the app runs."""
     system.bootstrap()
     from pacs_app.ai.worker import start_embedded
     from pacs_app.api import ingest_pool
+    from pacs_app.dimse import listener
 
-    child = start_embedded()
+    children = [c for c in (start_embedded(), listener.start_embedded()) if c is not None]
     await ingest_pool.start()
     housekeeping = asyncio.create_task(_sweep_staging_hourly())
     try:
@@ -67,8 +69,9 @@ async def _bootstrap():
     finally:
         housekeeping.cancel()
         await ingest_pool.stop()
-        if child is not None:
+        for child in children:
             child.terminate()
+        for child in children:
             try:
                 child.wait(timeout=10)
             except Exception:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,3 +149,14 @@ def settings(monkeypatch):
     from pacs_app.config import settings as live
 
     return live
+
+
+@pytest.fixture
+def dcmtk() -> None:
+    """DCMTK's echoscu and storescu, the reference DICOM senders; required in CI
+    (``.ci/run`` sets PACS_REQUIRE_DCMTK=1), skipped with the reason elsewhere."""
+    if shutil.which("storescu") and shutil.which("echoscu"):
+        return
+    if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
+        pytest.fail("echoscu and storescu are required (apt-get install dcmtk)")
+    pytest.skip("DCMTK is not installed (apt-get install dcmtk)")

@@ -10,7 +10,14 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["pacs_app.services", "pacs_app.core", "pacs_app.models", "pacs_app.config", "pacs_app.cli"],
+    [
+        "pacs_app.services",
+        "pacs_app.core",
+        "pacs_app.models",
+        "pacs_app.config",
+        "pacs_app.cli",
+        "pacs_app.dimse",
+    ],
 )
 def test_lower_layers_do_not_import_web_frameworks(module):
     code = (

@@ -12,6 +12,7 @@ from pacs_app.models.billing import (
     PayoutRate,
     PricingRule,
 )
+from pacs_app.models.devices import DicomDevice
 from pacs_app.models.imaging import Instance, Priority, Series, Study, StudyStatus
 from pacs_app.models.users import Centre, Currency, Role, User
 from pacs_app.models.workflow import (
@@ -36,6 +37,7 @@ __all__ = [
     "Centre",
     "Currency",
     "Decision",
+    "DicomDevice",
     "DraftSource",
     "DrawnMeasurements",
     "ExchangeRate",

@@ -64,6 +64,13 @@ class AuditAction(StrEnum):
     AI_FINDING_DECIDED = "ai.finding_decided"
     AI_DRAFT_ACCEPTED = "ai.draft_accepted"
     AI_MODEL_REGISTERED = "ai.model_registered"
+    DEVICE_CREATED = "device.created"
+    DEVICE_UPDATED = "device.updated"
+    DEVICE_ACTIVATED = "device.activated"
+    DEVICE_DEACTIVATED = "device.deactivated"
+    DEVICE_DELETED = "device.deleted"
+    # a DICOM association the listener refused (unknown AE title, address, inactive device)
+    DICOM_REFUSED = "dicom.association_refused"
 
 
 class Outcome(StrEnum):

@@ -85,6 +85,8 @@ class Action(StrEnum):
     MANAGE_MODELS = "ai.manage_models"  # resource: None
     MANAGE_BILLING = "billing.manage"  # prices, credits, invoices, payouts, rates; resource: None
     VIEW_BILLING = "billing.view"  # a centre's own invoices and records; resource: None
+    # register, edit, (de)activate, delete a DICOM device; resource: the Centre (or a device)
+    MANAGE_DEVICES = "device.manage"
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,14 @@ UPLOADER_ROLES = frozenset({Role.TECHNICIAN, Role.CENTRE})
 
 def _upload_study(actor: Actor, centre: Any) -> bool:
     return actor.role in UPLOADER_ROLES and _same_centre(actor, centre)
+
+
+def _manage_devices(actor: Actor, centre: Any) -> bool:
+    """Administrators register any centre's DICOM devices, a centre user its own centre's
+    (where the device is or goes; ``None`` for a list, scoped by :func:`visible_centre_ids`)."""
+    if actor.is_admin:
+        return True
+    return actor.role is Role.CENTRE and (centre is None or _same_centre(actor, centre))
 
 
 def _in_tele_pool(study: Any) -> bool:
@@ -282,6 +292,7 @@ POLICIES: dict[Action, Callable[[Actor, Any], bool]] = {
     Action.MANAGE_MODELS: _admin_only,
     Action.MANAGE_BILLING: _admin_only,
     Action.VIEW_BILLING: _view_turnaround,  # administrators and centre managers
+    Action.MANAGE_DEVICES: _manage_devices,
 }
 
 
@@ -350,4 +361,7 @@ def _refusal_message(action: Action, resource: Any) -> str:
         Action.MANAGE_MODELS: "Only administrators may manage AI models.",
         Action.MANAGE_BILLING: "Only administrators may manage pricing and billing.",
         Action.VIEW_BILLING: "Only administrators and centre managers see billing.",
+        Action.MANAGE_DEVICES: (
+            "Only administrators, and centre users for their own centre, manage DICOM devices."
+        ),
     }.get(action, "You are not allowed to do this.")

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Row, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -136,6 +136,9 @@ class FileOutcome(BaseModel):
     study_id: str
     sop_instance_uid: str
     detail: str | None = None
+    # a conflict's difference alone (what ``detail`` quotes), for a short answer such as a
+    # C-STORE response's ErrorComment; left out of the JSON answers
+    difference: str | None = Field(default=None, exclude=True)
 
 
 class IngestResult(BaseModel):
@@ -741,13 +744,14 @@ def _store(
             status=status,
             study_id=plan.study_id,
             sop_instance_uid=h.sop_instance_uid,
-            detail=detail,
+            detail=conflict_message(differs) if differs else None,
+            difference=differs,
         )
         for plan in plans
-        for f, h, status, detail in (
+        for f, h, status, differs in (
             *((f, h, "stored", None) for f, h, *_ in plan.stored),
             *((f, h, "duplicate", None) for f, h in plan.duplicates),
-            *((f, h, "conflict", conflict_message(d)) for f, h, d in plan.conflicts),
+            *((f, h, "conflict", d) for f, h, d in plan.conflicts),
         )
     ]
     order = {f.name: i for i, (f, _) in enumerate(headers)}

@@ -14,6 +14,7 @@ ADMIN_USERS = "/admin/users"
 ADMIN_AUDIT = "/admin/audit"
 ADMIN_CENTRES = "/admin/centres"
 CENTRE_USERS = "/centre/users"
+DEVICES = "/devices"
 # The REST API owns /studies and /studies/{id} on the same port, so the pages use other paths.
 STUDIES = "/study-list"
 STUDY = "/study/[sid]"

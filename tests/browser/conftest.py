@@ -79,13 +79,14 @@ def _wait_until_up(api: str, pages: str, proc: subprocess.Popen, log: Path) -> N
 
 
 @contextlib.contextmanager
-def running_app(work: Path, *, prod: bool = True) -> Iterator[str]:
+def running_app(work: Path, *, prod: bool = True, dicom_port: int | None = None) -> Iterator[str]:
     """``reflex run`` on its own SQLite database and storage in ``work``, in development mode
     (the demo accounts exist); the pages' URL while it runs.
 
     ``prod``: ``--env prod --single-port``, UI and API on one port, in ``.web-test``.
     Otherwise ``reflex run``'s development server as the README starts it: the pages on one
-    port, the backend (API, events) on another, in ``.web-dev-test``."""
+    port, the backend (API, events) on another, in ``.web-dev-test``.
+    ``dicom_port``: the DICOM listener's port on 127.0.0.1 (none without it)."""
     pages_port = _free_port()
     api_port = pages_port if prod else _free_port()
     log = work / "reflex.log"
@@ -106,6 +107,9 @@ def running_app(work: Path, *, prod: bool = True) -> Iterator[str]:
         "API_URL": f"http://localhost:{api_port}",
     }
     env.pop("REDIS_URL", None)
+    env.pop("DICOM_PORT", None)
+    if dicom_port:
+        env.update({"DICOM_PORT": str(dicom_port), "DICOM_BIND_ADDRESS": "127.0.0.1"})
     cmd = [
         str(ROOT / ".venv/bin/reflex"),
         "run",
@@ -138,9 +142,15 @@ def running_app(work: Path, *, prod: bool = True) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app_url(_require_browser, tmp_path_factory) -> Iterator[str]:
+def dicom_port() -> int:
+    """The port of the app's DICOM listener (``reflex run`` starts it, as DICOM_PORT asks)."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def app_url(_require_browser, tmp_path_factory, dicom_port) -> Iterator[str]:
     """Start the whole app once for the browser tests; stop it afterwards."""
-    with running_app(tmp_path_factory.mktemp("app")) as url:
+    with running_app(tmp_path_factory.mktemp("app"), dicom_port=dicom_port) as url:
         yield url
 
 

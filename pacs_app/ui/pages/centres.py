@@ -8,6 +8,13 @@ from pacs_app.core.errors import DomainError, PermissionDenied
 from pacs_app.models import Currency
 from pacs_app.services import dashboards, users
 from pacs_app.ui import routes
+from pacs_app.ui.components.forms import (
+    active_badge,
+    dialog_buttons,
+    error_callout,
+    field,
+    toggle_button,
+)
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
 
@@ -247,29 +254,6 @@ def _activation_message() -> str:
     )
 
 
-def _field(label: str, control: rx.Component, hint: str = "") -> rx.Component:
-    parts = [rx.text(label, size="2", weight="medium"), control]
-    if hint:
-        parts.append(rx.text(hint, size="1", color_scheme="gray"))
-    return rx.vstack(*parts, spacing="1", width="100%")
-
-
-def _error(message: rx.Var, id: str) -> rx.Component:
-    return rx.cond(
-        message != "",
-        rx.callout(message, color_scheme="red", icon="triangle-alert", id=id, width="100%"),
-    )
-
-
-def _buttons(submit_label: str, submit_id: str) -> rx.Component:
-    return rx.hstack(
-        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-        rx.button(submit_label, type="submit", id=submit_id),
-        justify="end",
-        width="100%",
-    )
-
-
 def _create_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.trigger(
@@ -279,18 +263,18 @@ def _create_dialog() -> rx.Component:
             rx.dialog.title("New centre"),
             rx.form(
                 rx.vstack(
-                    _error(CentresState.create_error, "create-centre-error"),
-                    _field(
+                    error_callout(CentresState.create_error, "create-centre-error"),
+                    field(
                         "Name",
                         rx.input(name="name", id="new-centre-name", required=True, width="100%"),
                     ),
-                    _field(
+                    field(
                         "Code",
                         rx.input(name="code", id="new-centre-code", required=True, width="100%"),
                         "2 to 16 letters or digits; it cannot change later (it names the "
                         "centre's stored files).",
                     ),
-                    _field(
+                    field(
                         "Billing currency",
                         rx.select(
                             CURRENCIES,
@@ -299,7 +283,7 @@ def _create_dialog() -> rx.Component:
                             id="new-centre-currency",
                         ),
                     ),
-                    _buttons("Create", "create-centre"),
+                    dialog_buttons("Create", "create-centre"),
                     spacing="3",
                 ),
                 on_submit=CentresState.create_centre,
@@ -332,8 +316,8 @@ def _edit_dialog() -> rx.Component:
             rx.dialog.title("Edit centre ", CentresState.edit_code),
             rx.form(
                 rx.vstack(
-                    _error(CentresState.edit_error, "edit-centre-error"),
-                    _field(
+                    error_callout(CentresState.edit_error, "edit-centre-error"),
+                    field(
                         "Name",
                         rx.input(
                             name="name",
@@ -343,7 +327,7 @@ def _edit_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _field(
+                    field(
                         "Billing currency",
                         rx.select(
                             CURRENCIES,
@@ -370,7 +354,7 @@ def _edit_dialog() -> rx.Component:
                         "On: an AI analysis is queued for each uploaded study. Off: none is "
                         "queued; a radiologist or an administrator can still run one per study.",
                     ),
-                    _buttons("Save", "save-centre"),
+                    dialog_buttons("Save", "save-centre"),
                     spacing="3",
                 ),
                 on_submit=CentresState.save_centre,
@@ -422,13 +406,7 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["pool"]),
         rx.table.cell(row["ai"]),
         rx.table.cell(row["users"]),
-        rx.table.cell(
-            rx.cond(
-                row["active"] == "yes",
-                rx.badge("active", color_scheme="green"),
-                rx.badge("inactive", color_scheme="red"),
-            )
-        ),
+        rx.table.cell(active_badge(row["active"])),
         rx.table.cell(
             rx.hstack(
                 rx.button(
@@ -438,13 +416,8 @@ def _row(row: rx.Var) -> rx.Component:
                     on_click=CentresState.open_edit(row["id"]),
                     id="edit-centre-" + row["code"],
                 ),
-                rx.button(
-                    rx.cond(row["active"] == "yes", "Deactivate", "Activate"),
-                    size="1",
-                    variant="soft",
-                    color_scheme=rx.cond(row["active"] == "yes", "red", "green"),
-                    on_click=CentresState.ask_toggle(row),
-                    id="toggle-centre-" + row["code"],
+                toggle_button(
+                    row["active"], CentresState.ask_toggle(row), "toggle-centre-" + row["code"]
                 ),
                 spacing="2",
             )
@@ -473,7 +446,7 @@ def centres_page() -> rx.Component:
             CentresState.notice != "",
             rx.callout(CentresState.notice, icon="check", color_scheme="green", id="notice"),
         ),
-        _error(CentresState.error, "error"),
+        error_callout(CentresState.error, "error"),
         rx.cond(
             CentresState.rows.length() > 0,
             rx.table.root(

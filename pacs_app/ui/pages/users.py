@@ -8,6 +8,13 @@ from pacs_app.core.errors import DomainError, PermissionDenied
 from pacs_app.models import Role
 from pacs_app.services import dashboards, users
 from pacs_app.ui import routes
+from pacs_app.ui.components.forms import (
+    active_badge,
+    dialog_buttons,
+    error_callout,
+    field,
+    toggle_button,
+)
 from pacs_app.ui.state import AuthState, call_domain
 from pacs_app.ui.template import access_denied, shell
 
@@ -291,13 +298,7 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["name"]),
         rx.table.cell(row["role"]),
         rx.table.cell(row["centre"]),
-        rx.table.cell(
-            rx.cond(
-                row["active"] == "yes",
-                rx.badge("active", color_scheme="green"),
-                rx.badge("inactive", color_scheme="red"),
-            )
-        ),
+        rx.table.cell(active_badge(row["active"])),
         rx.table.cell(row["last_login"]),
         rx.table.cell(
             rx.cond(
@@ -320,15 +321,10 @@ def _row(row: rx.Var) -> rx.Component:
                     ),
                     rx.cond(
                         row["username"] != AuthState.username,
-                        rx.button(
-                            rx.cond(row["active"] == "yes", "Deactivate", "Activate"),
-                            size="1",
-                            variant="soft",
-                            color_scheme=rx.cond(row["active"] == "yes", "red", "green"),
-                            on_click=UsersState.ask_toggle(
-                                row["id"], row["username"], row["active"]
-                            ),
-                            id="toggle-" + row["username"],
+                        toggle_button(
+                            row["active"],
+                            UsersState.ask_toggle(row["id"], row["username"], row["active"]),
+                            "toggle-" + row["username"],
                         ),
                     ),
                     spacing="2",
@@ -378,10 +374,6 @@ def _confirm_dialog() -> rx.Component:
     )
 
 
-def _field(label: str, control: rx.Component) -> rx.Component:
-    return rx.vstack(rx.text(label, size="2", weight="medium"), control, spacing="1", width="100%")
-
-
 def _create_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.trigger(rx.button(rx.icon("user-plus", size=16), "New user", id="new-user")),
@@ -399,13 +391,13 @@ def _create_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _field(
+                    field(
                         "Username",
                         rx.input(name="username", id="new-username", required=True, width="100%"),
                     ),
-                    _field("Full name", rx.input(name="full_name", width="100%")),
-                    _field("E-mail", rx.input(name="email", type="email", width="100%")),
-                    _field(
+                    field("Full name", rx.input(name="full_name", width="100%")),
+                    field("E-mail", rx.input(name="email", type="email", width="100%")),
+                    field(
                         "Role",
                         rx.select(
                             UsersState.role_options,
@@ -416,7 +408,7 @@ def _create_dialog() -> rx.Component:
                     ),
                     rx.cond(
                         UsersState.area == "admin",
-                        _field(
+                        field(
                             "Centre (none for administrators and tele-radiologists)",
                             rx.el.select(
                                 rx.el.option("— none —", value=""),
@@ -430,7 +422,7 @@ def _create_dialog() -> rx.Component:
                             ),
                         ),
                     ),
-                    _field(
+                    field(
                         "Password (8+ characters)",
                         rx.input(
                             name="password",
@@ -440,7 +432,7 @@ def _create_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _field(
+                    field(
                         "Repeat password",
                         rx.input(
                             name="password2",
@@ -469,22 +461,6 @@ def _create_dialog() -> rx.Component:
     )
 
 
-def _error(message: rx.Var, id: str) -> rx.Component:
-    return rx.cond(
-        message != "",
-        rx.callout(message, color_scheme="red", icon="triangle-alert", id=id, width="100%"),
-    )
-
-
-def _dialog_buttons(label: str, id: str, **button_props) -> rx.Component:
-    return rx.hstack(
-        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-        rx.button(label, type="submit", id=id, **button_props),
-        justify="end",
-        width="100%",
-    )
-
-
 def _edit_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
@@ -494,8 +470,8 @@ def _edit_dialog() -> rx.Component:
             ),
             rx.form(
                 rx.vstack(
-                    _error(UsersState.edit_error, "edit-error"),
-                    _field(
+                    error_callout(UsersState.edit_error, "edit-error"),
+                    field(
                         "Full name",
                         rx.input(
                             name="full_name",
@@ -504,7 +480,7 @@ def _edit_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _field(
+                    field(
                         "E-mail",
                         rx.input(
                             name="email",
@@ -514,7 +490,7 @@ def _edit_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _dialog_buttons("Save", "save-user"),
+                    dialog_buttons("Save", "save-user"),
                     spacing="3",
                 ),
                 on_submit=UsersState.save_user,
@@ -539,8 +515,8 @@ def _reset_dialog() -> rx.Component:
             ),
             rx.form(
                 rx.vstack(
-                    _error(UsersState.reset_error, "reset-error"),
-                    _field(
+                    error_callout(UsersState.reset_error, "reset-error"),
+                    field(
                         "New password (8+ characters, not the username)",
                         rx.input(
                             name="password",
@@ -550,7 +526,7 @@ def _reset_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _field(
+                    field(
                         "Repeat the new password",
                         rx.input(
                             name="password2",
@@ -560,7 +536,7 @@ def _reset_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    _dialog_buttons("Reset password", "confirm-reset", color_scheme="orange"),
+                    dialog_buttons("Reset password", "confirm-reset", color_scheme="orange"),
                     spacing="3",
                 ),
                 on_submit=UsersState.reset_password,

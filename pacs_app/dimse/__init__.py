@@ -1,0 +1,1 @@
+"""DICOM network services (DIMSE): the C-STORE and C-ECHO listener."""

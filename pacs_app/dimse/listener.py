@@ -1,0 +1,329 @@
+"""The DICOM listener: modalities and gateways send images by C-STORE, and check it by C-ECHO.
+
+A storage SCP (PS3.4 Annex B) and verification SCP (Annex A) over DICOM's upper layer (PS3.8),
+built on pynetdicom. It lets in only the devices registered for a centre
+(:mod:`pacs_app.services.devices`), calling this server's AE title (``DICOM_AE_TITLE``) from
+one of their networks; every other association is rejected ("calling AE title not
+recognised", or "called AE title not recognised") and the refusal audited.
+
+Each instance goes through :func:`~pacs_app.services.ingest.ingest` on its own, as the
+account the device uploads as, so it is stored (file and rows, durably) before the C-STORE
+response says so; files of one StudyInstanceUID land in one study, whatever association
+they come by. The response's status (PS3.4 Table B.2-1, PS3.7 Annex C):
+
+- ``0x0000`` success: stored, or the study holds this instance already with the same data
+  (a re-send, perhaps re-encoded without loss);
+- ``0x0111`` duplicate SOP instance: the study holds other data under this SOP Instance UID,
+  which it keeps (the ErrorComment names what differs, never a value);
+- ``0xC000`` cannot understand: not a DICOM data set, or without the UIDs a PACS needs;
+- ``0xA700`` out of resources: the file is over the size limit, or storage or the database
+  failed (the sender may try again later);
+- ``0x0124`` not authorised: the device, its centre or its account was deactivated during
+  the association.
+
+The dataset is written to a file as it arrives (never held whole in memory), in the
+staging folder on the storage's filesystem, so that ingest links it into place instead of
+copying it. Every transfer syntax is accepted and kept as sent; nothing is decoded.
+
+Run it with ``pacs dicom-listener``, or let ``reflex run`` start it beside the app when
+``DICOM_PORT`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom.sop_class import Verification
+
+from pacs_app.config import settings
+from pacs_app.core import db, logs
+from pacs_app.core.errors import InvalidInput, PermissionDenied, TooLarge
+from pacs_app.dicom.reader import InvalidDicom
+from pacs_app.dicom.sameness import LOSSLESS
+from pacs_app.dicom.transcode import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
+from pacs_app.services import devices, ingest, uploads
+from pacs_app.storage import Storage, get_storage
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+DUPLICATE_SOP_INSTANCE = 0x0111
+NOT_AUTHORIZED = 0x0124
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+# A-ASSOCIATE-RJ: rejected permanently by the service user, for this reason
+_REJECTED_PERMANENT, _SERVICE_USER = 0x01, 0x01
+_CALLING_AE_NOT_RECOGNISED, _CALLED_AE_NOT_RECOGNISED = 0x03, 0x07
+# ... or transiently by the service provider: temporary congestion (the database is down)
+_REJECTED_TRANSIENT, _PROVIDER_PRESENTATION, _CONGESTION = 0x02, 0x03, 0x01
+ERROR_COMMENT_MAX = 64  # ErrorComment is an LO
+# PDUs up to 1 MiB from the sender: fewer, larger fragments than the default 16 KiB
+MAX_PDU = 1 << 20
+MAX_ASSOCIATIONS = 16
+_UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
+# Of the transfer syntaxes a sender proposes for an image, the first of these is accepted:
+# lossless compression first (kept as sent: smaller, and nothing lost), then uncompressed,
+# and a lossy syntax only where the sender proposes nothing else, so that a sender holding
+# an image without loss is never asked to compress it with loss.
+ACCEPTED_SYNTAXES = [
+    *(ts for ts in ALL_TRANSFER_SYNTAXES if ts in LOSSLESS and ts not in _UNCOMPRESSED),
+    *_UNCOMPRESSED,
+    *(ts for ts in ALL_TRANSFER_SYNTAXES if ts not in LOSSLESS),
+]
+
+
+@dataclass
+class _Association:
+    """What the listener knows of an accepted association."""
+
+    sender: devices.Sender
+    address: str
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"stored": 0, "duplicates": 0, "failed": 0}
+    )
+
+
+class Listener:
+    """The storage and verification SCP, on the database at ``url`` (the app's by default)
+    and ``storage``."""
+
+    def __init__(
+        self, *, ae_title: str | None = None, url: str | None = None, storage: Storage | None
+    ):
+        self.ae_title = (ae_title or settings.dicom_ae_title).strip(" ")
+        self.url = url
+        self.storage = storage
+        self._associations: dict[int, _Association] = {}
+        self._lock = threading.Lock()
+        self._server = None
+
+    def application_entity(self) -> AE:
+        ae = AE(ae_title=self.ae_title)
+        ae.require_called_aet = True
+        ae.maximum_pdu_size = MAX_PDU
+        ae.maximum_associations = MAX_ASSOCIATIONS
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax, ACCEPTED_SYNTAXES)
+        ae.add_supported_context(Verification)
+        return ae
+
+    def start(self, host: str, port: int):
+        """Listen on ``host``:``port`` in background threads; returns the server (its
+        ``server_address`` says the port when ``port`` is 0)."""
+        # Datasets go to a file as they arrive (see the module's docstring).
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        handlers = [
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_RELEASED, self._on_ended),
+            (evt.EVT_ABORTED, self._on_ended),
+            (evt.EVT_REJECTED, self._on_ended),  # by pynetdicom, after _on_requested let it in
+        ]
+        self._server = self.application_entity().start_server(
+            (host, port), block=False, evt_handlers=handlers
+        )
+        return self._server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    # --- association ----------------------------------------------------------------------
+
+    def _on_requested(self, event) -> None:
+        assoc = event.assoc
+        request = assoc.requestor.primitive
+        calling = (request.calling_ae_title or "").strip(" ")
+        called = (request.called_ae_title or "").strip(" ")
+        address = assoc.requestor.address
+        try:
+            with db.session_scope(self.url) as session:
+                if called != self.ae_title:
+                    reason = f"called AE title {called!r} is not this server's ({self.ae_title})"
+                    devices.record_refusal(
+                        session=session,
+                        calling_ae=calling,
+                        address=address,
+                        called_ae=called,
+                        reason=reason,
+                    )
+                    self._reject(assoc, _CALLED_AE_NOT_RECOGNISED, calling, address, reason)
+                    return
+                try:
+                    sender = devices.sender(session=session, calling_ae=calling, address=address)
+                except devices.DeviceRefused as exc:
+                    devices.record_refusal(
+                        session=session,
+                        calling_ae=calling,
+                        address=address,
+                        called_ae=called,
+                        reason=exc.message,
+                    )
+                    self._reject(assoc, _CALLING_AE_NOT_RECOGNISED, calling, address, exc.message)
+                    return
+                devices.mark_seen(session=session, device_id=sender.device_id)
+        except Exception:
+            log.exception("an association from %s could not be checked", address)
+            assoc.acse.send_reject(_REJECTED_TRANSIENT, _PROVIDER_PRESENTATION, _CONGESTION)
+            assoc.kill()
+            return
+        with self._lock:
+            self._associations[id(assoc)] = _Association(sender=sender, address=address)
+
+    @staticmethod
+    def _reject(assoc, diagnostic: int, calling: str, address: str, reason: str) -> None:
+        log.warning("refused an association from %s calling as %r: %s", address, calling, reason)
+        assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, diagnostic)
+        assoc.kill()
+
+    def _on_ended(self, event) -> None:
+        with self._lock:
+            ended = self._associations.pop(id(event.assoc), None)
+        if ended is None:
+            return
+        counts = ended.counts
+        log.info(
+            "association from %s (%s) ended: %d stored, %d duplicates, %d failed",
+            ended.address,
+            ended.sender.ae_title,
+            counts["stored"],
+            counts["duplicates"],
+            counts["failed"],
+        )
+
+    # --- services -------------------------------------------------------------------------
+
+    @staticmethod
+    def _on_echo(_event) -> int:
+        return SUCCESS
+
+    def _on_store(self, event):
+        with self._lock:
+            current = self._associations.get(id(event.assoc))
+        if current is None:  # not accepted by _on_requested: cannot happen, refuse anyway
+            return _status(NOT_AUTHORIZED, "association not accepted")
+        status, comment, kind = self._store(current, event)
+        current.counts[kind] += 1
+        return _status(status, comment)
+
+    def _store(self, current: _Association, event) -> tuple[int, str | None, str]:
+        """The response's status and ErrorComment, and which count the instance adds to."""
+        uid = str(event.request.AffectedSOPInstanceUID or "")
+        path = Path(event.dataset_path)
+        staged = ingest.StagedFile(
+            name=f"instance {uid}"[:100] if uid else "instance", path=path, disposable=True
+        )
+        storage = self.storage or get_storage()
+        try:
+            with db.session_scope(self.url) as session:
+                # asked again for each instance: a deactivation stops the next one
+                sender = devices.sender(
+                    session=session, calling_ae=current.sender.ae_title, address=current.address
+                )
+                result = ingest.ingest(
+                    session=session,
+                    actor=sender.actor,
+                    files=[staged],
+                    storage=storage,
+                    address=current.address,
+                )
+        except PermissionDenied as exc:  # DeviceRefused among them
+            return NOT_AUTHORIZED, exc.message, "failed"
+        except TooLarge as exc:
+            return OUT_OF_RESOURCES, exc.message, "failed"
+        except InvalidDicom as exc:
+            return CANNOT_UNDERSTAND, exc.reason, "failed"
+        except InvalidInput as exc:
+            return CANNOT_UNDERSTAND, exc.message, "failed"
+        except Exception:
+            log.exception("an instance from %s could not be stored", current.sender.ae_title)
+            failure = "not stored: storage or database failure; send it again later"
+            return OUT_OF_RESOURCES, failure, "failed"
+        outcome = result.files[0]
+        if outcome.status == "conflict":
+            return DUPLICATE_SOP_INSTANCE, outcome.difference, "failed"
+        return SUCCESS, None, "duplicates" if outcome.status == "duplicate" else "stored"
+
+
+def _status(status: int, comment: str | None) -> Dataset | int:
+    if not comment:
+        return status
+    answer = Dataset()
+    answer.Status = status
+    # LO: at most 64 characters of the default repertoire, no backslash
+    text = comment.encode("ascii", "replace").decode().replace("\\", "/")
+    answer.ErrorComment = text[: ERROR_COMMENT_MAX - 3] + "..." if len(text) > 64 else text
+    return answer
+
+
+def start_embedded() -> object | None:
+    """Start the listener as a child of the web process when ``DICOM_PORT`` is set (returns
+    the Popen, or None)."""
+    import subprocess
+
+    if not settings.dicom_port:
+        return None
+    cmd = [sys.executable, "-m", "pacs_app.dimse.listener", "--parent-pid", str(os.getpid())]
+    log.info("starting the DICOM listener on port %s", settings.dicom_port)
+    return subprocess.Popen(cmd, env=os.environ.copy())  # noqa: S603 (our own module)
+
+
+def serve(*, host: str, port: int, ae_title: str, parent_pid: int | None = None) -> int:
+    """Run the listener until SIGTERM or SIGINT (or the parent process ends)."""
+    # pynetdicom's own records stay out of the logs below warnings: at debug level they
+    # print whole data sets.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # received data sets are written beside the storage, so that ingest can link them
+    tempfile.tempdir = str(uploads.staging_root())
+    listener = Listener(ae_title=ae_title, storage=get_storage())
+    try:
+        listener.start(host, port)
+    except OSError as exc:
+        log.error("the DICOM listener cannot listen on %s:%s (%s)", host, port, exc.strerror)
+        return 1
+    log.info("DICOM listener %s on %s:%s", listener.ae_title, host, port)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    while not stopping.wait(2):
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.info("the app that started the DICOM listener has stopped; stopping too")
+            break
+    listener.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pacs dicom-listener", description=__doc__)
+    parser.add_argument("--port", type=int, default=settings.dicom_port)
+    parser.add_argument("--host", default=settings.dicom_bind_address)
+    parser.add_argument("--ae-title", default=settings.dicom_ae_title)
+    parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logs.configure()
+    if not args.port:
+        print("error: no port: set DICOM_PORT or pass --port", file=sys.stderr)
+        return 2
+    try:
+        ae_title = devices.normalize_ae_title(args.ae_title)
+    except InvalidInput as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return serve(host=args.host, port=args.port, ae_title=ae_title, parent_pid=args.parent_pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

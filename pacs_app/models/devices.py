@@ -1,0 +1,30 @@
+"""DICOM devices: the modalities and gateways allowed to send a centre's images by C-STORE."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from pacs_app.models.base import timestamp_field
+
+
+class DicomDevice(SQLModel, table=True):
+    """A calling AE title the DICOM listener accepts, the addresses it may call from, and the
+    account its images are uploaded as (a technician or centre user of the same centre)."""
+
+    __tablename__ = "dicom_device"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # DICOM AE titles are case-sensitive; leading and trailing spaces are not significant.
+    ae_title: str = Field(max_length=16, unique=True)
+    centre_id: int = Field(foreign_key="centre.id", index=True, ondelete="RESTRICT")
+    uploads_as_id: int = Field(foreign_key="user_account.id", index=True, ondelete="RESTRICT")
+    # The networks it may call from, as CIDR blocks separated by spaces ("10.1.2.3/32
+    # 192.168.4.0/24"); 0.0.0.0/0 is any IPv4 address.
+    networks: str = Field(max_length=400)
+    description: str = Field(default="", max_length=200)
+    is_active: bool = Field(default=True)
+    created_at: datetime = timestamp_field()
+    # When it last opened an association that was accepted.
+    last_seen_at: datetime | None = timestamp_field(nullable=True, default_now=False)

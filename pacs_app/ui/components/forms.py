@@ -1,0 +1,53 @@
+"""Pieces of the administration pages' forms and tables: a labelled field, a form's error,
+a dialog's Cancel and submit buttons, an account's or a record's active badge."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+
+def field(label: str, control: rx.Component, hint: str = "") -> rx.Component:
+    """A form control under its label, with a grey hint below where given."""
+    parts = [rx.text(label, size="2", weight="medium"), control]
+    if hint:
+        parts.append(rx.text(hint, size="1", color_scheme="gray"))
+    return rx.vstack(*parts, spacing="1", width="100%")
+
+
+def error_callout(message: rx.Var, id: str) -> rx.Component:
+    """A red callout with ``message``, shown while it is not empty."""
+    return rx.cond(
+        message != "",
+        rx.callout(message, color_scheme="red", icon="triangle-alert", id=id, width="100%"),
+    )
+
+
+def dialog_buttons(label: str, id: str, **button_props) -> rx.Component:
+    """A dialog form's Cancel (closes it) and submit buttons."""
+    return rx.hstack(
+        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
+        rx.button(label, type="submit", id=id, **button_props),
+        justify="end",
+        width="100%",
+    )
+
+
+def active_badge(active: rx.Var) -> rx.Component:
+    """ "active" in green or "inactive" in red, for a row whose ``active`` is "yes" or not."""
+    return rx.cond(
+        active == "yes",
+        rx.badge("active", color_scheme="green"),
+        rx.badge("inactive", color_scheme="red"),
+    )
+
+
+def toggle_button(active: rx.Var, on_click, id) -> rx.Component:
+    """A row's "Deactivate" (red) or "Activate" (green) button, by its ``active`` ("yes")."""
+    return rx.button(
+        rx.cond(active == "yes", "Deactivate", "Activate"),
+        size="1",
+        variant="soft",
+        color_scheme=rx.cond(active == "yes", "red", "green"),
+        on_click=on_click,
+        id=id,
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,11 +151,17 @@ def settings(monkeypatch):
 
 
 @pytest.fixture
-def dcmtk() -> None:
-    """DCMTK's echoscu and storescu, the reference DICOM senders; required in CI
-    (``.ci/run`` sets PACS_REQUIRE_DCMTK=1), skipped with the reason elsewhere."""
-    if shutil.which("storescu") and shutil.which("echoscu"):
-        return
+def dcmtk():
+    """DCMTK's echoscu and storescu (by path: see tests/dcmtk.py), the reference DICOM
+    senders; required in CI (``.ci/run`` sets PACS_REQUIRE_DCMTK=1), skipped with the reason
+    elsewhere."""
+    from types import SimpleNamespace
+
+    from tests.dcmtk import tool
+
+    found = SimpleNamespace(storescu=tool("storescu"), echoscu=tool("echoscu"))
+    if found.storescu and found.echoscu:
+        return found
     if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
         pytest.fail("echoscu and storescu are required (apt-get install dcmtk)")
     pytest.skip("DCMTK is not installed (apt-get install dcmtk)")

@@ -55,7 +55,8 @@ from pacs_app.dicom.transcode import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPL
 from pacs_app.services import devices, ingest, uploads
 from pacs_app.storage import Storage, get_storage
 
-log = logging.getLogger(__name__)
+# named, not __name__: run as `python -m`, the module is __main__
+log = logging.getLogger("pacs_app.dimse.listener")
 
 SUCCESS = 0x0000
 DUPLICATE_SOP_INSTANCE = 0x0111

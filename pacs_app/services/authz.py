@@ -1,7 +1,7 @@
 """Authorization: the one place that answers "may this actor do this to that resource".
 
 Every rule of who may see or do what lives in :data:`POLICIES`. The API, the Reflex event
-handlers, the CLI and later the DICOM listener all call :func:`can` / :func:`require` (or a
+handlers, the CLI and the DICOM listener all call :func:`can` / :func:`require` (or a
 service that does), never their own ``if role == ...``.
 
 Later capabilities plug in by adding :class:`Action` members and a policy function each; a

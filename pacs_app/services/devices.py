@@ -187,18 +187,18 @@ def _centre(session: Session, centre_id: int | None) -> Centre:
 
 
 def _uploader(session: Session, centre: Centre, user_id: int | None) -> User:
-    """The account a device of ``centre`` uploads as: an active technician or centre user
-    of that centre."""
+    """The account a device of ``centre`` uploads as: an active account that may upload for
+    that centre (a technician or centre user of it)."""
     user = session.get(User, user_id) if user_id is not None else None
-    if user is None or user.centre_id != centre.id:
+    if user is None:
         raise InvalidInput(
             f"Choose the account the device uploads as: a technician or centre user of "
             f"{centre.code}."
         )
-    if user.role not in UPLOADER_ROLES:
+    if not can(Actor.of(user), Action.UPLOAD_STUDY, centre):
         raise InvalidInput(
-            f"{user.username} is a {user.role.value}: a device uploads as a technician or "
-            "centre user."
+            f"{user.username} may not upload for {centre.code}: a device uploads as a "
+            "technician or centre user of its centre."
         )
     if not user.is_active:
         raise InvalidInput(f"{user.username} is deactivated: choose an active account.")
@@ -408,10 +408,11 @@ def sender(*, session: Session, calling_ae: str, address: str) -> Sender:
         raise DeviceRefused(f"device {ae_title} may not call from {address}")
     if not centre.is_active:
         raise DeviceRefused(f"device {ae_title}'s centre {centre.code} is deactivated")
-    if not user.is_active or user.centre_id != centre.id or user.role not in UPLOADER_ROLES:
+    if not user.is_active or not can(Actor.of(user), Action.UPLOAD_STUDY, centre):
         raise DeviceRefused(
-            f"device {ae_title} uploads as {user.username}, who may not upload for "
-            f"{centre.code} (deactivated, moved or of another role)"
+            # the account first: a C-STORE response's ErrorComment keeps 64 characters
+            f"its account {user.username} may not upload for {centre.code} (deactivated, "
+            "moved or of another role)"
         )
     return Sender(device_id=device.id, ae_title=device.ae_title, actor=Actor.of(user))
 

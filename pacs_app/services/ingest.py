@@ -1,6 +1,6 @@
 """DICOM ingest: validate every file, then store files and rows together, or nothing.
 
-Used by the REST upload, the web upload, DICOMweb STOW-RS and later the C-STORE listener.
+Used by the REST upload, the web upload, DICOMweb STOW-RS and the DICOM listener (C-STORE).
 Callers stage the uploaded bytes in a private temporary folder and pass :class:`StagedFile`s;
 zip archives among them are unpacked here (within limits).
 

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.test_admin import ARTIFACTS
 from tests.browser.test_sign_in import sign_in
+from tests.dcmtk import tool as dcmtk_tool
 from tests.dicom_factory import make_series
 
 pytestmark = pytest.mark.browser
@@ -29,7 +30,7 @@ def _pick(page: Page, trigger: str, option: str) -> None:
 def _send(port: int, ae_title: str, *paths, tool: str = "storescu"):
     files = [str(p) for p in paths]
     return subprocess.run(
-        [tool, "-aet", ae_title, "-aec", "PACS", "127.0.0.1", str(port), *files],
+        [dcmtk_tool(tool), "-aet", ae_title, "-aec", "PACS", "127.0.0.1", str(port), *files],
         capture_output=True,
         text=True,
         timeout=120,

@@ -24,6 +24,7 @@ from sqlmodel import select
 from pacs_app.models import AuditEvent, Instance, Role, Study
 from pacs_app.services import devices, users
 from pacs_app.storage import get_storage
+from tests.dcmtk import tool as dcmtk_tool
 from tests.dicom_factory import TESTDATA, make_ct, make_series
 from tests.factories import actor_of, make_centre, make_user
 
@@ -58,7 +59,7 @@ def port(database_url, engine, storage_root):
 
 def _dcmtk(tool: str, port: int, *args: str, calling: str = "MODALITY1", called: str = "PACS"):
     return subprocess.run(
-        [tool, "-aet", calling, "-aec", called, *args, "127.0.0.1", str(port)],
+        [dcmtk_tool(tool), "-aet", calling, "-aec", called, *args, "127.0.0.1", str(port)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,7 +71,7 @@ def _storescu(
 ):
     """storescu, proposing each file's SOP class in the uncompressed syntaxes (or as
     ``options`` say); it takes its files after the peer and port."""
-    command = ["storescu", "-aet", calling, "-aec", called, "-R", *options]
+    command = [dcmtk_tool("storescu"), "-aet", calling, "-aec", called, "-R", *options]
     return subprocess.run(
         [*command, "127.0.0.1", str(port), *map(str, files)],
         capture_output=True,

@@ -1,0 +1,23 @@
+"""DCMTK's command-line tools for the tests, found by path.
+
+pynetdicom installs Python apps of the same names (``storescu``, ``echoscu``...) into the
+virtual environment, whose ``bin`` comes first on the test command's PATH: a test that means
+DCMTK must not run those. A tool here is an executable on PATH that is not a script.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def tool(name: str) -> str | None:
+    """The path of DCMTK's ``name`` on PATH, or None."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(folder or ".") / name
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            continue
+        with candidate.open("rb") as head:
+            if head.read(2) != b"#!":  # a compiled program, not a console script
+                return str(candidate)
+    return None

@@ -38,6 +38,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,34 @@ class _Association:
     )
 
 
+class Repeats:
+    """Refusals recorded (audited and logged) at most once a minute for one caller, address
+    and reason, so that a modality that retries every few seconds does not fill the audit
+    trail; the next record says how many like it were left out meanwhile."""
+
+    EVERY_S = 60.0
+    MAX_KEPT = 10_000
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._last: dict[tuple, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def due(self, key: tuple) -> int | None:
+        """How many like refusals were left out since the last record, when this one is to
+        be recorded; None when it is left out."""
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last[0] < self.EVERY_S:
+                self._last[key] = (last[0], last[1] + 1)
+                return None
+            if len(self._last) >= self.MAX_KEPT:  # many callers: forget the quiet ones
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self.EVERY_S}
+            self._last[key] = (now, 0)
+            return last[1] if last is not None else 0
+
+
 class Listener:
     """The storage and verification SCP, on the database at ``url`` (the app's by default)
     and ``storage``."""
@@ -108,6 +137,7 @@ class Listener:
         self._associations: dict[int, _Association] = {}
         self._lock = threading.Lock()
         self._server = None
+        self.refusals = Repeats()
 
     def application_entity(self) -> AE:
         ae = AE(ae_title=self.ae_title)
@@ -150,45 +180,48 @@ class Listener:
         calling = (request.calling_ae_title or "").strip(" ")
         called = (request.called_ae_title or "").strip(" ")
         address = assoc.requestor.address
+        refusal, recorded = None, True
         try:
             with db.session_scope(self.url) as session:
                 if called != self.ae_title:
                     reason = f"called AE title {called!r} is not this server's ({self.ae_title})"
-                    devices.record_refusal(
-                        session=session,
-                        calling_ae=calling,
-                        address=address,
-                        called_ae=called,
-                        reason=reason,
-                    )
-                    self._reject(assoc, _CALLED_AE_NOT_RECOGNISED, calling, address, reason)
-                    return
-                try:
-                    sender = devices.sender(session=session, calling_ae=calling, address=address)
-                except devices.DeviceRefused as exc:
-                    devices.record_refusal(
-                        session=session,
-                        calling_ae=calling,
-                        address=address,
-                        called_ae=called,
-                        reason=exc.message,
-                    )
-                    self._reject(assoc, _CALLING_AE_NOT_RECOGNISED, calling, address, exc.message)
-                    return
-                devices.mark_seen(session=session, device_id=sender.device_id)
+                    refusal = (_CALLED_AE_NOT_RECOGNISED, reason)
+                else:
+                    try:
+                        sender = devices.sender(
+                            session=session, calling_ae=calling, address=address
+                        )
+                    except devices.DeviceRefused as exc:
+                        refusal = (_CALLING_AE_NOT_RECOGNISED, exc.message)
+                if refusal is None:
+                    devices.mark_seen(session=session, device_id=sender.device_id)
+                else:
+                    repeats = self.refusals.due((calling, called, address, refusal[1]))
+                    recorded = repeats is not None
+                    if recorded:
+                        devices.record_refusal(
+                            session=session,
+                            calling_ae=calling,
+                            address=address,
+                            called_ae=called,
+                            reason=refusal[1],
+                            repeats=repeats,
+                        )
         except Exception:
             log.exception("an association from %s could not be checked", address)
             assoc.acse.send_reject(_REJECTED_TRANSIENT, _PROVIDER_PRESENTATION, _CONGESTION)
             assoc.kill()
             return
+        if refusal is not None:
+            if recorded:
+                log.warning(
+                    "refused an association from %s calling as %r: %s", address, calling, refusal[1]
+                )
+            assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, refusal[0])
+            assoc.kill()
+            return
         with self._lock:
             self._associations[id(assoc)] = _Association(sender=sender, address=address)
-
-    @staticmethod
-    def _reject(assoc, diagnostic: int, calling: str, address: str, reason: str) -> None:
-        log.warning("refused an association from %s calling as %r: %s", address, calling, reason)
-        assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, diagnostic)
-        assoc.kill()
 
     def _on_ended(self, event) -> None:
         with self._lock:

@@ -426,9 +426,19 @@ def mark_seen(*, session: Session, device_id: int) -> None:
 
 
 def record_refusal(
-    *, session: Session, calling_ae: str, address: str, called_ae: str, reason: str
+    *,
+    session: Session,
+    calling_ae: str,
+    address: str,
+    called_ae: str,
+    reason: str,
+    repeats: int = 0,
 ) -> None:
-    """Audit an association the listener refused (AE titles and address only)."""
+    """Audit an association the listener refused (AE titles and address only); ``repeats``:
+    how many like it since the last record were not recorded."""
+    detail = {"calling_ae": calling_ae, "called_ae": called_ae, "reason": reason}
+    if repeats:
+        detail["repeats_left_out"] = repeats
     audit.record(
         session,
         action=AuditAction.DICOM_REFUSED,
@@ -437,7 +447,7 @@ def record_refusal(
         resource_type="device",
         resource_id=(calling_ae or "").strip(" ")[:64] or None,
         address=address,
-        detail={"calling_ae": calling_ae, "called_ae": called_ae, "reason": reason},
+        detail=detail,
     )
     session.commit()
 

@@ -48,13 +48,18 @@ def world(session):
 
 
 @pytest.fixture
-def port(database_url, engine, storage_root):
+def listener(database_url, engine, storage_root):
     from pacs_app.dimse.listener import Listener
 
     listener = Listener(ae_title="PACS", url=database_url, storage=get_storage())
-    server = listener.start("127.0.0.1", 0)
-    yield server.server_address[1]
+    listener.port = listener.start("127.0.0.1", 0).server_address[1]
+    yield listener
     listener.stop()
+
+
+@pytest.fixture
+def port(listener) -> int:
+    return listener.port
 
 
 def _dcmtk(tool: str, port: int, *args: str, calling: str = "MODALITY1", called: str = "PACS"):
@@ -211,6 +216,37 @@ def test_an_association_from_an_unregistered_caller_is_rejected_and_audited(
     assert all(e.address == "127.0.0.1" and e.actor_id is None for e in refusals)
 
 
+def test_a_caller_refused_again_and_again_is_audited_once_a_minute(
+    dcmtk, session, world, listener, port
+):
+    """A modality that retries every few seconds with an unknown AE title leaves one audit
+    row a minute, which counts the refusals left out (the listener's clock is moved on
+    here instead of waiting a minute)."""
+    now = [1000.0]
+    listener.refusals.clock = lambda: now[0]
+
+    def refusals():
+        session.expire_all()
+        return session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.action == "dicom.association_refused")
+            .order_by(AuditEvent.id)
+        ).all()
+
+    for _ in range(3):
+        echo = _dcmtk("echoscu", port, calling="STRANGER")
+        assert "calling ae title not recogni" in echo.stderr.lower()  # every one refused
+    (first,) = refusals()
+    assert "repeats_left_out" not in first.detail
+    now[0] += 61
+    assert _dcmtk("echoscu", port, calling="STRANGER").returncode != 0
+    later = refusals()
+    assert len(later) == 2 and later[1].detail["repeats_left_out"] == 2
+    # another caller is recorded at once
+    assert _dcmtk("echoscu", port, calling="OTHER").returncode != 0
+    assert len(refusals()) == 3
+
+
 def _store(assoc, path: Path):
     return assoc.send_c_store(pydicom.dcmread(path))
 
@@ -310,3 +346,17 @@ def test_pacs_dicom_listener_runs_as_its_own_process(dcmtk, session, world, data
     assert child.returncode == 0, output
     assert "DICOM listener PACS on 127.0.0.1" in output
     assert "DOE" not in output and "TEST^PATIENT" not in output  # no patient data logged
+
+
+def test_refusals_kept_for_counting_stay_bounded():
+    from pacs_app.dimse.listener import Repeats
+
+    now = [0.0]
+    repeats = Repeats(clock=lambda: now[0])
+    repeats.MAX_KEPT = 3
+    assert [repeats.due(("A",)), repeats.due(("A",)), repeats.due(("A",))] == [0, None, None]
+    now[0] = 100.0
+    for caller in "BCD":  # a fourth caller: the quiet ones' counts are dropped
+        assert repeats.due((caller,)) == 0
+    assert len(repeats._last) <= 3
+    assert repeats.due(("B",)) is None  # still counted within its minute

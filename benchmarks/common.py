@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -116,6 +117,27 @@ def setup_accounts(url: str) -> Actor:
             session=s, actor=None, username="benchadmin", password=PASSWORD, role=Role.ADMIN
         )
     return Actor(user_id=tech.id, username=tech.username, role=tech.role, centre_id=centre.id)
+
+
+def orthanc_config(folder: Path, http_port: int, dicom_port: int | None = None) -> Path:
+    """An Orthanc configuration in ``folder``: its defaults (SQLite index, files synced, no
+    plugins), its REST API on ``http_port`` without authentication, and its DICOM server on
+    ``dicom_port`` (AE title ORTHANC) where given."""
+    config = folder / "orthanc.json"
+    settings = {
+        "Name": "bench",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "HttpPort": http_port,
+        "DicomServerEnabled": dicom_port is not None,
+        "AuthenticationEnabled": False,
+        "RemoteAccessAllowed": True,
+        "Plugins": [],
+    }
+    if dicom_port is not None:
+        settings.update({"DicomAet": "ORTHANC", "DicomPort": dicom_port})
+    config.write_text(json.dumps(settings))
+    return config
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ synced). Each figure is the median of --repeats runs on fresh databases and stor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -28,7 +27,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, WORK, free_port, fresh_database, line, make_slices, setup_accounts
+from common import (
+    ROOT,
+    WORK,
+    free_port,
+    fresh_database,
+    line,
+    make_slices,
+    orthanc_config,
+    setup_accounts,
+)
 from sqlmodel import Session, select
 
 from pacs_app.core import db
@@ -129,22 +137,7 @@ def orthanc(binary: str, paths, warmup, associations: int) -> tuple[float, str]:
     folder = WORK / f"orthanc-{secrets.token_hex(3)}"
     folder.mkdir()
     http, port = free_port(), free_port()
-    config = folder / "orthanc.json"
-    config.write_text(
-        json.dumps(
-            {
-                "Name": "bench",
-                "StorageDirectory": str(folder / "storage"),
-                "IndexDirectory": str(folder / "index"),
-                "HttpPort": http,
-                "DicomServerEnabled": True,
-                "DicomAet": "ORTHANC",
-                "DicomPort": port,
-                "AuthenticationEnabled": False,
-                "Plugins": [],
-            }
-        )
-    )
+    config = orthanc_config(folder, http, port)
     log = folder / "orthanc.log"
     with log.open("w") as out:
         proc = subprocess.Popen([binary, str(config)], stdout=out, stderr=subprocess.STDOUT)

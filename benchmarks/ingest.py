@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
-import json
 import os
 import re
 import secrets
@@ -50,6 +49,7 @@ from common import (
     fresh_database,
     line,
     make_slices,
+    orthanc_config,
     percentiles,
     setup_accounts,
 )
@@ -239,21 +239,7 @@ def bench_orthanc(binary: str, paths: list[Path], clients: int) -> tuple[float, 
     folder = WORK / f"orthanc-{secrets.token_hex(3)}"
     folder.mkdir()
     port = free_port()
-    config = folder / "orthanc.json"
-    config.write_text(
-        json.dumps(
-            {
-                "Name": "bench",
-                "StorageDirectory": str(folder / "storage"),
-                "IndexDirectory": str(folder / "index"),
-                "HttpPort": port,
-                "DicomServerEnabled": False,
-                "AuthenticationEnabled": False,
-                "RemoteAccessAllowed": True,
-                "Plugins": [],
-            }
-        )
-    )
+    config = orthanc_config(folder, port)
     base = f"http://127.0.0.1:{port}"
     with (folder / "orthanc.log").open("w") as log:
         proc = subprocess.Popen([binary, str(config)], stdout=log, stderr=subprocess.STDOUT)

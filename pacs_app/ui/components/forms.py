@@ -51,3 +51,29 @@ def toggle_button(active: rx.Var, on_click, id) -> rx.Component:
         on_click=on_click,
         id=id,
     )
+
+
+def confirm_dialog(
+    *, open, title, description, label, on_confirm, on_cancel, id: str, color
+) -> rx.Component:
+    """A confirmation asked before a change: ``title`` and ``description`` (components or
+    vars), Cancel, and the ``label`` button in ``color`` that confirms (id ``id``)."""
+    title = title if isinstance(title, tuple | list) else (title,)
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(*title),
+            rx.alert_dialog.description(description),
+            rx.hstack(
+                rx.alert_dialog.cancel(
+                    rx.button("Cancel", variant="soft", color_scheme="gray", on_click=on_cancel)
+                ),
+                rx.alert_dialog.action(
+                    rx.button(label, on_click=on_confirm, id=id, color_scheme=color)
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="1em",
+            ),
+        ),
+        open=open,
+    )

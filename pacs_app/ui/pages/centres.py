@@ -10,6 +10,7 @@ from pacs_app.services import dashboards, users
 from pacs_app.ui import routes
 from pacs_app.ui.components.forms import (
     active_badge,
+    confirm_dialog,
     dialog_buttons,
     error_callout,
     field,
@@ -368,33 +369,15 @@ def _edit_dialog() -> rx.Component:
 
 def _confirm_dialog() -> rx.Component:
     verb = rx.cond(CentresState.confirm_activate, "Activate", "Deactivate")
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(verb, " centre ", CentresState.confirm_code, "?"),
-            rx.alert_dialog.description(CentresState.confirm_message),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Cancel",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=CentresState.cancel_toggle,
-                    )
-                ),
-                rx.alert_dialog.action(
-                    rx.button(
-                        verb,
-                        on_click=CentresState.confirm_toggle,
-                        id="confirm-centre-toggle",
-                        color_scheme=rx.cond(CentresState.confirm_activate, "green", "red"),
-                    )
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1em",
-            ),
-        ),
+    return confirm_dialog(
         open=CentresState.confirm_open,
+        title=(verb, " centre ", CentresState.confirm_code, "?"),
+        description=CentresState.confirm_message,
+        label=verb,
+        on_confirm=CentresState.confirm_toggle,
+        on_cancel=CentresState.cancel_toggle,
+        id="confirm-centre-toggle",
+        color=rx.cond(CentresState.confirm_activate, "green", "red"),
     )
 
 

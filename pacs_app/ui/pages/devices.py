@@ -13,6 +13,7 @@ from pacs_app.services import devices, users
 from pacs_app.ui import routes
 from pacs_app.ui.components.forms import (
     active_badge,
+    confirm_dialog,
     dialog_buttons,
     error_callout,
     field,
@@ -384,35 +385,15 @@ def _form_dialog() -> rx.Component:
 
 
 def _confirm_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(DevicesState.confirm_title),
-            rx.alert_dialog.description(DevicesState.confirm_message),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Cancel",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=DevicesState.cancel_confirm,
-                    )
-                ),
-                rx.alert_dialog.action(
-                    rx.button(
-                        DevicesState.confirm_label,
-                        on_click=DevicesState.confirm,
-                        id="device-confirm",
-                        color_scheme=rx.cond(
-                            DevicesState.confirm_label == "Activate", "green", "red"
-                        ),
-                    )
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1em",
-            ),
-        ),
+    return confirm_dialog(
         open=DevicesState.confirm_open,
+        title=DevicesState.confirm_title,
+        description=DevicesState.confirm_message,
+        label=DevicesState.confirm_label,
+        on_confirm=DevicesState.confirm,
+        on_cancel=DevicesState.cancel_confirm,
+        id="device-confirm",
+        color=rx.cond(DevicesState.confirm_label == "Activate", "green", "red"),
     )
 
 

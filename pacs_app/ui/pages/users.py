@@ -10,6 +10,7 @@ from pacs_app.services import dashboards, users
 from pacs_app.ui import routes
 from pacs_app.ui.components.forms import (
     active_badge,
+    confirm_dialog,
     dialog_buttons,
     error_callout,
     field,
@@ -337,40 +338,19 @@ def _row(row: rx.Var) -> rx.Component:
 
 def _confirm_dialog() -> rx.Component:
     verb = rx.cond(UsersState.confirm_activate, "Activate", "Deactivate")
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(verb, " ", UsersState.confirm_username, "?"),
-            rx.alert_dialog.description(
-                rx.cond(
-                    UsersState.confirm_activate,
-                    "The user will be able to sign in again.",
-                    "The user is signed out everywhere at once and cannot sign in until "
-                    "reactivated.",
-                ),
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Cancel",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=UsersState.cancel_toggle,
-                    )
-                ),
-                rx.alert_dialog.action(
-                    rx.button(
-                        verb,
-                        on_click=UsersState.confirm_toggle,
-                        id="confirm-toggle",
-                        color_scheme=rx.cond(UsersState.confirm_activate, "green", "red"),
-                    )
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1em",
-            ),
-        ),
+    return confirm_dialog(
         open=UsersState.confirm_open,
+        title=(verb, " ", UsersState.confirm_username, "?"),
+        description=rx.cond(
+            UsersState.confirm_activate,
+            "The user will be able to sign in again.",
+            "The user is signed out everywhere at once and cannot sign in until reactivated.",
+        ),
+        label=verb,
+        on_confirm=UsersState.confirm_toggle,
+        on_cancel=UsersState.cancel_toggle,
+        id="confirm-toggle",
+        color=rx.cond(UsersState.confirm_activate, "green", "red"),
     )
 
 

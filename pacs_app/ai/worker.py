@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ from sqlmodel import Session
 
 from pacs_app.config import settings
 from pacs_app.core import db, logs
+from pacs_app.core.children import parent_gone, start_child
 from pacs_app.core.errors import DomainError
 from pacs_app.models import AIJob
 from pacs_app.services import ai
@@ -105,7 +105,7 @@ def run_forever(*, parent_pid: int | None = None, url: str | None = None) -> Non
     signal.signal(signal.SIGINT, stop)
     log.info("AI worker %s polling every %ss", ai.worker_name(), settings.ai_worker_poll_seconds)
     while not stopping.is_set():
-        if parent_pid is not None and os.getppid() != parent_pid:
+        if parent_gone(parent_pid):
             log.info("the app that started this worker has stopped; stopping too")
             return
         try:
@@ -132,13 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def start_embedded() -> object | None:
     """Start the worker as a child of the web process (returns the Popen, or None)."""
-    import subprocess
-
     if not settings.ai_embedded_worker:
         return None
-    cmd = [sys.executable, "-m", "pacs_app.ai.worker", "--parent-pid", str(os.getpid())]
     log.info("starting the embedded AI worker")
-    return subprocess.Popen(cmd, env=os.environ.copy())  # noqa: S603 (our own module)
+    return start_child("pacs_app.ai.worker")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from pynetdicom.sop_class import Verification
 
 from pacs_app.config import settings
 from pacs_app.core import db, logs
+from pacs_app.core.children import parent_gone, start_child
 from pacs_app.core.errors import InvalidInput, PermissionDenied, TooLarge
 from pacs_app.dicom.reader import InvalidDicom
 from pacs_app.dicom.sameness import LOSSLESS
@@ -299,20 +299,19 @@ def _status(status: int, comment: str | None) -> Dataset | int:
     answer.Status = status
     # LO: at most 64 characters of the default repertoire, no backslash
     text = comment.encode("ascii", "replace").decode().replace("\\", "/")
-    answer.ErrorComment = text[: ERROR_COMMENT_MAX - 3] + "..." if len(text) > 64 else text
+    answer.ErrorComment = (
+        text[: ERROR_COMMENT_MAX - 3] + "..." if len(text) > ERROR_COMMENT_MAX else text
+    )
     return answer
 
 
 def start_embedded() -> object | None:
     """Start the listener as a child of the web process when ``DICOM_PORT`` is set (returns
     the Popen, or None)."""
-    import subprocess
-
     if not settings.dicom_port:
         return None
-    cmd = [sys.executable, "-m", "pacs_app.dimse.listener", "--parent-pid", str(os.getpid())]
     log.info("starting the DICOM listener on port %s", settings.dicom_port)
-    return subprocess.Popen(cmd, env=os.environ.copy())  # noqa: S603 (our own module)
+    return start_child("pacs_app.dimse.listener")
 
 
 def serve(*, host: str, port: int, ae_title: str, parent_pid: int | None = None) -> int:
@@ -333,7 +332,7 @@ def serve(*, host: str, port: int, ae_title: str, parent_pid: int | None = None)
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     while not stopping.wait(2):
-        if parent_pid is not None and os.getppid() != parent_pid:
+        if parent_gone(parent_pid):
             log.info("the app that started the DICOM listener has stopped; stopping too")
             break
     listener.stop()

@@ -1,5 +1,5 @@
 """Pieces of the administration pages' forms and tables: a labelled field, a form's error,
-a dialog's Cancel and submit buttons, an account's or a record's active badge."""
+a notice of what was done, dialog buttons, a row's active badge and (de)activate button."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def error_callout(message: rx.Var, id: str) -> rx.Component:
     return rx.cond(
         message != "",
         rx.callout(message, color_scheme="red", icon="triangle-alert", id=id, width="100%"),
+    )
+
+
+def notice_callout(message: rx.Var) -> rx.Component:
+    """A green callout with what was just done (id ``notice``), shown while it is not empty."""
+    return rx.cond(
+        message != "",
+        rx.callout(message, icon="check", color_scheme="green", id="notice"),
     )
 
 

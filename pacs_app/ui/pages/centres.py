@@ -14,6 +14,7 @@ from pacs_app.ui.components.forms import (
     dialog_buttons,
     error_callout,
     field,
+    notice_callout,
     toggle_button,
 )
 from pacs_app.ui.state import AuthState, call_domain
@@ -425,10 +426,7 @@ def centres_page() -> rx.Component:
             _create_dialog(),
             width="100%",
         ),
-        rx.cond(
-            CentresState.notice != "",
-            rx.callout(CentresState.notice, icon="check", color_scheme="green", id="notice"),
-        ),
+        notice_callout(CentresState.notice),
         error_callout(CentresState.error, "error"),
         rx.cond(
             CentresState.rows.length() > 0,

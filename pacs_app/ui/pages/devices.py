@@ -17,6 +17,7 @@ from pacs_app.ui.components.forms import (
     dialog_buttons,
     error_callout,
     field,
+    notice_callout,
     toggle_button,
 )
 from pacs_app.ui.state import AuthState, call_domain
@@ -51,8 +52,7 @@ class DevicesState(AuthState):
     form_uploader: str = NO_CHOICE  # a user id, as text
     centre_options: list[dict[str, str]] = []
     uploader_options: list[dict[str, str]] = []
-    editing: bool = False
-    _edit_id: int = 0
+    edit_id: int = 0  # the device the form edits; 0: a new one
 
     # confirmation of (de)activation and deletion
     confirm_open: bool = False
@@ -148,7 +148,7 @@ class DevicesState(AuthState):
         except DomainError as exc:
             self.error = exc.message
             return
-        self._edit_id, self.editing = 0, False
+        self.edit_id = 0
         self.form_title = "New DICOM device"
         self.form_ae_title, self.form_networks, self.form_description = "", "", ""
         self.form_uploader = NO_CHOICE
@@ -167,7 +167,7 @@ class DevicesState(AuthState):
         except DomainError as exc:
             self.error = exc.message
             return
-        self._edit_id, self.editing = device.id, True
+        self.edit_id = device.id
         self.form_title = f"Edit device {device.ae_title}"
         self.form_ae_title, self.form_networks = device.ae_title, device.networks
         self.form_description = device.description
@@ -184,7 +184,7 @@ class DevicesState(AuthState):
         actor = await self.actor()
         if actor is None:
             return rx.redirect(routes.LOGIN)
-        if self._edit_id or value not in {o["id"] for o in self.centre_options}:
+        if self.edit_id or value not in {o["id"] for o in self.centre_options}:
             return
         self.form_centre, self.form_uploader = value, NO_CHOICE
         try:
@@ -210,9 +210,9 @@ class DevicesState(AuthState):
             "address": self._client_address(),
         }
         try:
-            if self._edit_id:
+            if self.edit_id:
                 device = await call_domain(
-                    devices.update_device, actor=actor, device_id=self._edit_id, **fields
+                    devices.update_device, actor=actor, device_id=self.edit_id, **fields
                 )
                 self.notice = f"Saved device {device.ae_title}."
             else:
@@ -336,7 +336,7 @@ def _form_dialog() -> rx.Component:
                             DevicesState.set_form_centre,
                             "device-centre",
                             "Choose a centre",
-                            disabled=DevicesState.editing | ~DevicesState.is_admin_view,
+                            disabled=(DevicesState.edit_id != 0) | ~DevicesState.is_admin_view,
                         ),
                     ),
                     field(
@@ -479,10 +479,7 @@ def devices_page() -> rx.Component:
             ),
             width="100%",
         ),
-        rx.cond(
-            DevicesState.notice != "",
-            rx.callout(DevicesState.notice, icon="check", color_scheme="green", id="notice"),
-        ),
+        notice_callout(DevicesState.notice),
         error_callout(DevicesState.error, "error"),
         rx.cond(
             DevicesState.rows.length() > 0,

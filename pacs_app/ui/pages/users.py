@@ -14,6 +14,7 @@ from pacs_app.ui.components.forms import (
     dialog_buttons,
     error_callout,
     field,
+    notice_callout,
     toggle_button,
 )
 from pacs_app.ui.state import AuthState, call_domain
@@ -542,10 +543,7 @@ def _users_page(title: str) -> rx.Component:
             _create_dialog(),
             width="100%",
         ),
-        rx.cond(
-            UsersState.notice != "",
-            rx.callout(UsersState.notice, icon="check", color_scheme="green", id="notice"),
-        ),
+        notice_callout(UsersState.notice),
         rx.cond(
             UsersState.error != "",
             rx.callout(UsersState.error, icon="triangle-alert", color_scheme="red", id="error"),

@@ -15,6 +15,8 @@ they come by. The response's status (PS3.4 Table B.2-1, PS3.7 Annex C):
   (a re-send, perhaps re-encoded without loss);
 - ``0x0111`` duplicate SOP instance: the study holds other data under this SOP Instance UID,
   which it keeps (the ErrorComment names what differs, never a value);
+- ``0xA900`` data set does not match: its SOP Class or Instance UID is not the one the
+  request names (pynetdicom files the data set under the request's UIDs, in its file meta);
 - ``0xC000`` cannot understand: not a DICOM data set, or without the UIDs a PACS needs;
 - ``0xA700`` out of resources: the file is over the size limit, or storage or the database
   failed (the sender may try again later);
@@ -63,6 +65,7 @@ SUCCESS = 0x0000
 DUPLICATE_SOP_INSTANCE = 0x0111
 NOT_AUTHORIZED = 0x0124
 OUT_OF_RESOURCES = 0xA700
+DATA_SET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 # A-ASSOCIATE-RJ: rejected permanently by the service user, for this reason
 _REJECTED_PERMANENT, _SERVICE_USER = 0x01, 0x01
@@ -255,10 +258,14 @@ class Listener:
 
     def _store(self, current: _Association, event) -> tuple[int, str | None, str]:
         """The response's status and ErrorComment, and which count the instance adds to."""
-        uid = str(event.request.AffectedSOPInstanceUID or "")
+        request = event.request
+        uid = str(request.AffectedSOPInstanceUID or "")
         path = Path(event.dataset_path)
         staged = ingest.StagedFile(
-            name=f"instance {uid}"[:100] if uid else "instance", path=path, disposable=True
+            name=f"instance {uid}"[:100] if uid else "instance",
+            path=path,
+            disposable=True,
+            declared=(str(request.AffectedSOPClassUID or ""), uid),
         )
         storage = self.storage or get_storage()
         try:
@@ -278,6 +285,8 @@ class Listener:
             return NOT_AUTHORIZED, exc.message, "failed"
         except TooLarge as exc:
             return OUT_OF_RESOURCES, exc.message, "failed"
+        except ingest.DeclarationMismatch as exc:
+            return DATA_SET_MISMATCH, exc.reason, "failed"
         except InvalidDicom as exc:
             return CANNOT_UNDERSTAND, exc.reason, "failed"
         except InvalidInput as exc:

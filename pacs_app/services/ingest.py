@@ -61,6 +61,16 @@ class StagedFile:
     path: Path
     disposable: bool = False
     digest: Digest | None = None  # size and sha256, where the caller hashed it as it wrote it
+    # the SOP Class and Instance UIDs its sender declared for it (a C-STORE request's), which
+    # its data set must carry: a file whose header names another instance is refused
+    declared: tuple[str, str] | None = None
+
+
+class DeclarationMismatch(InvalidDicom):
+    """A data set is not the instance its sender declared (a C-STORE request's Affected SOP
+    Class or Instance UID names another): storing it would file it under the wrong identity."""
+
+    code = "data_set_mismatch"
 
 
 class StudyForm(BaseModel):
@@ -261,6 +271,18 @@ def _check_sizes(files: list[StagedFile]) -> None:
             )
 
 
+def _as_declared(f: StagedFile, header: DicomHeader) -> DicomHeader:
+    """``header``, once it names the instance ``f``'s sender declared (if it declared one)."""
+    if f.declared is None:
+        return header
+    sop_class, sop_instance = (uid.strip("\0 ") for uid in f.declared)
+    if header.sop_instance_uid != sop_instance:
+        raise DeclarationMismatch(f.name, "its SOP Instance UID differs from the request's")
+    if header.sop_class_uid != sop_class:
+        raise DeclarationMismatch(f.name, "its SOP Class UID differs from the request's")
+    return header
+
+
 def ingest(
     *,
     session: Session,
@@ -303,7 +325,7 @@ def ingest(
         if not expanded:
             raise InvalidInput("The upload is empty: the archive holds no files.")
         _check_sizes(expanded)
-        headers = [(f, read_header(f.path, f.name)) for f in expanded]
+        headers = [(f, _as_declared(f, read_header(f.path, f.name))) for f in expanded]
         return store_parsed(session, actor, centre, headers, form, storage, address)
 
 

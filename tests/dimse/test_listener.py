@@ -15,6 +15,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
     JPEGLSLossless,
+    generate_uid,
 )
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
@@ -277,6 +278,53 @@ def test_statuses_name_what_went_wrong_and_store_nothing_of_it(session, world, p
     assert str(pydicom.dcmread(path).PatientName) == "DOE^JANE"
     rows = session.execute(text("SELECT count(*) FROM instance")).scalar_one()
     assert rows == 1
+
+
+def _misdeclared(path: Path, tmp_path: Path, **meta) -> Path:
+    """The file at ``path`` with its file meta naming another instance: sent from the file,
+    pynetdicom's request takes its UIDs from the meta, while the data set keeps its own."""
+    ds = pydicom.dcmread(path)
+    for keyword, value in meta.items():
+        setattr(ds.file_meta, keyword, value)
+    out = tmp_path / f"misdeclared-{len(list(tmp_path.iterdir()))}.dcm"
+    ds.save_as(out)  # as it is: enforcing the file format would mend the meta
+    return out
+
+
+def test_a_data_set_that_is_not_the_instance_its_request_names_is_refused(
+    session, world, port, tmp_path, monkeypatch
+):
+    # pynetdicom files a received data set under the request's UIDs (its file meta): one that
+    # names another instance would be stored with two identities
+    from pynetdicom import _config
+
+    good = make_ct(tmp_path / "good.dcm")
+    other_instance = _misdeclared(good, tmp_path, MediaStorageSOPInstanceUID=generate_uid())
+    other_class = _misdeclared(good, tmp_path, MediaStorageSOPClassUID=MRImageStorage)
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # send from the file
+    assoc = _associate(
+        port,
+        [(CTImageStorage, [ExplicitVRLittleEndian]), (MRImageStorage, [ExplicitVRLittleEndian])],
+    )
+    try:
+        assert assoc.is_established
+        refused = assoc.send_c_store(other_instance)
+        assert refused.Status == 0xA900
+        assert refused.ErrorComment == "its SOP Instance UID differs from the request's"
+        refused = assoc.send_c_store(other_class)
+        assert refused.Status == 0xA900
+        assert refused.ErrorComment == "its SOP Class UID differs from the request's"
+        assert _studies(session) == []
+        assert _stored_files(get_storage().root) == []
+        assert assoc.send_c_store(good).Status == 0x0000  # the same data, declared as itself
+    finally:
+        assoc.release()
+    (study,) = _studies(session)
+    assert study.num_instances == 1
+    (path,) = _stored_files(get_storage().root)
+    stored = pydicom.dcmread(path)
+    assert stored.file_meta.MediaStorageSOPInstanceUID == stored.SOPInstanceUID
+    assert stored.file_meta.MediaStorageSOPClassUID == stored.SOPClassUID == CTImageStorage
 
 
 def test_a_device_switched_off_mid_association_stores_nothing_more(session, world, port, tmp_path):

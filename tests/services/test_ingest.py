@@ -20,7 +20,13 @@ from pacs_app.core.errors import (
 )
 from pacs_app.dicom.reader import InvalidDicom
 from pacs_app.models import AuditEvent, Instance, Priority, Role, Series, Study, StudyStatus
-from pacs_app.services.ingest import StagedFile, StudyForm, ingest, normalize_age
+from pacs_app.services.ingest import (
+    DeclarationMismatch,
+    StagedFile,
+    StudyForm,
+    ingest,
+    normalize_age,
+)
 from pacs_app.storage import LocalStorage, StorageError
 from tests.dicom_factory import TESTDATA, make_ct, make_series
 from tests.factories import actor_of, make_centre, make_user
@@ -311,6 +317,39 @@ def test_a_file_without_required_uids_is_refused(session, storage, tech, tmp_pat
         InvalidDicom,
         match=rf"nouid\.dcm: missing required UID: {missing}",
     )
+
+
+def test_a_file_that_is_not_the_instance_its_sender_declared_is_refused(
+    session, storage, tech, tmp_path
+):
+    # a C-STORE request names the instance it carries; a data set naming another is refused
+    path = make_ct(tmp_path / "sent.dcm")
+    ds = pydicom.dcmread(path)
+    sop_class, sop_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+
+    def declared(uids):
+        return [StagedFile(name="sent.dcm", path=path, declared=uids)]
+
+    for uids, what in [
+        ((sop_class, generate_uid()), "SOP Instance UID"),
+        (("1.2.840.10008.5.1.4.1.1.4", sop_instance), "SOP Class UID"),
+    ]:
+        _refused(
+            session,
+            storage,
+            tech,
+            declared(uids),
+            DeclarationMismatch,
+            match=rf"sent\.dcm: its {what} differs from the request's",
+        )
+    # padding as a request may carry it is no difference
+    result = ingest(
+        session=session,
+        actor=tech,
+        files=declared((sop_class + "\0", sop_instance)),
+        storage=storage,
+    )
+    assert [f.status for f in result.files] == ["stored"]
 
 
 def test_a_dicom_file_ending_like_a_zip_directory_is_stored_as_dicom(

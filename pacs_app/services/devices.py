@@ -42,7 +42,7 @@ from pacs_app.services.authz import (
     require,
     visible_centre_ids,
 )
-from pacs_app.services.dto import CentrePublic
+from pacs_app.services.dto import CentrePublic, Page
 
 _AE_TITLE = re.compile(AE_TITLE_PATTERN)
 MAX_NETWORKS = 20
@@ -245,11 +245,19 @@ def _audit(session, action, actor, device: DicomDevice, address, detail=None) ->
 
 
 def list_devices(
-    *, session: Session, actor: Actor, search: str | None = None
-) -> list[DevicePublic]:
+    *,
+    session: Session,
+    actor: Actor,
+    search: str | None = None,
+    page: int = 1,
+    page_size: int = 25,
+) -> Page[DevicePublic]:
     """The devices the actor manages (administrators: all; a centre user: its centre's), by
-    centre and AE title; ``search`` matches the AE title, description or centre code."""
+    centre and AE title, a page at a time; ``search`` matches the AE title, description or
+    centre code."""
     require(actor, Action.MANAGE_DEVICES)
+    page = max(1, page)
+    page_size = min(max(1, page_size), 100)
     query = select(DicomDevice, Centre, User).where(
         DicomDevice.centre_id == Centre.id, DicomDevice.uploads_as_id == User.id
     )
@@ -265,8 +273,19 @@ def list_devices(
                 func.lower(Centre.code).like(like),
             )
         )
-    rows = session.exec(query.order_by(Centre.code, DicomDevice.ae_title).limit(500)).all()
-    return [DevicePublic.of(d, c, u) for d, c, u in rows]
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    # AE titles are unique: the order is total, so pages neither repeat nor skip a device
+    rows = session.exec(
+        query.order_by(Centre.code, DicomDevice.ae_title)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return Page[DevicePublic](
+        items=[DevicePublic.of(d, c, u) for d, c, u in rows],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
 
 
 def get_device(*, session: Session, actor: Actor, device_id: int) -> DevicePublic:

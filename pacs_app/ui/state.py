@@ -147,3 +147,44 @@ class AuthState(rx.State):
                 await call_domain(auth.sign_out, token=token, address=address)
         self._forget()
         return rx.redirect(routes.LOGIN)
+
+
+class PagedMixin(rx.State, mixin=True):
+    """A list shown a page at a time: the page, how many there are, how many rows in all,
+    moving between pages, and a search. The page's state reloads its rows in ``_load``,
+    which answers ``False`` once no one is signed in."""
+
+    page: int = 1
+    pages: int = 1
+    total: int = 0
+    search: str = ""
+
+    async def _load(self) -> bool:
+        raise NotImplementedError
+
+    async def _reload(self):
+        if not await self._load():
+            return rx.redirect(routes.LOGIN)
+
+    @rx.event
+    async def set_search(self, value: str):
+        """Another search shows its first page. The same text again changes nothing: a
+        debounced field sends its text again when it loses focus, as when a button on the
+        page is clicked, which must not move the list back to its first page."""
+        value = value[:100]
+        if value == self.search:
+            return
+        self.search, self.page = value, 1
+        return await self._reload()
+
+    @rx.event
+    async def next_page(self):
+        if self.page < self.pages:
+            self.page += 1
+            return await self._reload()
+
+    @rx.event
+    async def prev_page(self):
+        if self.page > 1:
+            self.page -= 1
+            return await self._reload()

@@ -148,10 +148,23 @@ def dicom_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url(_require_browser, tmp_path_factory, dicom_port) -> Iterator[str]:
+def app_work(tmp_path_factory) -> Path:
+    """The folder of the app the browser tests drive: its database and storage."""
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="session")
+def app_url(_require_browser, app_work, dicom_port) -> Iterator[str]:
     """Start the whole app once for the browser tests; stop it afterwards."""
-    with running_app(tmp_path_factory.mktemp("app"), dicom_port=dicom_port) as url:
+    with running_app(app_work, dicom_port=dicom_port) as url:
         yield url
+
+
+@pytest.fixture
+def app_database(app_url, app_work) -> str:
+    """The running app's database URL, for a test that prepares, through the domain services,
+    more data than clicking could (a long list); what the test checks it checks in the page."""
+    return f"sqlite:///{app_work / 'pacs.db'}"
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,70 @@ def test_admin_registers_a_modality_that_then_sends_a_series(dcmtk, new_page, di
     # and the refusal is in the audit trail, with the reason
     admin.click("#sidebar >> text=Audit trail")
     expect(admin.locator("body")).to_contain_text("dicom.association_refused")
+
+
+def test_long_lists_are_paged_devices_and_the_audit_trail(new_page, app_database):
+    from sqlmodel import select
+
+    from pacs_app.core import db
+    from pacs_app.models import Centre, User
+    from pacs_app.services import devices
+    from pacs_app.services.authz import Actor
+
+    # 51 modalities of the demo centre, registered through the domain, sorting after the
+    # rest, and one the search leaves out
+    prefix = f"ZZ{uuid.uuid4().hex[:4].upper()}_"
+    with db.session_scope(app_database) as session:
+        admin = Actor.of(session.exec(select(User).where(User.username == "admin")).one())
+        demo = session.exec(select(Centre).where(Centre.code == "DEMO")).one()
+        tech = session.exec(select(User).where(User.username == "technician")).one()
+        for title in [f"{prefix}{n:02d}" for n in range(51)] + [f"MR{prefix[2:6]}"]:
+            devices.create_device(
+                session=session,
+                actor=admin,
+                ae_title=title,
+                centre_id=demo.id,
+                uploads_as_id=tech.id,
+                networks="10.20.0.0/16",
+            )
+
+    page = new_page()
+    sign_in(page, "admin", "admin123")
+    page.click("#sidebar >> text=DICOM devices")
+    pager, rows = page.locator("#devices-pager"), page.locator("#devices-table tbody tr")
+    expect(pager).to_contain_text("Page 1 of 3")
+    expect(rows).to_have_count(25)
+
+    expect(pager).not_to_contain_text(" 51 devices")
+    page.fill("#device-search", prefix.lower())  # the search ignores case
+    expect(pager).to_have_text("Page 1 of 3 · 51 devices")
+    expect(page.locator(f"#device-row-{prefix}00")).to_be_visible()
+    expect(page.locator("#devices-pager-prev")).to_be_disabled()
+    page.click("#devices-pager-next")
+    expect(pager).to_have_text("Page 2 of 3 · 51 devices")
+    expect(page.locator(f"#device-row-{prefix}25")).to_be_visible()
+    page.click("#devices-pager-next")
+    expect(pager).to_have_text("Page 3 of 3 · 51 devices")
+    expect(rows).to_have_count(1)
+    last = page.locator(f"#device-row-{prefix}50")
+    expect(last).to_be_visible()
+    expect(page.locator("#devices-pager-next")).to_be_disabled()
+
+    # deleting the last page's only device, confirmed, shows the page before
+    page.click(f"#delete-device-{prefix}50")
+    expect(page.get_by_role("alertdialog")).to_contain_text(f"{prefix}50")
+    page.click("#device-confirm")
+    expect(pager).to_have_text("Page 2 of 2 · 50 devices")
+    expect(rows).to_have_count(25)
+    expect(last).to_have_count(0)
+    page.click("#devices-pager-prev")
+    expect(pager).to_have_text("Page 1 of 2 · 50 devices")
+
+    # the audit trail pages the same way: 51 registrations, newer first
+    page.click("#sidebar >> text=Audit trail")
+    audit_pager = page.locator("#pager")
+    expect(audit_pager).to_contain_text("Page 1 of ")
+    page.click("#pager-next")  # "Older"
+    expect(audit_pager).to_contain_text("Page 2 of ")
+    page.click("#pager-prev")  # "Newer"
+    expect(audit_pager).to_contain_text("Page 1 of ")

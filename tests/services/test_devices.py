@@ -70,18 +70,45 @@ def test_a_centre_user_manages_its_own_centre_devices_only(session, world):
             uploads_as_id=world["south_tech"].id,
         )
     listed = devices.list_devices(session=session, actor=manager)
-    assert [d.ae_title for d in listed] == ["CT_ROOM1"]
+    assert [d.ae_title for d in listed.items] == ["CT_ROOM1"] and listed.total == 1
     for call in (devices.get_device, devices.delete_device):
         with pytest.raises(NotFound):  # another centre's device is invisible
             call(session=session, actor=manager, device_id=south.id)
     admin_sees = devices.list_devices(session=session, actor=actor_of(world["admin"]))
-    assert {d.ae_title for d in admin_sees} == {"CT_ROOM1", "SOUTH_MR"}
+    assert {d.ae_title for d in admin_sees.items} == {"CT_ROOM1", "SOUTH_MR"}
     assert [
         d.ae_title
         for d in devices.list_devices(
             session=session, actor=actor_of(world["admin"]), search="south"
-        )
+        ).items
     ] == ["SOUTH_MR"]
+
+
+def test_a_long_device_list_comes_a_page_at_a_time_in_a_stable_order(session, world):
+    titles = [f"CT_{n:02d}" for n in range(7)]
+    for title in reversed(titles):
+        _create(session, world, ae_title=title)
+    admin = actor_of(world["admin"])
+    pages = [
+        devices.list_devices(session=session, actor=admin, page=n, page_size=3) for n in (1, 2, 3)
+    ]
+    assert [p.total for p in pages] == [7, 7, 7] and pages[0].pages == 3
+    assert [d.ae_title for p in pages for d in p.items] == titles  # none repeated or skipped
+    beyond = devices.list_devices(session=session, actor=admin, page=4, page_size=3)
+    assert beyond.items == [] and beyond.total == 7
+    found = devices.list_devices(session=session, actor=admin, search="ct_0", page_size=100)
+    assert found.total == 7 and len(found.items) == 7
+    # a centre user's pages count its own centre's devices only
+    _create(
+        session,
+        world,
+        ae_title="CT_SOUTH",
+        centre_id=world["south"].id,
+        uploads_as_id=world["south_tech"].id,
+    )
+    assert devices.list_devices(session=session, actor=admin).total == 8
+    manager = actor_of(world["manager"])
+    assert devices.list_devices(session=session, actor=manager, page_size=3).total == 7
 
 
 @pytest.mark.parametrize("who", ["tech", "radiologist"])
@@ -110,7 +137,7 @@ def test_technicians_and_radiologists_may_not_manage_devices(session, world, who
 def test_a_registration_names_what_is_wrong(session, world, changes, message):
     with pytest.raises(InvalidInput, match=message):
         _create(session, world, **changes)
-    assert devices.list_devices(session=session, actor=actor_of(world["admin"])) == []
+    assert devices.list_devices(session=session, actor=actor_of(world["admin"])).total == 0
 
 
 def test_a_device_uploads_as_an_active_uploader_of_its_own_centre(session, world):
@@ -164,7 +191,7 @@ def test_edit_deactivate_and_delete_are_audited(session, world):
     ]
     assert events[1].detail["changed"] == ["ae_title", "uploads_as_id", "networks", "description"]
     assert events[1].detail["previous_ae_title"] == "CT_ROOM1"
-    assert devices.list_devices(session=session, actor=admin) == []
+    assert devices.list_devices(session=session, actor=admin).total == 0
 
 
 def test_the_listener_lets_in_a_registered_device_from_its_networks_only(session, world):

@@ -1,5 +1,6 @@
 """Pieces of the administration pages' forms and tables: a labelled field, a form's error,
-a notice of what was done, dialog buttons, a row's active badge and (de)activate button."""
+a notice of what was done, dialog buttons, a row's active badge and (de)activate button,
+a confirmation dialog and a list's pager."""
 
 from __future__ import annotations
 
@@ -84,4 +85,39 @@ def confirm_dialog(
             ),
         ),
         open=open,
+    )
+
+
+def pager(
+    state, noun: str, previous: str = "Previous", next: str = "Next", id: str = "pager"
+) -> rx.Component:
+    """Buttons to the previous and next page of ``state``'s list (a ``PagedMixin``), and
+    where it stands: "Page 2 of 5 · 113 devices"."""
+    return rx.hstack(
+        rx.button(
+            previous,
+            on_click=state.prev_page,
+            variant="soft",
+            disabled=state.page <= 1,
+            id=f"{id}-prev",
+        ),
+        rx.text(
+            "Page ",
+            state.page,
+            " of ",
+            state.pages,
+            " · ",
+            state.total,
+            f" {noun}",
+            size="2",
+            id=id,
+        ),
+        rx.button(
+            next,
+            on_click=state.next_page,
+            variant="soft",
+            disabled=state.page >= state.pages,
+            id=f"{id}-next",
+        ),
+        align="center",
     )

@@ -8,20 +8,18 @@ from pacs_app.core.errors import DomainError, PermissionDenied
 from pacs_app.services import audit, dashboards
 from pacs_app.ui import routes
 from pacs_app.ui.components import audit_detail, optional_day, record_table
-from pacs_app.ui.state import AuthState, call_domain
+from pacs_app.ui.components.forms import pager
+from pacs_app.ui.state import AuthState, PagedMixin, call_domain
 from pacs_app.ui.template import access_denied, shell
 
 PAGE_SIZE = 50
 ALL = "all"
 
 
-class AuditState(AuthState):
+class AuditState(PagedMixin, AuthState):
     denied: str = ""
     ready: bool = False
     rows: list[dict[str, str]] = []
-    total: int = 0
-    page: int = 1
-    pages: int = 1
     action: str = ALL
     username: str = ""
     date_from: str = ""
@@ -106,8 +104,7 @@ class AuditState(AuthState):
 
     async def _reload_first_page(self):
         self.page = 1
-        if not await self._load():
-            return rx.redirect(routes.LOGIN)
+        return await self._reload()
 
     @rx.event
     async def set_action(self, value: str):
@@ -139,20 +136,6 @@ class AuditState(AuthState):
         self.action, self.username, self.date_from, self.date_to = ALL, "", "", ""
         self.resource_id = ""
         return await self._reload_first_page()
-
-    @rx.event
-    async def next_page(self):
-        if self.page < self.pages:
-            self.page += 1
-            if not await self._load():
-                return rx.redirect(routes.LOGIN)
-
-    @rx.event
-    async def prev_page(self):
-        if self.page > 1:
-            self.page -= 1
-            if not await self._load():
-                return rx.redirect(routes.LOGIN)
 
 
 def _filter(label: str, control: rx.Component) -> rx.Component:
@@ -241,31 +224,7 @@ def audit_page() -> rx.Component:
             ),
             rx.text("No audit events match.", color_scheme="gray"),
         ),
-        rx.hstack(
-            rx.button(
-                "Newer",
-                on_click=AuditState.prev_page,
-                variant="soft",
-                disabled=AuditState.page <= 1,
-            ),
-            rx.text(
-                "Page ",
-                AuditState.page,
-                " of ",
-                AuditState.pages,
-                " · ",
-                AuditState.total,
-                " events",
-                size="2",
-            ),
-            rx.button(
-                "Older",
-                on_click=AuditState.next_page,
-                variant="soft",
-                disabled=AuditState.page >= AuditState.pages,
-            ),
-            align="center",
-        ),
+        pager(AuditState, "events", previous="Newer", next="Older"),
         width="100%",
         spacing="3",
     )

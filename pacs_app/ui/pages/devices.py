@@ -18,23 +18,24 @@ from pacs_app.ui.components.forms import (
     error_callout,
     field,
     notice_callout,
+    pager,
     toggle_button,
 )
-from pacs_app.ui.state import AuthState, call_domain
+from pacs_app.ui.state import AuthState, PagedMixin, call_domain
 from pacs_app.ui.template import access_denied, shell
 
 NO_CHOICE = ""
+PAGE_SIZE = 25
 
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
-class DevicesState(AuthState):
+class DevicesState(PagedMixin, AuthState):
     denied: str = ""
     ready: bool = False
     rows: list[dict[str, str]] = []
-    search: str = ""
     notice: str = ""
     error: str = ""
     listener: str = ""
@@ -68,7 +69,16 @@ class DevicesState(AuthState):
         actor = actor or await self.actor()
         if actor is None:
             return False
-        found = await call_domain(devices.list_devices, actor=actor, search=self.search)
+        found = await call_domain(
+            devices.list_devices,
+            actor=actor,
+            search=self.search,
+            page=self.page,
+            page_size=PAGE_SIZE,
+        )
+        if found.page > found.pages:  # the last page's last device went: show the one before
+            self.page = found.pages
+            return await self._load(actor)
         self.rows = [
             {
                 "id": str(d.id),
@@ -81,8 +91,9 @@ class DevicesState(AuthState):
                 "last_seen": _when(d.last_seen_at),
                 "active": "yes" if d.is_active else "no",
             }
-            for d in found
+            for d in found.items
         ]
+        self.total, self.pages = found.total, found.pages
         self.is_admin_view = actor.is_admin
         return True
 
@@ -104,6 +115,7 @@ class DevicesState(AuthState):
     @rx.event
     async def open(self):
         self.ready, self.denied, self.notice, self.error = False, "", "", ""
+        self.page = 1
         actor = await self.actor()
         if actor is None:
             return rx.redirect(routes.LOGIN)
@@ -113,12 +125,6 @@ class DevicesState(AuthState):
         except PermissionDenied as exc:
             self.denied, self.rows = exc.message, []
         self.ready = True
-
-    @rx.event
-    async def set_search(self, value: str):
-        self.search = value[:100]
-        if not await self._load():
-            return rx.redirect(routes.LOGIN)
 
     # --- the form -------------------------------------------------------------------------
 
@@ -500,6 +506,7 @@ def devices_page() -> rx.Component:
                 id="devices-empty",
             ),
         ),
+        pager(DevicesState, "devices", id="devices-pager"),
         _form_dialog(),
         _confirm_dialog(),
         width="100%",

@@ -15,23 +15,20 @@ from pacs_app.ui.components.forms import (
     error_callout,
     field,
     notice_callout,
+    pager,
     toggle_button,
 )
-from pacs_app.ui.state import AuthState, call_domain
+from pacs_app.ui.state import AuthState, PagedMixin, call_domain
 from pacs_app.ui.template import access_denied, shell
 
 PAGE_SIZE = 20
 
 
-class UsersState(AuthState):
+class UsersState(PagedMixin, AuthState):
     area: str = ""
     denied: str = ""
     ready: bool = False
     rows: list[dict[str, str]] = []
-    total: int = 0
-    page: int = 1
-    pages: int = 1
-    search: str = ""
     notice: str = ""
     error: str = ""
 
@@ -117,27 +114,6 @@ class UsersState(AuthState):
         except PermissionDenied as exc:
             self.denied, self.rows, self.total = exc.message, [], 0
         self.ready = True
-
-    @rx.event
-    async def set_search(self, value: str):
-        self.search = value[:100]
-        self.page = 1
-        if not await self._load():
-            return rx.redirect(routes.LOGIN)
-
-    @rx.event
-    async def next_page(self):
-        if self.page < self.pages:
-            self.page += 1
-            if not await self._load():
-                return rx.redirect(routes.LOGIN)
-
-    @rx.event
-    async def prev_page(self):
-        if self.page > 1:
-            self.page -= 1
-            if not await self._load():
-                return rx.redirect(routes.LOGIN)
 
     @rx.event
     def ask_toggle(self, user_id: str, username: str, active: str):
@@ -573,31 +549,7 @@ def _users_page(title: str) -> rx.Component:
             ),
             rx.text("No users match this search.", color_scheme="gray"),
         ),
-        rx.hstack(
-            rx.button(
-                "Previous",
-                on_click=UsersState.prev_page,
-                variant="soft",
-                disabled=UsersState.page <= 1,
-            ),
-            rx.text(
-                "Page ",
-                UsersState.page,
-                " of ",
-                UsersState.pages,
-                " · ",
-                UsersState.total,
-                " users",
-                size="2",
-            ),
-            rx.button(
-                "Next",
-                on_click=UsersState.next_page,
-                variant="soft",
-                disabled=UsersState.page >= UsersState.pages,
-            ),
-            align="center",
-        ),
+        pager(UsersState, "users"),
         _confirm_dialog(),
         _edit_dialog(),
         _reset_dialog(),

@@ -1,4 +1,5 @@
-"""The DICOM listener: modalities and gateways send images by C-STORE, and check it by C-ECHO.
+"""The DICOM listener: modalities and gateways send images by C-STORE, and check it by C-ECHO;
+workstations allowed to query and retrieve find studies by C-FIND and fetch them by C-GET.
 
 A storage SCP (PS3.4 Annex B) and verification SCP (Annex A) over DICOM's upper layer (PS3.8),
 built on pynetdicom. It lets in only the devices registered for a centre
@@ -27,6 +28,12 @@ The dataset is written to a file as it arrives (never held whole in memory), in 
 staging folder on the storage's filesystem, so that ingest links it into place instead of
 copying it. Every transfer syntax is accepted and kept as sent; nothing is decoded.
 
+Query and retrieve (PS3.4 Annex C, Study Root) are for a device registered as allowed to
+(:func:`~pacs_app.services.devices.retriever`, asked again for each request), as its
+account: :mod:`pacs_app.services.query_retrieve` answers, by the same rules as QIDO-RS and
+WADO-RS. A C-GET sends each instance back on the requestor's association as stored, or
+converted where it accepted another transfer syntax for its SOP class.
+
 Run it with ``pacs dicom-listener``, or let ``reflex run`` start it beside the app when
 ``DICOM_PORT`` is set.
 """
@@ -34,6 +41,7 @@ Run it with ``pacs dicom-listener``, or let ``reflex run`` start it beside the a
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import signal
 import sys
@@ -43,19 +51,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    Verification,
+)
 
 from pacs_app.config import settings
 from pacs_app.core import db, logs
 from pacs_app.core.children import parent_gone, start_child
-from pacs_app.core.errors import InvalidInput, PermissionDenied, TooLarge
+from pacs_app.core.errors import DomainError, InvalidInput, PermissionDenied, TooLarge
 from pacs_app.dicom.reader import InvalidDicom
 from pacs_app.dicom.sameness import LOSSLESS
 from pacs_app.dicom.transcode import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
-from pacs_app.services import devices, ingest, uploads
+from pacs_app.services import devices, dicomweb, ingest, query_retrieve, uploads
 from pacs_app.storage import Storage, get_storage
 
 # named, not __name__: run as `python -m`, the module is __main__
@@ -65,6 +78,9 @@ SUCCESS = 0x0000
 DUPLICATE_SOP_INSTANCE = 0x0111
 NOT_AUTHORIZED = 0x0124
 OUT_OF_RESOURCES = 0xA700
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # C-FIND and C-GET: not an identifier of the model
+UNABLE_TO_PROCESS = 0xC000
+PENDING, CANCELLED = 0xFF00, 0xFE00
 DATA_SET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 # A-ASSOCIATE-RJ: rejected permanently by the service user, for this reason
@@ -148,8 +164,14 @@ class Listener:
         ae.maximum_pdu_size = MAX_PDU
         ae.maximum_associations = MAX_ASSOCIATIONS
         for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax, ACCEPTED_SYNTAXES)
+            # the SCP role for what we receive; the SCU role, where a C-GET's requestor asks
+            # for it (PS3.7 D.3.3.4), for what we send back on its association
+            ae.add_supported_context(
+                context.abstract_syntax, ACCEPTED_SYNTAXES, scu_role=True, scp_role=True
+            )
         ae.add_supported_context(Verification)
+        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
         return ae
 
     def start(self, host: str, port: int):
@@ -161,6 +183,8 @@ class Listener:
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_GET, self._on_get),
             (evt.EVT_RELEASED, self._on_ended),
             (evt.EVT_ABORTED, self._on_ended),
             (evt.EVT_REJECTED, self._on_ended),  # by pynetdicom, after _on_requested let it in
@@ -248,8 +272,7 @@ class Listener:
         return SUCCESS
 
     def _on_store(self, event):
-        with self._lock:
-            current = self._associations.get(id(event.assoc))
+        current = self._current(event)
         if current is None:  # not accepted by _on_requested: cannot happen, refuse anyway
             return _status(NOT_AUTHORIZED, "association not accepted")
         status, comment, kind = self._store(current, event)
@@ -299,6 +322,96 @@ class Listener:
         if outcome.status == "conflict":
             return DUPLICATE_SOP_INSTANCE, outcome.difference, "failed"
         return SUCCESS, None, "duplicates" if outcome.status == "duplicate" else "stored"
+
+    # --- query and retrieve ------------------------------------------------------------------
+
+    def _current(self, event) -> _Association | None:
+        with self._lock:
+            return self._associations.get(id(event.assoc))
+
+    def _refusal(self, exc: Exception) -> tuple[int, str]:
+        """The failure status and ErrorComment for what a query or retrieval raised."""
+        if isinstance(exc, PermissionDenied):  # DeviceRefused among them
+            return NOT_AUTHORIZED, exc.message
+        if isinstance(exc, query_retrieve.IdentifierRefused):
+            return IDENTIFIER_DOES_NOT_MATCH, exc.message
+        if isinstance(exc, DomainError):  # a value that cannot match, a study not seen
+            return UNABLE_TO_PROCESS, exc.message
+        log.exception("a query or retrieval could not be answered", exc_info=exc)
+        return UNABLE_TO_PROCESS, "not answered: an error on this server; ask again later"
+
+    def _as_retriever(self, event, answer):
+        """``answer(session, actor, address)`` for the device of ``event``'s association,
+        asked again now whether it may query and retrieve (raises what refuses it)."""
+        current = self._current(event)
+        if current is None:  # not accepted by _on_requested: cannot happen, refuse anyway
+            raise PermissionDenied("association not accepted")
+        with db.session_scope(self.url) as session:
+            device = devices.retriever(
+                session=session, calling_ae=current.sender.ae_title, address=current.address
+            )
+            return answer(session, device.actor, current.address)
+
+    def _on_find(self, event):
+        """C-FIND: pending answers, one per match (or a failure status)."""
+        try:
+            found = self._as_retriever(
+                event,
+                lambda session, actor, address: query_retrieve.find(
+                    session=session,
+                    actor=actor,
+                    identifier=event.identifier,
+                    ae_title=self.ae_title,
+                    address=address,
+                ),
+            )
+        except Exception as exc:
+            yield _status(*self._refusal(exc)), None
+            return
+        for match in found.matches:
+            if event.is_cancelled:
+                yield CANCELLED, None
+                return
+            yield PENDING, match
+        if found.cut:
+            log.info("a C-FIND matched over %d: answered with the first", len(found.matches))
+
+    def _on_get(self, event):
+        """C-GET: the number of instances, then each one sent back on the association."""
+        try:
+            files = self._as_retriever(
+                event,
+                lambda session, actor, address: query_retrieve.retrieval(
+                    session=session, actor=actor, identifier=event.identifier, address=address
+                ),
+            )
+        except Exception as exc:
+            yield 1
+            yield _status(*self._refusal(exc)), None
+            return
+        yield len(files)
+        storage = self.storage or get_storage()
+        for item in files:
+            if event.is_cancelled:
+                yield CANCELLED, None
+                return
+            yield PENDING, self._outgoing(event.assoc, item, storage)
+
+    @staticmethod
+    def _outgoing(assoc, item, storage: Storage) -> Dataset:
+        """The stored file as a data set in a transfer syntax the requestor accepted for its
+        SOP class, converted where it accepted not the stored one and this server can."""
+        accepted = [
+            cx.transfer_syntax[0]
+            for cx in assoc.accepted_contexts
+            if cx.abstract_syntax == item.sop_class_uid and cx.as_scu
+        ]
+        (outgoing,), _ = dicomweb.outgoing([item], accepted)
+        syntax, body = dicomweb.file_body(outgoing, storage, chunk=1 << 20)
+        if outgoing.convert_to is not None and syntax == outgoing.convert_to:
+            return pydicom.dcmread(io.BytesIO(next(body)))  # converted, in memory
+        with storage.open(item.storage_key) as source:  # as stored (read lazily above)
+            return pydicom.dcmread(source, force=True)
 
 
 def _status(status: int, comment: str | None) -> Dataset | int:

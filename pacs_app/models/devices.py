@@ -1,9 +1,11 @@
-"""DICOM devices: the modalities and gateways allowed to send a centre's images by C-STORE."""
+"""DICOM devices: the modalities and gateways allowed to send a centre's images by C-STORE,
+and the workstations allowed to query and retrieve them (C-FIND, C-GET)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from pacs_app.models.base import timestamp_field
@@ -25,6 +27,10 @@ class DicomDevice(SQLModel, table=True):
     networks: str = Field(max_length=400)
     description: str = Field(default="", max_length=200)
     is_active: bool = Field(default=True)
+    # Whether it may also query (C-FIND) and retrieve (C-GET) what its account may see: a
+    # reading workstation, not a modality that only sends. Off unless an administrator or
+    # the centre's manager turns it on.
+    may_retrieve: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = timestamp_field()
     # When it last opened an association that was accepted.
     last_seen_at: datetime | None = timestamp_field(nullable=True, default_now=False)

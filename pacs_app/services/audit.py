@@ -71,6 +71,8 @@ class AuditAction(StrEnum):
     DEVICE_DELETED = "device.deleted"
     # a DICOM association the listener refused (unknown AE title, address, inactive device)
     DICOM_REFUSED = "dicom.association_refused"
+    # a device's C-FIND: its level and how many matched (retrievals are study.viewed)
+    DICOM_QUERIED = "dicom.queried"
 
 
 class Outcome(StrEnum):

@@ -62,6 +62,7 @@ class DevicePublic(BaseModel):
     networks: str
     description: str
     is_active: bool
+    may_retrieve: bool  # may also query (C-FIND) and retrieve (C-GET)
     created_at: datetime
     last_seen_at: datetime | None
 
@@ -76,6 +77,7 @@ class DevicePublic(BaseModel):
             networks=device.networks,
             description=device.description,
             is_active=device.is_active,
+            may_retrieve=device.may_retrieve,
             created_at=device.created_at,
             last_seen_at=device.last_seen_at,
         )
@@ -97,11 +99,13 @@ class UploaderChoice(BaseModel):
 
 @dataclass(frozen=True)
 class Sender:
-    """A device the listener accepts: the actor its instances are uploaded as."""
+    """A device the listener accepts: the actor its instances are uploaded as (and whose
+    studies it may query and retrieve, where ``may_retrieve``)."""
 
     device_id: int
     ae_title: str
     actor: Actor
+    may_retrieve: bool = False
 
 
 class DeviceRefused(PermissionDenied):
@@ -318,9 +322,11 @@ def create_device(
     uploads_as_id: int | None,
     networks: str,
     description: str = "",
+    may_retrieve: bool = False,
     address: str | None = None,
 ) -> DevicePublic:
-    """Register a device of ``centre_id`` (a centre user's own centre when ``None``)."""
+    """Register a device of ``centre_id`` (a centre user's own centre when ``None``);
+    ``may_retrieve``: it may also query and retrieve what its account may see."""
     centre = _centre(session, centre_id if centre_id is not None else actor.centre_id)
     require(actor, Action.MANAGE_DEVICES, centre)
     if not centre.is_active:
@@ -332,6 +338,7 @@ def create_device(
         uploads_as_id=_uploader(session, centre, uploads_as_id).id,
         networks=_networks_text(networks),
         description=_description(description),
+        may_retrieve=bool(may_retrieve),
     )
     _require_free_title(session, ae_title)
     session.add(device)
@@ -350,21 +357,24 @@ def update_device(
     uploads_as_id: int | None,
     networks: str,
     description: str = "",
+    may_retrieve: bool = False,
     address: str | None = None,
 ) -> DevicePublic:
-    """Change a device's AE title, account, networks or description (not its centre: a
-    device that moves is registered again at its new centre)."""
+    """Change a device's AE title, account, networks, description or whether it may query
+    and retrieve (not its centre: a device that moves is registered again at its new
+    centre)."""
     device = _get_to_manage(session, actor, device_id)
     centre = _centre(session, device.centre_id)
     ae_title = normalize_ae_title(ae_title)
     _require_free_title(session, ae_title, other_than=device.id)
-    before = (device.ae_title, device.uploads_as_id, device.networks, device.description)
+    names = ("ae_title", "uploads_as_id", "networks", "description", "may_retrieve")
+    before = tuple(getattr(device, name) for name in names)
     device.ae_title = ae_title
     device.uploads_as_id = _uploader(session, centre, uploads_as_id).id
     device.networks = _networks_text(networks)
     device.description = _description(description)
-    after = (device.ae_title, device.uploads_as_id, device.networks, device.description)
-    names = ("ae_title", "uploads_as_id", "networks", "description")
+    device.may_retrieve = bool(may_retrieve)
+    after = tuple(getattr(device, name) for name in names)
     changed = [name for name, old, new in zip(names, before, after, strict=True) if old != new]
     if changed:
         _audit(
@@ -433,7 +443,21 @@ def sender(*, session: Session, calling_ae: str, address: str) -> Sender:
             f"its account {user.username} may not upload for {centre.code} (deactivated, "
             "moved or of another role)"
         )
-    return Sender(device_id=device.id, ae_title=device.ae_title, actor=Actor.of(user))
+    return Sender(
+        device_id=device.id,
+        ae_title=device.ae_title,
+        actor=Actor.of(user),
+        may_retrieve=device.may_retrieve,
+    )
+
+
+def retriever(*, session: Session, calling_ae: str, address: str) -> Sender:
+    """:func:`sender`, once the device may also query and retrieve; raises
+    :class:`DeviceRefused` saying why not."""
+    found = sender(session=session, calling_ae=calling_ae, address=address)
+    if not found.may_retrieve:
+        raise DeviceRefused(f"device {found.ae_title} may send, not query or retrieve")
+    return found
 
 
 def mark_seen(*, session: Session, device_id: int) -> None:

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,7 @@ INSTANCE_ORDER = (
 class StoredFile:
     storage_key: str
     transfer_syntax: str  # as stored; "" for a file without meta information
+    sop_class_uid: str = ""
 
 
 def stored_files(
@@ -192,22 +193,25 @@ def stored_files(
     address: str | None = None,
     comparing: str | None = None,
     study_id: str | None = None,
+    sop_uids: Sequence[str] | None = None,
+    via: str = "dicomweb",
 ) -> list[StoredFile]:
-    """The stored files of a study's instances (or of one of its series), in series and
-    instance order, for a WADO-RS retrieval of all of them; the retrieval is audited."""
+    """The stored files of a study's instances (or of one of its series, or of the
+    instances ``sop_uids`` of that series), in series and instance order, for a retrieval of
+    all of them (WADO-RS, or ``via`` another service); the retrieval is audited."""
     study = visible_study(session, actor, study_uid, comparing, study_id)
     query = (
-        select(Instance.storage_key, Instance.transfer_syntax_uid)
+        select(Instance.storage_key, Instance.transfer_syntax_uid, Instance.sop_class_uid)
         .join(Series, col(Series.id) == Instance.series_pk)
         .where(Instance.study_pk == study.id)
     )
     if series_uid is not None:
         query = query.where(Instance.series_pk == series_of(session, study, series_uid).id)
-    files = [
-        StoredFile(key, syntax) for key, syntax in session.exec(query.order_by(*INSTANCE_ORDER))
-    ]
+    if sop_uids is not None:
+        query = query.where(col(Instance.sop_instance_uid).in_(list(sop_uids)))
+    files = [StoredFile(*row) for row in session.exec(query.order_by(*INSTANCE_ORDER))]
     series = {"series_instance_uid": series_uid} if series_uid else {}
-    _record_view(session, actor, study, address, comparing, retrieved=len(files), **series)
+    _record_view(session, actor, study, address, comparing, via=via, retrieved=len(files), **series)
     return files
 
 

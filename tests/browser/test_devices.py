@@ -92,6 +92,26 @@ def test_admin_registers_a_modality_that_then_sends_a_series(dcmtk, new_page, di
     centre.click("#sidebar >> text=DICOM devices")
     expect(centre.locator(f"#device-row-{ae_title}")).to_contain_text("CT room 1")
 
+    # a device may only send until it is allowed to query and retrieve
+    def find(*keys: str):
+        command = [dcmtk_tool("findscu"), "-aet", ae_title, "-aec", "PACS", "-S", "-v"]
+        for key in ("QueryRetrieveLevel=STUDY", f"PatientID={pid}", "PatientName", *keys):
+            command += ["-k", key]
+        done = subprocess.run(
+            [*command, "127.0.0.1", str(dicom_port)], capture_output=True, text=True, timeout=60
+        )
+        return done.stdout + done.stderr
+
+    assert "Status: 0x124" in find()  # refused: not authorised
+    admin.reload()
+    admin.click(f"#edit-device-{ae_title}")
+    expect(admin.locator("#device-may-retrieve")).not_to_be_checked()
+    admin.click("#device-may-retrieve")
+    admin.click("#device-save")
+    expect(admin.locator("#notice")).to_contain_text(f"Saved device {ae_title}")
+    expect(row).to_contain_text("query/retrieve")
+    assert "DEVICE^SENT" in find()
+
     # deactivating asks first, then the listener refuses the device
     admin.reload()
     expect(row).not_to_contain_text("never")  # its last association is shown

@@ -51,6 +51,7 @@ class DevicesState(PagedMixin, AuthState):
     form_description: str = ""
     form_centre: str = NO_CHOICE  # a centre id, as text
     form_uploader: str = NO_CHOICE  # a user id, as text
+    form_may_retrieve: bool = False
     centre_options: list[dict[str, str]] = []
     uploader_options: list[dict[str, str]] = []
     edit_id: int = 0  # the device the form edits; 0: a new one
@@ -90,6 +91,7 @@ class DevicesState(PagedMixin, AuthState):
                 "description": d.description,
                 "last_seen": _when(d.last_seen_at),
                 "active": "yes" if d.is_active else "no",
+                "retrieves": "yes" if d.may_retrieve else "no",
             }
             for d in found.items
         ]
@@ -157,7 +159,7 @@ class DevicesState(PagedMixin, AuthState):
         self.edit_id = 0
         self.form_title = "New DICOM device"
         self.form_ae_title, self.form_networks, self.form_description = "", "", ""
-        self.form_uploader = NO_CHOICE
+        self.form_uploader, self.form_may_retrieve = NO_CHOICE, False
         self.form_open = True
 
     @rx.event
@@ -178,6 +180,7 @@ class DevicesState(PagedMixin, AuthState):
         self.form_ae_title, self.form_networks = device.ae_title, device.networks
         self.form_description = device.description
         self.form_centre, self.form_uploader = str(device.centre.id), str(device.uploads_as_id)
+        self.form_may_retrieve = device.may_retrieve
         self.form_open = True
 
     @rx.event
@@ -199,6 +202,10 @@ class DevicesState(PagedMixin, AuthState):
             self.form_error = exc.message
 
     @rx.event
+    def set_form_may_retrieve(self, value: bool):
+        self.form_may_retrieve = bool(value)
+
+    @rx.event
     def set_form_uploader(self, value: str):
         self.form_uploader = value if value in {o["id"] for o in self.uploader_options} else ""
 
@@ -213,6 +220,7 @@ class DevicesState(PagedMixin, AuthState):
             "uploads_as_id": int(self.form_uploader) if self.form_uploader else None,
             "networks": str(form.get("networks", "")),
             "description": str(form.get("description", "")),
+            "may_retrieve": self.form_may_retrieve,
             "address": self._client_address(),
         }
         try:
@@ -378,6 +386,17 @@ def _form_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
+                    field(
+                        "Query and retrieve",
+                        rx.checkbox(
+                            "May also query and retrieve (C-FIND, C-GET)",
+                            checked=DevicesState.form_may_retrieve,
+                            on_change=DevicesState.set_form_may_retrieve,
+                            id="device-may-retrieve",
+                        ),
+                        "For a reading workstation: it may find and fetch every study its "
+                        "account may see. A modality that only sends needs nothing of this.",
+                    ),
                     dialog_buttons("Save", "device-save"),
                     spacing="3",
                 ),
@@ -407,7 +426,17 @@ def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(row["ae_title"], weight="medium")),
         rx.table.cell(row["centre"]),
-        rx.table.cell(row["uploads_as"]),
+        rx.table.cell(
+            rx.hstack(
+                rx.text(row["uploads_as"]),
+                rx.cond(
+                    row["retrieves"] == "yes",
+                    rx.badge("query/retrieve", color_scheme="blue"),
+                ),
+                spacing="2",
+                wrap="wrap",
+            )
+        ),
         rx.table.cell(
             rx.hstack(
                 rx.text(row["networks"], size="2"),

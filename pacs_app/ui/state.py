@@ -151,16 +151,13 @@ class AuthState(rx.State):
 
 class PagedMixin(rx.State, mixin=True):
     """A list shown a page at a time: the page, how many there are, how many rows in all,
-    moving between pages, and a search. The page's state reloads its rows in ``_load``,
-    which answers ``False`` once no one is signed in."""
+    moving between pages, and a search. The page's state defines ``async _load()``, which
+    reloads its rows and answers ``False`` once no one is signed in."""
 
     page: int = 1
     pages: int = 1
     total: int = 0
     search: str = ""
-
-    async def _load(self) -> bool:
-        raise NotImplementedError
 
     async def _reload(self):
         if not await self._load():

@@ -1,6 +1,6 @@
-"""Pieces of the administration pages' forms and tables: a labelled field, a form's error,
-a notice of what was done, dialog buttons, a row's active badge and (de)activate button,
-a confirmation dialog and a list's pager."""
+"""Pieces of the administration pages' forms and tables: a labelled field, an on/off
+setting, a form's error, a notice of what was done, dialog buttons, a row's active badge and
+(de)activate button, a confirmation dialog and a list's pager."""
 
 from __future__ import annotations
 
@@ -28,6 +28,22 @@ def notice_callout(message: rx.Var) -> rx.Component:
     return rx.cond(
         message != "",
         rx.callout(message, icon="check", color_scheme="green", id="notice"),
+    )
+
+
+def switch_field(label: str, checked: rx.Var, on_change, id: str, hint: str) -> rx.Component:
+    """An on/off setting of a form, its label and a grey hint beside the switch; the state
+    holds the value (the name only keeps the form from collecting it by its id)."""
+    return rx.hstack(
+        rx.switch(checked=checked, on_change=on_change, id=id, name=id),
+        rx.vstack(
+            rx.text(label, size="2", weight="medium"),
+            rx.text(hint, size="1", color_scheme="gray"),
+            spacing="0",
+        ),
+        align="start",
+        spacing="3",
+        width="100%",
     )
 
 

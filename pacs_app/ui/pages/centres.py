@@ -15,6 +15,7 @@ from pacs_app.ui.components.forms import (
     error_callout,
     field,
     notice_callout,
+    switch_field,
     toggle_button,
 )
 from pacs_app.ui.state import AuthState, call_domain
@@ -297,21 +298,6 @@ def _create_dialog() -> rx.Component:
     )
 
 
-def _switch(label: str, checked: rx.Var, on_change, id: str, hint: str) -> rx.Component:
-    # The state holds the value; the name only keeps the form from collecting it by its id.
-    return rx.hstack(
-        rx.switch(checked=checked, on_change=on_change, id=id, name=id),
-        rx.vstack(
-            rx.text(label, size="2", weight="medium"),
-            rx.text(hint, size="1", color_scheme="gray"),
-            spacing="0",
-        ),
-        align="start",
-        spacing="3",
-        width="100%",
-    )
-
-
 def _edit_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
@@ -339,7 +325,7 @@ def _edit_dialog() -> rx.Component:
                         ),
                         "Used for this centre's new bills.",
                     ),
-                    _switch(
+                    switch_field(
                         "Release new studies to the tele-radiology pool",
                         CentresState.edit_auto_release,
                         CentresState.set_edit_auto_release,
@@ -348,7 +334,7 @@ def _edit_dialog() -> rx.Component:
                         "claim it. Off: uploads wait in the centre's queue until a centre user "
                         "assigns them or releases them to the pool.",
                     ),
-                    _switch(
+                    switch_field(
                         "Analyse every upload with AI",
                         CentresState.edit_ai,
                         CentresState.set_edit_ai,

@@ -19,6 +19,7 @@ from pacs_app.ui.components.forms import (
     field,
     notice_callout,
     pager,
+    switch_field,
     toggle_button,
 )
 from pacs_app.ui.state import AuthState, PagedMixin, call_domain
@@ -386,14 +387,11 @@ def _form_dialog() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    field(
-                        "Query and retrieve",
-                        rx.checkbox(
-                            "May also query and retrieve (C-FIND, C-GET)",
-                            checked=DevicesState.form_may_retrieve,
-                            on_change=DevicesState.set_form_may_retrieve,
-                            id="device-may-retrieve",
-                        ),
+                    switch_field(
+                        "May also query and retrieve (C-FIND, C-GET)",
+                        DevicesState.form_may_retrieve,
+                        DevicesState.set_form_may_retrieve,
+                        "device-may-retrieve",
                         "For a reading workstation: it may find and fetch every study its "
                         "account may see. A modality that only sends needs nothing of this.",
                     ),

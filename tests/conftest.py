@@ -165,3 +165,13 @@ def dcmtk():
     if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
         pytest.fail("echoscu and storescu are required (apt-get install dcmtk)")
     pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on now (for a workstation's own storage SCP)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

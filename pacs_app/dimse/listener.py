@@ -1,5 +1,6 @@
 """The DICOM listener: modalities and gateways send images by C-STORE, and check it by C-ECHO;
-workstations allowed to query and retrieve find studies by C-FIND and fetch them by C-GET.
+workstations allowed to query and retrieve find studies by C-FIND and fetch them by C-GET or
+C-MOVE.
 
 A storage SCP (PS3.4 Annex B) and verification SCP (Annex A) over DICOM's upper layer (PS3.8),
 built on pynetdicom. It lets in only the devices registered for a centre
@@ -32,7 +33,10 @@ Query and retrieve (PS3.4 Annex C, Study Root) are for a device registered as al
 (:func:`~pacs_app.services.devices.retriever`, asked again for each request), as its
 account: :mod:`pacs_app.services.query_retrieve` answers, by the same rules as QIDO-RS and
 WADO-RS. A C-GET sends each instance back on the requestor's association as stored, or
-converted where it accepted another transfer syntax for its SOP class.
+converted where it accepted another transfer syntax for its SOP class; a C-MOVE sends them
+the same way on an association of its own with the move destination, a device of the
+requestor's centre registered with its storage SCP's port
+(:func:`~pacs_app.services.devices.move_destination`).
 
 Run it with ``pacs dicom-listener``, or let ``reflex run`` start it beside the app when
 ``DICOM_PORT`` is set.
@@ -53,11 +57,16 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
-from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, build_context, evt
+from pynetdicom.presentation import (
+    AllStoragePresentationContexts,
+    PresentationContext,
+    StoragePresentationContexts,
+)
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
@@ -92,6 +101,7 @@ ERROR_COMMENT_MAX = 64  # ErrorComment is an LO
 # PDUs up to 1 MiB from the sender: fewer, larger fragments than the default 16 KiB
 MAX_PDU = 1 << 20
 MAX_ASSOCIATIONS = 16
+MAX_CONTEXTS = 128  # presentation contexts one association may propose (PS3.8 9.3.2.2)
 _UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
 # Of the transfer syntaxes a sender proposes for an image, the first of these is accepted:
 # lossless compression first (kept as sent: smaller, and nothing lost), then uncompressed,
@@ -172,6 +182,7 @@ class Listener:
         ae.add_supported_context(Verification)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+        ae.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
         return ae
 
     def start(self, host: str, port: int):
@@ -185,6 +196,7 @@ class Listener:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_RELEASED, self._on_ended),
             (evt.EVT_ABORTED, self._on_ended),
             (evt.EVT_REJECTED, self._on_ended),  # by pynetdicom, after _on_requested let it in
@@ -352,6 +364,19 @@ class Listener:
             )
             return answer(session, device.actor, current.address)
 
+    def _retrieval(self, event, destination: str | None = None) -> list[dicomweb.StoredFile]:
+        """The files a C-GET (or a C-MOVE to ``destination``) of ``event`` sends."""
+        return self._as_retriever(
+            event,
+            lambda session, actor, address: query_retrieve.retrieval(
+                session=session,
+                actor=actor,
+                identifier=event.identifier,
+                address=address,
+                destination=destination,
+            ),
+        )
+
     def _on_find(self, event):
         """C-FIND: pending answers, one per match (or a failure status)."""
         try:
@@ -378,16 +403,69 @@ class Listener:
 
     def _on_get(self, event):
         """C-GET: the number of instances, then each one sent back on the association."""
+        refusal, files = None, []
         try:
-            files = self._as_retriever(
-                event,
-                lambda session, actor, address: query_retrieve.retrieval(
-                    session=session, actor=actor, identifier=event.identifier, address=address
-                ),
-            )
+            files = self._retrieval(event)
         except Exception as exc:
+            refusal = _status(*self._refusal(exc))
+        yield from self._sub_operations(event, files, refusal, lambda: event.assoc)
+
+    def _on_move(self, event):
+        """C-MOVE: the destination's address and port, the number of instances, then each
+        one, which pynetdicom sends on an association of its own with the destination.
+
+        pynetdicom asks for the destination before anything else and answers 0xA801 (move
+        destination unknown) itself where there is none. A request refused for another
+        reason (the device may not retrieve, the identifier, a study it may not see) is
+        answered with that refusal's status and ErrorComment once the association with its
+        destination is open, carrying nothing: pynetdicom sends a status and comment of the
+        handler's only after that. The destination is a device of the requestor's own centre,
+        at the address registered for it, whatever the refusal."""
+        current = self._current(event)
+        wanted = event.move_destination
+        wanted = (wanted.decode("ascii", "replace") if isinstance(wanted, bytes) else wanted) or ""
+        try:
+            if current is None:  # not accepted by _on_requested: cannot happen, refuse anyway
+                raise devices.DestinationRefused("association not accepted")
+            with db.session_scope(self.url) as session:
+                destination = devices.move_destination(
+                    session=session,
+                    requestor=current.sender,
+                    destination_ae=wanted,
+                    address=current.address,
+                )
+        except devices.DestinationRefused as exc:
+            log.warning("a C-MOVE was refused: %s", exc.message)
+            yield None, None
+            return
+        except Exception:
+            log.exception("the destination of a C-MOVE could not be looked up")
+            yield None, None
+            return
+        refusal, files = None, []
+        try:
+            files = self._retrieval(event, destination.ae_title)
+        except Exception as exc:
+            refusal = _status(*self._refusal(exc))
+        opened = []  # the association with the destination, once pynetdicom opens it
+        yield (
+            destination.address,
+            destination.port,
+            {
+                "contexts": _move_contexts(files),
+                "max_pdu": MAX_PDU,
+                "evt_handlers": [(evt.EVT_ACCEPTED, lambda e: opened.append(e.assoc))],
+            },
+        )
+        yield from self._sub_operations(event, files, refusal, lambda: opened[0])
+
+    def _sub_operations(self, event, files, refusal, association):
+        """What a C-GET's or C-MOVE's handler yields after its destination: the number of
+        instances, then each one, in a syntax ``association()`` (the one they go on)
+        accepted; or, where the request was refused, that refusal."""
+        if refusal is not None:
             yield 1
-            yield _status(*self._refusal(exc)), None
+            yield refusal, None
             return
         yield len(files)
         storage = self.storage or get_storage()
@@ -395,7 +473,7 @@ class Listener:
             if event.is_cancelled:
                 yield CANCELLED, None
                 return
-            yield PENDING, self._outgoing(event.assoc, item, storage)
+            yield PENDING, self._outgoing(association(), item, storage)
 
     @staticmethod
     def _outgoing(assoc, item, storage: Storage) -> Dataset:
@@ -412,6 +490,25 @@ class Listener:
             return pydicom.dcmread(io.BytesIO(next(body)))  # converted, in memory
         with storage.open(item.storage_key) as source:  # as stored (read lazily above)
             return pydicom.dcmread(source, force=True)
+
+
+def _move_contexts(files: list[dicomweb.StoredFile]) -> list[PresentationContext]:
+    """The presentation contexts proposed to a C-MOVE's destination: for each SOP class
+    sent, the uncompressed syntaxes every storage SCP takes, and each syntax an instance of
+    it is stored in, so that it goes as stored where the destination accepts that."""
+    stored: dict[str, set[str]] = {}
+    for item in files:
+        stored.setdefault(item.sop_class_uid, set()).add(item.transfer_syntax)
+    if not stored:  # nothing to send (a refusal): contexts any storage SCP accepts some of
+        stored = {cx.abstract_syntax: set() for cx in StoragePresentationContexts}
+    plain = [build_context(sop_class, [EXPLICIT_LE, IMPLICIT_LE]) for sop_class in stored]
+    kept = [
+        build_context(sop_class, syntax)
+        for sop_class, syntaxes in stored.items()
+        for syntax in sorted(syntaxes)
+        if syntax and syntax not in (EXPLICIT_LE, IMPLICIT_LE)
+    ]
+    return [*plain, *kept][:MAX_CONTEXTS]
 
 
 def _status(status: int, comment: str | None) -> Dataset | int:

@@ -1,5 +1,5 @@
 """DICOM devices: the modalities and gateways allowed to send a centre's images by C-STORE,
-and the workstations allowed to query and retrieve them (C-FIND, C-GET)."""
+and the workstations allowed to query and retrieve them (C-FIND, C-GET, C-MOVE)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ class DicomDevice(SQLModel, table=True):
     # reading workstation, not a modality that only sends. Off unless an administrator or
     # the centre's manager turns it on.
     may_retrieve: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # Where a C-MOVE sends what is retrieved to this device as its destination: the port of
+    # its own storage SCP (None: it is no C-MOVE destination), at ``move_address`` (an IP
+    # address within ``networks``; empty: the address it calls from, when it moves to itself).
+    move_port: int | None = Field(default=None)
+    move_address: str = Field(default="", max_length=45, sa_column_kwargs={"server_default": ""})
     created_at: datetime = timestamp_field()
     # When it last opened an association that was accepted.
     last_seen_at: datetime | None = timestamp_field(nullable=True, default_now=False)

@@ -62,7 +62,9 @@ class DevicePublic(BaseModel):
     networks: str
     description: str
     is_active: bool
-    may_retrieve: bool  # may also query (C-FIND) and retrieve (C-GET)
+    may_retrieve: bool  # may also query (C-FIND) and retrieve (C-GET, C-MOVE)
+    move_port: int | None  # a C-MOVE destination's storage SCP port
+    move_address: str  # ... and address; empty: the address it calls from
     created_at: datetime
     last_seen_at: datetime | None
 
@@ -78,6 +80,8 @@ class DevicePublic(BaseModel):
             description=device.description,
             is_active=device.is_active,
             may_retrieve=device.may_retrieve,
+            move_port=device.move_port,
+            move_address=device.move_address,
             created_at=device.created_at,
             last_seen_at=device.last_seen_at,
         )
@@ -112,6 +116,21 @@ class DeviceRefused(PermissionDenied):
     """The listener refuses this caller; the message says why (for the audit and the log)."""
 
     code = "device_refused"
+
+
+class DestinationRefused(DeviceRefused):
+    """A C-MOVE's destination is not one this server sends to for the requestor."""
+
+    code = "move_destination_refused"
+
+
+@dataclass(frozen=True)
+class MoveDestination:
+    """Where a C-MOVE sends: the destination device's AE title, address and port."""
+
+    ae_title: str
+    address: str
+    port: int
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -164,6 +183,40 @@ def _description(text: str | None) -> str:
     if len(value) > MAX_DESCRIPTION:
         raise InvalidInput(f"The description must be at most {MAX_DESCRIPTION} characters.")
     return value
+
+
+def _move_port(value: int | str | None) -> int | None:
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise InvalidInput(
+            f"The C-MOVE port is the port of the device's own storage SCP, 1 to 65535 (e.g. "
+            f"11113), not {text[:20]!r}; leave it empty where it is no C-MOVE destination."
+        )
+    return int(text)
+
+
+def _move_address(text: str | None, networks: str, port: int | None) -> str:
+    """The C-MOVE address as stored: empty, or an IP address the device may call from."""
+    value = (text or "").strip()
+    if not value:
+        return ""
+    if port is None:
+        raise InvalidInput("Give the C-MOVE port too, or leave the C-MOVE address empty.")
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{value[:50]!r} is not an IP address: give the address of the device's storage "
+            "SCP (10.1.2.3), or leave it empty for the address it calls from."
+        ) from exc
+    if not address_allowed(networks, value):
+        raise InvalidInput(
+            f"{ip} is not among the addresses the device calls from: C-MOVE sends only to "
+            "a device's own addresses."
+        )
+    return str(ip)
 
 
 def address_allowed(networks: str, address: str) -> bool:
@@ -323,22 +376,29 @@ def create_device(
     networks: str,
     description: str = "",
     may_retrieve: bool = False,
+    move_port: int | str | None = None,
+    move_address: str = "",
     address: str | None = None,
 ) -> DevicePublic:
     """Register a device of ``centre_id`` (a centre user's own centre when ``None``);
-    ``may_retrieve``: it may also query and retrieve what its account may see."""
+    ``may_retrieve``: it may also query and retrieve what its account may see; ``move_port``
+    (and ``move_address``): where its storage SCP takes what a C-MOVE sends it."""
     centre = _centre(session, centre_id if centre_id is not None else actor.centre_id)
     require(actor, Action.MANAGE_DEVICES, centre)
     if not centre.is_active:
         raise Conflict(f"{centre.code} is deactivated: reactivate it before adding devices.")
     ae_title = normalize_ae_title(ae_title)
+    networks = _networks_text(networks)
+    move_port = _move_port(move_port)
     device = DicomDevice(
         ae_title=ae_title,
         centre_id=centre.id,
         uploads_as_id=_uploader(session, centre, uploads_as_id).id,
-        networks=_networks_text(networks),
+        networks=networks,
         description=_description(description),
         may_retrieve=bool(may_retrieve),
+        move_port=move_port,
+        move_address=_move_address(move_address, networks, move_port),
     )
     _require_free_title(session, ae_title)
     session.add(device)
@@ -358,22 +418,37 @@ def update_device(
     networks: str,
     description: str = "",
     may_retrieve: bool = False,
+    move_port: int | str | None = None,
+    move_address: str = "",
     address: str | None = None,
 ) -> DevicePublic:
-    """Change a device's AE title, account, networks, description or whether it may query
-    and retrieve (not its centre: a device that moves is registered again at its new
-    centre)."""
+    """Change a device's AE title, account, networks, description, whether it may query
+    and retrieve, or its C-MOVE port and address (not its centre: a device that moves is
+    registered again at its new centre)."""
     device = _get_to_manage(session, actor, device_id)
     centre = _centre(session, device.centre_id)
     ae_title = normalize_ae_title(ae_title)
     _require_free_title(session, ae_title, other_than=device.id)
-    names = ("ae_title", "uploads_as_id", "networks", "description", "may_retrieve")
+    names = (
+        "ae_title",
+        "uploads_as_id",
+        "networks",
+        "description",
+        "may_retrieve",
+        "move_port",
+        "move_address",
+    )
     before = tuple(getattr(device, name) for name in names)
+    uploader = _uploader(session, centre, uploads_as_id)
+    networks = _networks_text(networks)
+    move_port = _move_port(move_port)
+    move_address = _move_address(move_address, networks, move_port)
     device.ae_title = ae_title
-    device.uploads_as_id = _uploader(session, centre, uploads_as_id).id
-    device.networks = _networks_text(networks)
+    device.uploads_as_id = uploader.id
+    device.networks = networks
     device.description = _description(description)
     device.may_retrieve = bool(may_retrieve)
+    device.move_port, device.move_address = move_port, move_address
     after = tuple(getattr(device, name) for name in names)
     changed = [name for name, old, new in zip(names, before, after, strict=True) if old != new]
     if changed:
@@ -458,6 +533,30 @@ def retriever(*, session: Session, calling_ae: str, address: str) -> Sender:
     if not found.may_retrieve:
         raise DeviceRefused(f"device {found.ae_title} may send, not query or retrieve")
     return found
+
+
+def move_destination(
+    *, session: Session, requestor: Sender, destination_ae: str, address: str
+) -> MoveDestination:
+    """Where a C-MOVE by ``requestor`` (calling from ``address``) to ``destination_ae`` is
+    sent: an active device of the requestor's centre with a C-MOVE port, at its registered
+    address, or at ``address`` where the requestor moves to itself and registered none.
+    Anywhere else would let a workstation send its centre's studies to a machine nobody
+    registered for them. Raises :class:`DestinationRefused` saying why not."""
+    ae_title = (destination_ae or "").strip(" ")
+    device = session.exec(select(DicomDevice).where(DicomDevice.ae_title == ae_title)).first()
+    if device is None or device.centre_id != requestor.actor.centre_id:
+        raise DestinationRefused(f"move destination {ae_title!r} is no device of this centre")
+    if not device.is_active:
+        raise DestinationRefused(f"move destination {ae_title} is deactivated")
+    if device.move_port is None:
+        raise DestinationRefused(f"move destination {ae_title} has no C-MOVE port registered")
+    host = device.move_address
+    if not host:
+        if device.id != requestor.device_id:
+            raise DestinationRefused(f"move destination {ae_title} has no C-MOVE address")
+        host = address
+    return MoveDestination(ae_title=device.ae_title, address=host, port=device.move_port)
 
 
 def mark_seen(*, session: Session, device_id: int) -> None:

@@ -195,10 +195,12 @@ def stored_files(
     study_id: str | None = None,
     sop_uids: Sequence[str] | None = None,
     via: str = "dicomweb",
+    destination: str | None = None,
 ) -> list[StoredFile]:
     """The stored files of a study's instances (or of one of its series, or of the
     instances ``sop_uids`` of that series), in series and instance order, for a retrieval of
-    all of them (WADO-RS, or ``via`` another service); the retrieval is audited."""
+    all of them (WADO-RS, or ``via`` another service, sent to the AE title ``destination``
+    where it is not the requestor); the retrieval is audited."""
     study = visible_study(session, actor, study_uid, comparing, study_id)
     query = (
         select(Instance.storage_key, Instance.transfer_syntax_uid, Instance.sop_class_uid)
@@ -210,8 +212,10 @@ def stored_files(
     if sop_uids is not None:
         query = query.where(col(Instance.sop_instance_uid).in_(list(sop_uids)))
     files = [StoredFile(*row) for row in session.exec(query.order_by(*INSTANCE_ORDER))]
-    series = {"series_instance_uid": series_uid} if series_uid else {}
-    _record_view(session, actor, study, address, comparing, via=via, retrieved=len(files), **series)
+    detail = {"series_instance_uid": series_uid} if series_uid else {}
+    if destination:
+        detail["destination"] = destination
+    _record_view(session, actor, study, address, comparing, via=via, retrieved=len(files), **detail)
     return files
 
 

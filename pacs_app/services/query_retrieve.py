@@ -1,8 +1,8 @@
 """DICOM Query/Retrieve for devices allowed to (PS3.4 Annex C, Study Root information model):
 C-FIND at the STUDY, SERIES and IMAGE levels, answered by the QIDO-RS searches
 (:mod:`pacs_app.services.qido`), so a query over DIMSE sees exactly what the device's
-account sees over DICOMweb; and the files a C-GET sends, by the same rules as a WADO-RS
-retrieval (:func:`pacs_app.services.dicomweb.stored_files`, audited per study).
+account sees over DICOMweb; and the files a C-GET or C-MOVE sends, by the same rules as a
+WADO-RS retrieval (:func:`pacs_app.services.dicomweb.stored_files`, audited per study).
 
 Plain Python over pydicom data sets; the listener (:mod:`pacs_app.dimse.listener`) speaks
 the protocol.
@@ -177,11 +177,17 @@ def _answer(match: dict, level: str, returned: list[str], ae_title: str) -> Data
 
 
 def retrieval(
-    *, session: Session, actor: Actor, identifier: Dataset, address: str | None
+    *,
+    session: Session,
+    actor: Actor,
+    identifier: Dataset,
+    address: str | None,
+    destination: str | None = None,
 ) -> list[dicomweb.StoredFile]:
-    """The stored files a C-GET of ``identifier`` sends: of the studies (STUDY level), the
-    series of one study (SERIES) or the instances of one series (IMAGE) it names by their
-    unique keys, in series and instance order; each study's retrieval is audited.
+    """The stored files a C-GET or C-MOVE of ``identifier`` sends: of the studies (STUDY
+    level), the series of one study (SERIES) or the instances of one series (IMAGE) it names
+    by their unique keys, in series and instance order; each study's retrieval is audited
+    (with the AE title a C-MOVE sends to, its ``destination``).
 
     Raises :class:`IdentifierRefused` where the unique keys are missing, and
     :class:`NotFound` for a study or series the actor may not see."""
@@ -195,7 +201,13 @@ def retrieval(
         return list(dict.fromkeys(values))
 
     files: list[dicomweb.StoredFile] = []
-    common = {"session": session, "actor": actor, "address": address, "via": "dimse"}
+    common = {
+        "session": session,
+        "actor": actor,
+        "address": address,
+        "via": "dimse",
+        "destination": destination,
+    }
     if level == "STUDY":
         for study_uid in listed("StudyInstanceUID"):
             files += dicomweb.stored_files(study_uid=study_uid, **common)

@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 
+import pydicom
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -37,10 +38,13 @@ def _send(port: int, ae_title: str, *paths, tool: str = "storescu"):
     )
 
 
-def test_admin_registers_a_modality_that_then_sends_a_series(dcmtk, new_page, dicom_port, tmp_path):
+def test_admin_registers_a_modality_that_then_sends_a_series(
+    dcmtk, new_page, dicom_port, tmp_path, unused_port
+):
     ae_title = f"CT{uuid.uuid4().hex[:6].upper()}"
     pid = f"DEV-{uuid.uuid4().hex[:8]}"
-    paths = make_series(tmp_path, 4, patient_name="DEVICE^SENT", patient_id=pid)
+    paths = make_series(tmp_path / "sent", 4, patient_name="DEVICE^SENT", patient_id=pid)
+    study_uid = pydicom.dcmread(paths[0]).StudyInstanceUID
 
     # the listener is up, but lets in no one it does not know
     deadline = time.monotonic() + 60
@@ -107,10 +111,28 @@ def test_admin_registers_a_modality_that_then_sends_a_series(dcmtk, new_page, di
     admin.click(f"#edit-device-{ae_title}")
     expect(admin.locator("#device-may-retrieve")).not_to_be_checked()
     admin.click("#device-may-retrieve")
+    admin.fill("#device-move-port", "99999")
+    admin.click("#device-save")
+    expect(admin.locator("#device-form-error")).to_contain_text("1 to 65535")
+    admin.fill("#device-move-port", str(unused_port))
+    admin.screenshot(path=str(ARTIFACTS / "dicom-device-form.png"))
     admin.click("#device-save")
     expect(admin.locator("#notice")).to_contain_text(f"Saved device {ae_title}")
     expect(row).to_contain_text("query/retrieve")
+    expect(row).to_contain_text(f"C-MOVE to its address:{unused_port}")
     assert "DEVICE^SENT" in find()
+
+    # ... and by C-MOVE, the study comes to its own storage SCP (movescu's)
+    moved_to = tmp_path / "moved"
+    moved_to.mkdir()
+    command = [dcmtk_tool("movescu"), "-aet", ae_title, "-aec", "PACS", "-aem", ae_title, "-S"]
+    command += ["--port", str(unused_port), "-od", str(moved_to)]
+    command += ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}"]
+    moved = subprocess.run(
+        [*command, "127.0.0.1", str(dicom_port)], capture_output=True, text=True, timeout=120
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert len(list(moved_to.iterdir())) == 4
 
     # deactivating asks first, then the listener refuses the device
     admin.reload()

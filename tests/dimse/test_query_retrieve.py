@@ -1,12 +1,14 @@
 """Query and retrieve over DIMSE: a workstation registered as a device that may query and
-retrieve finds (C-FIND) and fetches (C-GET) its centre's studies, and nothing of another
-centre's; a device that may only send is refused. DCMTK's findscu and getscu, as a
-workstation's integrator would try first, and pynetdicom where a test needs the answers as
-data; on SQLite and PostgreSQL, against a live listener on a local port."""
+retrieve finds (C-FIND) and fetches (C-GET, or C-MOVE to a device of its centre) its
+centre's studies, and nothing of another centre's; a device that may only send is refused.
+DCMTK's findscu, getscu and movescu, as a workstation's integrator would try first, and
+pynetdicom where a test needs the answers as data; on SQLite and PostgreSQL, against a live
+listener on a local port."""
 
 from __future__ import annotations
 
 import subprocess
+from contextlib import contextmanager
 
 import numpy as np
 import pydicom
@@ -14,11 +16,13 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
+from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import (
     CTImageStorage,
     MRImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
 )
 from sqlmodel import select
 
@@ -31,6 +35,7 @@ from tests.dicom_factory import TESTDATA, make_series
 from tests.factories import actor_of, make_centre, make_user
 
 FIND, GET = StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet
+MOVE = StudyRootQueryRetrieveInformationModelMove
 
 
 @pytest.fixture
@@ -63,7 +68,7 @@ def archive(session, world, tmp_path, storage_root):
         networks="127.0.0.1",
         may_retrieve=True,
     )
-    return {"doe": doe, "roe": roe, "south": other}
+    return {"doe": doe, "roe": roe, "south": other, "south_centre": south}
 
 
 def _identifier(level: str, **keys) -> Dataset:
@@ -303,24 +308,28 @@ def test_dcmtk_findscu_and_getscu_query_and_retrieve(dcmtk, world, archive, port
     assert doe.StudyInstanceUID in output and "DOE^JANE" in output
     assert "DOE^JOHN" not in output  # SOUTH's
 
-    target = tmp_path / "fetched"
+    fetched = _fetch_study("getscu", port, doe.StudyInstanceUID, tmp_path / "fetched")
+    assert len(fetched) == 3
+    assert doe.SOPInstanceUID in {str(ds.SOPInstanceUID) for ds in fetched}
+
+
+def _fetch_study(tool: str, port: int, study_uid: str, target, *args: str) -> list[Dataset]:
+    """What DCMTK's getscu or movescu (``tool``) writes to ``target`` for a study."""
     target.mkdir()
-    fetched = _tool(
-        "getscu",
+    done = _tool(
+        tool,
         port,
         "-S",
+        *args,
         "-k",
         "QueryRetrieveLevel=STUDY",
         "-k",
-        f"StudyInstanceUID={doe.StudyInstanceUID}",
+        f"StudyInstanceUID={study_uid}",
         "-od",
         str(target),
     )
-    assert fetched.returncode == 0, fetched.stderr
-    files = sorted(target.iterdir())
-    assert len(files) == 3
-    got = {str(pydicom.dcmread(f).SOPInstanceUID) for f in files}
-    assert doe.SOPInstanceUID in got
+    assert done.returncode == 0, done.stderr
+    return [pydicom.dcmread(f) for f in sorted(target.iterdir())]
 
 
 def test_the_permission_is_registered_and_audited(session, world):
@@ -357,9 +366,8 @@ def test_a_query_matching_more_than_one_c_find_answers_is_cut_and_says_so(
     assert query.detail == {"level": "STUDY", "matches": 1, "cut": True}
 
 
-def test_a_compressed_instance_is_sent_decompressed_to_a_workstation_that_asks_so(
-    session, world, archive, port
-):
+def _stored_jpeg_ls(session, world) -> Dataset:
+    """A JPEG-LS lossless MR instance of the shared test data, stored for NORTH."""
     source = TESTDATA / "transfer_syntax" / "MR_small_jpeg_ls_lossless.dcm"
     if not source.exists():
         pytest.skip(f"{source} is absent (the shared test data)")
@@ -369,7 +377,13 @@ def test_a_compressed_instance_is_sent_decompressed_to_a_workstation_that_asks_s
         files=[StagedFile(name=source.name, path=source)],
         storage=get_storage(),
     )
-    original = pydicom.dcmread(source)
+    return pydicom.dcmread(source)
+
+
+def test_a_compressed_instance_is_sent_decompressed_to_a_workstation_that_asks_so(
+    session, world, archive, port
+):
+    original = _stored_jpeg_ls(session, world)
     received, final = _get(
         port,
         _identifier("STUDY", StudyInstanceUID=original.StudyInstanceUID),
@@ -380,3 +394,193 @@ def test_a_compressed_instance_is_sent_decompressed_to_a_workstation_that_asks_s
     (ds,) = received
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(ds.pixel_array, original.pixel_array)  # lossless: the same pixels
+
+
+# --- C-MOVE -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _storage_scp(ae_title: str, syntaxes=(ExplicitVRLittleEndian, ImplicitVRLittleEndian)):
+    """A workstation's storage SCP on a local port: (its port, the data sets it received and
+    the AE titles that sent them)."""
+    received: list[Dataset] = []
+    callers: list[str] = []
+
+    def on_store(event):
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        callers.append(event.assoc.requestor.ae_title.strip())
+        return 0x0000
+
+    ae = AE(ae_title=ae_title)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, list(syntaxes))
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        yield server.server_address[1], received, callers
+    finally:
+        server.shutdown()
+
+
+def _move(port: int, identifier: Dataset, destination: str, calling: str = "READING1"):
+    """A C-MOVE's final response."""
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(MOVE)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
+    assert assoc.is_established
+    try:
+        answers = list(assoc.send_c_move(identifier, destination, MOVE))
+    finally:
+        assoc.release()
+    return answers[-1][0]
+
+
+def _set_move(session, world, ae_title: str, move_port, move_address="", **kw):
+    admin = actor_of(world["admin"])
+    (device,) = devices.list_devices(session=session, actor=admin, search=ae_title).items
+    return devices.update_device(
+        session=session,
+        actor=admin,
+        device_id=device.id,
+        ae_title=device.ae_title,
+        uploads_as_id=device.uploads_as_id,
+        networks=device.networks,
+        may_retrieve=kw.get("may_retrieve", device.may_retrieve),
+        move_port=move_port,
+        move_address=move_address,
+    )
+
+
+def _register(session, world, ae_title: str, centre_id: int, uploads_as_id: int, **kw):
+    return devices.create_device(
+        session=session,
+        actor=actor_of(world["admin"]),
+        ae_title=ae_title,
+        centre_id=centre_id,
+        uploads_as_id=uploads_as_id,
+        networks="127.0.0.1",
+        **kw,
+    )
+
+
+def test_a_workstation_moves_studies_to_itself_or_another_device_of_its_centre(
+    session, world, archive, port
+):
+    doe, roe = archive["doe"], archive["roe"]
+    with _storage_scp("READING1") as (scp_port, received, callers):
+        # no address registered: the address it calls from
+        _set_move(session, world, "READING1", scp_port)
+        final = _move(port, _identifier("STUDY", StudyInstanceUID=doe.StudyInstanceUID), "READING1")
+        assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 3
+        assert [int(ds.InstanceNumber) for ds in received] == [1, 2, 3]
+        assert np.array_equal(received[0].pixel_array, doe.pixel_array)  # the pixels as sent
+        assert set(callers) == {"PACS"}
+
+    # a viewing station of the same centre, at its registered address
+    with _storage_scp("VIEWER2") as (scp_port, received, _):
+        _register(
+            session,
+            world,
+            "VIEWER2",
+            world["centre"].id,
+            world["tech"].id,
+            move_port=scp_port,
+            move_address="127.0.0.1",
+        )
+        series = _identifier(
+            "SERIES", StudyInstanceUID=roe.StudyInstanceUID, SeriesInstanceUID=roe.SeriesInstanceUID
+        )
+        final = _move(port, series, "VIEWER2")
+        assert final.Status == 0x0000 and len(received) == 2
+        assert {str(ds.StudyInstanceUID) for ds in received} == {roe.StudyInstanceUID}
+
+    session.expire_all()
+    views = session.exec(
+        select(AuditEvent).where(AuditEvent.action == "study.viewed").order_by(AuditEvent.id)
+    ).all()
+    assert [(v.detail["via"], v.detail["retrieved"], v.detail["destination"]) for v in views] == [
+        ("dimse", 3, "READING1"),
+        ("dimse", 2, "VIEWER2"),
+    ]
+
+
+def test_a_move_is_sent_only_where_the_centre_registered_and_only_what_it_may_see(
+    session, world, archive, port
+):
+    doe, south = archive["doe"], archive["south"]
+    study = _identifier("STUDY", StudyInstanceUID=doe.StudyInstanceUID)
+    with _storage_scp("ANY") as (scp_port, received, _):
+        # an AE title nobody registered, or another centre's device: unknown (0xA801)
+        assert _move(port, study, "NOBODY").Status == 0xA801
+        south_centre = archive["south_centre"]
+        south_tech = make_user(session, Role.TECHNICIAN, centre=south_centre)
+        _register(session, world, "SOUTHWS", south_centre.id, south_tech.id, move_port=scp_port)
+        assert _move(port, study, "SOUTHWS").Status == 0xA801
+        # a device of the centre without a C-MOVE port (the modality)
+        assert _move(port, study, "MODALITY1").Status == 0xA801
+        # another device of the centre with a port but no address: nowhere known to send
+        _register(session, world, "VIEWER3", world["centre"].id, world["tech"].id, move_port=1)
+        assert _move(port, study, "VIEWER3").Status == 0xA801
+        assert received == []
+
+        _set_move(session, world, "READING1", scp_port)
+        # another centre's study: the refusal is answered once the destination is open
+        final = _move(
+            port, _identifier("STUDY", StudyInstanceUID=south.StudyInstanceUID), "READING1"
+        )
+        assert final.Status == 0xC000 and "No study" in final.ErrorComment
+        assert received == []
+        # a device that may only send may not move, even to itself
+        _set_move(session, world, "MODALITY1", scp_port)
+        final = _move(port, study, "MODALITY1", calling="MODALITY1")
+        assert final.Status == 0x0124
+        assert final.ErrorComment == "device MODALITY1 may send, not query or retrieve"
+        assert received == []
+        # a destination switched off is not one any more
+        admin = actor_of(world["admin"])
+        (reading,) = devices.list_devices(session=session, actor=admin, search="READING1").items
+        devices.set_device_active(session=session, actor=admin, device_id=reading.id, active=False)
+        assert _move(port, study, "READING1", calling="MODALITY1").Status == 0xA801
+        assert received == []
+
+
+def test_a_move_converts_what_the_destination_does_not_take_as_stored(
+    session, world, archive, port
+):
+    original = _stored_jpeg_ls(session, world)
+    study = _identifier("STUDY", StudyInstanceUID=original.StudyInstanceUID)
+    with _storage_scp("READING1", syntaxes=(ExplicitVRLittleEndian,)) as (scp_port, got, _):
+        _set_move(session, world, "READING1", scp_port)
+        assert _move(port, study, "READING1").Status == 0x0000
+        (ds,) = got
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert np.array_equal(ds.pixel_array, original.pixel_array)  # lossless: the same
+    with _storage_scp("READING1", syntaxes=(original.file_meta.TransferSyntaxUID,)) as (
+        scp_port,
+        got,
+        _,
+    ):
+        _set_move(session, world, "READING1", scp_port)
+        assert _move(port, study, "READING1").Status == 0x0000
+        (ds,) = got  # taken as stored where the destination accepts that
+        assert ds.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
+        assert ds.PixelData == original.PixelData
+
+
+def test_dcmtk_movescu_moves_a_study_to_its_own_storage_scp(
+    session, dcmtk, world, archive, port, tmp_path, unused_port
+):
+    doe = archive["doe"]
+    _set_move(session, world, "READING1", unused_port)
+    moved = _fetch_study(
+        "movescu",
+        port,
+        doe.StudyInstanceUID,
+        tmp_path / "moved",
+        *("-aem", "READING1", "--port", str(unused_port)),
+    )
+    assert len(moved) == 3
+    assert {str(ds.StudyInstanceUID) for ds in moved} == {doe.StudyInstanceUID}

@@ -132,6 +132,12 @@ def test_technicians_and_radiologists_may_not_manage_devices(session, world, who
         ({"networks": "example.org"}, "is not an IP address"),
         ({"networks": " ".join(f"10.0.0.{i}" for i in range(21))}, "At most 20"),
         ({"description": "x" * 201}, "at most 200"),
+        ({"move_port": "0"}, "1 to 65535"),
+        ({"move_port": "65536"}, "1 to 65535"),
+        ({"move_port": "store"}, "not 'store'"),
+        ({"move_address": "10.1.2.3"}, "Give the C-MOVE port too"),
+        ({"move_port": 11113, "move_address": "ws.example"}, "'ws.example' is not an IP"),
+        ({"move_port": 11113, "move_address": "10.9.9.9"}, "not among the addresses"),
     ],
 )
 def test_a_registration_names_what_is_wrong(session, world, changes, message):
@@ -240,3 +246,73 @@ def test_a_refusal_is_audited_without_patient_data(session):
     )
     assert event.resource_id == "STRANGER" and event.actor_id is None
     assert set(event.detail) == {"calling_ae", "called_ae", "reason"}
+
+
+def test_a_c_move_goes_only_to_a_device_of_the_requestors_centre_registered_for_it(session, world):
+    reading = _create(session, world, ae_title="READING", networks="10.1.2.0/24", may_retrieve=True)
+    assert reading.move_port is None and reading.move_address == ""
+    viewer = _create(
+        session,
+        world,
+        ae_title="VIEWER",
+        networks="10.1.2.0/24",
+        move_port=" 11113 ",
+        move_address="10.1.2.40",
+    )
+    assert viewer.move_port == 11113 and viewer.move_address == "10.1.2.40"
+    _create(
+        session,
+        world,
+        ae_title="SOUTH_WS",
+        centre_id=world["south"].id,
+        uploads_as_id=world["south_tech"].id,
+        move_port=104,
+        move_address="10.1.2.3",
+    )
+    requestor = devices.retriever(session=session, calling_ae="READING", address="10.1.2.7")
+
+    def destination(ae_title):
+        return devices.move_destination(
+            session=session, requestor=requestor, destination_ae=ae_title, address="10.1.2.7"
+        )
+
+    assert destination("VIEWER ") == devices.MoveDestination("VIEWER", "10.1.2.40", 11113)
+    with pytest.raises(devices.DestinationRefused, match="READING has no C-MOVE port"):
+        destination("READING")
+    with pytest.raises(devices.DestinationRefused, match="'SOUTH_WS' is no device of this"):
+        destination("SOUTH_WS")
+    with pytest.raises(devices.DestinationRefused, match="'NOBODY' is no device of this"):
+        destination("NOBODY")
+
+    admin = actor_of(world["admin"])
+    changed = devices.update_device(
+        session=session,
+        actor=admin,
+        device_id=reading.id,
+        ae_title="READING",
+        uploads_as_id=world["tech"].id,
+        networks="10.1.2.0/24",
+        may_retrieve=True,
+        move_port=11112,
+    )
+    # to itself, with no address registered: where its association comes from
+    assert destination("READING") == devices.MoveDestination("READING", "10.1.2.7", 11112)
+    event = session.exec(
+        select(AuditEvent).where(AuditEvent.action == "device.updated").order_by(AuditEvent.id)
+    ).all()[-1]
+    assert event.detail["changed"] == ["move_port"]
+    # ... but another device without an address is nowhere known
+    devices.update_device(
+        session=session,
+        actor=admin,
+        device_id=viewer.id,
+        ae_title="VIEWER",
+        uploads_as_id=world["tech"].id,
+        networks="10.1.2.0/24",
+        move_port=11113,
+    )
+    with pytest.raises(devices.DestinationRefused, match="VIEWER has no C-MOVE address"):
+        destination("VIEWER")
+    devices.set_device_active(session=session, actor=admin, device_id=changed.id, active=False)
+    with pytest.raises(devices.DestinationRefused, match="READING is deactivated"):
+        destination("READING")

@@ -1,4 +1,5 @@
-"""DICOM devices: the modalities and gateways that may send images to the DICOM listener.
+"""DICOM devices: the modalities and gateways that may send images to the DICOM listener, and
+the workstations that may also query and retrieve (and receive what a C-MOVE sends).
 
 Administrators manage every centre's devices, a centre user its own centre's; the rules are
 the domain's (:mod:`pacs_app.services.devices`), asked again by every event handler.
@@ -33,6 +34,13 @@ def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
+def _move_target(port: int | None, address: str) -> str:
+    """Where a C-MOVE to the device sends, for its row ("" where it is no destination)."""
+    if port is None:
+        return ""
+    return f"C-MOVE to {address or 'its address'}:{port}"
+
+
 class DevicesState(PagedMixin, AuthState):
     denied: str = ""
     ready: bool = False
@@ -53,6 +61,8 @@ class DevicesState(PagedMixin, AuthState):
     form_centre: str = NO_CHOICE  # a centre id, as text
     form_uploader: str = NO_CHOICE  # a user id, as text
     form_may_retrieve: bool = False
+    form_move_port: str = ""
+    form_move_address: str = ""
     centre_options: list[dict[str, str]] = []
     uploader_options: list[dict[str, str]] = []
     edit_id: int = 0  # the device the form edits; 0: a new one
@@ -93,6 +103,7 @@ class DevicesState(PagedMixin, AuthState):
                 "last_seen": _when(d.last_seen_at),
                 "active": "yes" if d.is_active else "no",
                 "retrieves": "yes" if d.may_retrieve else "no",
+                "move": _move_target(d.move_port, d.move_address),
             }
             for d in found.items
         ]
@@ -161,6 +172,7 @@ class DevicesState(PagedMixin, AuthState):
         self.form_title = "New DICOM device"
         self.form_ae_title, self.form_networks, self.form_description = "", "", ""
         self.form_uploader, self.form_may_retrieve = NO_CHOICE, False
+        self.form_move_port, self.form_move_address = "", ""
         self.form_open = True
 
     @rx.event
@@ -182,6 +194,8 @@ class DevicesState(PagedMixin, AuthState):
         self.form_description = device.description
         self.form_centre, self.form_uploader = str(device.centre.id), str(device.uploads_as_id)
         self.form_may_retrieve = device.may_retrieve
+        self.form_move_port = str(device.move_port) if device.move_port is not None else ""
+        self.form_move_address = device.move_address
         self.form_open = True
 
     @rx.event
@@ -222,6 +236,8 @@ class DevicesState(PagedMixin, AuthState):
             "networks": str(form.get("networks", "")),
             "description": str(form.get("description", "")),
             "may_retrieve": self.form_may_retrieve,
+            "move_port": str(form.get("move_port", "")),
+            "move_address": str(form.get("move_address", "")),
             "address": self._client_address(),
         }
         try:
@@ -388,12 +404,45 @@ def _form_dialog() -> rx.Component:
                         ),
                     ),
                     switch_field(
-                        "May also query and retrieve (C-FIND, C-GET)",
+                        "May also query and retrieve (C-FIND, C-GET, C-MOVE)",
                         DevicesState.form_may_retrieve,
                         DevicesState.set_form_may_retrieve,
                         "device-may-retrieve",
                         "For a reading workstation: it may find and fetch every study its "
                         "account may see. A modality that only sends needs nothing of this.",
+                    ),
+                    rx.hstack(
+                        field(
+                            "C-MOVE port",
+                            rx.input(
+                                name="move_port",
+                                default_value=DevicesState.form_move_port,
+                                id="device-move-port",
+                                input_mode="numeric",
+                                max_length=5,
+                                width="100%",
+                            ),
+                        ),
+                        field(
+                            "C-MOVE address",
+                            rx.input(
+                                name="move_address",
+                                default_value=DevicesState.form_move_address,
+                                id="device-move-address",
+                                max_length=45,
+                                width="100%",
+                            ),
+                        ),
+                        spacing="3",
+                        width="100%",
+                    ),
+                    rx.text(
+                        "Where the device's own storage SCP takes studies a C-MOVE sends it "
+                        "(asked for by itself or another device of the centre). Empty port: "
+                        "it is no C-MOVE destination. Empty address: the address it calls "
+                        "from, when it asks for itself.",
+                        size="1",
+                        color_scheme="gray",
                     ),
                     dialog_buttons("Save", "device-save"),
                     spacing="3",
@@ -431,6 +480,7 @@ def _row(row: rx.Var) -> rx.Component:
                     row["retrieves"] == "yes",
                     rx.badge("query/retrieve", color_scheme="blue"),
                 ),
+                rx.cond(row["move"] != "", rx.badge(row["move"], color_scheme="gray")),
                 spacing="2",
                 wrap="wrap",
             )

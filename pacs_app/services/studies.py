@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,10 @@ HISTORY_ACTIONS = [
     )
 ]
 MAX_DETAIL_INSTANCES = 2000
+# Uploads of one study by one account from one address, each within this of the last, are
+# one line of its history: a modality sends a series by C-STORE one instance at a time, and
+# each instance is an upload (audited as such).
+UPLOADS_FOLDED_WITHIN = timedelta(minutes=15)
 
 
 class SortKey(StrEnum):
@@ -321,6 +325,43 @@ def _visible_study(
     return study
 
 
+def folded_history(events: list[AuditEvent]) -> list[AuditEventPublic]:
+    """A study's history as its page lists it: a run of uploads (``study.uploaded``) by one
+    account from one address, each within :data:`UPLOADS_FOLDED_WITHIN` of the one before
+    and none with conflicts, is one entry, at the first, that says how many uploads it holds
+    (``uploads``), how many instances they stored and when the last came (``until``). The
+    audit trail itself keeps every upload."""
+    folded: list[AuditEventPublic] = []
+    last_at: datetime | None = None
+    for event in events:
+        entry = AuditEventPublic.of(event)
+        previous = folded[-1] if folded else None
+        if (
+            previous is not None
+            and _foldable(previous)
+            and _foldable(entry)
+            and (previous.actor_id, previous.address) == (entry.actor_id, entry.address)
+            and entry.at - last_at <= UPLOADS_FOLDED_WITHIN
+        ):
+            detail = dict(previous.detail)
+            detail["instances"] = detail.get("instances", 0) + entry.detail.get("instances", 0)
+            detail["uploads"] = detail.get("uploads", 1) + 1
+            detail["until"] = entry.at.strftime("%Y-%m-%d %H:%M:%S")
+            folded[-1] = previous.model_copy(update={"detail": detail})
+        else:
+            folded.append(entry)
+        last_at = entry.at
+    return folded
+
+
+def _foldable(entry: AuditEventPublic) -> bool:
+    return (
+        entry.action == AuditAction.STUDY_UPLOADED
+        and isinstance(entry.detail, dict)
+        and "conflicts" not in entry.detail
+    )
+
+
 def get_study(
     *,
     session: Session,
@@ -368,7 +409,7 @@ def get_study(
     return StudyDetail(
         **base.model_dump(),
         series=[SeriesPublic.model_validate(s, from_attributes=True) for s in series],
-        history=[AuditEventPublic.of(e) for e in history],
+        history=folded_history(history),
         instances=[
             InstancePublic(
                 series_instance_uid=series_uid.get(row[0], ""),

@@ -116,6 +116,45 @@ def test_resending_adds_to_the_same_study_and_skips_duplicates(session, storage,
     assert counts(session) == (1, 2, 3) and len(stored_files(storage)) == 3
 
 
+def test_a_series_sent_an_instance_at_a_time_is_one_line_of_the_study_history(
+    session, storage, tech, centre, tmp_path
+):
+    from datetime import timedelta
+
+    from pacs_app.services import studies
+
+    study_uid = generate_uid()
+    slices = make_series(tmp_path / "s", 5, study_uid=study_uid)
+    for path in slices[:3]:  # as a modality sends by C-STORE: one upload per instance
+        ingest(session=session, actor=tech, files=staged(path), storage=storage, address="10.0.0.5")
+    other = actor_of(make_user(session, Role.CENTRE, centre=centre))
+    ingest(session=session, actor=other, files=staged(slices[3]), storage=storage)
+    for event in session.exec(select(AuditEvent)).all():  # all that came an hour ago
+        event.at -= timedelta(hours=1)
+        session.add(event)
+    session.commit()
+    # the technician again, an hour later
+    late = ingest(
+        session=session, actor=tech, files=staged(slices[4]), storage=storage, address="10.0.0.5"
+    )
+    conflicting = _variant(slices[0], tmp_path / "again.dcm", PatientName="OTHER^NAME")
+    ingest(session=session, actor=tech, files=staged(conflicting), storage=storage)
+
+    detail = studies.get_study(session=session, actor=tech, study_id=late.studies[0].study_id)
+    uploads = [(e.username, e.detail) for e in detail.history if e.action == "study.uploaded"]
+    assert [(who, d["instances"], d.get("uploads", 1)) for who, d in uploads] == [
+        (tech.username, 3, 3),  # the three sent within minutes: one line
+        (other.username, 1, 1),
+        (tech.username, 1, 1),  # an hour later: a line of its own
+        (tech.username, 0, 1),  # a conflict is never folded away
+    ]
+    assert uploads[0][1]["new_study"] is True and "until" in uploads[0][1]
+    assert "conflicts" in uploads[3][1]
+    # the audit trail keeps every upload
+    every = session.exec(select(AuditEvent).where(AuditEvent.action == "study.uploaded")).all()
+    assert len(every) == 6
+
+
 def _variant(source: Path, target: Path, **changes) -> Path:
     """``source`` saved again as ``target`` with attributes (or, with ``meta_``, file meta
     attributes) changed; ``implicit=True`` re-encodes it as implicit VR little endian."""

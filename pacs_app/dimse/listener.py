@@ -29,10 +29,10 @@ The dataset is written to a file as it arrives (never held whole in memory), in 
 staging folder on the storage's filesystem, so that ingest links it into place instead of
 copying it. Every transfer syntax is accepted and kept as sent; nothing is decoded.
 
-Query and retrieve (PS3.4 Annex C, Study Root) are for a device registered as allowed to
-(:func:`~pacs_app.services.devices.retriever`, asked again for each request), as its
-account: :mod:`pacs_app.services.query_retrieve` answers, by the same rules as QIDO-RS and
-WADO-RS. A C-GET sends each instance back on the requestor's association as stored, or
+Query and retrieve (PS3.4 Annex C, Study Root and Patient Root) are for a device registered
+as allowed to (:func:`~pacs_app.services.devices.retriever`, asked again for each request),
+as its account: :mod:`pacs_app.services.query_retrieve` answers, by the same rules as QIDO-RS
+and WADO-RS. A C-GET sends each instance back on the requestor's association as stored, or
 converted where it accepted another transfer syntax for its SOP class; a C-MOVE sends them
 the same way on an association of its own with the move destination, a device of the
 requestor's centre registered with its storage SCP's port
@@ -64,6 +64,9 @@ from pynetdicom.presentation import (
     StoragePresentationContexts,
 )
 from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -112,6 +115,24 @@ ACCEPTED_SYNTAXES = [
     *_UNCOMPRESSED,
     *(ts for ts in ALL_TRANSFER_SYNTAXES if ts not in LOSSLESS),
 ]
+
+
+_STUDY_ROOT = (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+_PATIENT_ROOT = (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+)
+
+
+def _model(event) -> str:
+    """The information model a query or retrieval request is of."""
+    patient_root = event.request.AffectedSOPClassUID in _PATIENT_ROOT
+    return query_retrieve.PATIENT_ROOT if patient_root else query_retrieve.STUDY_ROOT
 
 
 @dataclass
@@ -180,9 +201,8 @@ class Listener:
                 context.abstract_syntax, ACCEPTED_SYNTAXES, scu_role=True, scp_role=True
             )
         ae.add_supported_context(Verification)
-        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
-        ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
-        ae.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
+        for sop_class in (*_PATIENT_ROOT, *_STUDY_ROOT):
+            ae.add_supported_context(sop_class)
         return ae
 
     def start(self, host: str, port: int):
@@ -374,6 +394,7 @@ class Listener:
                 identifier=event.identifier,
                 address=address,
                 destination=destination,
+                model=_model(event),
             ),
         )
 
@@ -388,6 +409,7 @@ class Listener:
                     identifier=event.identifier,
                     ae_title=self.ae_title,
                     address=address,
+                    model=_model(event),
                 ),
             )
         except Exception as exc:

@@ -1,5 +1,6 @@
-"""DICOM Query/Retrieve for devices allowed to (PS3.4 Annex C, Study Root information model):
-C-FIND at the STUDY, SERIES and IMAGE levels, answered by the QIDO-RS searches
+"""DICOM Query/Retrieve for devices allowed to (PS3.4 Annex C, the Study Root and Patient Root
+information models): C-FIND at the (PATIENT,) STUDY, SERIES and IMAGE levels, answered by the
+QIDO-RS searches
 (:mod:`pacs_app.services.qido`), so a query over DIMSE sees exactly what the device's
 account sees over DICOMweb; and the files a C-GET or C-MOVE sends, by the same rules as a
 WADO-RS retrieval (:func:`pacs_app.services.dicomweb.stored_files`, audited per study).
@@ -25,13 +26,36 @@ from pacs_app.services import audit, dicomweb, qido
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Actor
 
-LEVELS = ("STUDY", "SERIES", "IMAGE")
-# the unique keys of each level and of the levels above it, always in an answer
+STUDY_ROOT, PATIENT_ROOT = "STUDY_ROOT", "PATIENT_ROOT"
+LEVELS = {
+    STUDY_ROOT: ("STUDY", "SERIES", "IMAGE"),
+    PATIENT_ROOT: ("PATIENT", "STUDY", "SERIES", "IMAGE"),
+}
+# the unique keys of each level and of the levels above it (Study Root), always in an answer
 UNIQUE_KEYS = {
     "STUDY": ("StudyInstanceUID",),
     "SERIES": ("StudyInstanceUID", "SeriesInstanceUID"),
     "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
 }
+# What a PATIENT level query matches and returns (the Patient module, PS3.4 C.6.1.1.2);
+# another attribute asked for there is returned empty.
+PATIENT_LEVEL = frozenset(
+    {
+        "PatientName",
+        "PatientID",
+        "IssuerOfPatientID",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "PatientSex",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "EthnicGroup",
+        "PatientComments",
+        "NumberOfPatientRelatedStudies",
+        "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+    }
+)
 # what an identifier holds that is not an attribute to match or return
 _CONTROL = {"QueryRetrieveLevel", "SpecificCharacterSet"}
 MAX_MATCHES = 5000  # one C-FIND answers at most this many; a narrower query finds the rest
@@ -44,12 +68,19 @@ class IdentifierRefused(InvalidInput):
     code = "identifier_refused"
 
 
-def _level(identifier: Dataset) -> str:
+def _level(identifier: Dataset, model: str) -> str:
     level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
-    if level not in LEVELS:
+    if level not in LEVELS[model]:
         named = f"{level!r}" if level else "none"
-        raise IdentifierRefused(f"QueryRetrieveLevel is {named}: STUDY, SERIES or IMAGE")
+        *others, last = LEVELS[model]
+        raise IdentifierRefused(f"QueryRetrieveLevel is {named}: {', '.join(others)} or {last}")
     return level
+
+
+def _unique_keys(model: str, level: str) -> tuple[str, ...]:
+    if model == STUDY_ROOT:
+        return UNIQUE_KEYS[level]
+    return ("PatientID", *UNIQUE_KEYS.get(level, ()))
 
 
 def _text(value) -> str:
@@ -79,7 +110,7 @@ def _keys(identifier: Dataset) -> tuple[list[tuple[str, str]], list[str]]:
 def _single(identifier: Dataset, keyword: str, level: str) -> str | None:
     """The one value of the upper level's unique key ``keyword`` (None where absent)."""
     value = _text(identifier.get(keyword, "")).strip()
-    if not value:
+    if not value or value == "*":  # universal: no value
         return None
     if "\\" in value or "*" in value or "?" in value:
         raise IdentifierRefused(f"{level} level: one {keyword}, not several or a wildcard")
@@ -96,19 +127,49 @@ class Found:
 
 
 def find(
-    *, session: Session, actor: Actor, identifier: Dataset, ae_title: str, address: str | None
+    *,
+    session: Session,
+    actor: Actor,
+    identifier: Dataset,
+    ae_title: str,
+    address: str | None,
+    model: str = STUDY_ROOT,
 ) -> Found:
-    """The studies, series or instances ``actor`` may see that match ``identifier`` (a
-    C-FIND request's), each answered with the attributes it asks for (empty where not
-    held), the unique keys of its level, and ``ae_title`` as where to retrieve it. The query
-    is audited (its level and how many matched; never a value).
+    """The patients, studies, series or instances ``actor`` may see that match
+    ``identifier`` (a C-FIND request's, of the information ``model``), each answered with
+    the attributes it asks for (empty where not held), the unique keys of its level, and
+    ``ae_title`` as where to retrieve it. The query is audited (its level and how many
+    matched; never a value).
 
     Raises :class:`IdentifierRefused` for an identifier not of the model, and
     :class:`InvalidInput` for a value that cannot match (a date that is not one).
     """
-    level = _level(identifier)
+    level = _level(identifier, model)
     matching, wanted = _keys(identifier)
-    returned = list(dict.fromkeys([*UNIQUE_KEYS[level], *wanted]))
+    returned = list(dict.fromkeys([*_unique_keys(model, level), *wanted]))
+    if level == "PATIENT":
+        matches, cut = _patients(session, actor, matching, returned, ae_title)
+    else:
+        matches, cut = _below_patients(
+            session, actor, identifier, level, model, matching, returned, ae_title
+        )
+    audit.record(
+        session,
+        action=AuditAction.DICOM_QUERIED,
+        actor=actor,
+        address=address,
+        detail={"level": level, "matches": len(matches), **({"cut": True} if cut else {})},
+    )
+    session.commit()
+    return Found(matches, cut)
+
+
+def _below_patients(
+    session, actor, identifier, level, model, matching, returned, ae_title
+) -> tuple[list[Dataset], bool]:
+    """A STUDY, SERIES or IMAGE level query's answers, and whether they were cut."""
+    patient_id = _single(identifier, "PatientID", level) if model == PATIENT_ROOT else None
+    fixed: dict[str, str] = {}
     if level == "STUDY":
         search, scope = qido.search_studies, {}
     elif level == "SERIES":
@@ -124,24 +185,67 @@ def find(
             raise IdentifierRefused("IMAGE query: a SeriesInstanceUID needs its StudyInstanceUID")
     if scope.get("study_uid"):
         # the upper levels' unique keys chose the study and series: not matching keys again
-        matching = [(k, v) for k, v in matching if k not in UNIQUE_KEYS[level][:-1]]
+        upper = ("PatientID", *UNIQUE_KEYS[level][:-1])
+        matching = [(k, v) for k, v in matching if k not in upper]
+        if model == PATIENT_ROOT:  # the study must be the patient's; answers name them
+            owner = _patient_of(session, actor, scope["study_uid"], patient_id)
+            if owner is None:
+                return [], False
+            fixed["PatientID"] = owner
     query = [*matching, *(("includefield", k) for k in returned)]
     matches: list[Dataset] = []
-    cut = False
     for page in _pages(session, actor, search, query, scope):
-        matches.extend(_answer(m, level, returned, ae_title) for m in page)
+        matches.extend(_answer(m, level, returned, ae_title, fixed=fixed) for m in page)
         if len(matches) > MAX_MATCHES:
-            matches, cut = matches[:MAX_MATCHES], True
+            return matches[:MAX_MATCHES], True
+    return matches, False
+
+
+def _patient_of(session, actor, study_uid: str, patient_id: str | None) -> str | None:
+    """The PatientID of the study ``study_uid`` the actor may see (None where it may not,
+    or where ``patient_id`` is given and the study is another patient's)."""
+    query = [("StudyInstanceUID", study_uid), ("includefield", "PatientID")]
+    if patient_id is not None:
+        query.append(("PatientID", patient_id))
+    found = qido.search_studies(session=session, actor=actor, query=query, base_url="")
+    if not found.matches:
+        return None
+    held = Dataset.from_json(found.matches[0], bulk_data_uri_handler=lambda *_: b"")
+    return str(held.get("PatientID", "") or "")
+
+
+def _patients(session, actor, matching, returned, ae_title) -> tuple[list[Dataset], bool]:
+    """A PATIENT level query's answers: the studies matching its patient attributes, one
+    answer per patient (by PatientID; a study without one is a patient of its own), with
+    the attributes of the patient's newest study and how many studies, series and
+    instances the actor may see of them; and whether they were cut."""
+    keys = [(k, v) for k, v in matching if k in PATIENT_LEVEL]
+    asked = [k for k in returned if k in PATIENT_LEVEL]
+    query = [*keys, *(("includefield", k) for k in asked)]
+    patients: dict[tuple, list] = {}  # the first study's match, studies, series, instances
+    cut = False
+    for page in _pages(session, actor, qido.search_studies, query, {}):
+        for match in page:
+            held = Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
+            patient_id = str(held.get("PatientID", "") or "")
+            key = (patient_id,) if patient_id else ("", str(held.get("StudyInstanceUID", "")))
+            entry = patients.setdefault(key, [match, 0, 0, 0])
+            entry[1] += 1
+            entry[2] += int(held.get("NumberOfStudyRelatedSeries", 0) or 0)
+            entry[3] += int(held.get("NumberOfStudyRelatedInstances", 0) or 0)
+        if len(patients) > MAX_MATCHES:
+            cut = True
             break
-    audit.record(
-        session,
-        action=AuditAction.DICOM_QUERIED,
-        actor=actor,
-        address=address,
-        detail={"level": level, "matches": len(matches), **({"cut": True} if cut else {})},
-    )
-    session.commit()
-    return Found(matches, cut)
+    answers = []
+    for match, studies, series, instances in list(patients.values())[:MAX_MATCHES]:
+        counts = {
+            "NumberOfPatientRelatedStudies": str(studies),
+            "NumberOfPatientRelatedSeries": str(series),
+            "NumberOfPatientRelatedInstances": str(instances),
+        }
+        fixed = {k: v for k, v in counts.items() if k in returned}
+        answers.append(_answer(match, "PATIENT", returned, ae_title, fixed, PATIENT_LEVEL))
+    return answers, cut
 
 
 def _pages(session, actor, search, query, scope) -> Iterator[list[dict]]:
@@ -160,14 +264,25 @@ def _pages(session, actor, search, query, scope) -> Iterator[list[dict]]:
         offset += len(result.matches)
 
 
-def _answer(match: dict, level: str, returned: list[str], ae_title: str) -> Dataset:
+def _answer(
+    match: dict,
+    level: str,
+    returned: list[str],
+    ae_title: str,
+    fixed: dict[str, str] | None = None,
+    of_level: frozenset[str] | None = None,
+) -> Dataset:
+    """The answer to a match: each attribute of ``returned`` as ``fixed`` gives it or as
+    held (where it is ``of_level``, when that is given), else empty."""
     held = Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
     answer = Dataset()
     answer.SpecificCharacterSet = "ISO_IR 192"  # the searches' text is Unicode
     answer.QueryRetrieveLevel = level
     for keyword in returned:
         tag = tag_for_keyword(keyword)
-        if keyword in held:
+        if fixed and keyword in fixed:
+            setattr(answer, keyword, fixed[keyword])
+        elif keyword in held and (of_level is None or keyword in of_level):
             answer[tag] = held[keyword]
         else:  # asked for, not held: returned empty (PS3.4 C.2.2.1.3)
             vr = dictionary_VR(tag)
@@ -183,15 +298,17 @@ def retrieval(
     identifier: Dataset,
     address: str | None,
     destination: str | None = None,
+    model: str = STUDY_ROOT,
 ) -> list[dicomweb.StoredFile]:
-    """The stored files a C-GET or C-MOVE of ``identifier`` sends: of the studies (STUDY
-    level), the series of one study (SERIES) or the instances of one series (IMAGE) it names
-    by their unique keys, in series and instance order; each study's retrieval is audited
+    """The stored files a C-GET or C-MOVE of ``identifier`` (of the information ``model``)
+    sends: of the patients' studies the actor may see (PATIENT level), the studies (STUDY),
+    the series of one study (SERIES) or the instances of one series (IMAGE) it names by
+    their unique keys, in series and instance order; each study's retrieval is audited
     (with the AE title a C-MOVE sends to, its ``destination``).
 
     Raises :class:`IdentifierRefused` where the unique keys are missing, and
     :class:`NotFound` for a study or series the actor may not see."""
-    level = _level(identifier)
+    level = _level(identifier, model)
 
     def listed(keyword: str) -> list[str]:
         values = [v.strip() for v in _text(identifier.get(keyword, "")).split("\\")]
@@ -208,8 +325,12 @@ def retrieval(
         "via": "dimse",
         "destination": destination,
     }
-    if level == "STUDY":
-        for study_uid in listed("StudyInstanceUID"):
+    if level in ("PATIENT", "STUDY"):
+        if level == "PATIENT":
+            study_uids = _studies_of(session, actor, listed("PatientID"))
+        else:
+            study_uids = listed("StudyInstanceUID")
+        for study_uid in study_uids:
             files += dicomweb.stored_files(study_uid=study_uid, **common)
         return files
     study_uid = _single(identifier, "StudyInstanceUID", level)
@@ -228,3 +349,15 @@ def retrieval(
         sop_uids=listed("SOPInstanceUID"),
         **common,
     )
+
+
+def _studies_of(session: Session, actor: Actor, patient_ids: list[str]) -> list[str]:
+    """The StudyInstanceUIDs of the studies of ``patient_ids`` the actor may see."""
+    uids: list[str] = []
+    for patient_id in patient_ids:
+        query = [("PatientID", patient_id), ("includefield", "StudyInstanceUID")]
+        for page in _pages(session, actor, qido.search_studies, query, {}):
+            for match in page:
+                held = Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
+                uids.append(str(held.StudyInstanceUID))
+    return list(dict.fromkeys(uids))

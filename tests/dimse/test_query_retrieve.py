@@ -20,6 +20,9 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import (
     CTImageStorage,
     MRImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -36,6 +39,9 @@ from tests.factories import actor_of, make_centre, make_user
 
 FIND, GET = StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet
 MOVE = StudyRootQueryRetrieveInformationModelMove
+P_FIND = PatientRootQueryRetrieveInformationModelFind
+P_GET = PatientRootQueryRetrieveInformationModelGet
+P_MOVE = PatientRootQueryRetrieveInformationModelMove
 
 
 @pytest.fixture
@@ -79,14 +85,14 @@ def _identifier(level: str, **keys) -> Dataset:
     return ds
 
 
-def _find(port: int, identifier: Dataset, calling: str = "READING1"):
-    """The C-FIND's pending answers and its final status."""
+def _find(port: int, identifier: Dataset, calling: str = "READING1", model=FIND):
+    """The C-FIND's pending answers and its final status (Study Root, or ``model``)."""
     ae = AE(ae_title=calling)
-    ae.add_requested_context(FIND)
+    ae.add_requested_context(model)
     assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
     assert assoc.is_established
     try:
-        answers = list(assoc.send_c_find(identifier, FIND))
+        answers = list(assoc.send_c_find(identifier, model))
     finally:
         assoc.release()
     pending = [ds for status, ds in answers if status and status.Status == 0xFF00]
@@ -194,7 +200,11 @@ def test_queries_that_cannot_be_answered_say_why(session, world, archive, port):
 
 
 def _get(
-    port: int, identifier: Dataset, syntaxes=(ExplicitVRLittleEndian,), sop_class=CTImageStorage
+    port: int,
+    identifier: Dataset,
+    syntaxes=(ExplicitVRLittleEndian,),
+    sop_class=CTImageStorage,
+    model=GET,
 ):
     """What a C-GET sends back (data sets, by the SCU's C-STORE handler) and its final
     status."""
@@ -207,7 +217,7 @@ def _get(
         return 0x0000
 
     ae = AE(ae_title="READING1")
-    ae.add_requested_context(GET)
+    ae.add_requested_context(model)
     ae.add_requested_context(sop_class, list(syntaxes))
     assoc = ae.associate(
         "127.0.0.1",
@@ -218,7 +228,7 @@ def _get(
     )
     assert assoc.is_established
     try:
-        answers = list(assoc.send_c_get(identifier, GET))
+        answers = list(assoc.send_c_get(identifier, model))
     finally:
         assoc.release()
     return received, answers[-1][0]
@@ -307,6 +317,23 @@ def test_dcmtk_findscu_and_getscu_query_and_retrieve(dcmtk, world, archive, port
     output = found.stdout + found.stderr
     assert doe.StudyInstanceUID in output and "DOE^JANE" in output
     assert "DOE^JOHN" not in output  # SOUTH's
+    # the Patient Root model (-P): the patient, found by name
+    patients = _tool(
+        "findscu",
+        port,
+        "-P",
+        "-k",
+        "QueryRetrieveLevel=PATIENT",
+        "-k",
+        "PatientName=DOE*",
+        "-k",
+        "PatientID",
+        "-k",
+        "NumberOfPatientRelatedStudies",
+    )
+    assert patients.returncode == 0, patients.stderr
+    output = patients.stdout + patients.stderr
+    assert "N-1" in output and "DOE^JANE" in output and "S-1" not in output
 
     fetched = _fetch_study("getscu", port, doe.StudyInstanceUID, tmp_path / "fetched")
     assert len(fetched) == 3
@@ -425,14 +452,14 @@ def _storage_scp(ae_title: str, syntaxes=(ExplicitVRLittleEndian, ImplicitVRLitt
         server.shutdown()
 
 
-def _move(port: int, identifier: Dataset, destination: str, calling: str = "READING1"):
-    """A C-MOVE's final response."""
+def _move(port: int, identifier: Dataset, destination: str, calling: str = "READING1", model=MOVE):
+    """A C-MOVE's final response (Study Root, or ``model``)."""
     ae = AE(ae_title=calling)
-    ae.add_requested_context(MOVE)
+    ae.add_requested_context(model)
     assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
     assert assoc.is_established
     try:
-        answers = list(assoc.send_c_move(identifier, destination, MOVE))
+        answers = list(assoc.send_c_move(identifier, destination, model))
     finally:
         assoc.release()
     return answers[-1][0]
@@ -584,3 +611,82 @@ def test_dcmtk_movescu_moves_a_study_to_its_own_storage_scp(
     )
     assert len(moved) == 3
     assert {str(ds.StudyInstanceUID) for ds in moved} == {doe.StudyInstanceUID}
+
+
+# --- Patient Root -------------------------------------------------------------------------
+
+
+def test_patient_root_finds_patients_then_their_studies_series_and_images(
+    session, world, archive, port, tmp_path
+):
+    doe, roe = archive["doe"], archive["roe"]
+    # a second study of DOE^JANE (N-1)
+    later = make_series(tmp_path / "later", 2, patient_name="DOE^JANE", patient_id="N-1")
+    ingest(
+        session=session,
+        actor=actor_of(world["tech"]),
+        files=[StagedFile(name=p.name, path=p) for p in later],
+        storage=get_storage(),
+    )
+    asked = {
+        "PatientName": "",
+        "PatientBirthDate": "",
+        "NumberOfPatientRelatedStudies": "",
+        "NumberOfPatientRelatedInstances": "",
+        "StudyDate": "",  # not of the patient level: returned empty
+    }
+    patients, final = _find(port, _identifier("PATIENT", **asked), model=P_FIND)
+    assert final.Status == 0x0000
+    by_id = {ds.PatientID: ds for ds in patients}
+    assert sorted(by_id) == ["N-1", "N-2"]  # SOUTH's S-1 is not there
+    assert str(by_id["N-1"].PatientName) == "DOE^JANE"
+    assert by_id["N-1"].NumberOfPatientRelatedStudies == 2
+    assert by_id["N-1"].NumberOfPatientRelatedInstances == 5
+    assert by_id["N-2"].NumberOfPatientRelatedStudies == 1
+    assert "StudyDate" in by_id["N-1"] and not by_id["N-1"].StudyDate
+    assert all(ds.QueryRetrieveLevel == "PATIENT" for ds in patients)
+    named, _ = _find(port, _identifier("PATIENT", PatientName="ROE*"), model=P_FIND)
+    assert [ds.PatientID for ds in named] == ["N-2"]
+
+    studies, _ = _find(
+        port, _identifier("STUDY", PatientID="N-1", StudyInstanceUID=""), model=P_FIND
+    )
+    assert len(studies) == 2 and {ds.PatientID for ds in studies} == {"N-1"}
+    assert doe.StudyInstanceUID in {ds.StudyInstanceUID for ds in studies}
+
+    def below(level: str, patient_id: str, **keys):
+        scope = {"StudyInstanceUID": doe.StudyInstanceUID, **keys}
+        return _find(port, _identifier(level, PatientID=patient_id, **scope), model=P_FIND)
+
+    series, _ = below("SERIES", "N-1", SeriesInstanceUID="")
+    assert [(ds.PatientID, ds.SeriesInstanceUID) for ds in series] == [
+        ("N-1", doe.SeriesInstanceUID)
+    ]
+    images, _ = below("IMAGE", "N-1", SeriesInstanceUID=doe.SeriesInstanceUID, SOPInstanceUID="")
+    assert len(images) == 3 and {ds.PatientID for ds in images} == {"N-1"}
+    # the study is not that patient's: nothing
+    assert below("SERIES", "N-2", SeriesInstanceUID="")[0] == []
+    assert roe.PatientID == "N-2"
+    # the upper level's unique key is one value
+    _, final = _find(port, _identifier("STUDY", PatientID="N-*"), model=P_FIND)
+    assert final.Status == 0xA900 and "PatientID" in final.ErrorComment
+    _, final = _find(port, _identifier("PATIENT", PatientName=""))  # not of Study Root
+    assert final.Status == 0xA900
+
+
+def test_patient_root_retrieves_a_patients_studies_by_get_and_move(session, world, archive, port):
+    doe, south = archive["doe"], archive["south"]
+    received, final = _get(port, _identifier("PATIENT", PatientID="N-1"), model=P_GET)
+    assert final.Status == 0x0000 and len(received) == 3
+    assert {ds.StudyInstanceUID for ds in received} == {doe.StudyInstanceUID}
+    # another centre's patient: nothing of it is there for this workstation
+    nothing, final = _get(port, _identifier("PATIENT", PatientID=south.PatientID), model=P_GET)
+    assert nothing == [] and final.Status == 0x0000
+    nothing, final = _get(port, _identifier("PATIENT", PatientID="N-*"), model=P_GET)
+    assert nothing == [] and final.Status == 0xA900
+
+    with _storage_scp("READING1") as (scp_port, moved, _):
+        _set_move(session, world, "READING1", scp_port)
+        study = _identifier("STUDY", PatientID="N-1", StudyInstanceUID=doe.StudyInstanceUID)
+        assert _move(port, study, "READING1", model=P_MOVE).Status == 0x0000
+        assert len(moved) == 3

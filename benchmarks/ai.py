@@ -16,6 +16,8 @@ import os
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
+# the analysis is claimed as soon as the study is stored: what is timed is the analysis
+os.environ.setdefault("AI_SETTLE_SECONDS", "0")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

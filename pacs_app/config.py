@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # AI_JOB_MAX_ATTEMPTS tries.
     ai_job_stale_seconds: int = Field(default=300, ge=10)
     ai_job_max_attempts: int = Field(default=2, ge=1)
+    # An analysis queued by an upload starts once no instance has come to its study for this
+    # long: a modality sends a series one instance at a time (C-STORE), and an analysis of
+    # part of it would be wasted (one that ends with instances added since it began runs
+    # again, whatever this is).
+    ai_settle_seconds: int = Field(default=10, ge=0)
     # Optional rephrasing of the draft by a language model behind an OpenAI-compatible HTTP
     # endpoint (e.g. http://127.0.0.1:8080/v1); off when empty. Without it the template draft
     # stands.

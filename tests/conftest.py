@@ -22,6 +22,8 @@ os.environ.update(
         "DATABASE_URL": f"sqlite:///{_TMP / 'default.db'}",
         "STORAGE_PATH": str(_TMP / "storage"),
         "SEED_DEMO_DATA": "false",
+        # analyses start as soon as they are queued (tests/ai/test_jobs.py covers the wait)
+        "AI_SETTLE_SECONDS": "0",
     }
 )
 

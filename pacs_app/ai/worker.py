@@ -75,9 +75,13 @@ def process(
     finally:
         beat.stop.set()
     outcome.timings["total"] = round(time.perf_counter() - started, 3)
-    if not ai.complete(session, job.id, outcome, worker=worker):
+    completion = ai.complete(session, job.id, outcome, worker=worker)
+    if completion is ai.Completion.LOST:
         log.warning("job %s was taken from this worker; its result is dropped", job.id)
         return "lost"
+    if completion is ai.Completion.REQUEUED:
+        log.info("job %s queued again: its study received instances meanwhile", job.id)
+        return "requeued"
     log.info("job %s finished in %.1f s on %s", job.id, outcome.timings["total"], outcome.device)
     return "done"
 

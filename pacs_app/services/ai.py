@@ -6,6 +6,10 @@ workers never run the same job. A worker reports a heartbeat while it runs; a jo
 went silent (crash, restart) is queued again, or failed with the reason after
 ``AI_JOB_MAX_ATTEMPTS`` tries, so no job stays "running" for ever.
 
+A draft speaks of the whole study, never of part of it: an analysis queued by an upload waits
+until the study has received nothing for ``AI_SETTLE_SECONDS``, and one that ends with
+instances added to its study since it began is queued again instead of stored.
+
 This module never imports torch: the analysis itself (``pacs_app.ai.pipeline``) runs in worker
 processes.
 """
@@ -16,6 +20,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,6 +28,7 @@ from sqlalchemy import ColumnElement, Row, ScalarSelect, Select, func, insert, u
 from sqlmodel import Session, col, select
 
 from pacs_app.config import settings
+from pacs_app.core import db
 from pacs_app.core.errors import Conflict, InvalidInput, NotFound
 from pacs_app.models import (
     AIFinding,
@@ -30,6 +36,7 @@ from pacs_app.models import (
     Centre,
     Decision,
     DraftSource,
+    Instance,
     JobStatus,
     LearnedModel,
     Report,
@@ -413,6 +420,12 @@ def claim_next(session: Session, *, worker: str) -> AIJob | None:
             .order_by(col(AIJob.priority_rank).desc(), col(AIJob.id))
             .limit(1)
         )
+        if settings.ai_settle_seconds:  # an upload's analysis: once its study is quiet
+            quiet = utcnow() - timedelta(seconds=settings.ai_settle_seconds)
+            receiving = select(Study.id).where(
+                Study.id == AIJob.study_pk, col(Study.updated_at) > quiet
+            )
+            pick = pick.where((AIJob.trigger != "upload") | ~receiving.exists())
         if session.get_bind().dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         job_id = session.exec(pick).first()
@@ -487,12 +500,47 @@ class Outcome:
     impression: str = ""
 
 
-def complete(session: Session, job_id: int, outcome: Outcome, *, worker: str) -> bool:
-    """Store a finished job's findings and draft (only if the job is still this worker's)."""
-    job = session.get(AIJob, job_id)
-    if job is None or job.status is not JobStatus.RUNNING or job.worker != worker:
-        session.rollback()
-        return False
+class Completion(StrEnum):
+    STORED = "stored"
+    REQUEUED = "requeued"  # the study received instances since the job began
+    LOST = "lost"  # the job is no longer this worker's
+
+
+def complete(session: Session, job_id: int, outcome: Outcome, *, worker: str) -> Completion:
+    """Store a finished job's findings and draft (only if the job is still this worker's),
+    or, where its study received instances since the job began, queue it again: its draft
+    would speak of part of the study.
+
+    The study's row is locked first (written), so an upload into it either commits before
+    the check (and is seen) or waits for this commit (and then finds no analysis queued or
+    running, and queues one). An upload takes its time stamp once it holds that lock, and a
+    claim's is taken before it commits, so what came after the analysis read the study is
+    never older than the job's start."""
+    session.rollback()  # what the analysis read: the checks below read afresh
+    with db.write_transaction(session):
+        job = session.get(AIJob, job_id, populate_existing=True)
+        if job is None or job.status is not JobStatus.RUNNING or job.worker != worker:
+            session.rollback()
+            return Completion.LOST
+        _touch_study(session, job.study_pk)
+        added = session.exec(
+            select(func.count())
+            .select_from(Instance)
+            .where(Instance.study_pk == job.study_pk, col(Instance.received_at) >= job.started_at)
+        ).one()
+        if added:
+            job.status, job.worker = JobStatus.QUEUED, ""
+            job.attempts = max(0, job.attempts - 1)  # not a failed try
+            job.started_at = job.heartbeat_at = None
+            session.add(job)
+            session.commit()
+            return Completion.REQUEUED
+        _store_outcome(session, job, outcome)
+        session.commit()
+    return Completion.STORED
+
+
+def _store_outcome(session: Session, job: AIJob, outcome: Outcome) -> None:
     for f in outcome.findings:
         session.add(AIFinding(job_id=job.id, study_pk=job.study_pk, **f.__dict__))
     job.status = JobStatus.DONE_WITH_WARNINGS if outcome.warnings else JobStatus.DONE
@@ -503,9 +551,6 @@ def complete(session: Session, job_id: int, outcome: Outcome, *, worker: str) ->
     job.draft_impression = outcome.impression
     job.finished_at = utcnow()
     session.add(job)
-    _touch_study(session, job.study_pk)
-    session.commit()
-    return True
 
 
 def _touch_study(session: Session, study_pk: int) -> None:

@@ -130,6 +130,61 @@ def test_an_upload_in_parts_queues_one_analysis_until_it_has_run(
     )
 
 
+def _quiet_for(session, study: Study, seconds: int) -> None:
+    """As if the study had received nothing for ``seconds``."""
+    session.exec(
+        update(Study)
+        .where(Study.id == study.id)
+        .values(updated_at=utcnow() - timedelta(seconds=seconds))
+    )
+    session.commit()
+
+
+def test_an_analysis_waits_for_the_whole_study_and_runs_again_if_it_grew(
+    engine, session, storage, people, tmp_path, monkeypatch
+):
+    from pydicom.uid import generate_uid
+
+    from pacs_app.config import settings
+
+    monkeypatch.setattr(settings, "ai_settle_seconds", 60)
+    uid = generate_uid()
+    study = _ingest(
+        session, storage, people, make_series(tmp_path / "a", 3, study_uid=uid, size=64)
+    )
+    assert _run(engine, storage) is None  # still receiving (as a modality sends): not yet
+    _quiet_for(session, study, 61)
+
+    # it begins; two more instances come while it runs
+    job = ai.claim_next(session, worker="w1")
+    assert job is not None and job.study_pk == study.id
+    _ingest(session, storage, people, make_series(tmp_path / "b", 2, study_uid=uid, size=64))
+    assert [j.status for j in _jobs(session, study)] == [JobStatus.RUNNING]  # no second job
+    partial = ai.Outcome(
+        findings=[], plugins=[], timings={}, warnings=[], device="cpu", draft_findings="part"
+    )
+    # its draft would speak of 3 of the 5 instances: not stored, queued again
+    assert ai.complete(session, job.id, partial, worker="w1") is ai.Completion.REQUEUED
+    [job] = _jobs(session, study)
+    assert (job.status, job.attempts, job.worker, job.draft_findings) == (
+        JobStatus.QUEUED,
+        0,
+        "",
+        "",
+    )
+    assert job.started_at is None
+    assert _run(engine, storage) is None  # it waits for the study to be quiet again
+    _quiet_for(session, study, 61)
+    assert _run(engine, storage) == "done"
+    [job] = _jobs(session, study)
+    assert job.status in (JobStatus.DONE, JobStatus.DONE_WITH_WARNINGS) and job.attempts == 1
+    assert job.draft_findings != "part"
+    # a job asked for by hand does not wait
+    request = ai.request_analysis(session=session, actor=people["tele"], study_id=study.study_id)
+    assert request.trigger == "manual"
+    assert ai.claim_next(session, worker="w2").id == request.id
+
+
 def test_centres_can_turn_automatic_analysis_off(session, storage, people, tmp_path):
     centre = session.get(Centre, people["centre"].id)
     centre.ai_auto_process = False

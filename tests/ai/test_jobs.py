@@ -340,6 +340,7 @@ def test_the_pacs_worker_command_runs_a_job(engine, session, storage, people, tm
         "DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "STORAGE_PATH": str(storage.root),
         "PATH": "/usr/bin:/bin",
+        "AI_SETTLE_SECONDS": "0",  # claimed at once (the wait has its own test)
     }
     pacs = shutil.which("pacs", path=str(ROOT / ".venv/bin")) or str(ROOT / ".venv/bin/pacs")
     result = subprocess.run(

@@ -91,6 +91,9 @@ def test_admin_registers_a_modality_that_then_sends_a_series(
     centre.locator(".study-row a").first.click()
     expect(centre.locator("#instances-table tbody tr")).to_have_count(4)
     expect(centre.locator("#history-table")).to_contain_text("study.uploaded")
+    # four C-STORE instances, four uploads: one line of the history
+    expect(centre.locator("#history-table")).to_contain_text("instances: 4 · new study: yes")
+    expect(centre.locator("#history-table")).to_contain_text("uploads: 4")
 
     # the centre user manages its own centre's devices, here this one
     centre.click("#sidebar >> text=DICOM devices")

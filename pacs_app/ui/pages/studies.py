@@ -10,7 +10,13 @@ from pacs_app.services import reports, studies, users
 from pacs_app.services.dto import StudyPublic
 from pacs_app.storage import get_storage
 from pacs_app.ui import routes
-from pacs_app.ui.components import count_of, file_size, optional_day, record_table
+from pacs_app.ui.components import (
+    audit_detail,
+    count_of,
+    file_size,
+    optional_day,
+    record_table,
+)
 from pacs_app.ui.components.ai_panel import AIPanelState, ai_card
 from pacs_app.ui.components.comparisons import comparison_row
 from pacs_app.ui.components.reading_panel import ReadingPanelState, reading_card
@@ -497,7 +503,7 @@ class StudyState(AuthState):
                 "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 "user": e.username or "—",
                 "action": e.action,
-                "detail": ", ".join(f"{k}={v}" for k, v in (e.detail or {}).items()),
+                "detail": audit_detail(e.detail),
             }
             for e in detail.history
         ]

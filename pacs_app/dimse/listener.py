@@ -384,19 +384,24 @@ class Listener:
             )
             return answer(session, device.actor, current.address)
 
-    def _retrieval(self, event, destination: str | None = None) -> list[dicomweb.StoredFile]:
-        """The files a C-GET (or a C-MOVE to ``destination``) of ``event`` sends."""
-        return self._as_retriever(
-            event,
-            lambda session, actor, address: query_retrieve.retrieval(
-                session=session,
-                actor=actor,
-                identifier=event.identifier,
-                address=address,
-                destination=destination,
-                model=_model(event),
-            ),
-        )
+    def _retrieval(self, event, destination: str | None = None):
+        """The files a C-GET (or a C-MOVE to ``destination``) of ``event`` sends, and None;
+        or none and the refusal's status, where it is refused."""
+        try:
+            files = self._as_retriever(
+                event,
+                lambda session, actor, address: query_retrieve.retrieval(
+                    session=session,
+                    actor=actor,
+                    identifier=event.identifier,
+                    address=address,
+                    destination=destination,
+                    model=_model(event),
+                ),
+            )
+        except Exception as exc:
+            return [], _status(*self._refusal(exc))
+        return files, None
 
     def _on_find(self, event):
         """C-FIND: pending answers, one per match (or a failure status)."""
@@ -425,11 +430,7 @@ class Listener:
 
     def _on_get(self, event):
         """C-GET: the number of instances, then each one sent back on the association."""
-        refusal, files = None, []
-        try:
-            files = self._retrieval(event)
-        except Exception as exc:
-            refusal = _status(*self._refusal(exc))
+        files, refusal = self._retrieval(event)
         yield from self._sub_operations(event, files, refusal, lambda: event.assoc)
 
     def _on_move(self, event):
@@ -444,8 +445,6 @@ class Listener:
         handler's only after that. The destination is a device of the requestor's own centre,
         at the address registered for it, whatever the refusal."""
         current = self._current(event)
-        wanted = event.move_destination
-        wanted = (wanted.decode("ascii", "replace") if isinstance(wanted, bytes) else wanted) or ""
         try:
             if current is None:  # not accepted by _on_requested: cannot happen, refuse anyway
                 raise devices.DestinationRefused("association not accepted")
@@ -453,7 +452,7 @@ class Listener:
                 destination = devices.move_destination(
                     session=session,
                     requestor=current.sender,
-                    destination_ae=wanted,
+                    destination_ae=event.move_destination or "",
                     address=current.address,
                 )
         except devices.DestinationRefused as exc:
@@ -464,11 +463,7 @@ class Listener:
             log.exception("the destination of a C-MOVE could not be looked up")
             yield None, None
             return
-        refusal, files = None, []
-        try:
-            files = self._retrieval(event, destination.ae_title)
-        except Exception as exc:
-            refusal = _status(*self._refusal(exc))
+        files, refusal = self._retrieval(event, destination.ae_title)
         opened = []  # the association with the destination, once pynetdicom opens it
         yield (
             destination.address,

@@ -195,10 +195,15 @@ def _below_patients(
     query = [*matching, *(("includefield", k) for k in returned)]
     matches: list[Dataset] = []
     for page in _pages(session, actor, search, query, scope):
-        matches.extend(_answer(m, level, returned, ae_title, fixed=fixed) for m in page)
+        matches.extend(_answer(_held(m), level, returned, ae_title, fixed=fixed) for m in page)
         if len(matches) > MAX_MATCHES:
             return matches[:MAX_MATCHES], True
     return matches, False
+
+
+def _held(match: dict) -> Dataset:
+    """A search's match (DICOM JSON) as a data set."""
+    return Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
 
 
 def _patient_of(session, actor, study_uid: str, patient_id: str | None) -> str | None:
@@ -210,8 +215,7 @@ def _patient_of(session, actor, study_uid: str, patient_id: str | None) -> str |
     found = qido.search_studies(session=session, actor=actor, query=query, base_url="")
     if not found.matches:
         return None
-    held = Dataset.from_json(found.matches[0], bulk_data_uri_handler=lambda *_: b"")
-    return str(held.get("PatientID", "") or "")
+    return str(_held(found.matches[0]).get("PatientID", "") or "")
 
 
 def _patients(session, actor, matching, returned, ae_title) -> tuple[list[Dataset], bool]:
@@ -226,10 +230,10 @@ def _patients(session, actor, matching, returned, ae_title) -> tuple[list[Datase
     cut = False
     for page in _pages(session, actor, qido.search_studies, query, {}):
         for match in page:
-            held = Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
+            held = _held(match)
             patient_id = str(held.get("PatientID", "") or "")
             key = (patient_id,) if patient_id else ("", str(held.get("StudyInstanceUID", "")))
-            entry = patients.setdefault(key, [match, 0, 0, 0])
+            entry = patients.setdefault(key, [held, 0, 0, 0])
             entry[1] += 1
             entry[2] += int(held.get("NumberOfStudyRelatedSeries", 0) or 0)
             entry[3] += int(held.get("NumberOfStudyRelatedInstances", 0) or 0)
@@ -237,14 +241,14 @@ def _patients(session, actor, matching, returned, ae_title) -> tuple[list[Datase
             cut = True
             break
     answers = []
-    for match, studies, series, instances in list(patients.values())[:MAX_MATCHES]:
+    for held, studies, series, instances in list(patients.values())[:MAX_MATCHES]:
         counts = {
             "NumberOfPatientRelatedStudies": str(studies),
             "NumberOfPatientRelatedSeries": str(series),
             "NumberOfPatientRelatedInstances": str(instances),
         }
         fixed = {k: v for k, v in counts.items() if k in returned}
-        answers.append(_answer(match, "PATIENT", returned, ae_title, fixed, PATIENT_LEVEL))
+        answers.append(_answer(held, "PATIENT", returned, ae_title, fixed, PATIENT_LEVEL))
     return answers, cut
 
 
@@ -265,16 +269,15 @@ def _pages(session, actor, search, query, scope) -> Iterator[list[dict]]:
 
 
 def _answer(
-    match: dict,
+    held: Dataset,
     level: str,
     returned: list[str],
     ae_title: str,
     fixed: dict[str, str] | None = None,
     of_level: frozenset[str] | None = None,
 ) -> Dataset:
-    """The answer to a match: each attribute of ``returned`` as ``fixed`` gives it or as
-    held (where it is ``of_level``, when that is given), else empty."""
-    held = Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
+    """The answer to a match (``held``): each attribute of ``returned`` as ``fixed`` gives
+    it or as held (where it is ``of_level``, when that is given), else empty."""
     answer = Dataset()
     answer.SpecificCharacterSet = "ISO_IR 192"  # the searches' text is Unicode
     answer.QueryRetrieveLevel = level
@@ -357,7 +360,5 @@ def _studies_of(session: Session, actor: Actor, patient_ids: list[str]) -> list[
     for patient_id in patient_ids:
         query = [("PatientID", patient_id), ("includefield", "StudyInstanceUID")]
         for page in _pages(session, actor, qido.search_studies, query, {}):
-            for match in page:
-                held = Dataset.from_json(match, bulk_data_uri_handler=lambda *_: b"")
-                uids.append(str(held.StudyInstanceUID))
+            uids += [str(_held(match).StudyInstanceUID) for match in page]
     return list(dict.fromkeys(uids))

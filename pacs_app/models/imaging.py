@@ -132,10 +132,13 @@ class Instance(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("study_pk", "sop_instance_uid", name="uq_instance_sop"),
         Index("ix_instance_series_number", "series_pk", "instance_number"),
+        # a study's instances, and whether it received one since a time (the AI queue's
+        # settle and requeue checks: pacs_app.services.ai.received_since)
+        Index("ix_instance_study_received", "study_pk", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    study_pk: int = Field(foreign_key="study.id", index=True, ondelete="CASCADE")
+    study_pk: int = Field(foreign_key="study.id", ondelete="CASCADE")
     series_pk: int = Field(foreign_key="series.id", ondelete="CASCADE")
     number: int  # the NNN of instance_NNN.dcm, 1-based within the study
     sop_instance_uid: str = Field(max_length=64)

@@ -406,6 +406,18 @@ def accept_draft(
 # --- the queue, for workers --------------------------------------------------------------
 
 
+def received_since(study_pk, since):
+    """Whether the study (a key, or a column to correlate with) received an instance at or
+    after ``since``, as an SQL expression: the one rule for a study still receiving, which an
+    upload's analysis waits out (:func:`claim_next`) and which sends a finished one back to
+    the queue (:func:`complete`). Workflow changes to the study do not count."""
+    return (
+        select(Instance.id)
+        .where(Instance.study_pk == study_pk, col(Instance.received_at) >= since)
+        .exists()
+    )
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:120]
 
@@ -422,10 +434,7 @@ def claim_next(session: Session, *, worker: str) -> AIJob | None:
         )
         if settings.ai_settle_seconds:  # an upload's analysis: once its study is quiet
             quiet = utcnow() - timedelta(seconds=settings.ai_settle_seconds)
-            receiving = select(Study.id).where(
-                Study.id == AIJob.study_pk, col(Study.updated_at) > quiet
-            )
-            pick = pick.where((AIJob.trigger != "upload") | ~receiving.exists())
+            pick = pick.where((AIJob.trigger != "upload") | ~received_since(AIJob.study_pk, quiet))
         if session.get_bind().dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         job_id = session.exec(pick).first()
@@ -523,12 +532,7 @@ def complete(session: Session, job_id: int, outcome: Outcome, *, worker: str) ->
             session.rollback()
             return Completion.LOST
         _touch_study(session, job.study_pk)
-        added = session.exec(
-            select(func.count())
-            .select_from(Instance)
-            .where(Instance.study_pk == job.study_pk, col(Instance.received_at) >= job.started_at)
-        ).one()
-        if added:
+        if session.exec(select(received_since(job.study_pk, job.started_at))).one():
             job.status, job.worker = JobStatus.QUEUED, ""
             job.attempts = max(0, job.attempts - 1)  # not a failed try
             job.started_at = job.heartbeat_at = None

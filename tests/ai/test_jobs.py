@@ -20,6 +20,7 @@ from pacs_app.models import (
     AIJob,
     Centre,
     Decision,
+    Instance,
     JobStatus,
     Report,
     Role,
@@ -133,9 +134,9 @@ def test_an_upload_in_parts_queues_one_analysis_until_it_has_run(
 def _quiet_for(session, study: Study, seconds: int) -> None:
     """As if the study had received nothing for ``seconds``."""
     session.exec(
-        update(Study)
-        .where(Study.id == study.id)
-        .values(updated_at=utcnow() - timedelta(seconds=seconds))
+        update(Instance)
+        .where(Instance.study_pk == study.id)
+        .values(received_at=utcnow() - timedelta(seconds=seconds))
     )
     session.commit()
 
@@ -154,6 +155,9 @@ def test_an_analysis_waits_for_the_whole_study_and_runs_again_if_it_grew(
     )
     assert _run(engine, storage) is None  # still receiving (as a modality sends): not yet
     _quiet_for(session, study, 61)
+    # a change of workflow (here its change stamp, as an assignment moves it) is not receiving
+    session.exec(update(Study).where(Study.id == study.id).values(updated_at=utcnow()))
+    session.commit()
 
     # it begins; two more instances come while it runs
     job = ai.claim_next(session, worker="w1")

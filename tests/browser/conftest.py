@@ -169,8 +169,12 @@ def app_database(app_url, app_work) -> str:
 
 @pytest.fixture(scope="session")
 def browser(_require_browser):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # An assertion waits for the page up to 15 s (Playwright's default is 5): the whole suite
+    # shares two CPUs, and a sign-in's error once took longer than 5 s under that load. A
+    # passing check takes no longer for it.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -671,13 +671,25 @@
     rememberMeasures(V);
     if (!V.study.comparing) keepOnServer(V);
   }
-  // What the server keeps now, with this window's changes merged in.
+  // What the server keeps now, with this window's changes merged in; the reader is told
+  // what that added here or took away (measurements must not come and go unexplained).
   function adoptMeasures(v, kept) {
+    var before = measuresById(v.measures);
     v.measures = mergeMeasures(v.measuresBase, v.measures, kept.images || {});
     v.measuresBase = kept.images || {};
     v.measuresRevision = kept.revision || 0;
     rememberMeasures(v);
-    if (v === V && V.images.length) draw();
+    if (v !== V) return;
+    notice(mergeNotice(before, measuresById(v.measures)));
+    if (V.images.length) draw();
+  }
+  function mergeNotice(before, after) {
+    var added = Object.keys(after).filter(function (id) { return !before[id]; }).length;
+    var removed = Object.keys(before).filter(function (id) { return !after[id]; }).length;
+    var said = [];
+    if (added) said.push(added + " added");
+    if (removed) said.push(removed + " deleted");
+    return said.length ? "Measurements saved from another window of yours: " + said.join(", ") + " here." : "";
   }
   function unsavedMeasures(v) {
     return JSON.stringify(plainMeasures(v.measures)) !== JSON.stringify(plainMeasures(v.measuresBase));
@@ -887,6 +899,14 @@
   }
 
   function message(text) { $("vw-message").innerText = text || ""; }
+  // A passing word below the image, gone after 8 s.
+  var noticeTimer = null;
+  function notice(text) {
+    if (!text) return;
+    $("vw-notice").innerText = text;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(function () { $("vw-notice").innerText = ""; }, 8000);
+  }
 
   // --- state changes -----------------------------------------------------------------------
   async function go(index) {

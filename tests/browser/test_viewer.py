@@ -710,10 +710,14 @@ def test_two_windows_of_one_reader_keep_each_others_measurements(page, app_url, 
     # its save from revision 0 was refused with the first one's, merged, and saved again
     assert wait_kept(2) == ["length", "length"]
     two.wait_for_function(shows.format(2))
+    # each window says what another's save changed in it
+    said = "Measurements saved from another window of yours: {} here."
+    expect(two.locator("#vw-notice")).to_have_text(said.format("1 added"))
     # back in the first window, the second's is shown too
     one.bring_to_front()
     one.evaluate("window.dispatchEvent(new Event('focus'))")
     one.wait_for_function(shows.format(2))
+    expect(one.locator("#vw-notice")).to_have_text(said.format("1 added"))
 
     # the first deletes the image's measurements (R); the second, not yet told, draws a third:
     # the two deleted stay deleted, the third is kept
@@ -723,6 +727,7 @@ def test_two_windows_of_one_reader_keep_each_others_measurements(page, app_url, 
     measure(two, -40)
     assert wait_kept(4) == ["length"]
     two.wait_for_function(shows.format(1))
+    expect(two.locator("#vw-notice")).to_have_text(said.format("2 deleted"))
     # each of its two saves was refused once and merged (the window was not told before)
     for _ in range(50):
         if len(answers) >= 4:

@@ -294,6 +294,20 @@ def viewer_page() -> rx.Component:
                         "color": "#f5a524",
                     },
                 ),
+                # what changed here from another window's save: below the image, for a while
+                rx.el.div(
+                    id="vw-notice",
+                    role="status",
+                    style={
+                        "position": "absolute",
+                        "bottom": "28px",
+                        "width": "100%",
+                        "text_align": "center",
+                        "color": "#f5a524",
+                        "font_size": "13px",
+                        "pointer_events": "none",
+                    },
+                ),
                 id="vw-stage",
                 tab_index=0,
                 data_api=settings.effective_api_url,

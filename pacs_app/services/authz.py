@@ -199,15 +199,30 @@ def _view_study(actor: Actor, study: Any) -> bool:
 
 def _view_for_comparison(actor: Actor, pair: Any) -> bool:
     """Whoever may see a study may see the patient's other studies that they may see anyway;
-    and the radiologist it is assigned to may see all of them at its centre, read only, to
-    compare (a tele-radiologist otherwise sees only the pool and their own studies)."""
+    and the radiologist it is assigned to may see its priors at its centre, read only, to
+    compare (a tele-radiologist otherwise sees only the pool and their own studies). Priors
+    only (:func:`is_prior`): a study stays assigned to its reader after delivery (for
+    addenda), and the patient's later studies are none of that reading's business."""
     if not isinstance(pair, Comparison) or not same_patient(pair.other, pair.current):
         return False
     if getattr(pair.current, "status", None) == StudyStatus.CANCELLED:
         return False
     if not _view_study(actor, pair.current):
         return False
-    return _view_study(actor, pair.other) or _is_assigned_radiologist(actor, pair.current)
+    return _view_study(actor, pair.other) or (
+        _is_assigned_radiologist(actor, pair.current) and is_prior(pair.other, pair.current)
+    )
+
+
+def is_prior(other: Any, current: Any) -> bool:
+    """Whether ``other`` was acquired no later than ``current`` (the same day counts): by
+    their study dates where both have one, else by when this server received them (a prior
+    sent late for comparison needs its study date)."""
+    dates = getattr(other, "study_date", None), getattr(current, "study_date", None)
+    if None not in dates:
+        return dates[0] <= dates[1]
+    received = getattr(other, "received_at", None), getattr(current, "received_at", None)
+    return None not in received and received[0] <= received[1]
 
 
 def study_visibility(actor: Actor) -> ColumnElement[bool]:

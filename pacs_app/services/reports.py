@@ -766,8 +766,8 @@ def comparison_studies(
     *, session: Session, actor: Actor, study_id: str, address: str | None = None
 ) -> list[ComparisonStudy]:
     """The patient's other studies at the study's centre (the same patient ID) that the actor
-    may see beside it (``Action.VIEW_FOR_COMPARISON``: for the reading radiologist, all of
-    them), newest first, each with its signed report and addenda where the actor may read
+    may see beside it (``Action.VIEW_FOR_COMPARISON``: for the reading radiologist, its
+    priors), newest first, each with its signed report and addenda where the actor may read
     them. Listing them is audited on the study being read, naming them."""
     study = workflow.load_visible(session, actor, study_id)
     if not (study.patient_id or "").strip():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import update
@@ -31,7 +32,7 @@ from pacs_app.models import (
 from pacs_app.models.base import utcnow
 from pacs_app.services import dicomweb, notifications, reports, studies, users, workflow
 from pacs_app.services.audit import AuditAction
-from pacs_app.services.authz import same_patient
+from pacs_app.services.authz import is_prior, same_patient
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest
 from pacs_app.storage import LocalStorage
 from tests.dicom_factory import make_series
@@ -685,6 +686,51 @@ def test_the_reading_radiologist_compares_with_the_patients_other_studies(
     assert listed(tele) == {}
     with pytest.raises(NotFound):
         dicomweb.metadata(session=session, actor=tele, study_uid=prior_uid, comparing=current)
+
+
+def test_the_reading_radiologist_compares_with_priors_not_with_later_studies(
+    session, world, upload, storage
+):
+    """A study stays assigned to its reader after delivery (for addenda): what that opens
+    beside it must not grow with the patient's later studies."""
+    prior, current, later = upload(), upload(), upload()
+    undated = upload()
+    dates = {prior: date(2026, 1, 5), current: date(2026, 3, 1), later: date(2026, 9, 9)}
+    for sid, day in dates.items():
+        session.exec(update(Study).where(Study.study_id == sid).values(study_date=day))
+    session.exec(update(Study).where(Study.study_id == undated).values(study_date=None))
+    session.commit()
+    tele = world["tele"]
+    workflow.claim(session=session, actor=tele, study_id=current)
+    for sid in (prior, later, undated):  # out of the pool: not theirs to see but to compare
+        workflow.claim(session=session, actor=world["tele2"], study_id=sid)
+
+    def listed(actor) -> list[str]:
+        found = reports.comparison_studies(session=session, actor=actor, study_id=current)
+        return [c.study_id for c in found]
+
+    # the earlier one (and none later); one without a study date by when it came: after
+    assert listed(tele) == [prior]
+    later_uid = study_row(session, later).study_instance_uid
+    with pytest.raises(NotFound):
+        dicomweb.metadata(session=session, actor=tele, study_uid=later_uid, comparing=current)
+    with pytest.raises(NotFound):
+        studies.get_study(session=session, actor=tele, study_id=undated, comparing=current)
+    assert studies.get_study(session=session, actor=tele, study_id=prior, comparing=current)
+    # the centre's users see their centre's studies anyway, later ones too
+    assert set(listed(world["n_centre"])) == {prior, later, undated}
+    # the same day is a prior (a CT and an MR of one visit)
+    session.exec(update(Study).where(Study.study_id == later).values(study_date=date(2026, 3, 1)))
+    session.commit()
+    assert set(listed(tele)) == {prior, later}
+    assert is_prior(
+        SimpleNamespace(study_date=None, received_at=1),
+        SimpleNamespace(study_date=date(2026, 1, 1), received_at=2),
+    )
+    assert not is_prior(
+        SimpleNamespace(study_date=None, received_at=None),
+        SimpleNamespace(study_date=None, received_at=2),
+    )
 
 
 def test_same_patient_needs_an_id_and_a_centre():

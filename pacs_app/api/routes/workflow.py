@@ -382,8 +382,9 @@ def unmark_key_image(
     description=(
         "The other studies of the same patient (same centre and patient ID) that the caller "
         "may see beside this one, newest first, with their signed reports where the caller "
-        "may read them. The radiologist the study is assigned to sees all of them, and opens "
-        "their images over WADO-RS with `?for={study_id}` (this study's ID) on each request."
+        "may read them. The radiologist the study is assigned to sees its priors (the "
+        "patient's studies of the same day or before), and opens their images over WADO-RS "
+        "with `?for={study_id}` (this study's ID) on each request."
     ),
 )
 def comparison_studies(

@@ -36,7 +36,7 @@ class ViewerState(AuthState):
     # reports it; kept per study so that a reload, or coming back, shows the same view.
     view_json: str = ""
     # ?for={study id}: this study is another of the patient's, shown beside that one as it is
-    # read (its reading radiologist may see all of them)
+    # read (its reading radiologist may see its priors)
     comparing: str = ""
     _views: dict[str, str] = {}
     _study_id: str = ""

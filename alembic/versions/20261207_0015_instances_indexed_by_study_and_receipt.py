@@ -11,7 +11,8 @@ and serves what the old one served (its first column), so an insert maintains no
 indexes than before.
 """
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from alembic import op
 
@@ -22,10 +23,38 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_instance_study_received", "instance", ["study_pk", "received_at"])
-    op.drop_index("ix_instance_study_pk", table_name="instance")
+    with _unlocked() as concurrently:
+        op.create_index(
+            "ix_instance_study_received",
+            "instance",
+            ["study_pk", "received_at"],
+            postgresql_concurrently=concurrently,
+        )
+        op.drop_index(
+            "ix_instance_study_pk", table_name="instance", postgresql_concurrently=concurrently
+        )
 
 
 def downgrade() -> None:
-    op.create_index("ix_instance_study_pk", "instance", ["study_pk"])
-    op.drop_index("ix_instance_study_received", table_name="instance")
+    with _unlocked() as concurrently:
+        op.create_index(
+            "ix_instance_study_pk", "instance", ["study_pk"], postgresql_concurrently=concurrently
+        )
+        op.drop_index(
+            "ix_instance_study_received",
+            table_name="instance",
+            postgresql_concurrently=concurrently,
+        )
+
+
+@contextlib.contextmanager
+def _unlocked() -> Iterator[bool]:
+    """On PostgreSQL, indexes built and dropped without locking the table's writes (outside
+    the migration's transaction, which is committed first): instance is the largest table,
+    and another backend already running on the database goes on storing uploads meanwhile.
+    Yields whether they are."""
+    if op.get_bind().dialect.name != "postgresql":
+        yield False
+        return
+    with op.get_context().autocommit_block():
+        yield True

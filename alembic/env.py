@@ -1,7 +1,11 @@
 """Alembic environment: SQLModel metadata, URL from pacs_app.config unless given."""
 
+import contextlib
+import time
+from collections.abc import Iterator
 from logging.config import fileConfig
 
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import pacs_app.models  # noqa: F401  (registers every table)
@@ -32,9 +36,36 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Backends starting together on one PostgreSQL database (scale-out) would each apply the same
+# pending migrations, and block or fail on each other's tables: they take turns, under a lock
+# of the database session (held across transactions: a migration may commit midway, as 0015
+# does), and the next one finds none pending.
+MIGRATION_LOCK = 0x70616373  # "pacs"
+
+
+@contextlib.contextmanager
+def _one_migrator(connection: Connection) -> Iterator[None]:
+    if connection.dialect.name != "postgresql":
+        yield  # the embedded database has one backend
+        return
+    # Asked again every half second, with no transaction open in between: 0015's concurrent
+    # index build waits for every transaction begun before it, a waiting lock request's too.
+    take = f"SELECT pg_try_advisory_lock({MIGRATION_LOCK})"
+    while not connection.exec_driver_sql(take).scalar():
+        connection.commit()
+        time.sleep(0.5)
+    connection.commit()
+    try:
+        yield
+    finally:  # before the pool hands the connection out again
+        connection.rollback()
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+        connection.commit()
+
+
 def run_migrations_online() -> None:
     engine = get_engine(_url())
-    with engine.connect() as connection:
+    with engine.connect() as connection, _one_migrator(connection):
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # Batch mode rebuilds a SQLite table by copying it and dropping the old one. With

@@ -3,7 +3,12 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pydicom
+import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
@@ -14,6 +19,8 @@ from pacs_app.services.ingest import StagedFile, ingest
 from pacs_app.storage import LocalStorage
 from tests.dicom_factory import make_series
 from tests.factories import actor_of, make_centre, make_user
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_0009_fills_the_matching_values_of_the_studies_stored_before_it(
@@ -83,3 +90,26 @@ def test_sqlite_table_rebuilds_keep_the_rows_that_point_into_the_table(tmp_path)
     assert counts() == (1, 1, 3, 1)
     with engine.connect() as conn:  # and the pooled connections enforce keys again
         assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+
+
+def test_backends_starting_together_migrate_one_after_the_other(empty_database_url):
+    """Several backends on one PostgreSQL database (scale-out) apply pending migrations as
+    they start: started at once, each would apply the same migrations, and block or fail on
+    the others' tables. They take turns; the next finds none pending. (Processes, as backends
+    are: Alembic's context is one per process.)"""
+    if not empty_database_url.startswith("postgresql"):
+        pytest.skip("the embedded database has one backend")
+    code = "import sys; from pacs_app.core import db; db.migrate(sys.argv[1])"
+    starting = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, empty_database_url],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in starting]
+    assert [p.returncode for p in starting] == [0, 0, 0], outputs
+    assert db.current_revision(empty_database_url) == db.head_revision()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.encaps import get_frame
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
 from pacs_app.core.errors import InvalidInput, NotFound
@@ -243,6 +244,52 @@ def _png(image: np.ndarray) -> bytes:
         + _png_chunk(b"IDAT", zlib.compress(rows.data, 1))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def stored_frame(ds: pydicom.Dataset, index: int = 0) -> tuple[bytes, str] | None:
+    """Frame ``index`` as stored, with its transfer syntax: for compressed pixel data, the
+    frame's encoded bytes (its fragments joined) in the stored syntax; for native pixel data,
+    its stored values in little-endian byte order (Explicit VR Little Endian: a frame has no
+    VR), planes, subsampling and palette indexes as they are. Either way the frame is what the
+    instance's metadata (Photometric Interpretation, Planar Configuration, Samples per Pixel)
+    describes, which a decoded frame (:func:`raw_frame`) is not for colour images.
+
+    ``None`` where the frame cannot be cut out as stored (no transfer syntax known, float
+    pixel data, single-bit frames that do not start on a byte, a length short of the frame,
+    a malformed fragment sequence); :class:`NotFound` for a frame out of range.
+    """
+    frames = frame_count(ds)
+    if not 0 <= index < frames:
+        raise NotFound(f"Frame {index + 1} does not exist: the instance has {frames} frame(s).")
+    value = ds.get("PixelData")
+    meta = getattr(ds, "file_meta", None)
+    syntax = pydicom.uid.UID(str(getattr(meta, "TransferSyntaxUID", "") or ""))
+    if value is None or not syntax:
+        return None  # without file meta information, how the pixels are encoded is a guess
+    if syntax.is_compressed:
+        offsets = None
+        if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+            offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+        try:
+            return get_frame(value, index, extended_offsets=offsets, number_of_frames=frames), str(
+                syntax
+            )
+        except Exception:  # a malformed fragment sequence: the decoded form may still come
+            return None
+    bits = int(ds.get("BitsAllocated") or 0)
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    values = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * samples
+    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
+        values = values * 2 // 3  # two chrominance values per two pixels (PS3.3 C.7.6.3.1.2)
+    if bits not in (1, 8, 16, 32, 64) or values * bits % 8 or values * index * bits % 8:
+        return None
+    size = values * bits // 8
+    data = value[size * index : size * (index + 1)]
+    if len(data) != size:
+        return None
+    if syntax == pydicom.uid.ExplicitVRBigEndian and bits > 8:
+        data = np.frombuffer(data, dtype=f">u{bits // 8}").astype(f"<u{bits // 8}").tobytes()
+    return bytes(data), pydicom.uid.ExplicitVRLittleEndian
 
 
 def raw_frame(ds: pydicom.Dataset, index: int = 0) -> bytes:

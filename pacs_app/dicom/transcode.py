@@ -37,6 +37,38 @@ LOSSY = {
     "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
 }
 
+# The media types a compressed frame goes out as (PS3.18 Table 8.7.3-5), each with the
+# transfer syntaxes it carries, its default first; the x- names are older clients' (the
+# cornerstone loaders').
+FRAME_MEDIA = {
+    "image/jpeg": (
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+    ),
+    "image/jls": ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
+    "image/x-jls": ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
+    "image/jp2": ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"),
+    "image/jpx": ("1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"),
+    "image/jphc": (
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+    ),
+    "image/jxl": ("1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112"),
+    "image/dicom-rle": ("1.2.840.10008.1.2.5",),
+    "image/x-dicom-rle": ("1.2.840.10008.1.2.5",),
+}
+
+
+def frame_media(syntax: str) -> str | None:
+    """The standard media type of a frame compressed in ``syntax``; None for another."""
+    return next(
+        (m for m, uids in FRAME_MEDIA.items() if syntax in uids and not m.startswith("image/x-")),
+        None,
+    )
+
 
 class CannotConvert(Exception):
     """The instance cannot be converted to any accepted transfer syntax; ``reason`` says why

@@ -505,9 +505,60 @@ def rendered(
     return pixels.encode(pixels.render(dataset(found), frame, window), fmt, quality)
 
 
-def raw_frames(found: StoredInstance, frames: list[int]) -> list[bytes]:
+UNCOMPRESSED = (transcode.EXPLICIT_LE, transcode.IMPLICIT_LE)
+
+
+def frames(
+    found: StoredInstance, indexes: list[int], wanted: Sequence[tuple[str, str]]
+) -> tuple[str, list[bytes]]:
+    """Frames ``indexes`` of an instance, with their parts' Content-Type, in the first of the
+    ``wanted`` forms (pairs of media type and transfer syntax, ``*`` for any; see
+    :func:`pacs_app.api.dicomweb.negotiate.accepted_frame_types`) that can be made:
+
+    - *as stored* where the syntax is ``*`` or the stored compressed one
+      (:func:`pixels.stored_frame`):
+      compressed frames as encoded, native ones as their stored values; what the instance's
+      metadata says of its pixels holds for these, colour included. Clients that decode
+      frames themselves (OHIF and the cornerstone loaders ask ``transfer-syntax=*``) get this;
+    - *uncompressed* (``application/octet-stream``, Explicit or Implicit VR Little Endian):
+      the decoded stored values, colour images as interleaved RGB (palette applied), as this
+      server's viewer reads them.
+
+    Each part's Content-Type names its transfer syntax, which clients read to decode it.
+    :class:`NotAcceptable` where none can be made (a compressed type other than the stored
+    one: frames are not re-compressed).
+    """
     ds = dataset(found)
-    return [pixels.raw_frame(ds, i) for i in frames]
+    stored: list[tuple[bytes, str] | None] | None = None
+    for media, syntax in wanted:
+        if syntax not in UNCOMPRESSED:  # "*" or a compressed syntax: as stored, if it is that
+            if stored is None:
+                stored = [pixels.stored_frame(ds, i) for i in indexes]
+            kept = stored[0][1] if all(stored) else None
+            if kept is not None and syntax in ("*", kept):
+                part = _frame_part(media, kept)
+                if part is not None:
+                    return f"{part}; transfer-syntax={kept}", [f[0] for f in stored if f]
+        if media == "application/octet-stream" and syntax in (*UNCOMPRESSED, "*"):
+            return f"{media}; transfer-syntax={transcode.EXPLICIT_LE}", [
+                pixels.raw_frame(ds, i) for i in indexes
+            ]
+    syntax = found.transfer_syntax or ""
+    raise NotAcceptable(
+        "These frames can be sent uncompressed (application/octet-stream) or as stored ("
+        + (transcode.syntax_name(syntax) if syntax else "in a syntax not known")
+        + "), which the Accept header does not take."
+    )
+
+
+def _frame_part(media: str, syntax: str) -> str | None:
+    """The Content-Type (without parameters) of a frame kept in ``syntax`` that a client asked
+    for as ``media``; None where that type cannot carry it."""
+    if media == "application/octet-stream":
+        return media
+    if media == "image/*":
+        return transcode.frame_media(syntax)
+    return media if syntax in transcode.FRAME_MEDIA.get(media, ()) else None
 
 
 def frame_overlays(found: StoredInstance, frame: int) -> list[dict[str, Any]]:

@@ -10,15 +10,17 @@ import io
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
+from pydicom.encaps import get_frame
 from pydicom.uid import generate_uid
 
-from pacs_app.api.dicomweb.negotiate import accepted_syntaxes
+from pacs_app.api.dicomweb.negotiate import accepted_frame_types, accepted_syntaxes
 from pacs_app.core.errors import NotAcceptable
-from pacs_app.dicom import transcode
+from pacs_app.dicom import pixels, transcode
 from pacs_app.dicom.transcode import ANY, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, CannotConvert
 from pacs_app.models import Role
 from tests.api.test_dicomweb import _auth
-from tests.dicom_factory import TESTDATA
+from tests.dicom_factory import TESTDATA, make_multiframe
 from tests.factories import make_centre, make_user
 
 pytestmark = pytest.mark.skipif(
@@ -283,3 +285,109 @@ def test_a_study_streams_converted_and_says_what_it_could_not_convert(api, mixed
     )
     r = _get(api, mixed, mixed["study"], "application/dicom+json")
     assert r.status_code == 406
+
+
+# --- frames ------------------------------------------------------------------------------
+
+OCTET = "application/octet-stream"
+FRAMES_ANY = f"multipart/related; type={OCTET}; transfer-syntax=*"  # as OHIF asks
+
+
+@pytest.mark.parametrize(
+    ("accept", "wanted"),
+    [
+        (None, [(OCTET, EXPLICIT_LE)]),
+        ("*/*", [(OCTET, EXPLICIT_LE)]),
+        (f'multipart/related; type="{OCTET}"', [(OCTET, EXPLICIT_LE)]),
+        (FRAMES_ANY, [(OCTET, ANY)]),
+        ('multipart/related; type="image/jpeg"', [("image/jpeg", JPEG_BASELINE)]),
+        (
+            f'multipart/related; type="image/jp2", multipart/related; type="image/*"; q=0.5, '
+            f'multipart/related; type="{OCTET}"; q=0',
+            [("image/jp2", J2K_LOSSLESS), ("image/*", ANY)],
+        ),
+    ],
+)
+def test_the_accept_header_names_the_frame_types(accept, wanted):
+    assert accepted_frame_types(accept) == wanted
+
+
+@pytest.mark.parametrize("accept", [_dicom(ANY), "application/dicom+json", "text/html"])
+def test_an_accept_header_without_frames_is_refused(accept):
+    with pytest.raises(NotAcceptable, match="does not take"):
+        accepted_frame_types(accept)
+
+
+def _stored_frames(path, count: int = 1) -> list[bytes]:
+    ds = pydicom.dcmread(path)
+    return [get_frame(ds.PixelData, i, number_of_frames=count) for i in range(count)]
+
+
+def test_compressed_frames_go_as_stored_to_a_client_that_decodes_them(api, mixed):
+    """OHIF asks for frames in any syntax and decodes them as the metadata describes them: a
+    JPEG colour image's frame must then be the JPEG (YBR), not decoded RGB bytes that it
+    would read as YBR (seen: a garbled green echocardiogram)."""
+    url = mixed["url"]["jpeg"] + "/frames/1"
+    [(ctype, body)] = _parts(_get(api, mixed, url, FRAMES_ANY))
+    assert ctype == f"{OCTET}; transfer-syntax={JPEG_BASELINE}"
+    assert body == _stored_frames(mixed["paths"]["jpeg"])[0] and body[:2] == b"\xff\xd8"
+    assert Image.open(io.BytesIO(body)).size == (100, 100)
+    for accept in ('multipart/related; type="image/jpeg"', 'multipart/related; type="image/*"'):
+        r = _get(api, mixed, url, accept)
+        assert r.headers["content-type"].startswith('multipart/related; type="image/jpeg"')
+        [(ctype, same)] = _parts(r)
+        assert ctype == f"image/jpeg; transfer-syntax={JPEG_BASELINE}" and same == body
+    # uncompressed, as this server's viewer asks: decoded, colour as interleaved RGB
+    for accept in (None, f'multipart/related; type="{OCTET}"'):
+        [(ctype, raw)] = _parts(_get(api, mixed, url, accept))
+        assert ctype == f"{OCTET}; transfer-syntax={EXPLICIT_LE}"
+        assert raw == pixels.raw_frame(pydicom.dcmread(mixed["paths"]["jpeg"]), 0)
+    # J2K and RLE likewise; a compressed type other than the stored one is refused
+    j2k = mixed["url"]["j2k"] + "/frames/1"
+    [(ctype, body)] = _parts(_get(api, mixed, j2k, 'multipart/related; type="image/jp2"'))
+    assert ctype == f"image/jp2; transfer-syntax={J2K_LOSSLESS}"
+    assert body == _stored_frames(mixed["paths"]["j2k"])[0]
+    r = _get(api, mixed, j2k, 'multipart/related; type="image/jpeg"')
+    assert r.status_code == 406 and "JPEG 2000" in r.json()["detail"]
+    [(ctype, body)] = _parts(_get(api, mixed, mixed["url"]["rle"] + "/frames/1", FRAMES_ANY))
+    assert ctype.endswith("1.2.840.10008.1.2.5")
+    assert body == _stored_frames(mixed["paths"]["rle"])[0]
+    # who asks is checked before what they accept
+    r = api.get(j2k, headers={"Accept": 'multipart/related; type="image/jpeg"'})
+    assert r.status_code == 401
+
+
+def test_native_frames_as_stored_are_little_endian_stored_values(api, mixed):
+    sent = mixed["sent"]["be"]
+    for accept in (FRAMES_ANY, None):
+        [(ctype, body)] = _parts(_get(api, mixed, mixed["url"]["be"] + "/frames/1", accept))
+        assert ctype == f"{OCTET}; transfer-syntax={EXPLICIT_LE}"
+        assert body == sent.pixel_array.astype(sent.pixel_array.dtype.newbyteorder("<")).tobytes()
+
+
+def test_native_colour_frames_as_stored_keep_their_planes(api, session, tmp_path):
+    """A native RGB image stored plane by plane (Planar Configuration 1): as stored, its
+    frames keep the planes its metadata declares; uncompressed, they are interleaved RGB."""
+    ds = make_multiframe(tmp_path / "rgb.dcm", frames=2, size=4)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 1
+    planes = np.arange(2 * 3 * 16, dtype=np.uint8).reshape(2, 3, 4, 4)
+    ds.PixelData = planes.tobytes()
+    ds.save_as(tmp_path / "rgb.dcm", enforce_file_format=True)
+    centre = make_centre(session, "PLANES")
+    make_user(session, Role.TECHNICIAN, centre=centre, username="planes")
+    headers = _auth(api, "planes")
+    body = (tmp_path / "rgb.dcm").read_bytes()
+    r = api.post("/studies", headers=headers, files=[("files", ("rgb.dcm", body))])
+    assert r.status_code == 201, r.text
+    url = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/2,1"
+    )
+    parts = _parts(api.get(url, headers={**headers, "Accept": FRAMES_ANY}))
+    assert [body for _, body in parts] == [planes[1].tobytes(), planes[0].tobytes()]
+    parts = _parts(api.get(url, headers=headers))
+    assert [body for _, body in parts] == [
+        planes[1].transpose(1, 2, 0).tobytes(),
+        planes[0].transpose(1, 2, 0).tobytes(),
+    ]

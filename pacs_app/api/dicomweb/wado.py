@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from pacs_app.api.deps import SIGNED_IN, SessionDep, as_actor
 from pacs_app.api.dicomweb import PREFIX, base_url
-from pacs_app.api.dicomweb.negotiate import accepted_syntaxes, part_type
+from pacs_app.api.dicomweb.negotiate import accepted_frame_types, accepted_syntaxes, part_type
 from pacs_app.services import dicomweb, studies
 from pacs_app.storage import get_storage
 
@@ -209,17 +209,40 @@ async def retrieve_instance(
     return await as_actor(request, session, work)
 
 
+FRAMES_DOC: dict[str, Any] = {
+    **SIGNED_IN,
+    "parameters": [
+        FOR_PARAM,
+        STUDY_ID_PARAM,
+        _param(
+            "Accept",
+            "header",
+            'multipart/related; type="application/octet-stream" (the default): uncompressed '
+            "little endian, colour as interleaved RGB; with transfer-syntax=* the frames as "
+            "stored (compressed ones as encoded), as the metadata describes them; "
+            'type="image/jpeg" (jls, jp2, jpx, jphc, jxl, dicom-rle) or "image/*": '
+            "compressed frames as stored where their syntax is that. Each part's "
+            "Content-Type names its transfer syntax",
+            {"type": "string"},
+        ),
+    ],
+    "responses": {"406": {"description": "the frames are stored in another compressed syntax"}},
+}
+
+
 @router.get(
     INSTANCE + "/frames/{frames}",
-    summary="Frames as uncompressed little-endian pixel data",
-    openapi_extra=READ,
+    summary="Frames, uncompressed or as stored, in a form the Accept header takes",
+    openapi_extra=FRAMES_DOC,
 )
 async def retrieve_frames(
     study: str, series: str, sop: str, frames: str, request: Request, session: SessionDep
 ) -> Response:
     def respond(_s, found):
         indexes = dicomweb.parse_frame_numbers(frames, found.frames)
-        return _multipart(dicomweb.raw_frames(found, indexes), "application/octet-stream")
+        wanted = accepted_frame_types(request.headers.get("accept"))
+        part, bodies = dicomweb.frames(found, indexes, wanted)
+        return _multipart(bodies, part, part.split(";")[0])
 
     return await _of_instance(request, session, (study, series, sop), respond)
 

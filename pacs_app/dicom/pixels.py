@@ -284,11 +284,15 @@ def stored_frame(ds: pydicom.Dataset, index: int = 0) -> tuple[bytes, str] | Non
     if bits not in (1, 8, 16, 32, 64) or values * bits % 8 or values * index * bits % 8:
         return None
     size = values * bits // 8
+    if syntax == pydicom.uid.ExplicitVRBigEndian:
+        # big endian words: of the sample's size, or pairs of 8-bit samples in an OW value
+        word = bits // 8 if bits > 8 else 2 if ds["PixelData"].VR == "OW" else 1
+        if word > 1:
+            whole = len(value) // word * word
+            value = np.frombuffer(value[:whole], dtype=f">u{word}").astype(f"<u{word}").tobytes()
     data = value[size * index : size * (index + 1)]
     if len(data) != size:
         return None
-    if syntax == pydicom.uid.ExplicitVRBigEndian and bits > 8:
-        data = np.frombuffer(data, dtype=f">u{bits // 8}").astype(f"<u{bits // 8}").tobytes()
     return bytes(data), pydicom.uid.ExplicitVRLittleEndian
 
 

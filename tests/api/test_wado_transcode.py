@@ -391,3 +391,25 @@ def test_native_colour_frames_as_stored_keep_their_planes(api, session, tmp_path
         planes[1].transpose(1, 2, 0).tobytes(),
         planes[0].transpose(1, 2, 0).tobytes(),
     ]
+
+
+def test_big_endian_frames_as_stored_swap_the_words_they_were_stored_in(api, mixed, tmp_path):
+    """Explicit VR Big Endian swaps each word of an OW value, 8-bit samples in pairs: an RGB
+    image of 8-bit samples stored so comes as stored in its sample order (seen swapped)."""
+    path = tmp_path / "odd.dcm"
+    sent = _restamp(
+        "transfer_syntax/SC_rgb_small_odd_big_endian.dcm",
+        path,
+        mixed["sent"]["be"].StudyInstanceUID,
+        mixed["sent"]["be"].SeriesInstanceUID,
+    )
+    assert sent["PixelData"].VR == "OW" and sent.BitsAllocated == 8
+    r = api.post(
+        "/studies", headers=mixed["headers"], files=[("files", ("odd.dcm", path.read_bytes()))]
+    )
+    assert r.status_code == 201, r.text
+    url = mixed["url"]["be"].rsplit("/", 1)[0] + f"/{sent.SOPInstanceUID}/frames/1"
+    for accept in (FRAMES_ANY, None):
+        [(ctype, body)] = _parts(_get(api, mixed, url, accept))
+        assert ctype == f"{OCTET}; transfer-syntax={EXPLICIT_LE}"
+        assert body == sent.pixel_array.tobytes()  # interleaved RGB, as stored

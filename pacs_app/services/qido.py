@@ -488,9 +488,13 @@ def _modalities_in(session: Session, study_pks: Sequence[int]) -> dict[int, list
 def _study_values(study: Study, modalities: list[str]) -> dict[str, Any]:
     """A study's attributes from the index (PS3.18 Table 10.6.3-3, less those its header
     gives), as :func:`attributes` takes them: a study's match, and a series' or instance's
-    found outside a study."""
+    found outside a study.
+
+    A study none of whose series names a modality has no ModalitiesInStudy, rather than an
+    empty one: OHIF 3's study list reads every match's ``Value`` of it, and one study without
+    one ended the whole list in an error."""
     return {
-        "ModalitiesInStudy": modalities,
+        **({"ModalitiesInStudy": modalities} if modalities else {}),
         **_study_fields(study),
         "NumberOfStudyRelatedSeries": study.num_series,
         "NumberOfStudyRelatedInstances": study.num_instances,

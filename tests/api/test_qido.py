@@ -315,3 +315,20 @@ def test_instances_of_every_study_and_of_a_study_match_series_keys(api, world):
         f"{study}/series/{mr.SeriesInstanceUID}/instances", headers=h, params={"Modality": "CT"}
     )
     assert sops(r) == [mr.SOPInstanceUID] and "not supported: Modality" in r.headers["warning"]
+
+
+def test_a_study_without_a_modality_has_no_modalities_in_study(api, world, tmp_path):
+    """Not an empty ModalitiesInStudy: OHIF 3 reads its Value in every match of its study
+    list, and one such study ended the whole list in an error (tests/browser/test_ohif.py)."""
+    [path] = make_series(tmp_path / "none", 1, patient_name="NO^MODALITY", patient_id="QN-9")
+    ds = pydicom.dcmread(path)
+    del ds.Modality
+    ds.save_as(path)
+    _upload(api, world["tech"], [path])
+    [found] = api.get(
+        "/dicomweb/studies", headers=world["tech"], params={"PatientID": "QN-9"}
+    ).json()
+    assert "00080061" not in found and _value(found, "00100020") == "QN-9"
+    # the other studies keep theirs
+    r = api.get("/dicomweb/studies", headers=world["tech"], params={"PatientID": "QA-1"})
+    assert r.json()[0]["00080061"]["Value"] == ["CT"]

@@ -1,16 +1,18 @@
-"""The OHIF viewer (4.12, the npm build that `scripts/setup.sh` fetches) as a radiologist's
-third-party DICOMweb viewer on this server, in Chromium: it finds a study in its study list
-by QIDO-RS, opens it, and shows the pixels the stored file holds.
+"""The OHIF viewer (3.13, the npm build that `scripts/setup.sh` fetches) as a radiologist's
+third-party DICOMweb viewer on this server, in Chromium: its study list finds a study by
+QIDO-RS, a double click opens it, and the image it shows holds the pixel values of the file.
 
 OHIF decodes frames itself: it asks for them in any transfer syntax
 (``transfer-syntax=*``) and reads them as the metadata describes them. Compressed colour
-images must then come as stored; before this server sent them so, a JPEG echocardiogram
-showed as green noise, and a YBR JPEG with shifted colours. The check is on the pixel values
-OHIF's image loader decoded (cornerstone's image), against pydicom's decoding of the file.
+images must then come as stored; while this server sent them decoded, OHIF showed a JPEG
+echocardiogram as green noise and a YBR JPEG with shifted colours. And its study list reads
+every study's ModalitiesInStudy: one study without a modality ended the whole list in
+"Data Source Connection Error". The check is on the values OHIF's image loader decoded
+(cornerstone's cached image), against pydicom's decoding of the file (which the rendering
+tests compare with DCMTK's).
 
-OHIF sends its token with QIDO-RS requests from its configuration but its frame requests only
-from a signed-in user (OpenID Connect, which is not set up here); the browser context adds the
-token to every request instead, as that sign-in would.
+OHIF is configured with this server's DICOMweb root; its requests carry a user's token, which
+the browser context adds (OHIF would take it from an OpenID Connect sign-in, not set up here).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import pydicom
 import pytest
 from playwright.sync_api import expect
+from pydicom.pixels import apply_modality_lut
 from pydicom.uid import generate_uid
 
 from tests.browser.conftest import ROOT, _free_port
@@ -39,51 +42,62 @@ pytestmark = [
     pytest.mark.skipif(not TESTDATA.exists(), reason=f"shared test data not found at {TESTDATA}"),
 ]
 
-OHIF = ROOT / ".tools" / "ohif-viewer"
-
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>OHIF</title></head>
-<body><div id="root"></div>
-<script src="/app-config.js"></script>
-<script src="/index.umd.js" crossorigin></script>
-<script>window.OHIFViewer.installViewer(window.config, "root", function () {});</script>
-</body></html>"""
+OHIF = ROOT / ".tools" / "ohif"
+TYPES = {".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css"}
 
 
 def _config(dicomweb: str) -> str:
-    server = {
-        "name": "PACS",
-        "wadoUriRoot": dicomweb,
-        "qidoRoot": dicomweb,
-        "wadoRoot": dicomweb,
-        "qidoSupportsIncludeField": True,
-        "imageRendering": "wadors",
-        "thumbnailRendering": "wadors",
-        "enableStudyLazyLoad": True,
-        "supportsFuzzyMatching": False,
+    source = {
+        "namespace": "@ohif/extension-default.dataSourcesModule.dicomweb",
+        "sourceName": "pacs",
+        "configuration": {
+            "friendlyName": "PACS",
+            "name": "pacs",
+            "wadoUriRoot": dicomweb,
+            "qidoRoot": dicomweb,
+            "wadoRoot": dicomweb,
+            "qidoSupportsIncludeField": True,
+            "imageRendering": "wadors",
+            "thumbnailRendering": "wadors",
+            "enableStudyLazyLoad": True,
+            "supportsFuzzyMatching": False,
+            "supportsWildcard": True,
+            "omitQuotationForMultipartRequest": True,
+        },
     }
     config = {
-        "routerBasename": "/",
+        "routerBasename": None,
         "extensions": [],
+        "modes": [],
+        "customizationService": {},
         "showStudyList": True,
-        "filterQueryParam": False,
-        "servers": {"dicomWeb": [server]},
+        "maxNumberOfWebWorkers": 2,
+        "showWarningMessageForCrossOrigin": False,
+        "showCPUFallbackMessage": False,
+        "investigationalUseDialog": {"option": "never"},
+        "defaultDataSourceName": "pacs",
+        "dataSources": [source],
     }
     return f"window.config = {json.dumps(config)};"
 
 
 @contextlib.contextmanager
 def _serve_ohif(dicomweb: str) -> Iterator[str]:
-    """OHIF's page, configuration and bundle on a port of their own (another origin than the
-    server's, as a separate deployment would be); every other path is the page (its routes)."""
-    files = {
-        "/app-config.js": ("application/javascript", _config(dicomweb).encode()),
-        "/index.umd.js": ("application/javascript", (OHIF / "index.umd.js").read_bytes()),
-    }
+    """OHIF's build on a port of its own (another origin than the server's, as a separate
+    deployment would be), configured for ``dicomweb``; a path that is no file is its page
+    (the app's routes)."""
+    config = _config(dicomweb).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            kind, body = files.get(self.path, ("text/html", PAGE.encode()))
+            path = self.path.split("?")[0]
+            file = (OHIF / path.lstrip("/")).resolve()
+            if path == "/app-config.js":
+                kind, body = TYPES[".js"], config
+            elif file.is_file() and file.is_relative_to(OHIF):
+                kind, body = TYPES.get(file.suffix, "application/octet-stream"), file.read_bytes()
+            else:
+                kind, body = "text/html", (OHIF / "index.html").read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
@@ -94,8 +108,7 @@ def _serve_ohif(dicomweb: str) -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -105,7 +118,7 @@ def _serve_ohif(dicomweb: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def ohif(app_url) -> Iterator[str]:
-    if not (OHIF / "index.umd.js").exists():
+    if not (OHIF / "index.html").exists():
         reason = f"the OHIF viewer is not at {OHIF} (scripts/setup.sh fetches it)"
         if os.environ.get("PACS_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser tests required but cannot run: {reason}")
@@ -125,9 +138,21 @@ def _restamped(name: str, folder: Path, patient_id: str) -> Path:
     return path
 
 
-def _open_in_ohif(browser, ohif: str, token: str, patient_id: str) -> dict:
-    """Find the patient's study in OHIF's study list, open it, and return the image its
-    viewport shows: its imageId, size, and the pixel values OHIF decoded."""
+# The image a viewport of OHIF shows: its id, size and the values its loader decoded.
+SHOWN = """() => {
+    if (!window.cornerstone) return null;
+    const e = window.cornerstone.getEnabledElements().find(
+        e => e.viewport && e.viewport.getCurrentImageId && e.viewport.getCurrentImageId());
+    const image = e && window.cornerstone.cache.getImage(e.viewport.getCurrentImageId());
+    return image ? { id: image.imageId, width: image.width, height: image.height,
+                     color: image.color, pixels: Array.from(image.getPixelData()) } : null;
+}"""
+
+
+def _open_in_ohif(browser, ohif: str, token: str, patient_id: str, study_uid: str = "") -> dict:
+    """Find the patient's study in OHIF's study list (by its MRN filter), open it with a
+    double click, and return the image shown (:data:`SHOWN`). With ``study_uid``, open it by
+    OHIF's link instead (OHIF offers no viewer for a study without a modality)."""
     context = browser.new_context(
         viewport={"width": 1280, "height": 800},
         extra_http_headers={"Authorization": f"Bearer {token}"},
@@ -139,30 +164,36 @@ def _open_in_ohif(browser, ohif: str, token: str, patient_id: str) -> dict:
             "response",
             lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
         )
-        page.goto(ohif + "/")
-        page.locator("#filter-patientNameOrId").fill(patient_id)
-        # QIDO-RS finds the one study (the list shows every study until then)
-        expect(page.locator("tbody tr")).to_have_count(1, timeout=30_000)
-        expect(page.locator("tbody tr")).to_contain_text(patient_id)
-        page.locator("tbody tr").click()
-        page.wait_for_function(
-            "() => window.cornerstone && window.cornerstone.getEnabledElements()"
-            ".some(e => e.image)",
-            timeout=60_000,
-        )
-        image = page.evaluate(
-            """() => { const e = window.cornerstone.getEnabledElements().find(e => e.image);
-                return { id: e.image.imageId, width: e.image.width, height: e.image.height,
-                         color: e.image.color, pixels: Array.from(e.image.getPixelData()) }; }"""
-        )
+        page.goto(f"{ohif}/?mrn={patient_id}")
+        expect(page.get_by_text("1-1 of 1")).to_be_visible(timeout=30_000)  # one match
+        row = page.locator("tbody tr", has_text="INTEROP")
+        expect(row).to_have_count(1)
+        if study_uid:
+            page.goto(f"{ohif}/viewer?StudyInstanceUIDs={study_uid}")
+        else:
+            row.dblclick()
+            page.wait_for_url("**/viewer?StudyInstanceUIDs=*")
+        page.wait_for_function(f"() => ({SHOWN})() !== null", timeout=60_000)
         assert not failed, failed
-        return image
+        return page.evaluate(SHOWN)
     finally:
         context.close()
 
 
-def _rgb(image: dict) -> np.ndarray:
-    values = np.asarray(image["pixels"], dtype=np.int16)
+def _expected(path: Path, image: dict) -> np.ndarray:
+    """What the shown frame holds by pydicom: colour as RGB, greyscale as modality values
+    (OHIF applies the rescale as it loads)."""
+    ds = pydicom.dcmread(path)
+    values = ds.pixel_array
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        values = values[int(image["id"].rsplit("/frames/", 1)[1]) - 1]
+    return values if image["color"] else apply_modality_lut(values, ds)
+
+
+def _shown(image: dict) -> np.ndarray:
+    values = np.asarray(image["pixels"], dtype=np.float64)
+    if not image["color"]:
+        return values.reshape(image["height"], image["width"])
     per_pixel = values.size // (image["width"] * image["height"])  # RGBA or RGB
     return values.reshape(image["height"], image["width"], per_pixel)[..., :3]
 
@@ -175,32 +206,41 @@ def _rgb(image: dict) -> np.ndarray:
         # JPEG baseline, YBR_FULL_422 (an echocardiogram, 30 frames): chrominance upsampling
         # differs by a few levels between decoders
         ("clinical/US_multiframe_30f_jpeg.dcm", 4),
+        # JPEG lossless (process 14), the archives' usual lossless syntax
+        ("transfer_syntax/JPEG-LL.dcm", 0),
+        # JPEG-LS near-lossless, 16 bits, in a file that names no modality
+        ("transfer_syntax/JPEGLSNearLossless_16.dcm", 0),
     ],
 )
-def test_ohif_shows_a_compressed_colour_image_as_stored(
+def test_ohif_finds_opens_and_decodes_a_stored_image(
     browser, ohif, app_url, tmp_path, name, tolerance
 ):
     patient_id = "OHIF-" + secrets.token_hex(4).upper()
     path = _restamped(name, tmp_path, patient_id)
     _upload(app_url, [path])
-    image = _open_in_ohif(browser, ohif, _token(app_url, "radiologist", "radio123"), patient_id)
-    expected = pydicom.dcmread(path).pixel_array
-    expected = expected[0] if expected.ndim == 4 else expected  # the first frame
-    assert image["color"] and (image["height"], image["width"]) == expected.shape[:2]
-    difference = np.abs(_rgb(image) - expected.astype(np.int16))
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    image = _open_in_ohif(
+        browser,
+        ohif,
+        _token(app_url, "radiologist", "radio123"),
+        patient_id,
+        study_uid="" if ds.get("Modality") else ds.StudyInstanceUID,
+    )
+    expected = _expected(path, image)
+    shown = _shown(image)
+    assert shown.shape == expected.shape
+    difference = np.abs(shown - expected)
     assert difference.max() <= tolerance and difference.mean() < 0.1, (
         difference.max(),
         difference.mean(),
     )
 
 
-def test_ohif_shows_a_ct_series_stored_values(browser, ohif, app_url, tmp_path):
+def test_ohif_shows_a_ct_series_values(browser, ohif, app_url, tmp_path):
     patient_id = "OHIF-" + secrets.token_hex(4).upper()
-    paths = make_series(tmp_path, 3, patient_name="OHIF^CT", patient_id=patient_id)
+    paths = make_series(tmp_path, 3, patient_name="OHIF^INTEROP", patient_id=patient_id)
     _upload(app_url, paths)
     image = _open_in_ohif(browser, ohif, _token(app_url, "radiologist", "radio123"), patient_id)
-    sent = {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(p) for p in paths)}
-    [shown] = [sop for sop in sent if f"/instances/{sop}/frames/" in image["id"]]
-    expected = sent[shown].pixel_array
-    assert not image["color"] and (image["height"], image["width"]) == expected.shape
-    assert np.array_equal(np.asarray(image["pixels"]).reshape(expected.shape), expected)
+    [path] = [p for p in paths if f"/instances/{pydicom.dcmread(p).SOPInstanceUID}/" in image["id"]]
+    assert not image["color"]
+    assert np.allclose(_shown(image), _expected(path, image))

@@ -88,22 +88,27 @@ STUDY_ID_PARAM = _param(
 # the query parameters that name the study asked of (study_params), not DICOM attributes
 STUDY_NAMING = (FOR_PARAM["name"], STUDY_ID_PARAM["name"])
 READ: dict[str, Any] = {**SIGNED_IN, "parameters": [FOR_PARAM, STUDY_ID_PARAM]}
-RETRIEVE: dict[str, Any] = {
-    **SIGNED_IN,
-    "parameters": [
-        FOR_PARAM,
-        STUDY_ID_PARAM,
-        _param(
-            "Accept",
-            "header",
-            'multipart/related; type="application/dicom"; transfer-syntax=UID (several '
-            "allowed); transfer-syntax=* for the files as stored; Explicit VR Little Endian "
-            "where none is named",
-            {"type": "string"},
-        ),
-    ],
-    "responses": {"406": {"description": "no accepted transfer syntax can be made"}},
-}
+
+
+def _negotiated(accept: str, refused: str) -> dict[str, Any]:
+    """The OpenAPI extras of a read whose form the Accept header chooses: what it takes, and
+    when it is answered 406."""
+    return {
+        **SIGNED_IN,
+        "parameters": [
+            FOR_PARAM,
+            STUDY_ID_PARAM,
+            _param("Accept", "header", accept, {"type": "string"}),
+        ],
+        "responses": {"406": {"description": refused}},
+    }
+
+
+RETRIEVE = _negotiated(
+    'multipart/related; type="application/dicom"; transfer-syntax=UID (several allowed); '
+    "transfer-syntax=* for the files as stored; Explicit VR Little Endian where none is named",
+    "no accepted transfer syntax can be made",
+)
 
 RENDERED_DOC: dict[str, Any] = {
     **SIGNED_IN,
@@ -209,25 +214,14 @@ async def retrieve_instance(
     return await as_actor(request, session, work)
 
 
-FRAMES_DOC: dict[str, Any] = {
-    **SIGNED_IN,
-    "parameters": [
-        FOR_PARAM,
-        STUDY_ID_PARAM,
-        _param(
-            "Accept",
-            "header",
-            'multipart/related; type="application/octet-stream" (the default): uncompressed '
-            "little endian, colour as interleaved RGB; with transfer-syntax=* the frames as "
-            "stored (compressed ones as encoded), as the metadata describes them; "
-            'type="image/jpeg" (jls, jp2, jpx, jphc, jxl, dicom-rle) or "image/*": '
-            "compressed frames as stored where their syntax is that. Each part's "
-            "Content-Type names its transfer syntax",
-            {"type": "string"},
-        ),
-    ],
-    "responses": {"406": {"description": "the frames are stored in another compressed syntax"}},
-}
+FRAMES_DOC = _negotiated(
+    'multipart/related; type="application/octet-stream" (the default): uncompressed little '
+    "endian, colour as interleaved RGB; with transfer-syntax=* the frames as stored "
+    "(compressed ones as encoded), as the metadata describes them; "
+    'type="image/jpeg" (jls, jp2, jpx, jphc, jxl, dicom-rle) or "image/*": compressed frames '
+    "as stored where their syntax is that. Each part's Content-Type names its transfer syntax",
+    "the frames are stored in another compressed syntax",
+)
 
 
 @router.get(

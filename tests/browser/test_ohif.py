@@ -9,7 +9,8 @@ echocardiogram as green noise and a YBR JPEG with shifted colours. And its study
 every study's ModalitiesInStudy: one study without a modality ended the whole list in
 "Data Source Connection Error". The check is on the values OHIF's image loader decoded
 (cornerstone's cached image), against pydicom's decoding of the file (which the rendering
-tests compare with DCMTK's).
+tests compare with DCMTK's): compressed and native, greyscale and colour (YBR JPEG, palette,
+planes).
 
 OHIF is configured with this server's DICOMweb root; its requests carry a user's token, which
 the browser context adds (OHIF would take it from an OpenID Connect sign-in, not set up here).
@@ -28,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pydicom.examples
 import pytest
 from playwright.sync_api import expect
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import generate_uid
 
 from tests.browser.conftest import ROOT, _free_port
@@ -127,9 +129,22 @@ def ohif(app_url) -> Iterator[str]:
         yield url
 
 
+def _source(name: str) -> pydicom.Dataset:
+    """A shared test file, or one of pydicom's examples (``pydicom:...``): its palette colour
+    image, or its RGB image stored plane by plane (Planar Configuration 1)."""
+    if name == "pydicom:palette":
+        return pydicom.examples.palette_color
+    if name == "pydicom:planes":
+        ds = pydicom.examples.rgb_color
+        ds.PixelData = np.ascontiguousarray(ds.pixel_array.transpose(2, 0, 1)).tobytes()
+        ds.PlanarConfiguration = 1
+        return ds
+    return pydicom.dcmread(TESTDATA / name)
+
+
 def _restamped(name: str, folder: Path, patient_id: str) -> Path:
     """A copy of a test file as a new study of its own patient."""
-    ds = pydicom.dcmread(TESTDATA / name)
+    ds = _source(name)
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.PatientID, ds.PatientName = patient_id, "OHIF^INTEROP"
@@ -181,12 +196,16 @@ def _open_in_ohif(browser, ohif: str, token: str, patient_id: str, study_uid: st
 
 
 def _expected(path: Path, image: dict) -> np.ndarray:
-    """What the shown frame holds by pydicom: colour as RGB, greyscale as modality values
-    (OHIF applies the rescale as it loads)."""
+    """What the shown frame holds by pydicom: colour as RGB (a palette's 16-bit entries to 8
+    bits, as OHIF shows them), greyscale as modality values (OHIF applies the rescale as it
+    loads)."""
     ds = pydicom.dcmread(path)
     values = ds.pixel_array
     if int(ds.get("NumberOfFrames") or 1) > 1:
         values = values[int(image["id"].rsplit("/frames/", 1)[1]) - 1]
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        rgb = apply_color_lut(values, ds).astype(np.int64)
+        return rgb >> 8 if rgb.max() > 255 else rgb
     return values if image["color"] else apply_modality_lut(values, ds)
 
 
@@ -210,6 +229,9 @@ def _shown(image: dict) -> np.ndarray:
         ("transfer_syntax/JPEG-LL.dcm", 0),
         # JPEG-LS near-lossless, 16 bits, in a file that names no modality
         ("transfer_syntax/JPEGLSNearLossless_16.dcm", 0),
+        # native colour as stored: palette indexes, and RGB plane by plane
+        ("pydicom:palette", 0),
+        ("pydicom:planes", 0),
     ],
 )
 def test_ohif_finds_opens_and_decodes_a_stored_image(

@@ -55,6 +55,15 @@ def frame_count(ds: pydicom.Dataset) -> int:
         return 1
 
 
+def _check_frame(ds: pydicom.Dataset, index: int) -> int:
+    """The instance's number of frames; :class:`NotFound` where ``index`` (0-based) is none
+    of them."""
+    frames = frame_count(ds)
+    if not 0 <= index < frames:
+        raise NotFound(f"Frame {index + 1} does not exist: the instance has {frames} frame(s).")
+    return frames
+
+
 def is_color(ds: pydicom.Dataset) -> bool:
     return int(ds.get("SamplesPerPixel", 1) or 1) > 1 or str(
         ds.get("PhotometricInterpretation", "")
@@ -81,9 +90,7 @@ def decode_frame(ds: pydicom.Dataset, index: int = 0) -> np.ndarray:
     Raises :class:`NotFound` for a frame out of range and :class:`PixelDataError` when the
     pixel data cannot be decoded.
     """
-    frames = frame_count(ds)
-    if not 0 <= index < frames:
-        raise NotFound(f"Frame {index + 1} does not exist: the instance has {frames} frame(s).")
+    _check_frame(ds, index)
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise PixelDataError("The instance has no pixel data (it is not an image).")
     try:
@@ -258,9 +265,7 @@ def stored_frame(ds: pydicom.Dataset, index: int = 0) -> tuple[bytes, str] | Non
     pixel data, single-bit frames that do not start on a byte, a length short of the frame,
     a malformed fragment sequence); :class:`NotFound` for a frame out of range.
     """
-    frames = frame_count(ds)
-    if not 0 <= index < frames:
-        raise NotFound(f"Frame {index + 1} does not exist: the instance has {frames} frame(s).")
+    frames = _check_frame(ds, index)
     value = ds.get("PixelData")
     meta = getattr(ds, "file_meta", None)
     syntax = pydicom.uid.UID(str(getattr(meta, "TransferSyntaxUID", "") or ""))

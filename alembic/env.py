@@ -1,17 +1,13 @@
 """Alembic environment: SQLModel metadata, URL from pacs_app.config unless given."""
 
-import contextlib
-import time
-from collections.abc import Iterator
 from logging.config import fileConfig
 
-from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import pacs_app.models  # noqa: F401  (registers every table)
 from alembic import context
 from pacs_app.config import settings
-from pacs_app.core.db import get_engine
+from pacs_app.core.db import get_engine, one_at_a_time
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logger", True):
@@ -36,36 +32,11 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-# Backends starting together on one PostgreSQL database (scale-out) would each apply the same
-# pending migrations, and block or fail on each other's tables: they take turns, under a lock
-# of the database session (held across transactions: a migration may commit midway, as 0015
-# does), and the next one finds none pending.
-MIGRATION_LOCK = 0x70616373  # "pacs"
-
-
-@contextlib.contextmanager
-def _one_migrator(connection: Connection) -> Iterator[None]:
-    if connection.dialect.name != "postgresql":
-        yield  # the embedded database has one backend
-        return
-    # Asked again every half second, with no transaction open in between: 0015's concurrent
-    # index build waits for every transaction begun before it, a waiting lock request's too.
-    take = f"SELECT pg_try_advisory_lock({MIGRATION_LOCK})"
-    while not connection.exec_driver_sql(take).scalar():
-        connection.commit()
-        time.sleep(0.5)
-    connection.commit()
-    try:
-        yield
-    finally:  # before the pool hands the connection out again
-        connection.rollback()
-        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
-        connection.commit()
-
-
 def run_migrations_online() -> None:
     engine = get_engine(_url())
-    with engine.connect() as connection, _one_migrator(connection):
+    # Backends starting together on one database would each apply the same pending migrations,
+    # and block or fail on each other's tables: they take turns, and the next finds none pending.
+    with engine.connect() as connection, one_at_a_time(connection, "migrate"):
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # Batch mode rebuilds a SQLite table by copying it and dropping the old one. With

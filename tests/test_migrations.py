@@ -3,18 +3,19 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pydicom
-import pytest
 from sqlalchemy import inspect, text
-from sqlmodel import Session
+from sqlmodel import Session, func, select
 
 from alembic import command
 from pacs_app.core import db
-from pacs_app.models import Role
+from pacs_app.models import Centre, Role, User
+from pacs_app.services import seed
 from pacs_app.services.ingest import StagedFile, ingest
 from pacs_app.storage import LocalStorage
 from tests.dicom_factory import make_series
@@ -92,24 +93,32 @@ def test_sqlite_table_rebuilds_keep_the_rows_that_point_into_the_table(tmp_path)
         assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
 
 
-def test_backends_starting_together_migrate_one_after_the_other(empty_database_url):
-    """Several backends on one PostgreSQL database (scale-out) apply pending migrations as
-    they start: started at once, each would apply the same migrations, and block or fail on
-    the others' tables. They take turns; the next finds none pending. (Processes, as backends
-    are: Alembic's context is one per process.)"""
-    if not empty_database_url.startswith("postgresql"):
-        pytest.skip("the embedded database has one backend")
-    code = "import sys; from pacs_app.core import db; db.migrate(sys.argv[1])"
+def test_backends_starting_together_migrate_and_seed_one_after_the_other(empty_database_url):
+    """Several backends on one database (the workers of one app with REDIS_URL set, or
+    scale-out) bootstrap as they start: started at once on an empty database, each would
+    apply the same migrations and create the same demo accounts, and fail on the others'
+    tables and rows. They take turns; the next finds nothing left to do. (Processes, as
+    backends are: Alembic's context is one per process.)"""
+    code = (
+        "import sys; from pacs_app.services import system; "
+        "system.bootstrap(url=sys.argv[1], migrate=True)"
+    )
+    env = {**os.environ, "PACS_ENV": "development", "SEED_DEMO_DATA": "true"}
     starting = [
         subprocess.Popen(
             [sys.executable, "-c", code, empty_database_url],
             cwd=ROOT,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for _ in range(3)
+        for _ in range(4)
     ]
     outputs = [p.communicate(timeout=120)[0] for p in starting]
-    assert [p.returncode for p in starting] == [0, 0, 0], outputs
+    assert [p.returncode for p in starting] == [0, 0, 0, 0], outputs
     assert db.current_revision(empty_database_url) == db.head_revision()
+    assert sum("Created the demo centre" in output for output in outputs) == 1, outputs
+    with Session(db.get_engine(empty_database_url)) as session:
+        assert session.exec(select(func.count()).select_from(User)).one() == len(seed.DEMO_USERS)
+        assert session.exec(select(func.count()).select_from(Centre)).one() == 1

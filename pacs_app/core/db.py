@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
@@ -174,6 +174,49 @@ def write_transaction(session: Session) -> Iterator[None]:
         finally:
             if session.in_transaction():  # the block neither committed nor raised
                 session.rollback()
+
+
+# Processes doing the same work on one database at once (backends starting together: several
+# workers of one app, or scale-out) take turns under these locks, the next one finding the work
+# done. PostgreSQL: session advisory locks (the migration key is the one earlier versions
+# took, so that old and new backends take turns during an upgrade); SQLite: an ``flock`` on a
+# file beside the database.
+TURN_LOCKS = {"migrate": 0x70616373, "start": 0x70616374}  # "pacs", "pact"
+
+
+@contextmanager
+def one_at_a_time(connection: Connection, name: str) -> Iterator[None]:
+    """Hold the lock ``name`` of ``TURN_LOCKS`` for the database of ``connection`` while the
+    block runs, waiting for other processes holding it.
+
+    On PostgreSQL the lock is the connection's session's, held across transactions (a
+    migration may commit midway), and asked again every half second with no transaction
+    open in between: a concurrent index build (migration 0015) waits for every transaction
+    begun before it, a waiting lock request's too. The block may use ``connection``."""
+    key = TURN_LOCKS[name]
+    if connection.dialect.name == "sqlite":
+        database = connection.engine.url.database
+        if not database or database == ":memory:":
+            yield  # a private database: no other process opens it
+            return
+        fd = os.open(f"{database}.{name}-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    take = f"SELECT pg_try_advisory_lock({key})"
+    while not connection.exec_driver_sql(take).scalar():
+        connection.commit()
+        time.sleep(0.5)
+    connection.commit()
+    try:
+        yield
+    finally:  # before the pool hands the connection out again
+        connection.rollback()
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+        connection.commit()
 
 
 @contextmanager

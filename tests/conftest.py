@@ -170,6 +170,26 @@ def dcmtk():
 
 
 @pytest.fixture
+def redis_url() -> str:
+    """A Redis server's URL (what REDIS_URL names for several backend workers): the local
+    one, required in CI (``.ci/run`` sets PACS_REQUIRE_REDIS=1), skipped with the reason
+    elsewhere. Its database 14, which nothing else here uses."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            alive = conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        alive = False
+    if alive:
+        return "redis://127.0.0.1:6379/14"
+    if os.environ.get("PACS_REQUIRE_REDIS") == "1":
+        pytest.fail("Redis is required on 127.0.0.1:6379 (apt-get install redis-server)")
+    pytest.skip("no Redis on 127.0.0.1:6379 (apt-get install redis-server)")
+
+
+@pytest.fixture
 def unused_port() -> int:
     """A local port nothing listens on now (for a workstation's own storage SCP)."""
     import socket

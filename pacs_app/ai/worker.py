@@ -1,8 +1,9 @@
 """The AI worker: claims queued jobs from the database and runs the pipeline.
 
 ``pacs worker`` runs one (on any machine that shares the database and the storage); ``reflex
-run`` starts one of its own as a child process (``AI_EMBEDDED_WORKER``), so the web process
-never imports torch. Several workers may run at once: claiming never gives one job to two.
+run`` starts one of its own as a child process (``AI_EMBEDDED_WORKER``; one per machine,
+whatever the number of backend workers), so the web process never imports torch. Several
+workers may run at once: claiming never gives one job to two.
 """
 
 from __future__ import annotations
@@ -135,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def start_embedded() -> object | None:
-    """Start the worker as a child of the web process (returns the Popen, or None)."""
+    """Start the worker as a child of the web process (returns the Popen, or None). Of
+    several backend workers' embedded AI workers, one runs at a time on a machine (each
+    would load the models); the others stand by to take over."""
     if not settings.ai_embedded_worker:
         return None
     log.info("starting the embedded AI worker")
-    return start_child("pacs_app.ai.worker")
+    return start_child("pacs_app.ai.worker", one_per_app="the embedded AI worker")
 
 
 if __name__ == "__main__":

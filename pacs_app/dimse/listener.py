@@ -543,11 +543,13 @@ def _status(status: int, comment: str | None) -> Dataset | int:
 
 def start_embedded() -> object | None:
     """Start the listener as a child of the web process when ``DICOM_PORT`` is set (returns
-    the Popen, or None)."""
+    the Popen, or None). Of several backend workers' listeners, one listens at a time; the
+    others stand by to take over."""
     if not settings.dicom_port:
         return None
     log.info("starting the DICOM listener on port %s", settings.dicom_port)
-    return start_child("pacs_app.dimse.listener")
+    where = f"{settings.dicom_bind_address}:{settings.dicom_port}"
+    return start_child("pacs_app.dimse.listener", one_per_app=f"the DICOM listener on {where}")
 
 
 def serve(*, host: str, port: int, ae_title: str, parent_pid: int | None = None) -> int:

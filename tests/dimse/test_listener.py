@@ -365,6 +365,72 @@ def test_pacs_dicom_listener_runs_as_its_own_process(dcmtk, session, world, data
     assert "DOE" not in output and "TEST^PATIENT" not in output  # no patient data logged
 
 
+def test_of_several_backend_workers_one_listens_and_another_takes_over(
+    dcmtk, world, database_url, tmp_path, monkeypatch
+):
+    """With REDIS_URL set, `reflex run` runs several backend workers, and each starts the
+    listener that DICOM_PORT asks for: one listens; the others stand by instead of failing
+    on the port, and one of them takes over when it ends."""
+    import socket
+    import time
+
+    from pacs_app.config import settings
+    from pacs_app.dimse import listener
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("STORAGE_PATH", str(tmp_path / "storage"))
+    monkeypatch.setenv("DICOM_PORT", str(free))
+    monkeypatch.setenv("DICOM_BIND_ADDRESS", "127.0.0.1")
+    monkeypatch.setattr(settings, "dicom_port", free)
+    monkeypatch.setattr(settings, "dicom_bind_address", "127.0.0.1")
+
+    def answered_within(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while _dcmtk("echoscu", free).returncode != 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True
+
+    workers = [listener.start_embedded() for _ in range(3)]
+    try:
+        assert answered_within(60), "no listener started"
+        time.sleep(2)  # the others have looked for their turn by now
+        assert [w.poll() for w in workers] == [None, None, None]  # none failed on the port
+        first = next(w for w in workers if _listens(w.pid, free))
+        assert sum(_listens(w.pid, free) for w in workers) == 1
+        first.terminate()
+        first.wait(timeout=30)
+        assert answered_within(30), "no listener took over"
+        assert sum(_listens(w.pid, free) for w in workers if w is not first) == 1
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=30)
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` has a socket listening on ``port`` (read from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.split(":")[1], 16) == port and inode in inodes:
+            return True
+    return False
+
+
 def test_refusals_kept_for_counting_stay_bounded():
     from pacs_app.dimse.listener import Repeats
 

@@ -6,4 +6,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 "$ROOT/scripts/setup.sh"
+"$ROOT/scripts/fetch_ohif.sh"
 exec python -m pytest "$@"

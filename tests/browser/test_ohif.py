@@ -1,4 +1,4 @@
-"""The OHIF viewer (3.13, the npm build that `scripts/setup.sh` fetches) as a radiologist's
+"""The OHIF viewer (3.13, the npm build that `scripts/fetch_ohif.sh` fetches) as a radiologist's
 third-party DICOMweb viewer on this server, in Chromium: its study list finds a study by
 QIDO-RS, a double click opens it, and the image it shows holds the pixel values of the file.
 
@@ -121,7 +121,7 @@ def _serve_ohif(dicomweb: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def ohif(app_url) -> Iterator[str]:
     if not (OHIF / "index.html").exists():
-        reason = f"the OHIF viewer is not at {OHIF} (scripts/setup.sh fetches it)"
+        reason = f"the OHIF viewer is not at {OHIF} (scripts/test.sh fetches it: fetch_ohif.sh)"
         if os.environ.get("PACS_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser tests required but cannot run: {reason}")
         pytest.skip(reason)

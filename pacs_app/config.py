@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{ROOT_DIR / 'data' / 'pacs.db'}"
     storage_path: Path = ROOT_DIR / "storage"
     redis_url: str | None = None
+    # PostgreSQL: the connections each process of the app keeps open (its pool), and how many
+    # more it may open under load. Each backend worker (several with REDIS_URL) has its own:
+    # their sum must stay under the server's max_connections (the app warns at start where it
+    # may not). Unset: see ``database_pool``.
+    database_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    database_max_overflow: int | None = Field(default=None, ge=0, le=1000)
 
     access_token_expire_minutes: int = Field(default=480, ge=1, le=60 * 24 * 7)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
@@ -152,6 +158,24 @@ class Settings(BaseSettings):
         if self.ingest_processes is not None:
             return self.ingest_processes
         return 0 if self.redis_url else min(max(os.cpu_count() or 1, 2), 8)
+
+    @property
+    def backend_worker_count(self) -> int:
+        """How many backend workers ``reflex run --env prod`` starts: one, or with REDIS_URL
+        Reflex's rule (twice the CPUs and one, at most 8)."""
+        return min((os.cpu_count() or 1) * 2 + 1, 8) if self.redis_url else 1
+
+    @property
+    def database_pool(self) -> tuple[int, int]:
+        """Each process's PostgreSQL pool size and overflow: as set, or else 10 and 20 more
+        for one backend worker, and for several an even share of 80 connections (a server
+        allows 100 unless told otherwise; the rest are for the AI worker, the DICOM listener,
+        the ingest processes and administrators)."""
+        workers = self.backend_worker_count
+        share = 30 if workers == 1 else max(4, 80 // workers)
+        size = self.database_pool_size or min(10, share // 2)
+        overflow = self.database_max_overflow
+        return size, max(0, share - size) if overflow is None else overflow
 
     @property
     def is_production(self) -> bool:

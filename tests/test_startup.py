@@ -114,3 +114,59 @@ def test_the_example_environment_file_loads_as_it_is(tmp_path):
     loaded = Settings(_env_file=str(env))
     assert loaded.frontend_port is None and loaded.ingest_processes is None
     assert loaded.redis_url is None
+
+
+def test_the_postgresql_pool_follows_the_settings(monkeypatch, database_url):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, database_pool_size=0)
+    if not database_url.startswith("postgresql"):
+        return  # SQLite's connections are not pooled to a server
+    from pacs_app.config import settings
+
+    monkeypatch.setattr(settings, "database_pool_size", 3)
+    monkeypatch.setattr(settings, "database_max_overflow", 4)
+    engine = db.get_engine(f"{database_url}?application_name=pool-test")  # an engine of its own
+    try:
+        assert (engine.pool.size(), engine.pool._max_overflow) == (3, 4)
+    finally:
+        engine.dispose()
+
+
+def test_each_worker_takes_a_share_of_the_connections_unless_told(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert Settings(_env_file=None).database_pool == (10, 20)  # one backend worker
+    several = Settings(_env_file=None, redis_url="redis://x")
+    assert several.backend_worker_count == 8 and several.database_pool == (5, 5)  # 80 in all
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert Settings(_env_file=None, redis_url="redis://x").database_pool == (8, 8)  # 5 workers
+    told = Settings(_env_file=None, redis_url="redis://x", database_pool_size=3)
+    assert told.database_pool == (3, 13)
+    told = Settings(_env_file=None, database_pool_size=2, database_max_overflow=0)
+    assert told.database_pool == (2, 0)
+
+
+def test_start_up_warns_where_the_workers_could_open_more_connections_than_allowed(
+    monkeypatch, database_url, caplog
+):
+    import os
+
+    from pacs_app.config import settings
+
+    monkeypatch.setattr(settings, "redis_url", "redis://127.0.0.1:6379/14")
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # Reflex then starts 8 workers
+    assert system.connection_budget_exceeded(database_url) is None  # their share: 80 in all
+    monkeypatch.setattr(settings, "database_pool_size", 10)
+    monkeypatch.setattr(settings, "database_max_overflow", 20)
+    budget = system.connection_budget_exceeded(database_url)
+    if not database_url.startswith("postgresql"):
+        assert budget is None  # SQLite has no server limit
+        return
+    assert budget.startswith("8 backend worker(s) may open up to 240 PostgreSQL connections")
+    assert "DATABASE_POOL_SIZE" in budget and "max_connections" in budget
+    with caplog.at_level("WARNING", logger="pacs.startup"):
+        system.bootstrap(url=database_url, migrate=False)
+    assert budget in caplog.text

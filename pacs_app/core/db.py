@@ -58,10 +58,11 @@ def get_engine(url: str | None = None) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
+        pool_size, max_overflow = settings.database_pool
         engine = create_engine(
             url,
-            pool_size=10,
-            max_overflow=20,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             json_serializer=_json_dumps,
             hide_parameters=True,
         )

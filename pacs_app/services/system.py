@@ -34,6 +34,8 @@ def bootstrap(*, url: str | None = None, migrate: bool | None = None) -> None:
                     "Created the demo centre and users (admin/admin123, radiologist/radio123, "
                     "centre/centre123, technician/tech123). Development mode only."
                 )
+    if budget := connection_budget_exceeded(url):
+        log.warning(budget)
     if settings.is_production:
         with db.session_scope(url) as session:
             demo = seed.accounts_with_demo_passwords(session)
@@ -44,3 +46,29 @@ def bootstrap(*, url: str | None = None, migrate: bool | None = None) -> None:
                 "passwords with `pacs set-password USERNAME` or deactivate them with "
                 "`pacs deactivate-user USERNAME`."
             )
+
+
+def connection_budget_exceeded(url: str | None = None) -> str | None:
+    """On PostgreSQL, why the backend workers could open more connections than the server
+    allows (each worker's pool and overflow, ``settings.database_pool``, against
+    ``max_connections`` less the superusers' reserve); None where they cannot, or on SQLite.
+    Past the server's limit, requests would fail under load rather than wait."""
+    engine = db.get_engine(url)
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+        reserved = int(conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+    allowed = limit - reserved
+    size, overflow = settings.database_pool
+    workers = settings.backend_worker_count
+    if workers * (size + overflow) <= allowed:
+        return None
+    return (
+        f"{workers} backend worker(s) may open up to {workers * (size + overflow)} PostgreSQL "
+        f"connections ({size} pooled and {overflow} more each), besides the AI worker's, the "
+        f"DICOM listener's and the ingest processes', but the server allows {allowed} "
+        f"(max_connections {limit}, less {reserved} reserved): under load, requests would "
+        "fail. Lower DATABASE_POOL_SIZE and DATABASE_MAX_OVERFLOW (unset, they share 80 "
+        "connections among the workers), or raise the server's max_connections."
+    )

@@ -20,7 +20,8 @@ config = rx.Config(
     app_name="pacs_app",
     frontend_port=settings.frontend_port,
     backend_port=settings.backend_port,
-    api_url=settings.effective_api_url,
+    # Unset, Reflex follows the port `reflex run` is given (--backend-port, or BACKEND_PORT).
+    **({"api_url": settings.api_url} if settings.api_url else {}),
     redis_url=settings.redis_url or None,
     trusted_proxy_hops=settings.trusted_proxy_hops,
     telemetry_enabled=False,

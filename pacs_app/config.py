@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -116,8 +115,9 @@ class Settings(BaseSettings):
     # Unset: Reflex's defaults (3000 and 8000).
     frontend_port: int | None = None
     backend_port: int | None = None
-    # The URL the browser uses to reach the backend (Reflex's api_url). Defaults to
-    # http://localhost:{backend_port}.
+    # The URL the browser uses to reach the backend (Reflex's api_url). Unset: Reflex's,
+    # http://localhost: and the backend port `reflex run` was given (--backend-port, or
+    # BACKEND_PORT); the pages read it through ``pacs_app.ui.routes.api_base``.
     api_url: str | None = None
     # The address DICOMweb clients reach this server at (https://pacs.example.org), where a
     # reverse proxy in front would otherwise give the wrong scheme or host: Retrieve URLs and
@@ -184,10 +184,6 @@ class Settings(BaseSettings):
     @property
     def demo_data_allowed(self) -> bool:
         return self.seed_demo_data and not self.is_production
-
-    @cached_property
-    def effective_api_url(self) -> str:
-        return self.api_url or f"http://localhost:{self.backend_port or 8000}"
 
 
 settings = Settings()

@@ -170,3 +170,36 @@ def test_start_up_warns_where_the_workers_could_open_more_connections_than_allow
     with caplog.at_level("WARNING", logger="pacs.startup"):
         system.bootstrap(url=database_url, migrate=False)
     assert budget in caplog.text
+
+
+def test_a_new_sqlite_database_opened_while_another_process_writes_to_it(tmp_path):
+    """The first connections switch a new database to WAL mode, which needs the file to
+    itself: SQLite refuses at once, without waiting, while another process writes to it (a
+    backend starting beside one that migrates the new database). The connection waits."""
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "pacs.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    code = (
+        "import sys; from pacs_app.core import db\n"
+        "with db.get_engine(sys.argv[1]).connect() as conn:\n"
+        "    print(conn.exec_driver_sql('PRAGMA journal_mode').scalar())"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", code, f"sqlite:///{path}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(1.5)
+    assert other.poll() is None  # waiting, not failed
+    writer.execute("COMMIT")
+    writer.close()
+    output = other.communicate(timeout=60)[0]
+    assert other.returncode == 0 and output.strip() == "wal", output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,10 +28,30 @@ from pacs_app.config import ROOT_DIR, settings
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    _use_wal(cursor)
     cursor.close()
+
+
+WAL_SWITCH_WITHIN_S = 30.0
+
+
+def _use_wal(cursor) -> None:
+    """Put the database in WAL mode, which the file keeps: the first connection to a new
+    database switches it. The switch needs the file to itself, and SQLite answers "database
+    is locked" at once, without waiting, while another process writes to it or switches it
+    too (backends starting together on a new database): try again until it is done."""
+    deadline = time.monotonic() + WAL_SWITCH_WITHIN_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _json_dumps(value: object) -> str:

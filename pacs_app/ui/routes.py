@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import reflex as rx
+
 from pacs_app.models import Role
+
+
+def api_base() -> str:
+    """The backend's address as the browser reaches it (Reflex's ``api_url``): ``API_URL``
+    where set, else ``http://localhost:`` and the port ``reflex run`` was given
+    (``--backend-port``, or ``BACKEND_PORT``). With ``reflex run`` in development the pages
+    come from another port, so the API's URLs in a page are absolute."""
+    return rx.config.get_config().api_url.rstrip("/")
+
 
 INDEX = "/"
 LOGIN = "/login"

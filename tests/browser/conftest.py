@@ -102,11 +102,11 @@ def running_app(work: Path, *, prod: bool = True, dicom_port: int | None = None)
         "SEED_DEMO_DATA": "true",
         "DATABASE_URL": f"sqlite:///{work / 'pacs.db'}",
         "STORAGE_PATH": str(work / "storage"),
-        "FRONTEND_PORT": str(pages_port),
-        "BACKEND_PORT": str(api_port),
-        "API_URL": f"http://localhost:{api_port}",
     }
-    env.pop("REDIS_URL", None)
+    # The ports as a user gives them, on the command line only: the pages must find the
+    # backend on the port `reflex run` was given.
+    for name in ("REDIS_URL", "API_URL", "FRONTEND_PORT", "BACKEND_PORT"):
+        env.pop(name, None)
     env.pop("DICOM_PORT", None)
     if dicom_port:
         env.update({"DICOM_PORT": str(dicom_port), "DICOM_BIND_ADDRESS": "127.0.0.1"})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pacs_app.config import settings
+import reflex as rx
+
 from pacs_app.services.ai import AIFindingPublic, Decision
 from pacs_app.ui.components.ai_panel import finding_row
 
@@ -31,7 +32,7 @@ def _finding(evidence: dict) -> AIFindingPublic:
 def test_an_overlay_is_fetched_from_the_api_not_the_page_server(monkeypatch):
     """`reflex run` in development serves the pages on one port (3000) and the API on another
     (8000): a path relative to the page went to the page server and showed a broken image."""
-    monkeypatch.setattr(settings, "api_url", "http://localhost:8000")
+    monkeypatch.setattr(rx.config.get_config(), "api_url", "http://localhost:8000")
     row = finding_row(_finding({"overlay": "overlay.png"}))
     assert row["overlay"] == "http://localhost:8000/ai/findings/7/overlay"
     assert finding_row(_finding({}))["overlay"] == ""

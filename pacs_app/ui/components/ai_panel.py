@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import reflex as rx
 
-from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
 from pacs_app.services import ai
 from pacs_app.ui import routes
@@ -41,9 +40,7 @@ def finding_row(f: ai.AIFindingPublic) -> dict[str, str]:
         "decision_text": f.decision_text,
         # the API's address: with `reflex run` in development the pages come from another port
         "overlay": (
-            f"{settings.effective_api_url}/ai/findings/{f.id}/overlay"
-            if f.evidence.get("overlay")
-            else ""
+            f"{routes.api_base()}/ai/findings/{f.id}/overlay" if f.evidence.get("overlay") else ""
         ),
     }
 

@@ -13,7 +13,6 @@ import json
 
 import reflex as rx
 
-from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, DomainError, NotFound
 from pacs_app.models import StudyStatus
 from pacs_app.services import ai, reports, workflow
@@ -454,7 +453,7 @@ class ReportState(AuthState):
         if actor is None:
             return
         found = await call_domain(reports.key_images, actor=actor, study_id=self._study_id)
-        base = f"{settings.effective_api_url}/dicomweb/studies/{self._study_uid}"
+        base = f"{routes.api_base()}/dicomweb/studies/{self._study_uid}"
         self.key_images = [
             {
                 "id": f"key-image-{i}",

@@ -113,7 +113,7 @@ def _dropzone() -> rx.Component:
                 spacing="2",
             ),
             id="dropzone",
-            data_api=settings.effective_api_url,
+            data_api=routes.api_base(),
             style={
                 "border": "2px dashed var(--gray-7)",
                 "border_radius": "10px",

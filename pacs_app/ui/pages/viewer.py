@@ -17,7 +17,6 @@ import json
 
 import reflex as rx
 
-from pacs_app.config import settings
 from pacs_app.core.errors import NotFound
 from pacs_app.services import dicomweb, drawn, reports, studies, workflow
 from pacs_app.ui import routes
@@ -310,7 +309,7 @@ def viewer_page() -> rx.Component:
                 ),
                 id="vw-stage",
                 tab_index=0,
-                data_api=settings.effective_api_url,
+                data_api=routes.api_base(),
                 data_study=ViewerState.study_json,
                 data_view=ViewerState.view_json,
                 style={

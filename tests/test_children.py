@@ -76,6 +76,18 @@ def test_other_apps_children_do_not_wait(started):
             child.wait(timeout=10)
 
 
+def test_two_checkouts_naming_the_same_relative_database_are_two_apps(monkeypatch, tmp_path):
+    from pacs_app.config import settings
+
+    monkeypatch.setattr(settings, "database_url", "sqlite:///./data/pacs.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(settings, "storage_path", Path("storage"))  # .env.example's, relative
+    here = turn_lock_path("the embedded AI worker")
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    assert turn_lock_path("the embedded AI worker") != here
+
+
 def test_children_and_standbys_end_with_the_worker_that_started_them(started):
     """A backend worker killed without its shutdown (no SIGTERM to its children)."""
     what = f"test child {uuid.uuid4()}"

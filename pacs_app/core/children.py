@@ -41,11 +41,13 @@ def start_child(module: str, *, one_per_app: str | None = None) -> subprocess.Po
 
 
 def turn_lock_path(what: str) -> str:
-    """The lock file of ``what`` for this app (its database) on this machine: in the
-    temporary folder, which is the machine's own even where storage is shared."""
+    """The lock file of ``what`` for this app (its database and storage: two checkouts may
+    both name ``sqlite:///./data/pacs.db``) on this machine: in the temporary folder, which
+    is the machine's own even where storage is shared."""
     from pacs_app.config import settings
 
-    digest = hashlib.sha256(f"{settings.database_url}\n{what}".encode()).hexdigest()[:16]
+    app = f"{settings.database_url}\n{settings.storage_path.resolve()}\n{what}"
+    digest = hashlib.sha256(app.encode()).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), f"pacs-{digest}.lock")
 
 

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import reflex as rx
 
+from pacs_app.config import settings
 from pacs_app.models import Role
 
 
 def api_base() -> str:
-    """The backend's address as the browser reaches it (Reflex's ``api_url``): ``API_URL``
-    where set, else ``http://localhost:`` and the port ``reflex run`` was given
-    (``--backend-port``, or ``BACKEND_PORT``). With ``reflex run`` in development the pages
-    come from another port, so the API's URLs in a page are absolute."""
-    return rx.config.get_config().api_url.rstrip("/")
+    """Where the pages' own requests (the viewer's, the uploader's, the AI overlay's) reach
+    the backend. Where one port serves pages and backend (``--single-port``, as production
+    and the Docker image run) and ``API_URL`` is unset: nothing, so each request goes to the
+    page's own origin, whatever address the browser used (``http://localhost:8000`` would
+    send a radiologist's browser on another machine to its own computer). Otherwise
+    Reflex's ``api_url``: ``API_URL``, or ``http://localhost:`` and the backend port
+    ``reflex run`` was given (development: the pages come from another port)."""
+    config = rx.config.get_config()
+    if (
+        not settings.api_url
+        and config.frontend_port
+        and config.frontend_port == config.backend_port
+    ):
+        return ""
+    return config.api_url.rstrip("/")
 
 
 INDEX = "/"

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     def ingest_process_count(self) -> int:
         if self.ingest_processes is not None:
             return self.ingest_processes
-        return 0 if self.redis_url else min(max(os.cpu_count() or 1, 2), 8)
+        return 0 if self.backend_worker_count > 1 else min(max(os.cpu_count() or 1, 2), 8)
 
     @property
     def backend_worker_count(self) -> int:

@@ -192,8 +192,6 @@ def redis_url() -> str:
 @pytest.fixture
 def unused_port() -> int:
     """A local port nothing listens on now (for a workstation's own storage SCP)."""
-    import socket
+    from tests.processes import free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()

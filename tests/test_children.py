@@ -13,26 +13,9 @@ from pathlib import Path
 import pytest
 
 from pacs_app.core.children import start_child, turn_lock_path
+from tests.processes import running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, reaped by no one here, has ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
-
-
-def _wait_for(condition, seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 @pytest.fixture
@@ -48,7 +31,7 @@ def started(tmp_path, monkeypatch):
 def test_one_child_runs_and_a_standby_takes_over_when_it_ends(started):
     what = f"test child {uuid.uuid4()}"
     first = start_child("tests.turn_child", one_per_app=what)
-    assert _wait_for(lambda: started() == [first.pid])
+    assert wait_for(lambda: started() == [first.pid])
     second = start_child("tests.turn_child", one_per_app=what)
     try:
         time.sleep(2.5)  # it has asked for its turn more than once
@@ -57,7 +40,7 @@ def test_one_child_runs_and_a_standby_takes_over_when_it_ends(started):
         first.terminate()
         first.wait(timeout=10)
         # it becomes the child in its own process: the worker that started it stops it
-        assert _wait_for(lambda: started() == [first.pid, second.pid])
+        assert wait_for(lambda: started() == [first.pid, second.pid])
         assert Path(turn_lock_path(what)).read_text() == str(second.pid)
     finally:
         for child in (first, second):
@@ -69,7 +52,7 @@ def test_other_apps_children_do_not_wait(started):
     first = start_child("tests.turn_child", one_per_app=f"test child {uuid.uuid4()}")
     other = start_child("tests.turn_child", one_per_app=f"test child {uuid.uuid4()}")
     try:
-        assert _wait_for(lambda: sorted(started()) == sorted([first.pid, other.pid]))
+        assert wait_for(lambda: sorted(started()) == sorted([first.pid, other.pid]))
     finally:
         for child in (first, other):
             child.terminate()
@@ -105,13 +88,13 @@ def test_children_and_standbys_end_with_the_worker_that_started_them(started):
         text=True,
     )
     children = [int(pid) for pid in worker.stdout.readline().split()]
-    assert _wait_for(lambda: len(started()) == 1)  # either may have taken its turn first
-    running = started()
-    assert set(running) < set(children) and all(map(_running, children))
+    assert wait_for(lambda: len(started()) == 1)  # either may have taken its turn first
+    took_turn = started()
+    assert set(took_turn) < set(children) and all(map(running, children))
     worker.kill()
     worker.wait()
-    assert _wait_for(lambda: not any(map(_running, children)))
-    assert started() == running  # the standby did not take over from an app that ended
+    assert wait_for(lambda: not any(map(running, children)))
+    assert started() == took_turn  # the standby did not take over from an app that ended
 
 
 def test_the_embedded_ai_worker_runs_once_per_machine(monkeypatch, tmp_path, database_url):
@@ -125,7 +108,7 @@ def test_the_embedded_ai_worker_runs_once_per_machine(monkeypatch, tmp_path, dat
     children = [worker.start_embedded() for _ in range(2)]
     try:
         pids = {str(c.pid) for c in children}
-        assert _wait_for(lambda: lock.exists() and lock.read_text() in pids)
+        assert wait_for(lambda: lock.exists() and lock.read_text() in pids)
         holder = next(c for c in children if str(c.pid) == lock.read_text())
         standby = next(c for c in children if c is not holder)
         command = {c: Path(f"/proc/{c.pid}/cmdline").read_text().split("\0") for c in children}

@@ -15,34 +15,15 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tests.processes import free_port, group_commands, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _group_commands(pgid: int) -> list[list[str]]:
-    """The command lines of the processes of process group ``pgid`` that run (not zombies)."""
-    commands = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[2]) == pgid and stat[0] not in ("Z", "X"):
-                commands.append((proc / "cmdline").read_text().split("\0"))
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-    return commands
 
 
 def test_several_backend_workers_start_on_an_empty_database(
     empty_database_url, redis_url, tmp_path
 ):
-    port, dicom_port = _free_port(), _free_port()
+    port, dicom_port = free_port(), free_port()
     env = {
         **os.environ,
         "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{ROOT / '.venv/bin'}:{os.environ['PATH']}",
@@ -88,7 +69,7 @@ def test_several_backend_workers_start_on_an_empty_database(
             assert json.loads(r.read())["access_token"]
 
         # one listener on the port, which answers; one AI worker; the rest stand by
-        commands = _group_commands(app.pid)
+        commands = group_commands(app.pid)
         modules = [c[2] for c in commands if len(c) > 2 and c[1] == "-m"]
         assert modules.count("pacs_app.dimse.listener") == 1, commands
         assert modules.count("pacs_app.ai.worker") == 1, commands
@@ -107,7 +88,4 @@ def test_several_backend_workers_start_on_an_empty_database(
             os.killpg(app.pid, signal.SIGKILL)
             app.wait()
     # everything it started has ended with it, standbys included
-    deadline = time.monotonic() + 20
-    while _group_commands(app.pid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert _group_commands(app.pid) == []
+    assert wait_for(lambda: not group_commands(app.pid), 20), group_commands(app.pid)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("PACS_CHROMIUM", "/usr/bin/chromium")
@@ -55,12 +56,6 @@ def _require_browser() -> None:
         pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_until_up(api: str, pages: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -87,8 +82,8 @@ def running_app(work: Path, *, prod: bool = True, dicom_port: int | None = None)
     Otherwise ``reflex run``'s development server as the README starts it: the pages on one
     port, the backend (API, events) on another, in ``.web-dev-test``.
     ``dicom_port``: the DICOM listener's port on 127.0.0.1 (none without it)."""
-    pages_port = _free_port()
-    api_port = pages_port if prod else _free_port()
+    pages_port = free_port()
+    api_port = pages_port if prod else free_port()
     log = work / "reflex.log"
     env = {
         **os.environ,
@@ -144,7 +139,7 @@ def running_app(work: Path, *, prod: bool = True, dicom_port: int | None = None)
 @pytest.fixture(scope="session")
 def dicom_port() -> int:
     """The port of the app's DICOM listener (``reflex run`` starts it, as DICOM_PORT asks)."""
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="session")

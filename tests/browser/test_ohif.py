@@ -35,9 +35,10 @@ from playwright.sync_api import expect
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import generate_uid
 
-from tests.browser.conftest import ROOT, _free_port
+from tests.browser.conftest import ROOT
 from tests.browser.test_viewer import _token, _upload
 from tests.dicom_factory import TESTDATA, make_series
+from tests.processes import free_port
 
 pytestmark = [
     pytest.mark.browser,
@@ -109,7 +110,7 @@ def _serve_ohif(dicomweb: str) -> Iterator[str]:
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

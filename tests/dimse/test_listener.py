@@ -324,17 +324,16 @@ def test_the_command_refuses_to_start_without_a_port(capsys, settings, monkeypat
     assert "AE title" in capsys.readouterr().err
 
 
-def test_pacs_dicom_listener_runs_as_its_own_process(dcmtk, session, world, database_url, tmp_path):
+def test_pacs_dicom_listener_runs_as_its_own_process(
+    dcmtk, session, world, database_url, tmp_path, unused_port
+):
     """`pacs dicom-listener`: what an operator runs beside the app (or `reflex run` starts
     with DICOM_PORT): it stores into STORAGE_PATH, and stops on SIGTERM."""
     import signal
-    import socket
     import sys
     import time
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = unused_port
     storage = tmp_path / "storage"
     env = {**os.environ, "DATABASE_URL": database_url, "STORAGE_PATH": str(storage)}
     command = [sys.executable, "-m", "pacs_app.cli", "dicom-listener", "--host", "127.0.0.1"]
@@ -366,20 +365,18 @@ def test_pacs_dicom_listener_runs_as_its_own_process(dcmtk, session, world, data
 
 
 def test_of_several_backend_workers_one_listens_and_another_takes_over(
-    dcmtk, world, database_url, tmp_path, monkeypatch
+    dcmtk, world, database_url, tmp_path, monkeypatch, unused_port
 ):
     """With REDIS_URL set, `reflex run` runs several backend workers, and each starts the
     listener that DICOM_PORT asks for: one listens; the others stand by instead of failing
     on the port, and one of them takes over when it ends."""
-    import socket
     import time
 
     from pacs_app.config import settings
     from pacs_app.dimse import listener
+    from tests.processes import listens, wait_for
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = unused_port
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("STORAGE_PATH", str(tmp_path / "storage"))
     monkeypatch.setenv("DICOM_PORT", str(free))
@@ -387,48 +384,25 @@ def test_of_several_backend_workers_one_listens_and_another_takes_over(
     monkeypatch.setattr(settings, "dicom_port", free)
     monkeypatch.setattr(settings, "dicom_bind_address", "127.0.0.1")
 
-    def answered_within(seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while _dcmtk("echoscu", free).returncode != 0:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.3)
-        return True
+    def answered() -> bool:
+        return _dcmtk("echoscu", free).returncode == 0
 
     workers = [listener.start_embedded() for _ in range(3)]
     try:
-        assert answered_within(60), "no listener started"
+        assert wait_for(answered, 60, every=0.3), "no listener started"
         time.sleep(2)  # the others have looked for their turn by now
         assert [w.poll() for w in workers] == [None, None, None]  # none failed on the port
-        first = next(w for w in workers if _listens(w.pid, free))
-        assert sum(_listens(w.pid, free) for w in workers) == 1
+        first = next(w for w in workers if listens(w.pid, free))
+        assert sum(listens(w.pid, free) for w in workers) == 1
         first.terminate()
         first.wait(timeout=30)
-        assert answered_within(30), "no listener took over"
-        assert sum(_listens(w.pid, free) for w in workers if w is not first) == 1
+        assert wait_for(answered, 30, every=0.3), "no listener took over"
+        assert sum(listens(w.pid, free) for w in workers if w is not first) == 1
     finally:
         for w in workers:
             w.terminate()
         for w in workers:
             w.wait(timeout=30)
-
-
-def _listens(pid: int, port: int) -> bool:
-    """Whether process ``pid`` has a socket listening on ``port`` (read from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, state, inode = fields[1], fields[3], fields[9]
-        if state == "0A" and int(local.split(":")[1], 16) == port and inode in inodes:
-            return True
-    return False
 
 
 def test_refusals_kept_for_counting_stay_bounded():

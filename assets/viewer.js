@@ -195,19 +195,20 @@
   }
 
   async function loadPixels(img) {
-    if (img.values || img.rgb) return img;
+    if (img.values || img.rgba) return img;
     if (img.loading) return img.loading;
     img.loading = (async function () {
       var path = instancePath(img) + "/frames/" + (img.frame + 1);
-      var res = await get(path, 'multipart/related; type="application/octet-stream"');
-      var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
-      var buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
       var n = img.rows * img.cols;
-      if (img.samples === 3) {
-        img.rgb = new Uint8ClampedArray(buf.byteLength >= n * 3 ? buf.slice(0, n * 3) : buf);
+      if (isColour(img)) {
+        img.rgba = await colourPixels(img, path);
       } else {
+        var res = await get(path, 'multipart/related; type="application/octet-stream"');
+        var bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
+        var buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
         var raw;
-        if (img.bits > 16) raw = img.signed ? new Int32Array(buf) : new Uint32Array(buf);
+        if (img.bits === 1) raw = unpackBits(new Uint8Array(buf), n);
+        else if (img.bits > 16) raw = img.signed ? new Int32Array(buf) : new Uint32Array(buf);
         else if (img.bits > 8) raw = img.signed ? new Int16Array(buf) : new Uint16Array(buf);
         else raw = img.signed ? new Int8Array(buf) : new Uint8Array(buf);
         var values = new Float32Array(n);
@@ -228,6 +229,37 @@
       return img;
     })();
     try { return await img.loading; } catch (e) { img.loading = null; img.error = e; throw e; }
+  }
+
+  // single-bit pixels, 8 to a byte, the first in the least significant bit (PS3.5 8.1.1)
+  function unpackBits(packed, n) {
+    var out = new Uint8Array(n);
+    for (var i = 0; i < n; i++) out[i] = (packed[i >> 3] >> (i & 7)) & 1;
+    return out;
+  }
+
+  // Colour: palette, YBR (native or compressed), planes, 16-bit samples. The server renders
+  // the frame (pydicom converts each to RGB) as a lossless PNG, without its overlay planes,
+  // which the viewer draws in a layer of its own; the frames resource sends native colour as
+  // stored, as the metadata describes it, for clients that convert it themselves.
+  function isColour(img) {
+    return img.samples > 1 || (img.photometric || "").indexOf("PALETTE") === 0;
+  }
+  async function colourPixels(img, path) {
+    var res = await get(path + "/rendered?overlays=false", "image/png");
+    var bitmap = await createImageBitmap(await res.blob(),
+      { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    try {
+      if (bitmap.width !== img.cols || bitmap.height !== img.rows) {
+        throw new Error("The server rendered " + bitmap.width + " x " + bitmap.height +
+          " pixels for an image of " + img.cols + " x " + img.rows + ".");
+      }
+      var canvas = document.createElement("canvas");
+      canvas.width = img.cols; canvas.height = img.rows;
+      var ctx = canvas.getContext("2d");
+      ctx.drawImage(bitmap, 0, 0);
+      return ctx.getImageData(0, 0, img.cols, img.rows).data;
+    } finally { bitmap.close(); }
   }
 
   function defaultWindow(img) {
@@ -459,10 +491,8 @@
     var octx = off.getContext("2d");
     var data = octx.createImageData(img.cols, img.rows);
     var out = data.data, n = img.rows * img.cols, i;
-    if (img.rgb) {
-      for (i = 0; i < n; i++) {
-        out[i * 4] = img.rgb[i * 3]; out[i * 4 + 1] = img.rgb[i * 3 + 1]; out[i * 4 + 2] = img.rgb[i * 3 + 2]; out[i * 4 + 3] = 255;
-      }
+    if (img.rgba) {
+      out.set(img.rgba);
     } else {
       var c = V.wc, w = V.ww, low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
       var flip = (img.photometric === "MONOCHROME1") !== V.invert;
@@ -500,7 +530,7 @@
     // a waveform is drawn again to the panel's new width (nothing is done at the same width)
     var doc = V.stage.querySelector(".vw-doc");
     if (img && img.waveform && doc && (doc.getAttribute("data-sop") || "").indexOf(img.sop + ":wave") === 0) showWaveform(img);
-    if (!img || (!img.values && !img.rgb)) { overlay(); return; }
+    if (!img || (!img.values && !img.rgba)) { overlay(); return; }
     if (V.needsRender) { renderImage(img); V.needsRender = false; }
     ctx.imageSmoothingEnabled = V.zoom < 1;
     ctx.setTransform(V.zoom, 0, 0, V.zoom, Math.round(V.panX), Math.round(V.panY));
@@ -818,7 +848,7 @@
     var p = m.p, rx = Math.abs(p[2] - p[0]) / 2, ry = Math.abs(p[3] - p[1]) / 2;
     var area = img.spacing ? (Math.PI * rx * img.spacing[1] * ry * img.spacing[0]).toFixed(1) + " mm²"
       : (Math.PI * rx * ry).toFixed(1) + " px² (no PixelSpacing)";
-    if (img.rgb) return "area " + area + "\nno values: a colour image";
+    if (img.rgba) return "area " + area + "\nno values: a colour image";
     var st = m.stats || roiStats(img, p);
     if (!st.n) return "area " + area + "\nno pixel inside";
     var mean = st.sum / st.n, sd = Math.sqrt(Math.max(0, st.sq / st.n - mean * mean)), unit = img.unit ? " " + img.unit : "";
@@ -834,7 +864,7 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgb ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
+      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
       (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
@@ -848,7 +878,7 @@
     V.stage.setAttribute("data-window", Math.round(V.wc) + "," + Math.round(V.ww));
     V.stage.setAttribute("data-zoom", V.zoom.toFixed(4));
     V.stage.setAttribute("data-overlays", img && img.overlays && img.overlays.count ? (V.showOverlays ? "shown" : "hidden") : "none");
-    var shown = !!(img && (img.values || img.rgb));
+    var shown = !!(img && (img.values || img.rgba));
     // data-shown: an image is on the canvas; data-ready: and the series is loaded around it
     if (shown && !V.firstShownAt) {
       // the time of the first frame that paints it (the canvas is drawn; the frame shows it)
@@ -887,7 +917,7 @@
     var marked = isKey(img), path = "/studies/" + V.study.study_id + "/key-images/" + encodeURIComponent(img.sop) +
       "?frame=" + (img.frame + 1);
     // marked with the window it is seen with, which the report's PDF prints it with
-    if (!marked && !img.rgb) path += "&window=" + V.wc.toFixed(2) + "," + Math.max(1, V.ww).toFixed(2);
+    if (!marked && !img.rgba) path += "&window=" + V.wc.toFixed(2) + "," + Math.max(1, V.ww).toFixed(2);
     try {
       var res = await get(path, "application/json", marked ? "DELETE" : "PUT");
       setKeys((await res.json()).map(function (k) { return { sop: k.sop_instance_uid, frame: k.frame }; }));
@@ -952,12 +982,12 @@
       draw();
       return;
     }
-    if (!img.values && !img.rgb) {
+    if (!img.values && !img.rgba) {
       draw();
       try { await loadPixels(img); } catch (e) { if (V.images[V.index] === img) { message(e.message); draw(); } return; }
       if (V.images[V.index] !== img) return;
     }
-    if (!V.windowSet && !img.rgb) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
+    if (!V.windowSet && !img.rgba) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
     if (!V.fitted) { fit(); V.fitted = true; }
     V.needsRender = true;
     draw();
@@ -968,7 +998,7 @@
     var queue = [];
     for (var d = 1; d <= PREFETCH_AHEAD; d++) queue.push(V.index + d);
     for (d = 1; d <= PREFETCH_BEHIND; d++) queue.push(V.index - d);
-    queue = queue.filter(function (i) { var im = V.images[i]; return im && !im.isReport && !im.notImage && !im.values && !im.rgb && !im.loading && !im.error; });
+    queue = queue.filter(function (i) { var im = V.images[i]; return im && !im.isReport && !im.notImage && !im.values && !im.rgba && !im.loading && !im.error; });
     var active = 0;
     function next() {
       while (active < PARALLEL && queue.length) {
@@ -997,7 +1027,7 @@
     var img = V.images[V.index];
     V.invert = false; V.windowSet = false;
     if (img) { delete V.measures[imageKey(img)]; saveMeasures(); }  // this image's measurements
-    if (img && (img.values || img.rgb)) { var w = img.rgb ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
+    if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
   }
   function setWindow(c, w) { V.wc = c; V.ww = Math.max(1, w); V.windowSet = true; V.needsRender = true; draw(); save(); }
@@ -1039,7 +1069,7 @@
       V.cineTimer = setInterval(function () {
         var nextIndex = (V.index + 1) % V.images.length;
         var im = V.images[nextIndex];
-        if (im.values || im.rgb) go(nextIndex); else prefetch();
+        if (im.values || im.rgba) go(nextIndex); else prefetch();
       }, 1000 / V.fps);
     }
     draw();
@@ -1488,7 +1518,7 @@
       images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
-      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, series: V.series && V.series.uid, invert: V.invert,
+      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert,
         measure: imageMeasures().slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
       measures: function () { return imageMeasures().map(function (m) { return m.kind; }); },

@@ -117,3 +117,45 @@ def make_multiframe(path: Path, frames: int = 3, size: int = 16) -> pydicom.Data
     ds.PixelData = (np.arange(frames * size * size) % 100).astype(np.uint8).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     return ds
+
+
+def make_single_bit(path: Path, frames: int = 3, rows: int = 29, columns: int = 37) -> np.ndarray:
+    """A single-bit multi-frame secondary capture saved at ``path``, whose frames (29 x 37
+    bits by default) start inside a byte from the second on; its bits as (frames, rows,
+    columns), one byte each."""
+    from pydicom.pixels import pack_bits
+
+    ds = make_multiframe(path, frames=frames)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7.1"
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 1, 0
+    bits = np.random.default_rng(7).integers(0, 2, (frames, rows, columns), dtype=np.uint8)
+    bits[:, 0, :] = 1  # each frame's first row set: a frame cut at the wrong bit shows
+    ds.PixelData = pack_bits(bits)
+    ds.save_as(path, enforce_file_format=True)
+    return bits
+
+
+def example(name: str) -> pydicom.Dataset:
+    """A shared test file (its path under ``TESTDATA``), or one of pydicom's examples
+    (``pydicom:...``): its palette colour image, or its RGB image stored plane by plane
+    (Planar Configuration 1)."""
+    if name == "pydicom:palette":
+        return pydicom.examples.palette_color
+    if name == "pydicom:planes":
+        ds = pydicom.examples.rgb_color
+        ds.PixelData = np.ascontiguousarray(ds.pixel_array.transpose(2, 0, 1)).tobytes()
+        ds.PlanarConfiguration = 1
+        return ds
+    return pydicom.dcmread(TESTDATA / name)
+
+
+def restamped(name: str, folder: Path, patient_id: str, patient_name: str) -> Path:
+    """A copy of :func:`example` ``name`` as a new study of its own patient."""
+    ds = example(name)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientID, ds.PatientName = patient_id, patient_name
+    path = folder / f"{patient_id}.dcm"
+    ds.save_as(path)
+    return path

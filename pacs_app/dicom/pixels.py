@@ -93,6 +93,14 @@ def decode_frame(ds: pydicom.Dataset, index: int = 0) -> np.ndarray:
     _check_frame(ds, index)
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise PixelDataError("The instance has no pixel data (it is not an image).")
+    if int(ds.get("BitsAllocated") or 0) == 1:
+        # pydicom 3.0.2 cannot cut out some single-bit frames that start inside a byte (of
+        # 3 x 5 bits, the second on: "cannot reshape array"); native ones are unpacked here
+        cut = stored_frame(ds, index)
+        if cut is not None and cut[1] == pydicom.uid.ExplicitVRLittleEndian:
+            shape = (int(ds.Rows), int(ds.Columns))
+            bits = np.unpackbits(np.frombuffer(cut[0], np.uint8), bitorder="little")
+            return bits[: shape[0] * shape[1]].reshape(shape)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -261,9 +269,11 @@ def stored_frame(ds: pydicom.Dataset, index: int = 0) -> tuple[bytes, str] | Non
     instance's metadata (Photometric Interpretation, Planar Configuration, Samples per Pixel)
     describes, which a decoded frame (:func:`raw_frame`) is not for colour images.
 
+    Single-bit frames are packed from the start of a byte (:func:`_bit_run`).
+
     ``None`` where the frame cannot be cut out as stored (no transfer syntax known, float
-    pixel data, single-bit frames that do not start on a byte, a length short of the frame,
-    a malformed fragment sequence); :class:`NotFound` for a frame out of range.
+    pixel data, a length short of the frame, a malformed fragment sequence);
+    :class:`NotFound` for a frame out of range.
     """
     frames = _check_frame(ds, index)
     value = ds.get("PixelData")
@@ -286,19 +296,35 @@ def stored_frame(ds: pydicom.Dataset, index: int = 0) -> tuple[bytes, str] | Non
     values = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * samples
     if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
         values = values * 2 // 3  # two chrominance values per two pixels (PS3.3 C.7.6.3.1.2)
-    if bits not in (1, 8, 16, 32, 64) or values * bits % 8 or values * index * bits % 8:
+    if bits not in (1, 8, 16, 32, 64) or (values * bits % 8 and bits != 1):
         return None
-    size = values * bits // 8
     if syntax == pydicom.uid.ExplicitVRBigEndian:
         # big endian words: of the sample's size, or pairs of 8-bit samples in an OW value
         word = bits // 8 if bits > 8 else 2 if ds["PixelData"].VR == "OW" else 1
         if word > 1:
             whole = len(value) // word * word
             value = np.frombuffer(value[:whole], dtype=f">u{word}").astype(f"<u{word}").tobytes()
+    if bits == 1:
+        data = _bit_run(value, values * index, values)
+        return None if data is None else (data, pydicom.uid.ExplicitVRLittleEndian)
+    size = values * bits // 8
     data = value[size * index : size * (index + 1)]
     if len(data) != size:
         return None
     return bytes(data), pydicom.uid.ExplicitVRLittleEndian
+
+
+def _bit_run(value: bytes, start: int, count: int) -> bytes | None:
+    """``count`` single-bit values from bit ``start`` of ``value``, packed again from the start
+    of a byte, the first value in the least significant bit (PS3.5 8.1.1: the frames of
+    single-bit pixel data follow each other bit by bit, so a frame may start inside a byte,
+    and a client takes each frame it is sent as starting on one). ``None`` where ``value``
+    is short."""
+    first, end = start // 8, (start + count + 7) // 8
+    if len(value) < end:
+        return None
+    bits = np.unpackbits(np.frombuffer(value, np.uint8, end - first, first), bitorder="little")
+    return np.packbits(bits[start % 8 : start % 8 + count], bitorder="little").tobytes()
 
 
 def raw_frame(ds: pydicom.Dataset, index: int = 0) -> bytes:

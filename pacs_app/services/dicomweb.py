@@ -499,10 +499,28 @@ def parse_window(text: str | None) -> pixels.Window | None:
         raise InvalidInput(f"window values must be numbers: {text!r}.") from exc
 
 
+def parse_overlays(text: str | None) -> bool:
+    """``overlays=true|false`` (this server's extension of the rendered resources): whether
+    the frame's overlay planes are burnt into it, as they are by default. A viewer that draws
+    them in a layer of its own, which its user can hide, asks without them."""
+    if text is None or text.lower() in ("true", "yes", "1"):
+        return True
+    if text.lower() in ("false", "no", "0"):
+        return False
+    raise InvalidInput(f"overlays must be true or false: {text!r}.")
+
+
 def rendered(
-    found: StoredInstance, *, frame: int, window: pixels.Window | None, fmt: str, quality: int = 90
+    found: StoredInstance,
+    *,
+    frame: int,
+    window: pixels.Window | None,
+    fmt: str,
+    quality: int = 90,
+    overlays: bool = True,
 ) -> bytes:
-    return pixels.encode(pixels.render(dataset(found), frame, window), fmt, quality)
+    image = pixels.render(dataset(found), frame, window, with_overlays=overlays)
+    return pixels.encode(image, fmt, quality)
 
 
 UNCOMPRESSED = (transcode.EXPLICIT_LE, transcode.IMPLICIT_LE)
@@ -521,8 +539,13 @@ def frames(
       metadata says of its pixels holds for these, colour included. Clients that decode
       frames themselves (OHIF and the cornerstone loaders ask ``transfer-syntax=*``) get this;
     - *uncompressed* (``application/octet-stream``, Explicit or Implicit VR Little Endian):
-      the decoded stored values, colour images as interleaved RGB (palette applied), as this
-      server's viewer reads them.
+      native colour and single-bit frames as stored, as the metadata describes them (palette
+      indexes, YBR, planes; bits packed 8 to a byte), as for ``*``; the rest decoded:
+      greyscale as stored values (bits above BitsStored cleared, signed values
+      sign-extended), and compressed colour as interleaved
+      RGB, which is what its decoders give (the metadata still names the stored form, as with
+      other archives: a client that must have the metadata's form asks for it as stored).
+      This server's viewer asks for colour images rendered, not as frames.
 
     Each part's Content-Type names its transfer syntax, which clients read to decode it.
     :class:`NotAcceptable` where none can be made (a compressed type other than the stored
@@ -540,15 +563,24 @@ def frames(
                 if part is not None:
                     return f"{part}; transfer-syntax={kept}", [f[0] for f in stored if f]
         if media == "application/octet-stream" and syntax in (*UNCOMPRESSED, "*"):
-            return f"{media}; transfer-syntax={transcode.EXPLICIT_LE}", [
-                pixels.raw_frame(ds, i) for i in indexes
-            ]
+            return f"{media}; transfer-syntax={transcode.EXPLICIT_LE}", _uncompressed(ds, indexes)
     syntax = found.transfer_syntax or ""
     raise NotAcceptable(
         "These frames can be sent uncompressed (application/octet-stream) or as stored ("
         + (transcode.syntax_name(syntax) if syntax else "in a syntax not known")
         + "), which the Accept header does not take."
     )
+
+
+def _uncompressed(ds: pydicom.Dataset, indexes: list[int]) -> list[bytes]:
+    """Frames ``indexes`` uncompressed, little endian (see :func:`frames`): a native colour or
+    single-bit image's as stored, since decoded ones (RGB, interleaved, palette applied; a
+    byte a pixel) would not be what its metadata describes; the rest decoded."""
+    if pixels.is_color(ds) or int(ds.get("BitsAllocated") or 0) == 1:
+        stored = [pixels.stored_frame(ds, i) for i in indexes]
+        if all(f is not None and f[1] == transcode.EXPLICIT_LE for f in stored):
+            return [f[0] for f in stored if f is not None]
+    return [pixels.raw_frame(ds, i) for i in indexes]
 
 
 def _frame_part(media: str, syntax: str) -> str | None:

@@ -190,6 +190,18 @@ def test_a_frames_overlay_planes_for_the_viewer(api, uploaded, session, tmp_path
     shown = np.asarray(Image.open(io.BytesIO(png)))
     # image row 5 (1-based), columns -3..16 (1-based): the first 16 columns of the image
     assert (shown[4, :16] == 255).all() and shown[4, 16] != 255
+    # without them, for a viewer that draws them in a layer its reader can hide
+    bare = api.get(
+        inst + "/rendered", headers={**h, "Accept": "image/png"}, params={"overlays": "false"}
+    )
+    assert bare.status_code == 200
+    bare_shown = np.asarray(Image.open(io.BytesIO(bare.content)))
+    drawn = np.zeros(shown.shape, bool)
+    drawn[4, :16] = drawn[4:14, 0] = True  # the plane's top row and first column, in the image
+    assert not (bare_shown[4, :16] == 255).all()
+    assert np.array_equal(bare_shown[~drawn], shown[~drawn])
+    r = api.get(inst + "/rendered", headers=h, params={"overlays": "some"})
+    assert r.status_code == 422 and "overlays must be true or false" in r.json()["detail"]
 
     assert api.get(uploaded["instance"] + "/frames/1/overlays", headers=h).json() == []
     assert api.get(inst + "/frames/2/overlays", headers=h).status_code == 404

@@ -20,7 +20,7 @@ from pacs_app.dicom import pixels, transcode
 from pacs_app.dicom.transcode import ANY, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, CannotConvert
 from pacs_app.models import Role
 from tests.api.test_dicomweb import _auth
-from tests.dicom_factory import TESTDATA, make_multiframe
+from tests.dicom_factory import TESTDATA, make_multiframe, make_single_bit, restamped
 from tests.factories import make_centre, make_user
 
 pytestmark = pytest.mark.skipif(
@@ -366,8 +366,9 @@ def test_native_frames_as_stored_are_little_endian_stored_values(api, mixed):
 
 
 def test_native_colour_frames_as_stored_keep_their_planes(api, session, tmp_path):
-    """A native RGB image stored plane by plane (Planar Configuration 1): as stored, its
-    frames keep the planes its metadata declares; uncompressed, they are interleaved RGB."""
+    """A native RGB image stored plane by plane (Planar Configuration 1): its frames keep the
+    planes its metadata declares, as stored and uncompressed alike (seen: uncompressed frames
+    interleaved, which a client reading the metadata takes for planes)."""
     ds = make_multiframe(tmp_path / "rgb.dcm", frames=2, size=4)
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 1
@@ -386,11 +387,71 @@ def test_native_colour_frames_as_stored_keep_their_planes(api, session, tmp_path
     )
     parts = _parts(api.get(url, headers={**headers, "Accept": FRAMES_ANY}))
     assert [body for _, body in parts] == [planes[1].tobytes(), planes[0].tobytes()]
-    parts = _parts(api.get(url, headers=headers))
-    assert [body for _, body in parts] == [
-        planes[1].transpose(1, 2, 0).tobytes(),
-        planes[0].transpose(1, 2, 0).tobytes(),
-    ]
+    for accept in (None, f'multipart/related; type="{OCTET}"'):
+        parts = _parts(api.get(url, headers={**headers, **({"Accept": accept} if accept else {})}))
+        assert [ctype for ctype, _ in parts] == [f"{OCTET}; transfer-syntax={EXPLICIT_LE}"] * 2
+        assert [body for _, body in parts] == [planes[1].tobytes(), planes[0].tobytes()]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pydicom:palette", "transfer_syntax/SC_ybr_full_422_uncompressed.dcm"],
+)
+def test_uncompressed_native_colour_frames_are_what_the_metadata_describes(
+    api, session, tmp_path, name
+):
+    """Palette indexes, not the RGB they stand for (seen: three bytes a pixel for an image
+    of one sample); YBR_FULL_422 subsampled, not converted to RGB."""
+    if not name.startswith("pydicom:") and not (TESTDATA / name).exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    path = restamped(name, tmp_path, "NATIVE-1", "NATIVE^COLOUR")
+    ds = pydicom.dcmread(path)
+    centre = make_centre(session, "COLOUR")
+    make_user(session, Role.TECHNICIAN, centre=centre, username="colour")
+    headers = _auth(api, "colour")
+    r = api.post("/studies", headers=headers, files=[("files", (path.name, path.read_bytes()))])
+    assert r.status_code == 201, r.text
+    url = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1"
+    )
+    [(ctype, body)] = _parts(api.get(url, headers=headers))
+    assert ctype == f"{OCTET}; transfer-syntax={EXPLICIT_LE}"
+    samples = ds.Rows * ds.Columns * ds.SamplesPerPixel
+    if ds.PhotometricInterpretation == "YBR_FULL_422":
+        samples = samples * 2 // 3
+    assert body == ds.PixelData[: samples * ds.BitsAllocated // 8]
+    meta = api.get(url.rsplit("/frames", 1)[0] + "/metadata", headers=headers).json()[0]
+    assert meta["00280004"]["Value"] == [ds.PhotometricInterpretation]
+
+
+def test_single_bit_frames_come_packed_as_the_metadata_describes(api, session, tmp_path):
+    """Bits packed 8 to a byte, each frame from the start of one, uncompressed and as stored
+    alike (seen: a byte a pixel uncompressed, and a frame starting inside a byte as stored
+    refused, so decoded); its rendered frames too."""
+    bits = make_single_bit(tmp_path / "bits.dcm")
+    ds = pydicom.dcmread(tmp_path / "bits.dcm")
+    centre = make_centre(session, "BITS")
+    make_user(session, Role.TECHNICIAN, centre=centre, username="bits")
+    headers = _auth(api, "bits")
+    body = (tmp_path / "bits.dcm").read_bytes()
+    r = api.post("/studies", headers=headers, files=[("files", ("bits.dcm", body))])
+    assert r.status_code == 201, r.text
+    instance = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    packed = [np.packbits(frame.ravel(), bitorder="little").tobytes() for frame in bits]
+    for accept in (None, FRAMES_ANY):
+        r = api.get(
+            instance + "/frames/2,3", headers={**headers, **({"Accept": accept} if accept else {})}
+        )
+        parts = _parts(r)
+        assert [ctype for ctype, _ in parts] == [f"{OCTET}; transfer-syntax={EXPLICIT_LE}"] * 2
+        assert [body for _, body in parts] == packed[1:]
+    png = api.get(instance + "/frames/2/rendered", headers={**headers, "Accept": "image/png"})
+    assert png.status_code == 200, png.text
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.content))), bits[1] * 255)
 
 
 def test_big_endian_frames_as_stored_swap_the_words_they_were_stored_in(api, mixed, tmp_path):

@@ -29,15 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import pydicom.examples
 import pytest
 from playwright.sync_api import expect
 from pydicom.pixels import apply_color_lut, apply_modality_lut
-from pydicom.uid import generate_uid
 
 from tests.browser.conftest import ROOT
 from tests.browser.test_viewer import _token, _upload
-from tests.dicom_factory import TESTDATA, make_series
+from tests.dicom_factory import TESTDATA, make_series, restamped
 from tests.processes import free_port
 
 pytestmark = [
@@ -130,30 +128,6 @@ def ohif(app_url) -> Iterator[str]:
         yield url
 
 
-def _source(name: str) -> pydicom.Dataset:
-    """A shared test file, or one of pydicom's examples (``pydicom:...``): its palette colour
-    image, or its RGB image stored plane by plane (Planar Configuration 1)."""
-    if name == "pydicom:palette":
-        return pydicom.examples.palette_color
-    if name == "pydicom:planes":
-        ds = pydicom.examples.rgb_color
-        ds.PixelData = np.ascontiguousarray(ds.pixel_array.transpose(2, 0, 1)).tobytes()
-        ds.PlanarConfiguration = 1
-        return ds
-    return pydicom.dcmread(TESTDATA / name)
-
-
-def _restamped(name: str, folder: Path, patient_id: str) -> Path:
-    """A copy of a test file as a new study of its own patient."""
-    ds = _source(name)
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.PatientID, ds.PatientName = patient_id, "OHIF^INTEROP"
-    path = folder / f"{patient_id}.dcm"
-    ds.save_as(path)
-    return path
-
-
 # The image a viewport of OHIF shows: its id, size and the values its loader decoded.
 SHOWN = """() => {
     if (!window.cornerstone) return null;
@@ -239,7 +213,7 @@ def test_ohif_finds_opens_and_decodes_a_stored_image(
     browser, ohif, app_url, tmp_path, name, tolerance
 ):
     patient_id = "OHIF-" + secrets.token_hex(4).upper()
-    path = _restamped(name, tmp_path, patient_id)
+    path = restamped(name, tmp_path, patient_id, "OHIF^INTEROP")
     _upload(app_url, [path])
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     image = _open_in_ohif(

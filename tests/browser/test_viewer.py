@@ -14,11 +14,12 @@ import pydicom
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from pydicom.pixels import apply_color_lut
 from pydicom.uid import generate_uid
 
 from tests.browser.test_sign_in import sign_in
 from tests.browser.test_studies import centre_with_technician
-from tests.dicom_factory import TESTDATA, make_ct, make_series
+from tests.dicom_factory import TESTDATA, make_ct, make_series, make_single_bit, restamped
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -343,6 +344,87 @@ def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
     assert on_screen.shape == server.shape
     off = np.abs(on_screen.astype(int) - server.astype(int)) > 1
     assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
+
+
+# The canvas's pixels of the image shown at actual size (the part inside the canvas).
+SHOWN_PIXELS = """() => {
+    const s = window.__pacsViewer.state(), c = document.getElementById("vw-canvas");
+    const x = Math.max(0, s.panX), y = Math.max(0, s.panY);
+    const w = Math.min(c.width, s.panX + s.cols) - x, h = Math.min(c.height, s.panY + s.rows) - y;
+    const data = c.getContext("2d").getImageData(x, y, w, h).data;
+    return { x: x - s.panX, y: y - s.panY, width: w, height: h, rgba: Array.from(data) };
+}"""
+
+
+def _as_displayed(path: Path, frame: int) -> np.ndarray:
+    """Frame ``frame`` (0-based) of ``path`` in RGB as pydicom decodes and converts it (YBR to
+    RGB, a palette's 16-bit entries to 8 bits)."""
+    ds = pydicom.dcmread(path)
+    values = ds.pixel_array
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        values = values[frame]
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        values = apply_color_lut(values, ds)
+        values = values >> 8 if values.max() > 255 else values
+    return values.astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pydicom:palette",  # native, 16-bit palette entries
+        "pydicom:planes",  # native RGB, plane by plane
+        "transfer_syntax/SC_ybr_full_422_uncompressed.dcm",  # native YBR, subsampled
+        "transfer_syntax/SC_rgb_jpeg_dcmtk.dcm",  # JPEG baseline, YBR inside
+        "clinical/US_multiframe_30f_jpeg.dcm",  # an echocardiogram, 30 frames of JPEG
+        "transfer_syntax/SC_rgb_rle_2frame.dcm",  # RLE, 2 frames
+    ],
+)
+def test_colour_images_show_their_own_colours(page, app_url, tmp_path, name):
+    """Every colour form shows as pydicom converts it to RGB, pixel for pixel. (Seen: a
+    palette image drawn as grey noise, its RGB bytes read as indexes.)"""
+    if not name.startswith("pydicom:") and not (TESTDATA / name).exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    path = restamped(name, tmp_path, "COL-" + uuid.uuid4().hex[:8].upper(), "COLOUR^TEST")
+    study_id = _upload(app_url, [path])
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.click("#vw-actual")
+    expect(page.locator("#vw-overlay-br")).to_contain_text("Zoom 100%")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("colour")
+    expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")
+    shown = page.evaluate(SHOWN_PIXELS)
+    expected = _as_displayed(path, _state(page)["frame"])
+    assert shown["width"] > 0 and shown["height"] > 0
+    rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(shown["height"], shown["width"], 4)
+    window = expected[
+        shown["y"] : shown["y"] + shown["height"], shown["x"] : shown["x"] + shown["width"]
+    ]
+    assert (rgba[..., 3] == 255).all()
+    difference = np.abs(rgba[..., :3].astype(int) - window.astype(int))
+    assert difference.max() == 0, (difference.max(), difference.mean())
+
+
+def test_a_single_bit_frame_shows_its_own_bits(page, app_url, tmp_path):
+    """The second frame of a single-bit image starts inside a byte and comes packed, 8
+    pixels to a byte, from the start of one: it shows its own bits, set ones white."""
+    bits = make_single_bit(tmp_path / "bits.dcm")
+    study_id = _upload(app_url, [tmp_path / "bits.dcm"])
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.evaluate("window.__pacsViewer.go(1)")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("frame 2")
+    page.click("#vw-actual")
+    expect(page.locator("#vw-overlay-br")).to_contain_text("Zoom 100%")
+    assert _state(page)["frame"] == 1
+    shown = page.evaluate(SHOWN_PIXELS)
+    assert (shown["width"], shown["height"]) == (37, 29)
+    rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(29, 37, 4)
+    assert np.array_equal(rgba[..., 0], bits[1] * 255)
 
 
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):

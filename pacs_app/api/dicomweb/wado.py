@@ -118,6 +118,13 @@ RENDERED_DOC: dict[str, Any] = {
         _param("window", "query", "center,width[,linear]", {"type": "string"}),
         _param("quality", "query", "JPEG quality, 1-100 (90)", {"type": "integer"}),
         _param("accept", "query", "image/jpeg (default) or image/png", {"type": "string"}),
+        _param(
+            "overlays",
+            "query",
+            "true (default): overlay planes burnt in; false: without them (this server's "
+            "extension, for a viewer that draws them itself)",
+            {"type": "boolean"},
+        ),
         _param("Accept", "header", "image/jpeg (default) or image/png", {"type": "string"}),
     ],
     "responses": {"200": {"content": {"image/jpeg": {}, "image/png": {}}}},
@@ -216,7 +223,9 @@ async def retrieve_instance(
 
 FRAMES_DOC = _negotiated(
     'multipart/related; type="application/octet-stream" (the default): uncompressed little '
-    "endian, colour as interleaved RGB; with transfer-syntax=* the frames as stored "
+    "endian, native colour and single-bit frames as stored, compressed colour decoded to "
+    "interleaved RGB; with "
+    "transfer-syntax=* the frames as stored "
     "(compressed ones as encoded), as the metadata describes them; "
     'type="image/jpeg" (jls, jp2, jpx, jphc, jxl, dicom-rle) or "image/*": compressed frames '
     "as stored where their syntax is that. Each part's Content-Type names its transfer syntax",
@@ -345,13 +354,19 @@ def _render(request: Request, session: Session, study, series, sop, frame: str |
     window = query.get("window")
     accept = query.get("accept") or request.headers.get("accept")
     quality = dicomweb.parse_quality(query.get("quality"))
+    overlays = dicomweb.parse_overlays(query.get("overlays"))
 
     def work(s, actor, _address):
         found = _found(request, s, actor, study, series, sop)
         index = dicomweb.parse_frame_number(frame, found.frames) if frame else 0
         fmt = "png" if accept and "image/png" in accept else "jpeg"
         body = dicomweb.rendered(
-            found, frame=index, window=dicomweb.parse_window(window), fmt=fmt, quality=quality
+            found,
+            frame=index,
+            window=dicomweb.parse_window(window),
+            fmt=fmt,
+            quality=quality,
+            overlays=overlays,
         )
         return Response(
             body, media_type=f"image/{fmt}", headers={"Cache-Control": "private, max-age=3600"}

@@ -128,6 +128,9 @@
       img.slope = pvt ? num(pvt, "00281053", 0, 1) : num(m, "00281053", 0, 1);
       img.intercept = pvt ? num(pvt, "00281052", 0, 0) : num(m, "00281052", 0, 0);
       var voi = group(m, img.frame, "00289132") || m;
+      // the VOI LUT Function the windows are applied with, the reader's too (PS3.3 C.11.2)
+      var fn = (text(voi, "00281056") || text(m, "00281056")).trim().toUpperCase();
+      img.voiFunction = fn === "SIGMOID" || fn === "LINEAR_EXACT" ? fn : "LINEAR";
       img.windows = [];
       var centers = (voi["00281050"] && voi["00281050"].Value) || [];
       var widths = (voi["00281051"] && voi["00281051"].Value) || [];
@@ -496,9 +499,12 @@
     } else {
       var c = V.wc, w = V.ww, low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
       var flip = (img.photometric === "MONOCHROME1") !== V.invert;
+      var sigmoid = img.voiFunction === "SIGMOID", exact = img.voiFunction === "LINEAR_EXACT";
       for (i = 0; i < n; i++) {
         var v = img.values[i], y;
-        if (v <= low) y = 0;
+        if (sigmoid) y = Math.round(255 / (1 + Math.exp(-4 * (v - c) / w)));
+        else if (exact) y = Math.round(((v - c) / w + 0.5) * 255);
+        else if (v <= low) y = 0;
         else if (v > high) y = 255;
         else y = w > 1 ? Math.round(((v - (c - 0.5)) / (w - 1) + 0.5) * 255) : 255;
         if (y < 0) y = 0; else if (y > 255) y = 255;
@@ -864,7 +870,7 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww)) +
+      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww) + (img.voiFunction === "LINEAR" ? "" : " " + img.voiFunction.toLowerCase().replace("_", " "))) +
       (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +

@@ -15,7 +15,7 @@ import io
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +32,24 @@ class PixelDataError(InvalidInput):
     code = "pixel_data_error"
 
 
+#: The VOI LUT functions (PS3.3 C.11.2.1.2-3) a window is applied with.
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
 @dataclass(frozen=True)
 class Window:
+    """A window, and the VOI LUT function it is applied with: one of :data:`VOI_FUNCTIONS`,
+    or ``""`` for the image's own (its VOI LUT Function, LINEAR where it names none)."""
+
     center: float
     width: float
+    function: str = ""
 
     def __post_init__(self):
         if not self.width >= 1:
             raise InvalidInput("The window width must be at least 1.")
+        if self.function and self.function not in VOI_FUNCTIONS:
+            raise InvalidInput(f"No such VOI LUT function: {self.function!r}.")
 
 
 def read_dataset(path: str | Path) -> pydicom.Dataset:
@@ -131,7 +141,8 @@ def modality_values(ds: pydicom.Dataset, stored: np.ndarray, index: int = 0) -> 
 
 
 def header_window(ds: pydicom.Dataset, index: int = 0) -> Window | None:
-    """The first window of the header (per frame for enhanced objects), if any."""
+    """The first window of the header (per frame for enhanced objects), if any, with the
+    image's VOI LUT function."""
     source = _functional_group(ds, index, "FrameVOILUTSequence") or ds
     center, width = source.get("WindowCenter"), source.get("WindowWidth")
     if center is None or width is None:
@@ -141,20 +152,37 @@ def header_window(ds: pydicom.Dataset, index: int = 0) -> Window | None:
         width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
     except (TypeError, ValueError):
         return None
-    return Window(center, width) if width >= 1 else None
+    return Window(center, width, voi_function(ds, index)) if width >= 1 else None
+
+
+def voi_function(ds: pydicom.Dataset, index: int = 0) -> str:
+    """The VOI LUT Function (0028,1056) the image's windows are applied with (per frame for
+    enhanced objects): LINEAR where it names none, or one this code does not know."""
+    source = _functional_group(ds, index, "FrameVOILUTSequence") or ds
+    named = str(source.get("VOILUTFunction", "") or ds.get("VOILUTFunction", "") or "")
+    named = named.strip().upper()
+    return named if named in VOI_FUNCTIONS else "LINEAR"
 
 
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
-    """PS3.3 C.11.2.1.2.1 linear windowing to 0..255."""
+    """Windowing to 0..255 by the window's VOI LUT function (LINEAR where it is the image's
+    own, ``""``: :func:`render` fills that in): PS3.3 C.11.2.1.2.1 (LINEAR), C.11.2.1.3.1
+    (SIGMOID) and C.11.2.1.3.2 (LINEAR_EXACT)."""
     c, w = window.center, window.width
-    low = c - 0.5 - (w - 1) / 2
-    high = c - 0.5 + (w - 1) / 2
-    out = (
-        ((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0
-        if w > 1
-        else np.where(values > c - 0.5, 255.0, 0.0)
-    )
-    out = np.where(values <= low, 0.0, np.where(values > high, 255.0, out))
+    if window.function == "SIGMOID":
+        with np.errstate(over="ignore"):  # far below the centre: exp overflows to inf, so 0
+            out = 255.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
+    elif window.function == "LINEAR_EXACT":
+        out = np.clip(((values - c) / w + 0.5) * 255.0, 0.0, 255.0)
+    else:
+        low = c - 0.5 - (w - 1) / 2
+        high = c - 0.5 + (w - 1) / 2
+        out = (
+            ((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0
+            if w > 1
+            else np.where(values > c - 0.5, 255.0, 0.0)
+        )
+        out = np.where(values <= low, 0.0, np.where(values > high, 255.0, out))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -199,10 +227,15 @@ def _render_pixels(ds: pydicom.Dataset, index: int, window: Window | None) -> np
         display = np.rint(display).astype(np.uint8)
     else:
         window = window or header_window(ds, index) or min_max_window(values)
-        display = apply_window(values, window)
+        display = apply_window(values, _with_function(window, ds, index))
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         display = 255 - display
     return display
+
+
+def _with_function(window: Window, ds: pydicom.Dataset, index: int) -> Window:
+    """``window`` with the image's VOI LUT function where it names none."""
+    return window if window.function else replace(window, function=voi_function(ds, index))
 
 
 def _render_by_lut(
@@ -218,7 +251,7 @@ def _render_by_lut(
     lo, hi = int(stored.min()), int(stored.max())
     domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
     values = modality_values(ds, domain, index)
-    lut = apply_window(values, window or header_window(ds, index))
+    lut = apply_window(values, _with_function(window or header_window(ds, index), ds, index))
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         lut = 255 - lut
     return np.take(lut, stored.astype(np.int32) - lo)

@@ -483,18 +483,25 @@ def parse_quality(text: str | None) -> int:
     return quality
 
 
+#: PS3.18 §8.3.5.1.3: the window parameter's functions, by the VOI LUT Function each names.
+WINDOW_FUNCTIONS = {"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SIGMOID"}
+
+
 def parse_window(text: str | None) -> pixels.Window | None:
-    """``"center,width[,linear]"`` (PS3.18 window parameter) to a :class:`Window`."""
+    """``"center,width,function"`` (PS3.18 window parameter; the function linear,
+    linear-exact or sigmoid) to a :class:`Window`. Without the function, as this server's
+    viewer asks, the image's own VOI LUT Function applies."""
     if not text:
         return None
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].lower() != "linear"):
+    function = WINDOW_FUNCTIONS.get(parts[2].lower()) if len(parts) == 3 else ""
+    if len(parts) not in (2, 3) or function is None:
         raise InvalidInput(
-            "window must be center,width or center,width,linear "
-            "(only the linear function is supported)."
+            "window must be center,width,function (the function linear, linear-exact or "
+            f"sigmoid; without it, the image's own): {text!r}."
         )
     try:
-        return pixels.Window(float(parts[0]), float(parts[1]))
+        return pixels.Window(float(parts[0]), float(parts[1]), function)
     except ValueError as exc:
         raise InvalidInput(f"window values must be numbers: {text!r}.") from exc
 

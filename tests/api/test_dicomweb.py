@@ -122,8 +122,8 @@ def test_refusals_are_clear(api, uploaded):
     assert r.status_code == 422
     r = api.get(inst + "/frames/1,1/rendered", headers=h)
     assert r.status_code == 422 and "one frame number" in r.json()["detail"]
-    r = api.get(inst + "/rendered", headers=h, params={"window": "40,400,sigmoid"})
-    assert r.status_code == 422 and "linear" in r.json()["detail"]
+    r = api.get(inst + "/rendered", headers=h, params={"window": "40,400,gamma"})
+    assert r.status_code == 422 and "linear-exact or sigmoid" in r.json()["detail"]
     r = api.get(inst + "/rendered", headers=h, params={"window": "40,0"})
     assert r.status_code == 422 and "width" in r.json()["detail"]
     other = _auth(api, "other")

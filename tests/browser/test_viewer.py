@@ -427,6 +427,31 @@ def test_a_single_bit_frame_shows_its_own_bits(page, app_url, tmp_path):
     assert np.array_equal(rgba[..., 0], bits[1] * 255)
 
 
+def test_a_sigmoid_window_is_shown_as_the_server_renders_it(page, app_url, tmp_path):
+    """An image whose VOI LUT Function is SIGMOID (as mammography and many radiography
+    devices have it) shows its windows, the reader's too, through the sigmoid, as the
+    server and DCMTK render it, not as a linear ramp (seen: linear)."""
+    paths = make_series(tmp_path / "sig", 3, patient_name="SIGMOID^TEST", patient_id="SIG-01")
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 40, 400, "SIGMOID"
+        ds.save_as(path)
+    study_id = _upload(app_url, paths)
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    view, on_screen = _shown_at_window(page, study_id, ARTIFACTS / "viewer-sigmoid.png")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("WL 60 / WW 420 sigmoid")
+    token = _token(app_url, "radiologist", "radio123")
+    ds = pydicom.dcmread(paths[0])
+    frame = f"{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{view['sop']}/frames/1"
+    server = _server_rendering(app_url, token, frame)
+    linear = _server_rendering(app_url, token, frame, window="60,420,linear")
+    assert (np.abs(server.astype(int) - linear.astype(int)) > 10).mean() > 0.1
+    off = np.abs(on_screen.astype(int) - server.astype(int)) > 1
+    assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
+
+
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     sign_in(page, "radiologist", "radio123")
     expect(page.locator("#dashboard-radiologist")).to_be_visible()

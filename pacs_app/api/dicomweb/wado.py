@@ -115,7 +115,13 @@ RENDERED_DOC: dict[str, Any] = {
     "parameters": [
         FOR_PARAM,
         STUDY_ID_PARAM,
-        _param("window", "query", "center,width[,linear]", {"type": "string"}),
+        _param(
+            "window",
+            "query",
+            "center,width[,function]: the function linear, linear-exact or sigmoid "
+            "(without it, the image's own)",
+            {"type": "string"},
+        ),
         _param("quality", "query", "JPEG quality, 1-100 (90)", {"type": "integer"}),
         _param("accept", "query", "image/jpeg (default) or image/png", {"type": "string"}),
         _param(

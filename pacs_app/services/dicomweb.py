@@ -547,12 +547,12 @@ def frames(
       frames themselves (OHIF and the cornerstone loaders ask ``transfer-syntax=*``) get this;
     - *uncompressed* (``application/octet-stream``, Explicit or Implicit VR Little Endian):
       native colour and single-bit frames as stored, as the metadata describes them (palette
-      indexes, YBR, planes; bits packed 8 to a byte), as for ``*``; the rest decoded:
-      greyscale as stored values (bits above BitsStored cleared, signed values
-      sign-extended), and compressed colour as interleaved
-      RGB, which is what its decoders give (the metadata still names the stored form, as with
-      other archives: a client that must have the metadata's form asks for it as stored).
-      This server's viewer asks for colour images rendered, not as frames.
+      indexes, YBR, planes; bits packed 8 to a byte, compressed ones too once decoded), as
+      for ``*``; the rest decoded: greyscale as stored values (bits above BitsStored
+      cleared, signed values sign-extended), and compressed colour as interleaved RGB, which
+      is what its decoders give (the metadata still names the stored form, as with other
+      archives: a client that must have the metadata's form asks for it as stored). This
+      server's viewer asks for colour images rendered, not as frames.
 
     Each part's Content-Type names its transfer syntax, which clients read to decode it.
     :class:`NotAcceptable` where none can be made (a compressed type other than the stored
@@ -582,11 +582,18 @@ def frames(
 def _uncompressed(ds: pydicom.Dataset, indexes: list[int]) -> list[bytes]:
     """Frames ``indexes`` uncompressed, little endian (see :func:`frames`): a native colour or
     single-bit image's as stored, since decoded ones (RGB, interleaved, palette applied; a
-    byte a pixel) would not be what its metadata describes; the rest decoded."""
-    if pixels.is_color(ds) or int(ds.get("BitsAllocated") or 0) == 1:
+    byte a pixel) would not be what its metadata describes; the rest decoded, single-bit
+    ones packed again."""
+    single_bit = int(ds.get("BitsAllocated") or 0) == 1
+    if pixels.is_color(ds) or single_bit:
         stored = [pixels.stored_frame(ds, i) for i in indexes]
         if all(f is not None and f[1] == transcode.EXPLICIT_LE for f in stored):
             return [f[0] for f in stored if f is not None]
+    if single_bit:
+        return [
+            np.packbits(pixels.decode_frame(ds, i).ravel(), bitorder="little").tobytes()
+            for i in indexes
+        ]
     return [pixels.raw_frame(ds, i) for i in indexes]
 
 

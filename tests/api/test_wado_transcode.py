@@ -365,6 +365,21 @@ def test_native_frames_as_stored_are_little_endian_stored_values(api, mixed):
         assert body == sent.pixel_array.astype(sent.pixel_array.dtype.newbyteorder("<")).tobytes()
 
 
+def _uploaded_alone(api, session, path, username: str) -> tuple[dict[str, str], str]:
+    """``path`` uploaded by a technician of a centre of its own: their headers, and the
+    instance's WADO-RS URL."""
+    centre = make_centre(session, username.upper())
+    make_user(session, Role.TECHNICIAN, centre=centre, username=username)
+    headers = _auth(api, username)
+    r = api.post("/studies", headers=headers, files=[("files", (path.name, path.read_bytes()))])
+    assert r.status_code == 201, r.text
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return headers, (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+
+
 def test_native_colour_frames_as_stored_keep_their_planes(api, session, tmp_path):
     """A native RGB image stored plane by plane (Planar Configuration 1): its frames keep the
     planes its metadata declares, as stored and uncompressed alike (seen: uncompressed frames
@@ -375,16 +390,8 @@ def test_native_colour_frames_as_stored_keep_their_planes(api, session, tmp_path
     planes = np.arange(2 * 3 * 16, dtype=np.uint8).reshape(2, 3, 4, 4)
     ds.PixelData = planes.tobytes()
     ds.save_as(tmp_path / "rgb.dcm", enforce_file_format=True)
-    centre = make_centre(session, "PLANES")
-    make_user(session, Role.TECHNICIAN, centre=centre, username="planes")
-    headers = _auth(api, "planes")
-    body = (tmp_path / "rgb.dcm").read_bytes()
-    r = api.post("/studies", headers=headers, files=[("files", ("rgb.dcm", body))])
-    assert r.status_code == 201, r.text
-    url = (
-        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/frames/2,1"
-    )
+    headers, instance = _uploaded_alone(api, session, tmp_path / "rgb.dcm", "planes")
+    url = instance + "/frames/2,1"
     parts = _parts(api.get(url, headers={**headers, "Accept": FRAMES_ANY}))
     assert [body for _, body in parts] == [planes[1].tobytes(), planes[0].tobytes()]
     for accept in (None, f'multipart/related; type="{OCTET}"'):
@@ -406,15 +413,8 @@ def test_uncompressed_native_colour_frames_are_what_the_metadata_describes(
         pytest.skip(f"shared test data not found at {TESTDATA}")
     path = restamped(name, tmp_path, "NATIVE-1", "NATIVE^COLOUR")
     ds = pydicom.dcmread(path)
-    centre = make_centre(session, "COLOUR")
-    make_user(session, Role.TECHNICIAN, centre=centre, username="colour")
-    headers = _auth(api, "colour")
-    r = api.post("/studies", headers=headers, files=[("files", (path.name, path.read_bytes()))])
-    assert r.status_code == 201, r.text
-    url = (
-        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/frames/1"
-    )
+    headers, instance = _uploaded_alone(api, session, path, "colour")
+    url = instance + "/frames/1"
     [(ctype, body)] = _parts(api.get(url, headers=headers))
     assert ctype == f"{OCTET}; transfer-syntax={EXPLICIT_LE}"
     samples = ds.Rows * ds.Columns * ds.SamplesPerPixel
@@ -430,17 +430,7 @@ def test_single_bit_frames_come_packed_as_the_metadata_describes(api, session, t
     alike (seen: a byte a pixel uncompressed, and a frame starting inside a byte as stored
     refused, so decoded); its rendered frames too."""
     bits = make_single_bit(tmp_path / "bits.dcm")
-    ds = pydicom.dcmread(tmp_path / "bits.dcm")
-    centre = make_centre(session, "BITS")
-    make_user(session, Role.TECHNICIAN, centre=centre, username="bits")
-    headers = _auth(api, "bits")
-    body = (tmp_path / "bits.dcm").read_bytes()
-    r = api.post("/studies", headers=headers, files=[("files", ("bits.dcm", body))])
-    assert r.status_code == 201, r.text
-    instance = (
-        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}"
-    )
+    headers, instance = _uploaded_alone(api, session, tmp_path / "bits.dcm", "bits")
     packed = [np.packbits(frame.ravel(), bitorder="little").tobytes() for frame in bits]
     for accept in (None, FRAMES_ANY):
         r = api.get(

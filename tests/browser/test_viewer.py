@@ -356,6 +356,21 @@ SHOWN_PIXELS = """() => {
 }"""
 
 
+def _opened_at_actual_size(page, study_id: str, index: int = 0) -> dict:
+    """Open ``study_id`` in the viewer as its radiologist, at image ``index`` and actual
+    size: the canvas's pixels of it (:data:`SHOWN_PIXELS`), with the viewer's state."""
+    sign_in(page, "radiologist", "radio123")
+    expect(page.locator("#dashboard-radiologist")).to_be_visible()
+    page.goto(f"/viewer/{study_id}")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    if index:
+        page.evaluate(f"window.__pacsViewer.go({index})")
+        expect(page.locator("#vw-stage")).to_have_attribute("data-index", str(index))
+    page.click("#vw-actual")
+    expect(page.locator("#vw-overlay-br")).to_contain_text("Zoom 100%")
+    return {**page.evaluate(SHOWN_PIXELS), "state": _state(page)}
+
+
 def _as_displayed(path: Path, frame: int) -> np.ndarray:
     """Frame ``frame`` (0-based) of ``path`` in RGB as pydicom decodes and converts it (YBR to
     RGB, a palette's 16-bit entries to 8 bits)."""
@@ -386,17 +401,10 @@ def test_colour_images_show_their_own_colours(page, app_url, tmp_path, name):
     if not name.startswith("pydicom:") and not (TESTDATA / name).exists():
         pytest.skip(f"shared test data not found at {TESTDATA}")
     path = restamped(name, tmp_path, "COL-" + uuid.uuid4().hex[:8].upper(), "COLOUR^TEST")
-    study_id = _upload(app_url, [path])
-    sign_in(page, "radiologist", "radio123")
-    expect(page.locator("#dashboard-radiologist")).to_be_visible()
-    page.goto(f"/viewer/{study_id}")
-    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
-    page.click("#vw-actual")
-    expect(page.locator("#vw-overlay-br")).to_contain_text("Zoom 100%")
+    shown = _opened_at_actual_size(page, _upload(app_url, [path]))
     expect(page.locator("#vw-overlay-bl")).to_contain_text("colour")
     expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")
-    shown = page.evaluate(SHOWN_PIXELS)
-    expected = _as_displayed(path, _state(page)["frame"])
+    expected = _as_displayed(path, shown["state"]["frame"])
     assert shown["width"] > 0 and shown["height"] > 0
     rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(shown["height"], shown["width"], 4)
     window = expected[
@@ -411,17 +419,9 @@ def test_a_single_bit_frame_shows_its_own_bits(page, app_url, tmp_path):
     """The second frame of a single-bit image starts inside a byte and comes packed, 8
     pixels to a byte, from the start of one: it shows its own bits, set ones white."""
     bits = make_single_bit(tmp_path / "bits.dcm")
-    study_id = _upload(app_url, [tmp_path / "bits.dcm"])
-    sign_in(page, "radiologist", "radio123")
-    expect(page.locator("#dashboard-radiologist")).to_be_visible()
-    page.goto(f"/viewer/{study_id}")
-    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
-    page.evaluate("window.__pacsViewer.go(1)")
+    shown = _opened_at_actual_size(page, _upload(app_url, [tmp_path / "bits.dcm"]), index=1)
     expect(page.locator("#vw-overlay-bl")).to_contain_text("frame 2")
-    page.click("#vw-actual")
-    expect(page.locator("#vw-overlay-br")).to_contain_text("Zoom 100%")
-    assert _state(page)["frame"] == 1
-    shown = page.evaluate(SHOWN_PIXELS)
+    assert shown["state"]["frame"] == 1
     assert (shown["width"], shown["height"]) == (37, 29)
     rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(29, 37, 4)
     assert np.array_equal(rgba[..., 0], bits[1] * 255)

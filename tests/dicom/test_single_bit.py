@@ -8,6 +8,7 @@ import pydicom
 import pytest
 
 from pacs_app.dicom import pixels
+from pacs_app.services import dicomweb
 from tests.dicom_factory import make_single_bit
 
 
@@ -44,3 +45,14 @@ def test_a_short_value_is_not_cut(single_bit):
     ds.PixelData = ds.PixelData[: needed - 1]
     assert pixels.stored_frame(ds, 0) is not None
     assert pixels.stored_frame(ds, 2) is None
+
+
+def test_uncompressed_frames_of_a_compressed_single_bit_image_come_packed(tmp_path, monkeypatch):
+    """Decoded frames are packed again, as the viewer and the metadata take them. No encoder
+    here writes single-bit pixel data compressed, so the stored frame is said to be in RLE
+    (the one stand-in of this test); the frames are decoded by pydicom from the native data."""
+    bits = make_single_bit(tmp_path / "bits.dcm")
+    ds = pydicom.dcmread(tmp_path / "bits.dcm")
+    monkeypatch.setattr(pixels, "stored_frame", lambda _ds, _i: (b"", pydicom.uid.RLELossless))
+    sent = dicomweb._uncompressed(ds, [2, 0])
+    assert sent == [np.packbits(bits[i].ravel(), bitorder="little").tobytes() for i in (2, 0)]

@@ -230,8 +230,7 @@ async def retrieve_instance(
 FRAMES_DOC = _negotiated(
     'multipart/related; type="application/octet-stream" (the default): uncompressed little '
     "endian, native colour and single-bit frames as stored, compressed colour decoded to "
-    "interleaved RGB; with "
-    "transfer-syntax=* the frames as stored "
+    "interleaved RGB; with transfer-syntax=* the frames as stored "
     "(compressed ones as encoded), as the metadata describes them; "
     'type="image/jpeg" (jls, jp2, jpx, jphc, jxl, dicom-rle) or "image/*": compressed frames '
     "as stored where their syntax is that. Each part's Content-Type names its transfer syntax",

@@ -159,14 +159,10 @@ def dcmtk():
     elsewhere."""
     from types import SimpleNamespace
 
-    from tests.dcmtk import tool
+    from tests.dcmtk import required
 
-    found = SimpleNamespace(storescu=tool("storescu"), echoscu=tool("echoscu"))
-    if found.storescu and found.echoscu:
-        return found
-    if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
-        pytest.fail("echoscu and storescu are required (apt-get install dcmtk)")
-    pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+    storescu, echoscu = required("storescu", "echoscu")
+    return SimpleNamespace(storescu=storescu, echoscu=echoscu)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ tool fails instead).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import warnings
@@ -23,10 +22,10 @@ import pytest
 from PIL import Image
 
 from pacs_app.dicom import pixels
+from tests.dcmtk import required, tool
 from tests.dicom_factory import TESTDATA
 
-DCMJ2PNM = shutil.which("dcmj2pnm")
-GDCMCONV = shutil.which("gdcmconv")
+DCMJ2PNM = tool("dcmj2pnm")
 JPEG_LS = {"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 LOSSY_JPEG = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
 JPEG2000 = {
@@ -66,13 +65,7 @@ IMAGES = _images()
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_dcmtk():
-    if DCMJ2PNM is None or GDCMCONV is None:
-        if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
-            pytest.fail("dcmj2pnm and gdcmconv are required (apt-get install dcmtk libgdcm-tools)")
-        pytest.skip(
-            "DCMTK's dcmj2pnm or GDCM's gdcmconv is not installed "
-            "(apt-get install dcmtk libgdcm-tools)"
-        )
+    required("dcmj2pnm", "gdcmconv", install="dcmtk libgdcm-tools")
     yield
     # The file list and the worst difference of each, for the record.
     report = Path(__file__).resolve().parents[2] / "test-artifacts" / "fidelity.txt"
@@ -114,9 +107,9 @@ def test_rendering_matches_dcmtk(path, tmp_path):
             tools = [["dcmdjpeg"]]
         else:
             tools = [["gdcmconv", "--raw"]]
-        for tool in tools:
+        for command in tools:
             result = subprocess.run(
-                [shutil.which(tool[0]) or tool[0], *tool[1:], str(path), str(reference)],
+                [shutil.which(command[0]) or command[0], *command[1:], str(path), str(reference)],
                 capture_output=True,
                 text=True,
             )
@@ -124,7 +117,7 @@ def test_rendering_matches_dcmtk(path, tmp_path):
                 break
         else:
             reason = (result.stderr or result.stdout).strip()[:200]
-            pytest.skip(f"{tool[0]} cannot decompress it: {reason}")
+            pytest.skip(f"{command[0]} cannot decompress it: {reason}")
         decoded = pixels.read_dataset(reference)
         # JPEG-LS decoding is exact; lossy JPEG decoders may differ by one stored value (IDCT),
         # and colour ones by a few more through chroma upsampling and YCbCr->RGB rounding.

@@ -7,8 +7,6 @@ overlay, which the renderer left out before.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 from PIL import Image
 
 from pacs_app.dicom import pixels
+from tests.dcmtk import required, tool
 from tests.dicom_factory import (
     TESTDATA,
     add_overlay,
@@ -24,16 +23,13 @@ from tests.dicom_factory import (
     make_overlaid_ct,
 )
 
-DCMJ2PNM, DCMCONV = shutil.which("dcmj2pnm"), shutil.which("dcmconv")
+DCMJ2PNM, DCMCONV = tool("dcmj2pnm"), tool("dcmconv")
 SIEMENS = TESTDATA / "clinical" / "MR_abdomen_siemens_overlays.dcm"
 
 
 @pytest.fixture
 def dcmtk():
-    if DCMJ2PNM is None or DCMCONV is None:
-        if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
-            pytest.fail("dcmj2pnm and dcmconv are required (apt-get install dcmtk)")
-        pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+    required("dcmj2pnm", "dcmconv")
 
 
 def _dcmtk(path, out, frame: int, window: pixels.Window) -> np.ndarray:

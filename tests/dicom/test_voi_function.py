@@ -4,17 +4,15 @@ windows; the image's own unless a window names another."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import numpy as np
 import pydicom
-import pytest
 from PIL import Image
 
 from pacs_app.dicom import pixels
 from pacs_app.services import dicomweb
+from tests.dcmtk import required
 
 
 def _ct(function: str | None) -> pydicom.Dataset:
@@ -57,11 +55,7 @@ def test_a_window_set_by_the_reader_keeps_the_images_function_unless_it_names_on
 
 
 def test_sigmoid_matches_dcmtk(tmp_path):
-    dcmj2pnm = shutil.which("dcmj2pnm")
-    if dcmj2pnm is None:
-        if os.environ.get("PACS_REQUIRE_DCMTK") == "1":
-            pytest.fail("dcmj2pnm is required (apt-get install dcmtk)")
-        pytest.skip("DCMTK's dcmj2pnm is not installed (apt-get install dcmtk)")
+    [dcmj2pnm] = required("dcmj2pnm")
     ds = _ct("SIGMOID")
     ds.save_as(tmp_path / "sigmoid.dcm")
     subprocess.run(

@@ -125,8 +125,15 @@
       img.signed = num(m, "00280103", 0, 0) === 1;
       img.photometric = text(m, "00280004");
       var pvt = group(m, img.frame, "00289145");
-      img.slope = pvt ? num(pvt, "00281053", 0, 1) : num(m, "00281053", 0, 1);
-      img.intercept = pvt ? num(pvt, "00281052", 0, 0) : num(m, "00281052", 0, 0);
+      // the Modality LUT, as the server applies it (pixels.modality_values): the frame's
+      // rescale, else the Modality LUT Sequence, else the image's rescale
+      var rescale = pvt && pvt["00281053"] ? pvt : m;
+      img.slope = num(rescale, "00281053", 0, 1);
+      img.intercept = num(rescale, "00281052", 0, 0);
+      img.modalityLut = rescale === pvt ? null : lutSpec(m, "00283000");
+      // the VOI LUT shown where the reader chose no window (pixels.voi_table): the first of
+      // the VOI LUT Sequence, unless the frame has VOI values of its own
+      img.voiLut = group(m, img.frame, "00289132") ? null : lutSpec(m, "00283010");
       var voi = group(m, img.frame, "00289132") || m;
       // the VOI LUT Function the windows are applied with, the reader's too (PS3.3 C.11.2)
       var fn = (text(voi, "00281056") || text(m, "00281056")).trim().toUpperCase();
@@ -214,10 +221,12 @@
         else if (img.bits > 16) raw = img.signed ? new Int32Array(buf) : new Uint32Array(buf);
         else if (img.bits > 8) raw = img.signed ? new Int16Array(buf) : new Uint16Array(buf);
         else raw = img.signed ? new Int8Array(buf) : new Uint8Array(buf);
-        var values = new Float32Array(n);
+        await loadLut(img, img.modalityLut);
+        await loadLut(img, img.voiLut);
+        var values = new Float32Array(n), mlut = img.modalityLut;
         var lo = Infinity, hi = -Infinity;
         for (var i = 0; i < n; i++) {
-          var v = raw[i] * img.slope + img.intercept;
+          var v = mlut ? lutValue(mlut, raw[i]) : raw[i] * img.slope + img.intercept;
           values[i] = v;
           if (v < lo) lo = v;
           if (v > hi) hi = v;
@@ -232,6 +241,50 @@
       return img;
     })();
     try { return await img.loading; } catch (e) { img.loading = null; img.error = e; throw e; }
+  }
+
+  // A Modality or VOI LUT of the metadata (PS3.3 C.11.1.1, C.11.2.1.1), read as the server
+  // reads it (pixels.LookupTable): entries that map the values first, first + 1, ...; values
+  // below take the first entry, those past the last the last one. Its data (a list of numbers,
+  // InlineBinary or a BulkDataURI) is loaded with the pixels (loadLut).
+  function lutSpec(m, seqTag) {
+    var items = m[seqTag] && m[seqTag].Value;
+    if (!items || !items.length || !items[0]) return null;
+    var item = items[0], d = (item["00283002"] && item["00283002"].Value) || [];
+    if (d.length < 3 || !item["00283006"]) return null;
+    var first = Number(d[1]);
+    if (first >= 32768 && num(m, "00280103", 0, 0) === 1) first -= 65536;  // written as US
+    return { seq: seqTag, count: Number(d[0]) || 65536, first: first, bits: Number(d[2]),
+      data: item["00283006"], explanation: text(item, "00283003").trim(), entries: null };
+  }
+  var LUT_NAMES = { "00283000": "Modality LUT", "00283010": "VOI LUT" };
+  async function loadLut(img, lut) {
+    if (!lut || lut.entries) return;
+    var d = lut.data, bytes = null, entries;
+    if (!(lut.bits >= 1 && lut.bits <= 16)) throw new Error("The image's " + LUT_NAMES[lut.seq] + " has entries of " + lut.bits + " bits (1 to 16 allowed).");
+    if (d.Value) entries = d.Value.map(function (v) { return Number(v) & 0xffff; });
+    else if (d.InlineBinary) bytes = Uint8Array.from(atob(d.InlineBinary), function (c) { return c.charCodeAt(0); });
+    else if (d.BulkDataURI) {
+      var res = await get(instancePath(img) + "/bulk/" + lut.seq + "/1/00283006", 'multipart/related; type="application/octet-stream"');
+      bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
+    } else entries = [];
+    if (bytes) {
+      if (lut.bits <= 8 && (bytes.length === lut.count || bytes.length === lut.count + 1)) entries = Array.from(bytes);
+      else {
+        var view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        entries = [];
+        for (var i = 0; i + 1 < bytes.length; i += 2) entries.push(view.getUint16(i, true));  // little endian
+      }
+    }
+    entries = entries.slice(0, lut.count);
+    if (!entries.length) throw new Error("The image's " + LUT_NAMES[lut.seq] + " has no data.");
+    var mask = Math.pow(2, lut.bits) - 1;
+    lut.entries = Float64Array.from(entries, function (v) { return v & mask; });
+  }
+  // the entry of a LUT for value v (rounded half up, as the server rounds)
+  function lutValue(lut, v) {
+    var i = Math.floor(v + 0.5) - lut.first, last = lut.entries.length - 1;
+    return lut.entries[i < 0 ? 0 : i > last ? last : i];
   }
 
   // single-bit pixels, 8 to a byte, the first in the least significant bit (PS3.5 8.1.1)
@@ -265,8 +318,12 @@
     } finally { bitmap.close(); }
   }
 
+  // the window shown where the reader chose none and the image has no VOI LUT, and the one a
+  // reader's change of window starts from: the header's first, else the VOI LUT's input
+  // range, else the values' min-max
   function defaultWindow(img) {
     if (img.windows.length) return [img.windows[0][1], img.windows[0][2]];
+    if (img.voiLut) return [img.voiLut.first + img.voiLut.count / 2, Math.max(1, img.voiLut.count)];
     return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1)];
   }
 
@@ -500,9 +557,12 @@
       var c = V.wc, w = V.ww, low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
       var flip = (img.photometric === "MONOCHROME1") !== V.invert;
       var sigmoid = img.voiFunction === "SIGMOID", exact = img.voiFunction === "LINEAR_EXACT";
+      // the VOI LUT's output range (0 to 2^bits - 1) to 0..255, as pixels.voi_display does
+      var lut = usesLut(img) ? img.voiLut : null, top = lut ? Math.pow(2, lut.bits) - 1 : 1;
       for (i = 0; i < n; i++) {
         var v = img.values[i], y;
-        if (sigmoid) y = Math.round(255 / (1 + Math.exp(-4 * (v - c) / w)));
+        if (lut) y = Math.floor(lutValue(lut, v) * 255 / top + 0.5);
+        else if (sigmoid) y = Math.round(255 / (1 + Math.exp(-4 * (v - c) / w)));
         else if (exact) y = Math.round(((v - c) / w + 0.5) * 255);
         else if (v <= low) y = 0;
         else if (v > high) y = 255;
@@ -515,6 +575,10 @@
     octx.putImageData(data, 0, 0);
     V.rendered = data;
   }
+
+  // the image is shown through its VOI LUT: the reader chose no window (or chose the LUT)
+  function usesLut(img) { return !!(V.lut && img.voiLut && img.voiLut.entries); }
+  function lutName(img) { return "VOI LUT" + (img.voiLut.explanation ? " " + img.voiLut.explanation : ""); }
 
   // the stage's size in device pixels: the canvas's, and the frame pan and zoom are in
   function stageSize() {
@@ -870,7 +934,7 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww) + (img.voiFunction === "LINEAR" ? "" : " " + img.voiFunction.toLowerCase().replace("_", " "))) +
+      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : usesLut(img) ? lutName(img) : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww) + (img.voiFunction === "LINEAR" ? "" : " " + img.voiFunction.toLowerCase().replace("_", " "))) +
       (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
@@ -923,7 +987,8 @@
     var marked = isKey(img), path = "/studies/" + V.study.study_id + "/key-images/" + encodeURIComponent(img.sop) +
       "?frame=" + (img.frame + 1);
     // marked with the window it is seen with, which the report's PDF prints it with
-    if (!marked && !img.rgba) path += "&window=" + V.wc.toFixed(2) + "," + Math.max(1, V.ww).toFixed(2);
+    // (through its VOI LUT: no window, which the server renders the image's VOI LUT without)
+    if (!marked && !img.rgba && !usesLut(img)) path += "&window=" + V.wc.toFixed(2) + "," + Math.max(1, V.ww).toFixed(2);
     try {
       var res = await get(path, "application/json", marked ? "DELETE" : "PUT");
       setKeys((await res.json()).map(function (k) { return { sop: k.sop_instance_uid, frame: k.frame }; }));
@@ -993,7 +1058,7 @@
       try { await loadPixels(img); } catch (e) { if (V.images[V.index] === img) { message(e.message); draw(); } return; }
       if (V.images[V.index] !== img) return;
     }
-    if (!V.windowSet && !img.rgba) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
+    if (!V.windowSet && !img.rgba) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = !!img.voiLut; V.windowSet = true; }
     if (!V.fitted) { fit(); V.fitted = true; }
     V.needsRender = true;
     draw();
@@ -1031,12 +1096,18 @@
   }
   function reset() {
     var img = V.images[V.index];
-    V.invert = false; V.windowSet = false;
+    V.invert = false; V.windowSet = false; V.lut = false;
     if (img) { delete V.measures[imageKey(img)]; saveMeasures(); }  // this image's measurements
-    if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.windowSet = true; }
+    if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = !!img.voiLut; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
   }
-  function setWindow(c, w) { V.wc = c; V.ww = Math.max(1, w); V.windowSet = true; V.needsRender = true; draw(); save(); }
+  function setWindow(c, w) { V.wc = c; V.ww = Math.max(1, w); V.lut = false; V.windowSet = true; V.needsRender = true; draw(); save(); }
+  // back to the image's VOI LUT (a preset), its input range the window a change starts from
+  function showLut() {
+    var img = V.images[V.index];
+    if (!img || !img.voiLut) return;
+    var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = true; V.windowSet = true; V.needsRender = true; draw(); save();
+  }
 
   var saveTimer = null;
   function saveNow() {
@@ -1047,7 +1118,7 @@
     // "input" events; the value is set with the native setter so React sees the change).
     var sink = $("vw-view-sink");
     var json = JSON.stringify({
-      study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww,
+      study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww, lut: !!V.lut,
       // pan as the image's offset from the stage's centre, so that a reload in a window of
       // another size shows the same part of the image at the centre
       zoom: V.zoom, cx: V.panX - (V.drawnW || 0) / 2, cy: V.panY - (V.drawnH || 0) / 2, invert: V.invert,
@@ -1087,12 +1158,13 @@
     var head = document.createElement("option"); head.value = ""; head.textContent = "Window presets"; select.appendChild(head);
     var list = [];
     if ((V.series && V.series.modality) === "CT" || V.study.modality === "CT") list = list.concat(CT_PRESETS);
+    if (img && img.voiLut) list.push([lutName(img), "lut", null]);
     if (img) list = list.concat(img.windows);
     list.push(["Auto (min-max)", null, null]);
     list.forEach(function (p) {
       var o = document.createElement("option");
-      o.value = p[1] === null ? "auto" : p[1] + "," + p[2];
-      o.textContent = p[0] + (p[1] === null ? "" : " (" + p[1] + "/" + p[2] + ")");
+      o.value = p[1] === null ? "auto" : p[1] === "lut" ? "lut" : p[1] + "," + p[2];
+      o.textContent = p[0] + (p[1] === null || p[1] === "lut" ? "" : " (" + p[1] + "/" + p[2] + ")");
       select.appendChild(o);
     });
   }
@@ -1304,7 +1376,7 @@
     message("Loading series…");
     var base = "/dicomweb/studies/" + v.study.study_uid + "/series/" + series.uid;
     if (restore) {
-      if (typeof restore.wc === "number") { V.wc = restore.wc; V.ww = restore.ww; V.windowSet = true; }
+      if (typeof restore.wc === "number") { V.wc = restore.wc; V.ww = restore.ww; V.lut = !!restore.lut; V.windowSet = true; }
       V.invert = !!restore.invert;
     }
     var loaded = false, first = null, shown = null;
@@ -1436,7 +1508,7 @@
         var dx = ev.clientX - start.x, dy = ev.clientY - start.y;
         if (mode === "wl") {
           var k = Math.max(0.25, start.ww / 512);
-          V.ww = Math.max(1, start.ww + dx * k * 2); V.wc = start.wc + dy * k * 2; V.windowSet = true; V.needsRender = true;
+          V.ww = Math.max(1, start.ww + dx * k * 2); V.wc = start.wc + dy * k * 2; V.lut = false; V.windowSet = true; V.needsRender = true;
         } else if (mode === "pan") { V.panX = start.panX + dx * dpr; V.panY = start.panY + dy * dpr; }
         else if (mode === "zoom") {
           V.zoom = Math.max(0.05, start.zoom * Math.pow(1.01, -dy));
@@ -1508,7 +1580,8 @@
   document.addEventListener("change", function (e) {
     if (!V || !e.target) return;
     if (e.target.id === "vw-presets" && e.target.value) {
-      if (e.target.value === "auto") { var img = V.images[V.index]; if (img && img.values) setWindow((img.min + img.max) / 2 + 0.5, img.max - img.min + 1); }
+      if (e.target.value === "lut") showLut();
+      else if (e.target.value === "auto") { var img = V.images[V.index]; if (img && img.values) setWindow((img.min + img.max) / 2 + 0.5, img.max - img.min + 1); }
       else { var p = e.target.value.split(","); setWindow(Number(p[0]), Number(p[1])); }
       e.target.value = "";
       V.stage.focus();
@@ -1524,7 +1597,7 @@
       images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
-      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert,
+      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, lut: !!usesLut(V.images[V.index] || {}), zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert,
         measure: imageMeasures().slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
       measures: function () { return imageMeasures().map(function (m) { return m.kind; }); },

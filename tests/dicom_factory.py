@@ -159,3 +159,65 @@ def restamped(name: str, folder: Path, patient_id: str, patient_name: str) -> Pa
     path = folder / f"{patient_id}.dcm"
     ds.save_as(path)
     return path
+
+
+def make_cr(
+    path: Path,
+    *,
+    photometric: str = "MONOCHROME2",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    instance_number: int = 1,
+) -> pydicom.Dataset:
+    """A 12-bit unsigned radiograph (CR) of 128 x 128 without rescale or window, saved at
+    ``path`` (its stored values pydicom's CT_small's plus 1024); add LUTs with
+    :func:`with_lut` and save it again."""
+    ds = pydicom.examples.ct
+    values = np.clip(ds.pixel_array.astype(np.int32) + 1024, 0, 4095).astype(np.uint16)
+    ds.Modality, ds.PhotometricInterpretation = "CR", photometric
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    for keyword in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.PixelData = values.tobytes()
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientName, ds.PatientID, ds.InstanceNumber = "LUT^TEST", "LUT-01", instance_number
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+def with_lut(
+    ds: pydicom.Dataset,
+    keyword: str,
+    entries,
+    *,
+    first: int = 0,
+    bits: int = 16,
+    vr: str = "OW",
+    explanation: str = "",
+) -> pydicom.Dataset:
+    """``ds`` with a LUT of ``entries`` as its ModalityLUTSequence or VOILUTSequence
+    (``keyword``): LUT Data as 16-bit words (``vr`` OW, little endian), as numbers (US) or
+    one byte an entry (``"OB8"``: 8-bit entries packed two to a word, written as OW)."""
+    item = pydicom.Dataset()
+    entries = [int(v) for v in entries]
+    item.add_new(0x00283002, "US" if first >= 0 else "SS", [len(entries) % 65536, first, bits])
+    if explanation:
+        item.LUTExplanation = explanation
+    if vr == "US":
+        item.add_new(0x00283006, "US", entries)
+    elif vr == "OB8":
+        data = bytes(entries) + (b"\0" if len(entries) % 2 else b"")
+        item.add_new(0x00283006, "OW", data)
+    else:
+        item.add_new(0x00283006, "OW", np.asarray(entries, "<u2").tobytes())
+    setattr(ds, keyword, [item])
+    if keyword == "ModalityLUTSequence":
+        for name in ("RescaleSlope", "RescaleIntercept"):
+            if name in ds:
+                delattr(ds, name)
+    return ds

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.encaps import get_frame
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.pixels import pixel_array
 
 from pacs_app.core.errors import InvalidInput, NotFound
 
@@ -136,8 +136,84 @@ def modality_values(ds: pydicom.Dataset, stored: np.ndarray, index: int = 0) -> 
         slope = float(transform.get("RescaleSlope", 1) or 1)
         intercept = float(transform.get("RescaleIntercept", 0) or 0)
         return stored.astype(np.float64) * slope + intercept
-    out = apply_modality_lut(stored, ds)
-    return out.astype(np.float64)
+    table = LookupTable.of(ds, "ModalityLUTSequence")
+    if table is not None:
+        return table.apply(stored).astype(np.float64)
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is None or intercept is None:
+        return stored.astype(np.float64)
+    return stored.astype(np.float64) * float(slope) + float(intercept)
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    """A Modality or VOI LUT (PS3.3 C.11.1.1 and C.11.2.1.1): ``entries`` map the input values
+    ``first``, ``first + 1``, ...; inputs below ``first`` take the first entry, inputs past the
+    last the last one. An entry has ``bits`` bits (the VOI LUT's output range is
+    0 to 2**bits - 1).
+
+    pydicom's own application (3.0.2) indexes an 8-bit VOI LUT with an 8-bit array, so that
+    the inputs past 255 of a LUT with more entries wrap around (256 shows as the first entry):
+    this one is used instead, and the viewer mirrors it (``lutSpec`` in ``assets/viewer.js``).
+    """
+
+    first: int
+    bits: int
+    entries: np.ndarray
+
+    @classmethod
+    def of(cls, ds: pydicom.Dataset, sequence: str, item: int = 0) -> LookupTable | None:
+        """The ``item``-th LUT of ``sequence`` (ModalityLUTSequence or VOILUTSequence) in
+        ``ds``; ``None`` where it has none. :class:`PixelDataError` for a LUT that cannot be
+        read (its descriptor or data missing or malformed)."""
+        seq = ds.get(sequence)
+        if not seq or len(seq) <= item:
+            return None
+        lut = seq[item]
+        descriptor = lut.get("LUTDescriptor")
+        if descriptor is None or "LUTData" not in lut:
+            raise PixelDataError(f"The {sequence} has no LUT Descriptor or no LUT Data.")
+        try:
+            count, first, bits = (int(v) for v in list(descriptor)[:3])
+        except (TypeError, ValueError):
+            raise PixelDataError(f"The {sequence}'s LUT Descriptor is malformed.") from None
+        count = count or 65536
+        if first >= 32768 and int(ds.get("PixelRepresentation", 0) or 0) == 1:
+            first -= 65536  # written as US where the values are signed
+        if not 1 <= bits <= 16:
+            raise PixelDataError(f"The {sequence}'s entries have {bits} bits (1 to 16 allowed).")
+        entries = _lut_entries(lut["LUTData"].value, count, bits, ds)
+        if entries.size == 0:
+            raise PixelDataError(f"The {sequence}'s LUT Data is empty.")
+        return cls(first, bits, entries)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """The entries for ``values`` (integers, or modality values rounded half up)."""
+        if values.dtype.kind in "iu":
+            index = values.astype(np.int64) - self.first
+        else:
+            index = np.floor(values.astype(np.float64) + 0.5) - self.first
+        index = np.clip(index, 0, self.entries.size - 1).astype(np.intp)
+        return self.entries[index]
+
+
+def _lut_entries(data, count: int, bits: int, ds: pydicom.Dataset) -> np.ndarray:
+    """LUT Data as ``count`` entries of ``bits`` bits: a list of numbers (VR US) or bytes (OW)
+    of 16-bit words in the file's byte order, or of one byte an entry for an 8-bit LUT
+    whose data is that long (two entries packed in each word)."""
+    if isinstance(data, bytes | bytearray):
+        if bits <= 8 and len(data) in (count, count + 1):
+            entries = np.frombuffer(data, np.uint8)[:count].astype(np.int64)
+        else:
+            little = ds.is_little_endian if ds.is_little_endian is not None else True
+            usable = len(data) // 2 * 2
+            entries = np.frombuffer(data[:usable], "<u2" if little else ">u2").astype(np.int64)
+    elif data is None:
+        entries = np.zeros(0, np.int64)
+    else:
+        values = [data] if isinstance(data, int) else list(data)
+        entries = np.asarray(values, dtype=np.int64) & 0xFFFF
+    return entries[:count] & ((1 << bits) - 1)
 
 
 def header_window(ds: pydicom.Dataset, index: int = 0) -> Window | None:
@@ -212,49 +288,57 @@ def _render_pixels(ds: pydicom.Dataset, index: int, window: Window | None) -> np
             bits = int(ds.get("BitsStored", 8) or 8)
             stored = (stored.astype(np.float64) * 255.0 / ((1 << bits) - 1)).round()
         return stored.astype(np.uint8)
-    lut_display = _render_by_lut(ds, stored, index, window)
-    if lut_display is not None:
-        return lut_display
+    table = voi_table(ds, index) if window is None else None
+    if window is None and table is None:
+        window = header_window(ds, index)
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and (table or window):
+        # computed once per distinct stored value, not per pixel: the same result
+        lo, hi = int(stored.min()), int(stored.max())
+        domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
+        return np.take(_display(ds, index, domain, table, window), stored.astype(np.int32) - lo)
+    return _display(ds, index, stored, table, window)
+
+
+def _display(
+    ds: pydicom.Dataset,
+    index: int,
+    stored: np.ndarray,
+    table: LookupTable | None,
+    window: Window | None,
+) -> np.ndarray:
+    """Stored values to display values: the Modality LUT, then the VOI LUT ``table``, else
+    ``window``, else the values' min-max; MONOCHROME1 inverted."""
     values = modality_values(ds, stored, index)
-    if (
-        window is None
-        and "VOILUTSequence" in ds
-        and not _functional_group(ds, index, "FrameVOILUTSequence")
-    ):
-        voi = apply_voi_lut(stored if "ModalityLUTSequence" in ds else values, ds, index=0)
-        lut_bits = int(ds.VOILUTSequence[0].LUTDescriptor[2] or 16)
-        display = np.clip(voi.astype(np.float64) * 255.0 / ((1 << lut_bits) - 1), 0, 255)
-        display = np.rint(display).astype(np.uint8)
+    if table is not None:
+        display = voi_display(table, values)
     else:
-        window = window or header_window(ds, index) or min_max_window(values)
+        window = window or min_max_window(values)
         display = apply_window(values, _with_function(window, ds, index))
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         display = 255 - display
     return display
 
 
+def voi_table(ds: pydicom.Dataset, index: int = 0) -> LookupTable | None:
+    """The VOI LUT that frame ``index`` shows through where no window is asked for: the
+    first of the VOI LUT Sequence, preferred to the header's windows (as pydicom and DCMTK's
+    ``dcmj2pnm +Wl 1`` apply it), unless the frame has a VOI group of its own (enhanced
+    objects). ``None`` where there is none."""
+    if _functional_group(ds, index, "FrameVOILUTSequence"):
+        return None
+    return LookupTable.of(ds, "VOILUTSequence")
+
+
+def voi_display(table: LookupTable, values: np.ndarray) -> np.ndarray:
+    """Modality values through a VOI LUT to 0..255: its output range (0 to 2**bits - 1)
+    scaled, rounded half up as the viewer rounds."""
+    scaled = table.apply(values).astype(np.float64) * 255.0 / ((1 << table.bits) - 1)
+    return np.clip(np.floor(scaled + 0.5), 0, 255).astype(np.uint8)
+
+
 def _with_function(window: Window, ds: pydicom.Dataset, index: int) -> Window:
     """``window`` with the image's VOI LUT function where it names none."""
     return window if window.function else replace(window, function=voi_function(ds, index))
-
-
-def _render_by_lut(
-    ds: pydicom.Dataset, stored: np.ndarray, index: int, window: Window | None
-) -> np.ndarray | None:
-    """The same result as the general path, through a lookup table over the stored values:
-    the Modality LUT and the window are computed once per distinct value, not per pixel.
-    ``None`` where it does not apply (no window known yet, a VOI LUT Sequence, float data)."""
-    if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2:
-        return None
-    if window is None and ("VOILUTSequence" in ds or header_window(ds, index) is None):
-        return None
-    lo, hi = int(stored.min()), int(stored.max())
-    domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
-    values = modality_values(ds, domain, index)
-    lut = apply_window(values, _with_function(window or header_window(ds, index), ds, index))
-    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        lut = 255 - lut
-    return np.take(lut, stored.astype(np.int32) - lo)
 
 
 def encode(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:

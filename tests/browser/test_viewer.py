@@ -19,7 +19,15 @@ from pydicom.uid import generate_uid
 
 from tests.browser.test_sign_in import sign_in
 from tests.browser.test_studies import centre_with_technician
-from tests.dicom_factory import TESTDATA, make_ct, make_series, make_single_bit, restamped
+from tests.dicom_factory import (
+    TESTDATA,
+    make_cr,
+    make_ct,
+    make_series,
+    make_single_bit,
+    restamped,
+    with_lut,
+)
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -450,6 +458,75 @@ def test_a_sigmoid_window_is_shown_as_the_server_renders_it(page, app_url, tmp_p
     assert (np.abs(server.astype(int) - linear.astype(int)) > 10).mean() > 0.1
     off = np.abs(on_screen.astype(int) - server.astype(int)) > 1
     assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
+
+
+def _radiographs_with_luts(folder: Path) -> list[Path]:
+    """Two radiographs of one series shown through their devices' LUTs, no window: the first
+    with a Modality LUT and an 8-bit VOI LUT of 4096 entries (both over 1 KiB: the metadata
+    gives their data as BulkDataURIs), the second MONOCHROME1 with a Modality LUT of numbers
+    and a VOI LUT of 512 words (InlineBinary)."""
+    study_uid, series_uid = generate_uid(), generate_uid()
+    curve = np.rint(255 * (np.arange(4096) / 4095) ** 0.6).astype(int)
+    paths = []
+    for n, photometric in ((1, "MONOCHROME2"), (2, "MONOCHROME1")):
+        path = folder / f"cr{n}.dcm"
+        ds = make_cr(
+            path,
+            photometric=photometric,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            instance_number=n,
+        )
+        if n == 1:
+            with_lut(ds, "ModalityLUTSequence", np.arange(4096) + 100, first=0, bits=16)
+            with_lut(ds, "VOILUTSequence", curve, first=100, bits=8, explanation="DEVICE CURVE")
+        else:
+            with_lut(ds, "ModalityLUTSequence", np.arange(1000, 3500) // 2, first=1000, vr="US")
+            with_lut(ds, "VOILUTSequence", curve[::8] * 16, first=800, bits=12)
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_radiographs_show_through_their_modality_and_voi_luts(page, app_url, tmp_path):
+    """A radiograph whose device wrote a Modality LUT and a VOI LUT (as many CR and DX
+    devices do) shows through them, as the server renders it (and DCMTK:
+    tests/dicom/test_luts.py), not by the min-max of its stored values (seen); a change of
+    window leaves the LUT, and the presets bring it back."""
+    paths = _radiographs_with_luts(tmp_path)
+    study_id = _upload(app_url, paths)
+    token = _token(app_url, "radiologist", "radio123")
+    ds = pydicom.dcmread(paths[0])
+    _opened_at_actual_size(page, study_id, index=1)
+    for index in (0, 1):
+        page.evaluate(f"window.__pacsViewer.go({index})")
+        expect(page.locator("#vw-stage")).to_have_attribute("data-index", str(index))
+        expect(page.locator("#vw-overlay-bl")).to_contain_text(f"Im {index + 1}/2")
+        page.wait_for_timeout(200)
+        shown = page.evaluate(SHOWN_PIXELS)
+        view = _state(page)
+        assert view["lut"] is True
+        label = "VOI LUT DEVICE CURVE" if index == 0 else "VOI LUT"
+        expect(page.locator("#vw-overlay-bl")).to_contain_text(label)
+        expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")
+        r = httpx.get(
+            f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{view['sop']}/frames/1/rendered",
+            headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+        )
+        assert r.status_code == 200, r.text
+        server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+        assert (shown["width"], shown["height"]) == (128, 128)
+        rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(128, 128, 4)
+        assert np.abs(rgba[..., 0].astype(int) - server).max() == 0
+        assert len(np.unique(server)) > 50  # a picture, not a flat field
+    # the reader's window replaces the LUT; the preset brings it back
+    page.evaluate("window.__pacsViewer.setWindow(2000, 1000)")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("WL 2000 / WW 1000")
+    assert _state(page)["lut"] is False
+    page.select_option("#vw-presets", "lut")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("VOI LUT")
+    assert _state(page)["lut"] is True
 
 
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):

@@ -122,6 +122,10 @@
       img.cols = num(m, "00280011", 0, 0);
       img.samples = num(m, "00280002", 0, 1);
       img.bits = num(m, "00280100", 0, 16);
+      // Float (32 bits) or Double Float Pixel Data (64): the metadata leaves the pixel data
+      // element out, but a floating point image has no Bits Stored (PS3.3 C.7.6.3: it is
+      // required where Pixel Data is present)
+      img.float = (img.bits === 32 || img.bits === 64) && !m["00280101"];
       img.signed = num(m, "00280103", 0, 0) === 1;
       img.photometric = text(m, "00280004");
       var pvt = group(m, img.frame, "00289145");
@@ -218,6 +222,7 @@
         var buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
         var raw;
         if (img.bits === 1) raw = unpackBits(new Uint8Array(buf), n);
+        else if (img.float) raw = img.bits === 64 ? new Float64Array(buf) : new Float32Array(buf);
         else if (img.bits > 16) raw = img.signed ? new Int32Array(buf) : new Uint32Array(buf);
         else if (img.bits > 8) raw = img.signed ? new Int16Array(buf) : new Uint16Array(buf);
         else raw = img.signed ? new Int8Array(buf) : new Uint8Array(buf);

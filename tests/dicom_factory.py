@@ -221,3 +221,40 @@ def with_lut(
             if name in ds:
                 delattr(ds, name)
     return ds
+
+
+def make_float_map(path: Path, *, double: bool = False, instance_number: int = 1) -> np.ndarray:
+    """A parametric map of 64 x 48 float values (Float Pixel Data, 32 bits; Double Float Pixel
+    Data, 64 bits, with ``double``), negative and fractional ones among them, saved at
+    ``path``: its values. As the Floating Point Image Pixel module has it, there is no Bits
+    Stored, High Bit or Pixel Representation."""
+    ds = pydicom.examples.ct
+    del ds.PixelData
+    for keyword in (
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "WindowCenter",
+        "WindowWidth",
+        "SmallestImagePixelValue",
+        "LargestImagePixelValue",
+    ):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.30"
+    ds.Modality, ds.Rows, ds.Columns = "MR", 48, 64
+    y, x = np.mgrid[0:48, 0:64]
+    values = (np.sin(x / 7.0) * 3.25 + y / 16.0 - 0.5).astype(np.float64 if double else np.float32)
+    ds.BitsAllocated = 64 if double else 32
+    if double:
+        ds.DoubleFloatPixelData = values.astype("<f8").tobytes()
+    else:
+        ds.FloatPixelData = values.astype("<f4").tobytes()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientName, ds.PatientID, ds.InstanceNumber = "FLOAT^MAP", "FLT-01", instance_number
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return values

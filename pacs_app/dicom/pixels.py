@@ -101,7 +101,7 @@ def decode_frame(ds: pydicom.Dataset, index: int = 0) -> np.ndarray:
     pixel data cannot be decoded.
     """
     _check_frame(ds, index)
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise PixelDataError("The instance has no pixel data (it is not an image).")
     if int(ds.get("BitsAllocated") or 0) == 1:
         # pydicom 3.0.2 cannot cut out some single-bit frames that start inside a byte (of

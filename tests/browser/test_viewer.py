@@ -23,6 +23,7 @@ from tests.dicom_factory import (
     TESTDATA,
     make_cr,
     make_ct,
+    make_float_map,
     make_series,
     make_single_bit,
     restamped,
@@ -527,6 +528,32 @@ def test_radiographs_show_through_their_modality_and_voi_luts(page, app_url, tmp
     page.select_option("#vw-presets", "lut")
     expect(page.locator("#vw-overlay-bl")).to_contain_text("VOI LUT")
     assert _state(page)["lut"] is True
+
+
+@pytest.mark.parametrize("double", [False, True], ids=["float", "double"])
+def test_a_float_image_shows_its_values(page, app_url, tmp_path, double):
+    """A parametric map of Float (or Double Float) Pixel Data shows as the server renders it
+    (its values' min-max), and the window it names is that of its float values. (Seen: the
+    float bits read as 32-bit integers, noise on the canvas and a window in the billions.)"""
+    values = make_float_map(tmp_path / "map.dcm", double=double)
+    shown = _opened_at_actual_size(page, _upload(app_url, [tmp_path / "map.dcm"]))
+    ds = pydicom.dcmread(tmp_path / "map.dcm", stop_before_pixels=True)
+    token = _token(app_url, "radiologist", "radio123")
+    r = httpx.get(
+        f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered",
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    assert r.status_code == 200, r.text
+    server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+    assert (shown["width"], shown["height"]) == (64, 48)
+    rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(48, 64, 4)
+    assert np.abs(rgba[..., 0].astype(int) - server).max() <= 1
+    assert len(np.unique(server)) > 50
+    low, high = float(values.min()), float(values.max())
+    expect(page.locator("#vw-overlay-bl")).to_contain_text(
+        f"WL {round((low + high) / 2 + 0.5)} / WW {round(high - low + 1)}"
+    )
 
 
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):

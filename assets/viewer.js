@@ -256,7 +256,8 @@
     var items = m[seqTag] && m[seqTag].Value;
     if (!items || !items.length || !items[0]) return null;
     var item = items[0], d = (item["00283002"] && item["00283002"].Value) || [];
-    if (d.length < 3 || !item["00283006"]) return null;
+    // one that cannot be read is said, as the server refuses to render it
+    if (d.length < 3 || !item["00283006"]) return { seq: seqTag, broken: true };
     var first = Number(d[1]);
     if (first >= 32768 && num(m, "00280103", 0, 0) === 1) first -= 65536;  // written as US
     return { seq: seqTag, count: Number(d[0]) || 65536, first: first, bits: Number(d[2]),
@@ -265,6 +266,7 @@
   var LUT_NAMES = { "00283000": "Modality LUT", "00283010": "VOI LUT" };
   async function loadLut(img, lut) {
     if (!lut || lut.entries) return;
+    if (lut.broken) throw new Error("The image's " + LUT_NAMES[lut.seq] + " has no LUT Descriptor or no LUT Data: it cannot be shown.");
     var d = lut.data, bytes = null, entries;
     if (!(lut.bits >= 1 && lut.bits <= 16)) throw new Error("The image's " + LUT_NAMES[lut.seq] + " has entries of " + lut.bits + " bits (1 to 16 allowed).");
     if (d.Value) entries = d.Value.map(function (v) { return Number(v) & 0xffff; });

@@ -567,6 +567,15 @@ def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):
     study_id = _upload(app_url, [corrupt])
     page.goto(f"/viewer/{study_id}")
     expect(page.locator("#vw-message")).to_contain_text("cannot be decoded", timeout=30_000)
+    # a VOI LUT without its data: said, as the server refuses to render it (not shown by a
+    # window the device did not mean)
+    ds = with_lut(make_cr(tmp_path / "cr.dcm"), "VOILUTSequence", range(4096), bits=12)
+    del ds.VOILUTSequence[0].LUTData
+    ds.save_as(tmp_path / "cr.dcm", enforce_file_format=True)
+    page.goto(f"/viewer/{_upload(app_url, [tmp_path / 'cr.dcm'])}")
+    expect(page.locator("#vw-message")).to_contain_text(
+        "The image's VOI LUT has no LUT Descriptor or no LUT Data", timeout=30_000
+    )
     # an RT structure set has no pixels: said plainly, with no window/level for an image that
     # is not there (in a study of its own: pydicom's test files share study UIDs)
     rtstruct = pydicom.dcmread(TESTDATA / "non_image" / "rtstruct.dcm", force=True)

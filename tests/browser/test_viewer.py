@@ -461,6 +461,24 @@ def test_a_sigmoid_window_is_shown_as_the_server_renders_it(page, app_url, tmp_p
     assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
 
 
+def _rendered_as_stored(app_url: str, token: str, ds: pydicom.Dataset, sop: str) -> np.ndarray:
+    """The server's PNG rendering of the first frame of instance ``sop`` of ``ds``'s series
+    with no window asked for (the image's own VOI LUT, window or min-max), as grey."""
+    r = httpx.get(
+        f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{sop}/frames/1/rendered",
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    assert r.status_code == 200, r.text
+    return np.asarray(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+
+
+def _grey(shown: dict) -> np.ndarray:
+    """The red channel of canvas pixels (:data:`SHOWN_PIXELS`) of a grey image."""
+    rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(shown["height"], shown["width"], 4)
+    return rgba[..., 0].astype(int)
+
+
 def _radiographs_with_luts(folder: Path) -> list[Path]:
     """Two radiographs of one series shown through their devices' LUTs, no window: the first
     with a Modality LUT and an 8-bit VOI LUT of 4096 entries (both over 1 KiB: the metadata
@@ -510,16 +528,9 @@ def test_radiographs_show_through_their_modality_and_voi_luts(page, app_url, tmp
         label = "VOI LUT DEVICE CURVE" if index == 0 else "VOI LUT"
         expect(page.locator("#vw-overlay-bl")).to_contain_text(label)
         expect(page.locator("#vw-overlay-bl")).not_to_contain_text("WL")
-        r = httpx.get(
-            f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-            f"/instances/{view['sop']}/frames/1/rendered",
-            headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
-        )
-        assert r.status_code == 200, r.text
-        server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+        server = _rendered_as_stored(app_url, token, ds, view["sop"])
         assert (shown["width"], shown["height"]) == (128, 128)
-        rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(128, 128, 4)
-        assert np.abs(rgba[..., 0].astype(int) - server).max() == 0
+        assert np.abs(_grey(shown) - server).max() == 0
         assert len(np.unique(server)) > 50  # a picture, not a flat field
     # the reader's window replaces the LUT; the preset brings it back
     page.evaluate("window.__pacsViewer.setWindow(2000, 1000)")
@@ -539,16 +550,9 @@ def test_a_float_image_shows_its_values(page, app_url, tmp_path, double):
     shown = _opened_at_actual_size(page, _upload(app_url, [tmp_path / "map.dcm"]))
     ds = pydicom.dcmread(tmp_path / "map.dcm", stop_before_pixels=True)
     token = _token(app_url, "radiologist", "radio123")
-    r = httpx.get(
-        f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered",
-        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
-    )
-    assert r.status_code == 200, r.text
-    server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+    server = _rendered_as_stored(app_url, token, ds, ds.SOPInstanceUID)
     assert (shown["width"], shown["height"]) == (64, 48)
-    rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(48, 64, 4)
-    assert np.abs(rgba[..., 0].astype(int) - server).max() <= 1
+    assert np.abs(_grey(shown) - server).max() <= 1
     assert len(np.unique(server)) > 50
     low, high = float(values.min()), float(values.max())
     expect(page.locator("#vw-overlay-bl")).to_contain_text(

@@ -251,27 +251,39 @@
   // A Modality or VOI LUT of the metadata (PS3.3 C.11.1.1, C.11.2.1.1), read as the server
   // reads it (pixels.LookupTable): entries that map the values first, first + 1, ...; values
   // below take the first entry, those past the last the last one. Its data (a list of numbers,
-  // InlineBinary or a BulkDataURI) is loaded with the pixels (loadLut).
+  // InlineBinary or a BulkDataURI) is loaded with the pixels (loadLut), once for all the
+  // frames of the instance.
+  var LUT_SPECS = new WeakMap();  // metadata -> its LUTs (not in it: the tag browser lists it)
   function lutSpec(m, seqTag) {
+    var known = LUT_SPECS.get(m);
+    if (!known) { known = {}; LUT_SPECS.set(m, known); }
+    if (!(seqTag in known)) known[seqTag] = readLutSpec(m, seqTag);
+    return known[seqTag];
+  }
+  function readLutSpec(m, seqTag) {
     var items = m[seqTag] && m[seqTag].Value;
     if (!items || !items.length || !items[0]) return null;
     var item = items[0], d = (item["00283002"] && item["00283002"].Value) || [];
     // one that cannot be read is said, as the server refuses to render it
-    if (d.length < 3 || !item["00283006"]) return { seq: seqTag, broken: true };
+    if (d.length < 3 || !item["00283006"]) return { seq: seqTag, broken: true, explanation: "" };
     var first = Number(d[1]);
     if (first >= 32768 && num(m, "00280103", 0, 0) === 1) first -= 65536;  // written as US
     return { seq: seqTag, count: Number(d[0]) || 65536, first: first, bits: Number(d[2]),
       data: item["00283006"], explanation: text(item, "00283003").trim(), entries: null };
   }
   var LUT_NAMES = { "00283000": "Modality LUT", "00283010": "VOI LUT" };
-  async function loadLut(img, lut) {
-    if (!lut || lut.entries) return;
+  function loadLut(img, lut) {
+    if (!lut || lut.entries) return null;
+    if (!lut.loading) lut.loading = readLut(img, lut).catch(function (e) { lut.loading = null; throw e; });
+    return lut.loading;
+  }
+  async function readLut(img, lut) {
     if (lut.broken) throw new Error("The image's " + LUT_NAMES[lut.seq] + " has no LUT Descriptor or no LUT Data: it cannot be shown.");
     var d = lut.data, bytes = null, entries;
     if (!(lut.bits >= 1 && lut.bits <= 16)) throw new Error("The image's " + LUT_NAMES[lut.seq] + " has entries of " + lut.bits + " bits (1 to 16 allowed).");
     if (d.Value) entries = d.Value.map(function (v) { return Number(v) & 0xffff; });
     else if (d.InlineBinary) bytes = Uint8Array.from(atob(d.InlineBinary), function (c) { return c.charCodeAt(0); });
-    else if (d.BulkDataURI) {
+    else if ("BulkDataURI" in d) {  // (empty in the opening image's metadata: the path is known)
       var res = await get(instancePath(img) + "/bulk/" + lut.seq + "/1/00283006", 'multipart/related; type="application/octet-stream"');
       bytes = firstPart(await res.arrayBuffer(), res.headers.get("content-type"));
     } else entries = [];
@@ -330,7 +342,7 @@
   // range, else the values' min-max
   function defaultWindow(img) {
     if (img.windows.length) return [img.windows[0][1], img.windows[0][2]];
-    if (img.voiLut) return [img.voiLut.first + img.voiLut.count / 2, Math.max(1, img.voiLut.count)];
+    if (img.voiLut && !img.voiLut.broken) return [img.voiLut.first + img.voiLut.count / 2, Math.max(1, img.voiLut.count)];
     return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1)];
   }
 
@@ -1112,7 +1124,7 @@
   // back to the image's VOI LUT (a preset), its input range the window a change starts from
   function showLut() {
     var img = V.images[V.index];
-    if (!img || !img.voiLut) return;
+    if (!img || !img.voiLut || !img.voiLut.entries) return;  // loaded with the shown pixels
     var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = true; V.windowSet = true; V.needsRender = true; draw(); save();
   }
 
@@ -1165,7 +1177,7 @@
     var head = document.createElement("option"); head.value = ""; head.textContent = "Window presets"; select.appendChild(head);
     var list = [];
     if ((V.series && V.series.modality) === "CT" || V.study.modality === "CT") list = list.concat(CT_PRESETS);
-    if (img && img.voiLut) list.push([lutName(img), "lut", null]);
+    if (img && img.voiLut && !img.voiLut.broken) list.push([lutName(img), "lut", null]);
     if (img) list = list.concat(img.windows);
     list.push(["Auto (min-max)", null, null]);
     list.forEach(function (p) {
@@ -1410,6 +1422,9 @@
     try {
       images = await metadata;
       if (V !== v) return;
+      // the opening image's instance keeps its metadata object, and with it the LUTs read
+      // for it (lutSpec): its other frames need not fetch them again
+      if (first) images = images.map(function (m) { return val(m, "00080018") === first.sop ? first.meta : m; });
       images = makeImages(images);
     } catch (e) {
       if (V !== v) return;

@@ -461,12 +461,14 @@ def test_a_sigmoid_window_is_shown_as_the_server_renders_it(page, app_url, tmp_p
     assert off.mean() <= 0.005, f"{off.mean():.2%} of pixels differ"
 
 
-def _rendered_as_stored(app_url: str, token: str, ds: pydicom.Dataset, sop: str) -> np.ndarray:
-    """The server's PNG rendering of the first frame of instance ``sop`` of ``ds``'s series
-    with no window asked for (the image's own VOI LUT, window or min-max), as grey."""
+def _rendered_as_stored(
+    app_url: str, token: str, ds: pydicom.Dataset, sop: str, frame: int = 1
+) -> np.ndarray:
+    """The server's PNG rendering of ``frame`` of instance ``sop`` of ``ds``'s series with no
+    window asked for (the image's own VOI LUT, window or min-max), as grey."""
     r = httpx.get(
         f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{sop}/frames/1/rendered",
+        f"/instances/{sop}/frames/{frame}/rendered",
         headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
     )
     assert r.status_code == 200, r.text
@@ -539,6 +541,32 @@ def test_radiographs_show_through_their_modality_and_voi_luts(page, app_url, tmp
     page.select_option("#vw-presets", "lut")
     expect(page.locator("#vw-overlay-bl")).to_contain_text("VOI LUT")
     assert _state(page)["lut"] is True
+
+
+def test_the_frames_of_a_multiframe_radiograph_share_its_voi_lut(page, app_url, tmp_path):
+    """Each frame of a multi-frame image shows through the instance's VOI LUT, whose data
+    (a BulkDataURI) is fetched once for all of them."""
+    ds = make_cr(tmp_path / "frames.dcm")
+    frame = ds.pixel_array
+    ds.NumberOfFrames = 3
+    ds.PixelData = np.stack([frame, 4095 - frame, frame // 2]).astype(np.uint16).tobytes()
+    curve = np.rint(4095 * (np.arange(4096) / 4095) ** 0.5).astype(int)
+    with_lut(ds, "VOILUTSequence", curve, bits=12)
+    ds.save_as(tmp_path / "frames.dcm", enforce_file_format=True)
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "/bulk/00283010" in r.url else None)
+    _opened_at_actual_size(page, _upload(app_url, [tmp_path / "frames.dcm"]))
+    token = _token(app_url, "radiologist", "radio123")
+    for index in (0, 1, 2):
+        page.evaluate(f"window.__pacsViewer.go({index})")
+        expect(page.locator("#vw-overlay-bl")).to_contain_text(
+            f"frame {index + 1}" if index else "Im 1/3"
+        )
+        page.wait_for_timeout(200)
+        assert _state(page)["lut"] is True
+        server = _rendered_as_stored(app_url, token, ds, ds.SOPInstanceUID, index + 1)
+        assert np.abs(_grey(page.evaluate(SHOWN_PIXELS)) - server).max() == 0
+    assert len(fetched) == 1, fetched
 
 
 @pytest.mark.parametrize("double", [False, True], ids=["float", "double"])

@@ -147,7 +147,8 @@
       var widths = (voi["00281051"] && voi["00281051"].Value) || [];
       var names = (voi["00281055"] && voi["00281055"].Value) || [];
       for (var i = 0; i < Math.min(centers.length, widths.length); i++) {
-        if (Number(widths[i]) >= 1) img.windows.push([names[i] || ("Header " + (i + 1)), Number(centers[i]), Number(widths[i])]);
+        // LINEAR's width at least 1, the others' above 0 (pixels.Window)
+        if (Number(widths[i]) >= (img.voiFunction === "LINEAR" ? 1 : Number.MIN_VALUE)) img.windows.push([names[i] || ("Header " + (i + 1)), Number(centers[i]), Number(widths[i])]);
       }
       var measures = group(m, img.frame, "00289110");
       var spacing = (measures && measures["00280030"] && measures["00280030"].Value) ||
@@ -229,14 +230,15 @@
         await loadLut(img, img.modalityLut);
         await loadLut(img, img.voiLut);
         var values = new Float32Array(n), mlut = img.modalityLut;
-        var lo = Infinity, hi = -Infinity;
+        var lo = Infinity, hi = -Infinity, whole = true;
         for (var i = 0; i < n; i++) {
           var v = mlut ? lutValue(mlut, raw[i]) : raw[i] * img.slope + img.intercept;
           values[i] = v;
           if (v < lo) lo = v;
           if (v > hi) hi = v;
+          if (whole && v !== Math.floor(v)) whole = false;
         }
-        img.values = values; img.min = lo; img.max = hi;
+        img.values = values; img.min = lo; img.max = hi; img.whole = whole;
       }
       if (img.hasOverlays && !img.overlays) {
         // the image shows without them; they follow, and a failure is said in the overlay text
@@ -340,11 +342,25 @@
   // the window shown where the reader chose none and the image has no VOI LUT, and the one a
   // reader's change of window starts from: the header's first, else the VOI LUT's input
   // range, else the values' min-max
+  // (with the function it is applied with: "" for the image's own)
   function defaultWindow(img) {
-    if (img.windows.length) return [img.windows[0][1], img.windows[0][2]];
-    if (img.voiLut && !img.voiLut.broken) return [img.voiLut.first + img.voiLut.count / 2, Math.max(1, img.voiLut.count)];
-    return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1)];
+    if (img.windows.length) return [img.windows[0][1], img.windows[0][2], ""];
+    if (img.voiLut && !img.voiLut.broken) return [img.voiLut.first + img.voiLut.count / 2, Math.max(1, img.voiLut.count), ""];
+    return minMaxWindow(img);
   }
+  // from the lowest value to the highest, as pixels.min_max_window: by the image's own
+  // function where they are whole numbers, else LINEAR_EXACT, whose width may be under 1
+  // (a float map of values between 0 and 0.003)
+  function minMaxWindow(img) {
+    if (img.whole) return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1), ""];
+    return [(img.min + img.max) / 2, (img.max - img.min) || 1, "LINEAR_EXACT"];
+  }
+  // the function the window is applied with: the one it names, else the image's own
+  function windowFunction(img) { return V.wfn || img.voiFunction; }
+  // the narrowest window width the function allows (PS3.3 C.11.2.1.2-3)
+  function narrowest(img) { return windowFunction(img) === "LINEAR" ? 1 : 1e-9; }
+  // a window's numbers as the overlay says them: whole above 10, else 3 significant digits
+  function windowNumber(x) { return Math.abs(x) >= 10 ? String(Math.round(x)) : String(Number(x.toPrecision(3))); }
 
   // The instance's file as it was stored, through WADO-RS (the token goes in a header, which
   // a plain link cannot send); transfer-syntax=* asks for it as stored, not converted.
@@ -575,7 +591,7 @@
     } else {
       var c = V.wc, w = V.ww, low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
       var flip = (img.photometric === "MONOCHROME1") !== V.invert;
-      var sigmoid = img.voiFunction === "SIGMOID", exact = img.voiFunction === "LINEAR_EXACT";
+      var fn = windowFunction(img), sigmoid = fn === "SIGMOID", exact = fn === "LINEAR_EXACT";
       // the VOI LUT's output range (0 to 2^bits - 1) to 0..255, as pixels.voi_display does
       var lut = usesLut(img) ? img.voiLut : null, top = lut ? Math.pow(2, lut.bits) - 1 : 1;
       for (i = 0; i < n; i++) {
@@ -953,7 +969,7 @@
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
-      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : usesLut(img) ? lutName(img) : "WL " + Math.round(V.wc) + " / WW " + Math.round(V.ww) + (img.voiFunction === "LINEAR" ? "" : " " + img.voiFunction.toLowerCase().replace("_", " "))) +
+      (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : usesLut(img) ? lutName(img) : "WL " + windowNumber(V.wc) + " / WW " + windowNumber(V.ww) + (windowFunction(img) === "LINEAR" ? "" : " " + windowFunction(img).toLowerCase().replace("_", " "))) +
       (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
@@ -1007,7 +1023,11 @@
       "?frame=" + (img.frame + 1);
     // marked with the window it is seen with, which the report's PDF prints it with
     // (through its VOI LUT: no window, which the server renders the image's VOI LUT without)
-    if (!marked && !img.rgba && !usesLut(img)) path += "&window=" + V.wc.toFixed(2) + "," + Math.max(1, V.ww).toFixed(2);
+    // (and the function it names, if any: linear-exact for a float map's min-max)
+    if (!marked && !img.rgba && !usesLut(img)) {
+      path += "&window=" + Number(V.wc.toPrecision(8)) + "," + Number(V.ww.toPrecision(8)) +
+        (V.wfn ? "," + V.wfn.toLowerCase().replace("_", "-") : "");
+    }
     try {
       var res = await get(path, "application/json", marked ? "DELETE" : "PUT");
       setKeys((await res.json()).map(function (k) { return { sop: k.sop_instance_uid, frame: k.frame }; }));
@@ -1077,7 +1097,7 @@
       try { await loadPixels(img); } catch (e) { if (V.images[V.index] === img) { message(e.message); draw(); } return; }
       if (V.images[V.index] !== img) return;
     }
-    if (!V.windowSet && !img.rgba) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = !!img.voiLut; V.windowSet = true; }
+    if (!V.windowSet && !img.rgba) { var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.wfn = w[2]; V.lut = !!img.voiLut; V.windowSet = true; }
     if (!V.fitted) { fit(); V.fitted = true; }
     V.needsRender = true;
     draw();
@@ -1117,15 +1137,20 @@
     var img = V.images[V.index];
     V.invert = false; V.windowSet = false; V.lut = false;
     if (img) { delete V.measures[imageKey(img)]; saveMeasures(); }  // this image's measurements
-    if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = !!img.voiLut; V.windowSet = true; }
+    if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256, ""] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.wfn = w[2]; V.lut = !!img.voiLut; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
   }
-  function setWindow(c, w) { V.wc = c; V.ww = Math.max(1, w); V.lut = false; V.windowSet = true; V.needsRender = true; draw(); save(); }
+  // fn: the function it names ("" or none: the image's own)
+  function setWindow(c, w, fn) {
+    var img = V.images[V.index];
+    V.wfn = fn || ""; V.wc = c; V.ww = img ? Math.max(narrowest(img), w) : Math.max(1, w);
+    V.lut = false; V.windowSet = true; V.needsRender = true; draw(); save();
+  }
   // back to the image's VOI LUT (a preset), its input range the window a change starts from
   function showLut() {
     var img = V.images[V.index];
     if (!img || !img.voiLut || !img.voiLut.entries) return;  // loaded with the shown pixels
-    var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.lut = true; V.windowSet = true; V.needsRender = true; draw(); save();
+    var w = defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.wfn = w[2]; V.lut = true; V.windowSet = true; V.needsRender = true; draw(); save();
   }
 
   var saveTimer = null;
@@ -1137,7 +1162,7 @@
     // "input" events; the value is set with the native setter so React sees the change).
     var sink = $("vw-view-sink");
     var json = JSON.stringify({
-      study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww, lut: !!V.lut,
+      study: V.study.study_id, series: V.series.uid, index: V.index, wc: V.wc, ww: V.ww, wfn: V.wfn || "", lut: !!V.lut,
       // pan as the image's offset from the stage's centre, so that a reload in a window of
       // another size shows the same part of the image at the centre
       zoom: V.zoom, cx: V.panX - (V.drawnW || 0) / 2, cy: V.panY - (V.drawnH || 0) / 2, invert: V.invert,
@@ -1395,7 +1420,10 @@
     message("Loading series…");
     var base = "/dicomweb/studies/" + v.study.study_uid + "/series/" + series.uid;
     if (restore) {
-      if (typeof restore.wc === "number") { V.wc = restore.wc; V.ww = restore.ww; V.lut = !!restore.lut; V.windowSet = true; }
+      if (typeof restore.wc === "number") {
+        V.wc = restore.wc; V.ww = restore.ww; V.lut = !!restore.lut; V.windowSet = true;
+        V.wfn = ["LINEAR", "LINEAR_EXACT", "SIGMOID"].indexOf(restore.wfn) >= 0 ? restore.wfn : "";
+      }
       V.invert = !!restore.invert;
     }
     var loaded = false, first = null, shown = null;
@@ -1529,8 +1557,9 @@
       function move(ev) {
         var dx = ev.clientX - start.x, dy = ev.clientY - start.y;
         if (mode === "wl") {
-          var k = Math.max(0.25, start.ww / 512);
-          V.ww = Math.max(1, start.ww + dx * k * 2); V.wc = start.wc + dy * k * 2; V.lut = false; V.windowSet = true; V.needsRender = true;
+          var shown = V.images[V.index] || {}, least = shown.values ? narrowest(shown) : 1;
+          var k = least >= 1 ? Math.max(0.25, start.ww / 512) : start.ww / 512;
+          V.ww = Math.max(least, start.ww + dx * k * 2); V.wc = start.wc + dy * k * 2; V.lut = false; V.windowSet = true; V.needsRender = true;
         } else if (mode === "pan") { V.panX = start.panX + dx * dpr; V.panY = start.panY + dy * dpr; }
         else if (mode === "zoom") {
           V.zoom = Math.max(0.05, start.zoom * Math.pow(1.01, -dy));
@@ -1603,7 +1632,7 @@
     if (!V || !e.target) return;
     if (e.target.id === "vw-presets" && e.target.value) {
       if (e.target.value === "lut") showLut();
-      else if (e.target.value === "auto") { var img = V.images[V.index]; if (img && img.values) setWindow((img.min + img.max) / 2 + 0.5, img.max - img.min + 1); }
+      else if (e.target.value === "auto") { var img = V.images[V.index]; if (img && img.values) { var mm = minMaxWindow(img); setWindow(mm[0], mm[1], mm[2]); } }
       else { var p = e.target.value.split(","); setWindow(Number(p[0]), Number(p[1])); }
       e.target.value = "";
       V.stage.focus();
@@ -1619,7 +1648,7 @@
       images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
-      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, lut: !!usesLut(V.images[V.index] || {}), zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert,
+      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, wfn: V.wfn || "", lut: !!usesLut(V.images[V.index] || {}), zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert,
         measure: imageMeasures().slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
       measures: function () { return imageMeasures().map(function (m) { return m.kind; }); },

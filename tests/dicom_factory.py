@@ -223,11 +223,13 @@ def with_lut(
     return ds
 
 
-def make_float_map(path: Path, *, double: bool = False, instance_number: int = 1) -> np.ndarray:
+def make_float_map(
+    path: Path, *, double: bool = False, instance_number: int = 1, scale: float = 1.0
+) -> np.ndarray:
     """A parametric map of 64 x 48 float values (Float Pixel Data, 32 bits; Double Float Pixel
-    Data, 64 bits, with ``double``), negative and fractional ones among them, saved at
-    ``path``: its values. As the Floating Point Image Pixel module has it, there is no Bits
-    Stored, High Bit or Pixel Representation."""
+    Data, 64 bits, with ``double``), negative and fractional ones among them (about -4 to 6,
+    times ``scale``), saved at ``path``: its values. As the Floating Point Image Pixel module
+    has it, there is no Bits Stored, High Bit or Pixel Representation."""
     ds = pydicom.examples.ct
     del ds.PixelData
     for keyword in (
@@ -246,7 +248,9 @@ def make_float_map(path: Path, *, double: bool = False, instance_number: int = 1
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.30"
     ds.Modality, ds.Rows, ds.Columns = "MR", 48, 64
     y, x = np.mgrid[0:48, 0:64]
-    values = (np.sin(x / 7.0) * 3.25 + y / 16.0 - 0.5).astype(np.float64 if double else np.float32)
+    values = ((np.sin(x / 7.0) * 3.25 + y / 16.0 - 0.5) * scale).astype(
+        np.float64 if double else np.float32
+    )
     ds.BitsAllocated = 64 if double else 32
     if double:
         ds.DoubleFloatPixelData = values.astype("<f8").tobytes()

@@ -46,10 +46,17 @@ class Window:
     function: str = ""
 
     def __post_init__(self):
-        if not self.width >= 1:
-            raise InvalidInput("The window width must be at least 1.")
         if self.function and self.function not in VOI_FUNCTIONS:
             raise InvalidInput(f"No such VOI LUT function: {self.function!r}.")
+        # PS3.3 C.11.2.1.2.1: LINEAR's width is at least 1; LINEAR_EXACT's and SIGMOID's
+        # (C.11.2.1.3) above 0, as float images and fractional rescales need
+        if not self.width > 0:
+            raise InvalidInput("The window width must be above 0.")
+        if self.function == "LINEAR" and self.width < 1:
+            raise InvalidInput(
+                "A LINEAR window's width must be at least 1 (a narrower one needs "
+                "linear-exact or sigmoid)."
+            )
 
 
 def read_dataset(path: str | Path) -> pydicom.Dataset:
@@ -228,7 +235,10 @@ def header_window(ds: pydicom.Dataset, index: int = 0) -> Window | None:
         width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
     except (TypeError, ValueError):
         return None
-    return Window(center, width, voi_function(ds, index)) if width >= 1 else None
+    try:  # a width the function does not allow: no window
+        return Window(center, width, voi_function(ds, index))
+    except InvalidInput:
+        return None
 
 
 def voi_function(ds: pydicom.Dataset, index: int = 0) -> str:
@@ -263,8 +273,14 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
 
 
 def min_max_window(values: np.ndarray) -> Window:
+    """The window from the lowest of ``values`` (modality values) to the highest: by the
+    image's own function where they are whole numbers, else LINEAR_EXACT, whose width may be
+    under 1 (a float map of values between 0 and 0.003 is not one flat grey). The viewer
+    mirrors it (``minMaxWindow`` in ``assets/viewer.js``)."""
     lo, hi = float(values.min()), float(values.max())
-    return Window(center=(lo + hi) / 2 + 0.5, width=max(1.0, hi - lo + 1))
+    if np.array_equal(values, np.floor(values)):
+        return Window(center=(lo + hi) / 2 + 0.5, width=max(1.0, hi - lo + 1))
+    return Window(center=(lo + hi) / 2, width=hi - lo or 1.0, function="LINEAR_EXACT")
 
 
 def render(

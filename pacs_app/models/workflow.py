@@ -93,6 +93,8 @@ class KeyImage(SQLModel, table=True):
     # the window it was looked at with when marked (greyscale), which its PDF print uses
     window_center: float | None = None
     window_width: float | None = None
+    # its VOI LUT function (LINEAR, LINEAR_EXACT, SIGMOID); None: the image's own
+    window_function: str | None = Field(default=None, max_length=16)
     marked_by_id: int | None = Field(
         default=None, foreign_key="user_account.id", ondelete="SET NULL"
     )

@@ -281,7 +281,19 @@ class KeyImagePublic(BaseModel):
     instance_number: int | None
     window_center: float | None = None  # the window it was marked with (greyscale)
     window_width: float | None = None
+    window_function: str | None = None  # its VOI LUT function; None: the image's own
     marked_at: datetime
+
+    @property
+    def window_param(self) -> str:
+        """That window as the rendered resources' ``window`` parameter (PS3.18 8.3.5.1.3:
+        center,width[,function]); ``""`` where it has none."""
+        if self.window_center is None or self.window_width is None:
+            return ""
+        function = (self.window_function or "").lower().replace("_", "-")
+        return f"{self.window_center:.8g},{self.window_width:.8g}" + (
+            f",{function}" if function else ""
+        )
 
     @property
     def caption(self) -> str:

@@ -633,6 +633,7 @@ def _key_image_rows(session: Session, study: Study) -> list[_KeyImageRow]:
                 instance_number=instance_number,
                 window_center=key.window_center,
                 window_width=key.window_width,
+                window_function=key.window_function,
                 marked_at=key.marked_at,
             ),
             storage_key,
@@ -702,6 +703,7 @@ def set_key_image(
                 frame=frame - 1,
                 window_center=window.center if window else None,
                 window_width=window.width if window else None,
+                window_function=(window.function or None) if window else None,
                 marked_by_id=actor.user_id,
             )
         )
@@ -709,6 +711,7 @@ def set_key_image(
     elif key:  # marked already: the window it is looked at with now
         marked.window_center = window.center if window else None
         marked.window_width = window.width if window else None
+        marked.window_function = (window.function or None) if window else None
         session.add(marked)
         session.commit()
         return _key_images(session, study)
@@ -739,12 +742,12 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
     from pacs_app.documents.pdf import KeyImagePrint
 
     for key, storage_key, frames, _sop_class in _key_image_rows(session, study):
-        window = (
-            pixels.Window(key.window_center, key.window_width)
-            if key.window_center is not None and key.window_width is not None
-            else None
-        )
         try:
+            window = (
+                pixels.Window(key.window_center, key.window_width, key.window_function or "")
+                if key.window_center is not None and key.window_width is not None
+                else None
+            )
             found = dicomweb.StoredInstance.of(study, storage_key, frames, storage)
             image = Image.fromarray(pixels.render(dicomweb.dataset(found), key.frame - 1, window))
         except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:

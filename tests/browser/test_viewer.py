@@ -569,6 +569,17 @@ def test_the_frames_of_a_multiframe_radiograph_share_its_voi_lut(page, app_url, 
     assert len(fetched) == 1, fetched
 
 
+def _min_max_said(values: np.ndarray) -> str:
+    """What the overlay says of the LINEAR_EXACT min-max window of fractional ``values``:
+    its numbers whole from 10 on, else to 3 significant digits."""
+    low, high = float(values.min()), float(values.max())
+
+    def said(x: float) -> str:
+        return str(round(x)) if abs(x) >= 10 else f"{float(f'{x:.3g}'):g}"
+
+    return f"WL {said((low + high) / 2)} / WW {said(high - low)} linear exact"
+
+
 @pytest.mark.parametrize("double", [False, True], ids=["float", "double"])
 def test_a_float_image_shows_its_values(page, app_url, tmp_path, double):
     """A parametric map of Float (or Double Float) Pixel Data shows as the server renders it
@@ -582,10 +593,41 @@ def test_a_float_image_shows_its_values(page, app_url, tmp_path, double):
     assert (shown["width"], shown["height"]) == (64, 48)
     assert np.abs(_grey(shown) - server).max() <= 1
     assert len(np.unique(server)) > 50
+    # not whole numbers: their min-max is LINEAR_EXACT, as the server's
+    expect(page.locator("#vw-overlay-bl")).to_contain_text(_min_max_said(values))
+
+
+def test_a_float_map_of_a_small_range_shows_and_is_marked_as_seen(page, app_url, tmp_path):
+    """A float map of values between about -0.004 and 0.006 shows by its min-max as the
+    server renders it, in a LINEAR_EXACT window of its own numbers (seen: LINEAR, said as
+    "WL 1 / WW 1"); dragging changes that window by steps its size allows (seen: 0.5 a
+    pixel, a hundred times its width), and a key image marked there keeps its function."""
+    values = make_float_map(tmp_path / "map.dcm", scale=0.001)
+    study_id = _upload(app_url, [tmp_path / "map.dcm"])
+    doctor = {"Authorization": f"Bearer {_token(app_url, 'radiologist', 'radio123')}"}
+    assert httpx.post(f"{app_url}/studies/{study_id}/claim", headers=doctor).status_code == 200
+    shown = _opened_at_actual_size(page, study_id)
+    ds = pydicom.dcmread(tmp_path / "map.dcm", stop_before_pixels=True)
+    server = _rendered_as_stored(app_url, doctor["Authorization"][7:], ds, ds.SOPInstanceUID)
+    assert len(np.unique(server)) > 200
+    assert np.abs(_grey(shown) - server).max() <= 1
     low, high = float(values.min()), float(values.max())
-    expect(page.locator("#vw-overlay-bl")).to_contain_text(
-        f"WL {round((low + high) / 2 + 0.5)} / WW {round(high - low + 1)}"
-    )
+    view = shown["state"]
+    assert view["wfn"] == "LINEAR_EXACT"
+    assert view["ww"] == pytest.approx(high - low, rel=1e-6)
+    expect(page.locator("#vw-overlay-bl")).to_contain_text(_min_max_said(values))
+    box = page.locator("#vw-canvas").bounding_box()
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _drag(page, middle, (middle[0] + 20, middle[1]), steps=4)
+    dragged = _state(page)
+    assert high - low < dragged["ww"] < 1.5 * (high - low)
+    assert dragged["wfn"] == "LINEAR_EXACT"
+    page.locator("#vw-stage").focus()
+    page.keyboard.press("k")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-key", "1")
+    [key] = httpx.get(f"{app_url}/studies/{study_id}/key-images", headers=doctor).json()
+    assert key["window_function"] == "LINEAR_EXACT"
+    assert key["window_width"] == pytest.approx(dragged["ww"], rel=1e-6)
 
 
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):

@@ -35,7 +35,7 @@ from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import is_prior, same_patient
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest
 from pacs_app.storage import LocalStorage
-from tests.dicom_factory import make_series
+from tests.dicom_factory import make_float_map, make_series
 from tests.factories import actor_of, make_centre, make_user
 
 S = StudyStatus
@@ -870,6 +870,48 @@ def test_key_images_of_a_series_without_a_number_come_last(session, world, stora
     assert [sops[k.sop_instance_uid] for k in listed] == ["a", "b"]
     assert listed[1].series_number is None and listed[1].caption.startswith("image")
     assert session.exec(select(func.count()).select_from(Instance)).one() == 2
+
+
+def test_a_key_image_keeps_the_function_of_its_window(session, world, storage, tmp_path):
+    """A float map marked at a LINEAR_EXACT window of a width under 1 (as the viewer shows
+    such a map) keeps the function: the report's PDF prints it as it was seen. (Before, a
+    window under 1 wide was refused, and a key image kept no function.)"""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pypdf import PdfReader
+
+    from pacs_app.dicom import pixels
+    from pacs_app.dicom.pixels import Window
+
+    path = tmp_path / "map.dcm"
+    make_float_map(path, scale=0.001)
+    result = ingest(
+        session=session,
+        actor=world["n_tech"],
+        files=[StagedFile(name=path.name, path=path)],
+        storage=storage,
+    )
+    sid, tele = result.studies[0].study_id, world["tele"]
+    sop = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    workflow.claim(session=session, actor=tele, study_id=sid)
+    window = Window(0.001, 0.004, "LINEAR_EXACT")
+    [marked] = reports.set_key_image(
+        session=session, actor=tele, study_id=sid, sop_instance_uid=sop, window=window
+    )
+    assert (marked.window_width, marked.window_function) == (0.004, "LINEAR_EXACT")
+    assert marked.window_param == "0.001,0.004,linear-exact"
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+    found = reports.report_pdf(session=session, actor=tele, study_id=sid, storage=storage)
+    reader = PdfReader(io.BytesIO(found.content))
+    assert "Could not be rendered" not in "".join(page.extract_text() for page in reader.pages)
+    [image] = [image for page in reader.pages for image in page.images]
+    printed = np.asarray(image.image.convert("L"), dtype=float)
+    expected = pixels.render(pydicom.dcmread(path), 0, window).astype(float)
+    assert printed.shape == expected.shape
+    assert np.abs(printed - expected).mean() < 3  # JPEG's loss only
 
 
 def _key_object_series(session, study):

@@ -341,7 +341,8 @@ def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, windo
     summary="Mark an image (frame `frame`, 1-based) as key to the report",
     description=(
         "The reading radiologist, while the report can be edited (409 once it is signed). "
-        "`window=center,width`: the window it is looked at with, which the report's PDF "
+        "`window=center,width[,function]` (the function linear, linear-exact or sigmoid; "
+        "without it, the image's own): the window it is looked at with, which the report's PDF "
         "prints it with (the header's otherwise); marking again keeps the latest. Answers "
         "the study's key images."
     ),

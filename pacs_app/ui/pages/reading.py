@@ -462,11 +462,7 @@ class ReportState(AuthState):
                 "caption": k.caption,
                 "src": f"{base}/series/{k.series_instance_uid}/instances/{k.sop_instance_uid}"
                 f"/frames/{k.frame}/rendered?quality=80"
-                + (
-                    f"&window={k.window_center:g},{k.window_width:g}"
-                    if k.window_center is not None and k.window_width is not None
-                    else ""
-                ),
+                + (f"&window={k.window_param}" if k.window_param else ""),
             }
             for i, k in enumerate(found)
         ]

@@ -349,8 +349,8 @@
     return minMaxWindow(img);
   }
   // from the lowest value to the highest, as pixels.min_max_window: by the image's own
-  // function where they are whole numbers, else LINEAR_EXACT, whose width may be under 1
-  // (a float map of values between 0 and 0.003)
+  // function where they are whole numbers, else LINEAR_EXACT, whose centre and width are the
+  // values' own (a float map of values between 0 and 0.003: width 0.003, not LINEAR's 1.003)
   function minMaxWindow(img) {
     if (img.whole) return [(img.min + img.max) / 2 + 0.5, Math.max(1, img.max - img.min + 1), ""];
     return [(img.min + img.max) / 2, (img.max - img.min) || 1, "LINEAR_EXACT"];

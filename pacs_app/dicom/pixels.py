@@ -274,9 +274,10 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
 
 def min_max_window(values: np.ndarray) -> Window:
     """The window from the lowest of ``values`` (modality values) to the highest: by the
-    image's own function where they are whole numbers, else LINEAR_EXACT, whose width may be
-    under 1 (a float map of values between 0 and 0.003 is not one flat grey). The viewer
-    mirrors it (``minMaxWindow`` in ``assets/viewer.js``)."""
+    image's own function where they are whole numbers, else LINEAR_EXACT, whose centre and
+    width are the values' own (LINEAR's formula would say a width of 1.003 for a float map of
+    values between 0 and 0.003). The viewer mirrors it (``minMaxWindow`` in
+    ``assets/viewer.js``)."""
     lo, hi = float(values.min()), float(values.max())
     if np.array_equal(values, np.floor(values)):
         return Window(center=(lo + hi) / 2 + 0.5, width=max(1.0, hi - lo + 1))

@@ -34,6 +34,15 @@ class PixelDataError(InvalidInput):
 
 #: The VOI LUT functions (PS3.3 C.11.2.1.2-3) a window is applied with.
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+#: Their names in the rendered resources' window parameter (PS3.18 8.3.5.1.3).
+WINDOW_PARAM_NAMES = {"LINEAR": "linear", "LINEAR_EXACT": "linear-exact", "SIGMOID": "sigmoid"}
+
+
+def window_param(center: float, width: float, function: str = "") -> str:
+    """A window as the rendered resources' ``window`` parameter, ``center,width[,function]``
+    (no function: the image's own), which ``services.dicomweb.parse_window`` reads."""
+    name = WINDOW_PARAM_NAMES[function] if function else ""
+    return f"{center:.8g},{width:.8g}" + (f",{name}" if name else "")
 
 
 @dataclass(frozen=True)

@@ -484,7 +484,7 @@ def parse_quality(text: str | None) -> int:
 
 
 #: PS3.18 §8.3.5.1.3: the window parameter's functions, by the VOI LUT Function each names.
-WINDOW_FUNCTIONS = {"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SIGMOID"}
+WINDOW_FUNCTIONS = {name: function for function, name in pixels.WINDOW_PARAM_NAMES.items()}
 
 
 def parse_window(text: str | None) -> pixels.Window | None:

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from pacs_app.dicom import pixels
 from pacs_app.models import AuditEvent, Centre, Currency, Priority, Role, StudyStatus, User
 
 T = TypeVar("T")
@@ -290,9 +291,8 @@ class KeyImagePublic(BaseModel):
         center,width[,function]); ``""`` where it has none."""
         if self.window_center is None or self.window_width is None:
             return ""
-        function = (self.window_function or "").lower().replace("_", "-")
-        return f"{self.window_center:.8g},{self.window_width:.8g}" + (
-            f",{function}" if function else ""
+        return pixels.window_param(
+            self.window_center, self.window_width, self.window_function or ""
         )
 
     @property

@@ -51,11 +51,13 @@ def _upload(app_url: str, paths) -> str:
     return r.json()["study_id"]
 
 
-def _server_rendering(app_url: str, token: str, path: str, **params: str) -> np.ndarray:
-    """The server's PNG rendering of ``/dicomweb/studies/{path}`` at window 60/420, as grey."""
+def _server_rendering(app_url: str, token: str, path: str, **params: str | None) -> np.ndarray:
+    """The server's PNG rendering of ``/dicomweb/studies/{path}`` at window 60/420 (or the
+    ``window`` given; ``None``: none asked for), as grey."""
+    params = {"window": "60,420", **params}
     r = httpx.get(
         f"{app_url}/dicomweb/studies/{path}/rendered",
-        params={"window": "60,420", **params},
+        params={k: v for k, v in params.items() if v is not None},
         headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
     )
     assert r.status_code == 200, r.text
@@ -466,13 +468,8 @@ def _rendered_as_stored(
 ) -> np.ndarray:
     """The server's PNG rendering of ``frame`` of instance ``sop`` of ``ds``'s series with no
     window asked for (the image's own VOI LUT, window or min-max), as grey."""
-    r = httpx.get(
-        f"{app_url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{sop}/frames/{frame}/rendered",
-        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
-    )
-    assert r.status_code == 200, r.text
-    return np.asarray(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+    path = f"{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{sop}/frames/{frame}"
+    return _server_rendering(app_url, token, path, window=None).astype(int)
 
 
 def _grey(shown: dict) -> np.ndarray:

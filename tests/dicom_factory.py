@@ -262,3 +262,20 @@ def make_float_map(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return values
+
+
+def make_bits_above_stored(path: Path, *, signed: bool = False) -> np.ndarray:
+    """A 12-bit radiograph (:func:`make_cr`, 16 bits allocated) whose words carry other bits
+    above Bits Stored, saved at ``path``: bit 12 set in a rectangle (where images of before
+    2004 kept an overlay plane) and bit 15 in every seventh pixel. With ``signed``, its values
+    are signed (about -900 to 1200), written in 12 bits without sign extension. Its values,
+    as the standard reads them (PS3.5 8.1.1: only the bits up to High Bit are the value's)."""
+    ds = make_cr(path)
+    values = ds.pixel_array.astype(np.int32) - (2048 if signed else 0)
+    words = (values & 0x0FFF).astype(np.uint16)
+    words[10:40, 20:60] |= 0x1000
+    words.reshape(-1)[::7] |= 0x8000
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = words.astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return values

@@ -20,7 +20,13 @@ from pacs_app.dicom import pixels, transcode
 from pacs_app.dicom.transcode import ANY, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, CannotConvert
 from pacs_app.models import Role
 from tests.api.test_dicomweb import _auth
-from tests.dicom_factory import TESTDATA, make_multiframe, make_single_bit, restamped
+from tests.dicom_factory import (
+    TESTDATA,
+    make_bits_above_stored,
+    make_multiframe,
+    make_single_bit,
+    restamped,
+)
 from tests.factories import make_centre, make_user
 
 pytestmark = pytest.mark.skipif(
@@ -442,6 +448,28 @@ def test_single_bit_frames_come_packed_as_the_metadata_describes(api, session, t
     png = api.get(instance + "/frames/2/rendered", headers={**headers, "Accept": "image/png"})
     assert png.status_code == 200, png.text
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.content))), bits[1] * 255)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_greyscale_frames_uncompressed_are_values_not_words(api, session, tmp_path, signed):
+    """Only the bits up to High Bit are a value's (PS3.5 8.1.1); images of before 2004 kept
+    overlay planes above them, and some devices leave other bits there. Uncompressed frames
+    (what this server's viewer asks for) are the values: those bits cleared, signed values
+    sign-extended; as stored, the words as they are (a client that decodes frames masks
+    them). The rendering is by the values' min-max."""
+    values = make_bits_above_stored(tmp_path / "bits.dcm", signed=signed)
+    words = np.frombuffer(pydicom.dcmread(tmp_path / "bits.dcm").PixelData, "<u2")
+    assert (words >> 12).any() and (values < 0).any() == signed
+    headers, instance = _uploaded_alone(api, session, tmp_path / "bits.dcm", "highbits")
+    url = instance + "/frames/1"
+    [(_, body)] = _parts(api.get(url, headers=headers))
+    assert body == values.astype("<i2" if signed else "<u2").tobytes()
+    [(_, body)] = _parts(api.get(url, headers={**headers, "Accept": FRAMES_ANY}))
+    assert body == words.tobytes()
+    png = api.get(url + "/rendered", headers={**headers, "Accept": "image/png"})
+    window = pixels.min_max_window(values.astype(np.float64))
+    expected = pixels.apply_window(values.astype(np.float64), window)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.content))), expected)
 
 
 def test_big_endian_frames_as_stored_swap_the_words_they_were_stored_in(api, mixed, tmp_path):

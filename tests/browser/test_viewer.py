@@ -21,6 +21,7 @@ from tests.browser.test_sign_in import sign_in
 from tests.browser.test_studies import centre_with_technician
 from tests.dicom_factory import (
     TESTDATA,
+    make_bits_above_stored,
     make_cr,
     make_ct,
     make_float_map,
@@ -592,6 +593,25 @@ def test_a_float_image_shows_its_values(page, app_url, tmp_path, double):
     assert len(np.unique(server)) > 50
     # not whole numbers: their min-max is LINEAR_EXACT, as the server's
     expect(page.locator("#vw-overlay-bl")).to_contain_text(_min_max_said(values))
+
+
+def test_bits_above_bits_stored_are_not_shown(page, app_url, tmp_path):
+    """A signed 12-bit image whose 16-bit words carry other bits above Bits Stored (an
+    overlay plane of before 2004 in bit 12, noise in bit 15) and negative values without
+    sign extension shows its own values, as the server renders it (PS3.5 8.1.1: only the
+    bits up to High Bit are the value's). The words read whole would show the rectangle and
+    every seventh pixel white, and negative values as large positive ones."""
+    values = make_bits_above_stored(tmp_path / "bits.dcm", signed=True)
+    shown = _opened_at_actual_size(page, _upload(app_url, [tmp_path / "bits.dcm"]))
+    ds = pydicom.dcmread(tmp_path / "bits.dcm", stop_before_pixels=True)
+    server = _rendered_as_stored(
+        app_url, _token(app_url, "radiologist", "radio123"), ds, ds.SOPInstanceUID
+    )
+    assert (shown["width"], shown["height"]) == (128, 128)
+    assert np.abs(_grey(shown) - server).max() == 0
+    # the min-max window of its values (LINEAR, whole numbers), not of its words
+    low, high = int(values.min()), int(values.max())
+    assert (shown["state"]["wc"], shown["state"]["ww"]) == ((low + high) / 2 + 0.5, high - low + 1)
 
 
 def test_a_float_map_of_a_small_range_shows_and_is_marked_as_seen(page, app_url, tmp_path):

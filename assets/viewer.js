@@ -155,6 +155,7 @@
         (m["00280030"] && m["00280030"].Value) || (m["00181164"] && m["00181164"].Value) || null;
       img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
       img.hasOverlays = Object.keys(m).some(isOverlayData);
+      img.orientation = orientationOf(m, img.frame);
       img.unit = valueUnit(m, pvt);
       // structured reports (SR, Key Object Selection) show as a document, waveforms as
       // their traces; other objects without pixel data (RT structure sets) can't be shown here
@@ -165,6 +166,49 @@
       img.isWaveform = img.notImage && (sopClass.indexOf(WAVEFORM_CLASS_ROOT) === 0 || !!m["54000100"]);
     });
     return images;
+  }
+
+  // --- orientation markers ----------------------------------------------------------------
+  // The patient's directions at the edges of the image: where its rows run (right edge) and
+  // its columns (bottom edge), and their opposites, from the frame's Image Orientation
+  // (Patient) (PS3.3 C.7.6.2.1.1; the per-frame or shared Plane Orientation of enhanced
+  // objects), else from Patient Orientation (C.7.6.1.1.1: projection radiographs). The
+  // patient's axes are x to the left, y to the back, z to the head: L/R, P/A, H/F. An oblique
+  // direction names up to three, the largest component first (as pixelmed, OHIF and Horos
+  // write it: "PF" for a gantry tilt), leaving out components under 0.0001 (rounding).
+  var AXIS_LETTERS = [["R", "L"], ["A", "P"], ["F", "H"]];  // each axis's negative, positive
+  var OPPOSITE_LETTER = { L: "R", R: "L", A: "P", P: "A", H: "F", F: "H" };
+  function directionLetters(v) {
+    var out = "", size = v.map(Math.abs);
+    for (var k = 0; k < 3; k++) {
+      var axis = -1;
+      for (var a = 0; a < 3; a++) if (size[a] > 0.0001 && (axis < 0 || size[a] > size[axis])) axis = a;
+      if (axis < 0) break;
+      out += AXIS_LETTERS[axis][v[axis] < 0 ? 0 : 1];
+      size[axis] = 0;
+    }
+    return out;
+  }
+  function orientationOf(m, frame) {
+    var plane = group(m, frame, "00209116");
+    var cosines = (plane && plane["00200037"] && plane["00200037"].Value) || (m["00200037"] && m["00200037"].Value);
+    if (cosines && cosines.length === 6) {
+      var v = cosines.map(Number);
+      if (v.every(isFinite)) {
+        var row = v.slice(0, 3), col = v.slice(3);
+        var minus = function (x) { return -x; };
+        var right = directionLetters(row), bottom = directionLetters(col);
+        if (right && bottom) return { right: right, left: directionLetters(row.map(minus)),
+          bottom: bottom, top: directionLetters(col.map(minus)) };
+      }
+    }
+    // a biped's letters only (a quadruped's, C.7.6.1.1.1, have no opposites here)
+    var named = (m["00200020"] && m["00200020"].Value) || [];
+    if (named.length === 2 && named.every(function (x) { return /^[LRAPHF]{1,3}$/.test(String(x)); })) {
+      var opposite = function (x) { return String(x).split("").map(function (c) { return OPPOSITE_LETTER[c]; }).join(""); };
+      return { right: String(named[0]), left: opposite(named[0]), bottom: String(named[1]), top: opposite(named[1]) };
+    }
+    return null;
   }
 
   // The unit of the modality values (after the rescale): Hounsfield units for CT unless its
@@ -971,6 +1015,11 @@
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
       (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : usesLut(img) ? lutName(img) : "WL " + windowNumber(V.wc) + " / WW " + windowNumber(V.ww) + (windowFunction(img) === "LINEAR" ? "" : " " + windowFunction(img).toLowerCase().replace("_", " "))) +
       (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
+    var sides = img && !img.notImage && !img.isReport && !img.error && img.orientation;
+    ["top", "right", "bottom", "left"].forEach(function (side) {
+      var marker = $("vw-orient-" + side);
+      if (marker) marker.innerText = sides ? sides[side] : "";
+    });
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
       (lastMeasure && img ? "\n" + measureText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");

@@ -171,6 +171,25 @@ def _overlay(corner: str) -> rx.Component:
     )
 
 
+def _orientation_marker(side: str) -> rx.Component:
+    """The patient's direction at the middle of one edge of the image (filled by viewer.js):
+    top, right, bottom or left."""
+    across = "left" if side in ("top", "bottom") else "top"
+    return rx.el.div(
+        id=f"vw-orient-{side}",
+        class_name="vw-orient",
+        style={
+            "position": "absolute",
+            side: "6px" if side in ("top", "bottom") else "8px",
+            across: "50%",
+            "transform": "translateX(-50%)" if across == "left" else "translateY(-50%)",
+            "font_size": "14px",
+            "font_weight": "bold",
+            "pointer_events": "none",
+        },
+    )
+
+
 def _tool(label: str, id_: str, icon: str, *, hidden: bool = False) -> rx.Component:
     """A toolbar button. Below about 1536 px (a 1280 or 1440 px laptop) it shows only its icon,
     so that the toolbar stays one line and the stage keeps its height; its name is then its
@@ -283,6 +302,7 @@ def viewer_page() -> rx.Component:
                     id="vw-canvas", style={"width": "100%", "height": "100%", "display": "block"}
                 ),
                 *[_overlay(corner) for corner in ("tl", "tr", "bl", "br")],
+                *[_orientation_marker(side) for side in ("top", "right", "bottom", "left")],
                 rx.el.div(
                     id="vw-message",
                     style={

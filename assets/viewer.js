@@ -169,13 +169,14 @@
   }
 
   // --- orientation markers ----------------------------------------------------------------
-  // The patient's directions at the edges of the image: where its rows run (right edge) and
-  // its columns (bottom edge), and their opposites, from the frame's Image Orientation
-  // (Patient) (PS3.3 C.7.6.2.1.1; the per-frame or shared Plane Orientation of enhanced
-  // objects), else from Patient Orientation (C.7.6.1.1.1: projection radiographs). The
-  // patient's axes are x to the left, y to the back, z to the head: L/R, P/A, H/F. An oblique
-  // direction names up to three, the largest component first (as pixelmed, OHIF and Horos
-  // write it: "PF" for a gantry tilt), leaving out components under 0.0001 (rounding).
+  // The patient's directions at the edges of the image, as orientation.edges has them (the
+  // report's PDF prints them on its key images): where its rows run (right edge) and its
+  // columns (bottom edge), and their opposites, from the frame's Image Orientation (Patient)
+  // (PS3.3 C.7.6.2.1.1; an enhanced object's per-frame or shared Plane Orientation), else
+  // from Patient Orientation (C.7.6.1.1.1: projection radiographs). The patient's axes are x
+  // to the left, y to the back, z to the head: L/R, P/A, H/F. An oblique direction names up
+  // to three, the largest component first (as pixelmed, OHIF and Horos write it: "PF" for a
+  // gantry tilt), leaving out components under 0.0001 (rounding).
   var AXIS_LETTERS = [["R", "L"], ["A", "P"], ["F", "H"]];  // each axis's negative, positive
   var OPPOSITE_LETTER = { L: "R", R: "L", A: "P", P: "A", H: "F", F: "H" };
   function directionLetters(v) {
@@ -190,8 +191,8 @@
     return out;
   }
   function orientationOf(m, frame) {
-    var plane = group(m, frame, "00209116");
-    var cosines = (plane && plane["00200037"] && plane["00200037"].Value) || (m["00200037"] && m["00200037"].Value);
+    var source = group(m, frame, "00209116") || m;  // an enhanced object's Plane Orientation
+    var cosines = source["00200037"] && source["00200037"].Value;
     if (cosines && cosines.length === 6) {
       var v = cosines.map(Number);
       if (v.every(isFinite)) {

@@ -159,6 +159,41 @@ def test_user_text_is_not_interpreted_as_markup():
     assert findings in text
 
 
+def test_key_images_carry_the_patients_directions_on_their_edges():
+    """Each key image prints the patient's direction at the middle of each edge (white on
+    black) where the image has them; one without prints none."""
+    import numpy as np
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((64, 80), 40, np.uint8)).save(jpeg, format="JPEG")
+    oriented = report_pdf.KeyImagePrint(
+        "Series 2, image 14", jpeg.getvalue(), aspect=0.8, edges=("AH", "L", "PF", "R")
+    )
+    plain = report_pdf.KeyImagePrint("Series 2, image 15", jpeg.getvalue(), aspect=0.8)
+    data = render_report_pdf(make_document(key_images=(oriented, plain)))
+    text = read_text(data)
+    assert "Key images AH L PF R Series 2, image 14 Series 2, image 15" in text
+    # where each is set, in mm from the page's left and top: on the first image's edges (it
+    # spans the left column, 18 to 102 mm across, 67.2 mm high)
+    placed = {}
+    page = PdfReader(io.BytesIO(data)).pages[-1]
+    height = float(page.mediabox.height)
+
+    def visit(found, cm, tm, font, size):
+        if found.strip() in ("AH", "L", "PF", "R"):
+            placed[found.strip()] = (tm[4] * 25.4 / 72, (height - tm[5]) * 25.4 / 72)
+
+    page.extract_text(visitor_text=visit)
+    assert set(placed) == {"AH", "L", "PF", "R"}
+    (ah_x, ah_y), (pf_x, pf_y) = placed["AH"], placed["PF"]
+    assert 18 <= placed["R"][0] < 21 and 98 < placed["L"][0] < 102
+    assert abs(ah_x - pf_x) < 1 and 55 < ah_x < 62
+    assert 62 < pf_y - ah_y < 63  # 67.2 less their boxes (3.4 mm) and insets (0.6 mm)
+    assert abs(placed["R"][1] - placed["L"][1]) < 0.5
+    assert ah_y < placed["R"][1] < pf_y
+
+
 def test_long_findings_flow_onto_further_pages():
     lines = [f"Line {n:03d}: finding text that a radiologist dictated." for n in range(1, 301)]
     data = render_report_pdf(make_document(findings="\n".join(lines)))

@@ -35,6 +35,7 @@ from pydicom.multival import MultiValue
 from pacs_app.ai.base import SeriesInfo, SeriesVolume
 from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom import pixels
+from pacs_app.dicom.orientation import cosines as plane_cosines
 
 # Modalities whose series hold no image to analyse (RTDOSE has pixels, but they are a dose grid).
 NON_IMAGE_MODALITIES = frozenset(
@@ -554,9 +555,7 @@ class _InstanceGeometry:
         return None
 
     def orientation(self, index: int) -> tuple[float, ...] | None:
-        group = self._group(index, "PlaneOrientationSequence")
-        source = group if group is not None else self.ds
-        return _floats(source.get("ImageOrientationPatient"), 6)
+        return plane_cosines(self.ds, index)
 
     def measure(self, index: int, keyword: str) -> float | None:
         group = self._group(index, "PixelMeasuresSequence")

@@ -84,6 +84,9 @@ class KeyImagePrint:
     jpeg: bytes | None
     aspect: float = 1.0  # height / width
     problem: str = ""
+    # the patient's directions at its top, right, bottom and left edges, printed on them
+    # (:func:`pacs_app.dicom.orientation.edges`); empty where the image says none
+    edges: tuple[str, str, str, str] = ("", "", "", "")
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,7 @@ class _ReportPDF(FPDF):
                 x = self.l_margin + column * (width + gap)
                 if image.jpeg is not None:
                     self.image(io.BytesIO(image.jpeg), x=x, y=top, w=w, h=height)
+                    self._edge_letters(image.edges, x, top, w, height)
                 else:
                     self.set_xy(x, top)
                     self.font(9, grey=True)
@@ -393,6 +397,25 @@ class _ReportPDF(FPDF):
                 self.font(9, grey=True)
                 self.cell(width, caption - 1, self.t(image.caption))
             self.set_xy(self.l_margin, top + row)
+
+    def _edge_letters(
+        self, edges: tuple[str, str, str, str], x: float, y: float, w: float, h: float
+    ) -> None:
+        """The patient's directions at the middle of each edge of the image printed at
+        ``x, y`` (``w`` by ``h`` mm): white on black, legible on any image."""
+        self.font(7, bold=True)
+        self.set_text_color(255, 255, 255)
+        self.set_fill_color(0, 0, 0)
+        box_h, inset = 3.4, 0.6
+        for side, letters in zip(("top", "right", "bottom", "left"), edges, strict=True):
+            if not letters:
+                continue
+            box_w = self.get_string_width(letters) + 1.4
+            across = {"left": inset, "right": w - box_w - inset}.get(side, (w - box_w) / 2)
+            down = {"top": inset, "bottom": h - box_h - inset}.get(side, (h - box_h) / 2)
+            self.set_xy(x + across, y + down)
+            self.cell(box_w, box_h, letters, align="C", fill=True)
+        self.set_fill_color(255, 255, 255)
 
     def _banner(self, text: str) -> None:
         self.set_fill_color(255, 236, 179)

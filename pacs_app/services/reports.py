@@ -22,7 +22,7 @@ from sqlmodel import Session, col, or_, select
 
 from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from pacs_app.dicom import kos, pixels, sr
+from pacs_app.dicom import kos, orientation, pixels, sr
 from pacs_app.models import (
     Centre,
     DraftSource,
@@ -749,14 +749,20 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
                 else None
             )
             found = dicomweb.StoredInstance.of(study, storage_key, frames, storage)
-            image = Image.fromarray(pixels.render(dicomweb.dataset(found), key.frame - 1, window))
+            ds = dicomweb.dataset(found)
+            image = Image.fromarray(pixels.render(ds, key.frame - 1, window))
         except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
             yield KeyImagePrint(key.caption, None, problem=f"Could not be rendered: {e}")
             continue
         image.thumbnail((KEY_IMAGE_PRINT_PX, KEY_IMAGE_PRINT_PX))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=88)
-        yield KeyImagePrint(key.caption, buffer.getvalue(), aspect=image.height / image.width)
+        yield KeyImagePrint(
+            key.caption,
+            buffer.getvalue(),
+            aspect=image.height / image.width,
+            edges=orientation.edges(ds, key.frame - 1) or ("", "", "", ""),
+        )
 
 
 # --- the patient's other studies --------------------------------------------------------

@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 
 from tests.browser.test_sign_in import sign_in
 from tests.browser.test_studies import centre_with_technician
+from tests.dicom.test_orientation import ORIENTED_FILES
 from tests.dicom_factory import (
     TESTDATA,
     example,
@@ -648,42 +649,23 @@ def test_a_float_map_of_a_small_range_shows_and_is_marked_as_seen(page, app_url,
     assert key["window_width"] == pytest.approx(dragged["ww"], rel=1e-6)
 
 
-# (file, the patient's directions at the image's top, right, bottom and left edges); the
-# enhanced CT has two frames
-ORIENTED = [
-    # a head CT with a gantry tilt: its columns run back and down; the device's own Patient
-    # Orientation says "L\PF" too
-    ("clinical/CT_head_J2K_pixelrep_mismatch.dcm", ("AH", "L", "PF", "R")),
-    # an axial CT stored upside down (columns run to the front)
-    ("clinical/CT_pancreas_TCIA_explicitVR_UN.dcm", ("P", "L", "A", "R")),
-    # enhanced CT: the shared Plane Orientation, rows running to the patient's right
-    ("clinical/CT_enhanced_multiframe_2f.dcm", ("A", "R", "P", "L")),
-    ("clinical/CT_enhanced_multiframe_2f.dcm", ("A", "R", "P", "L")),
-    # an oblique sagittal MR: rows 0.82 back and 0.57 left
-    ("clinical/MR_1024_MR2_J2KI.dcm", ("H", "PL", "F", "AR")),
-    # a radiograph: Patient Orientation only ("L\F")
-    ("clinical/DX_thorax_highdicom.dcm", ("H", "L", "F", "R")),
-    # neither: no markers
-    ("", ("", "", "", "")),
-]
-
-
 def test_orientation_markers_name_the_patients_directions(page, app_url, tmp_path):
     """Each image shows the patient's direction at the middle of each edge, from its Image
     Orientation (Patient), an enhanced object's Plane Orientation or a radiograph's Patient
-    Orientation; an oblique direction by two letters, the larger component first; an image
-    with neither shows none. (Seen: no markers at all, so a flipped image or a reversed
-    left-right could not be told from the screen.)"""
-    names = list(dict.fromkeys(name for name, _ in ORIENTED if name))
-    if not all((TESTDATA / name).exists() for name in names):
+    Orientation, as the server's rule has them (``tests/dicom/test_orientation.py``, whose
+    files these are); an image with neither shows none. (Seen: no markers at all, so an
+    image stored upside down or reversed left to right could not be told from the screen.)"""
+    if not all((TESTDATA / name).exists() for name in ORIENTED_FILES):
         pytest.skip(f"shared test data not found at {TESTDATA}")
-    study_uid, series_uid, paths = generate_uid(), generate_uid(), []
-    for number, name in enumerate([*names, ""], start=1):
+    study_uid, series_uid, paths, shown = generate_uid(), generate_uid(), [], []
+    for number, name in enumerate([*ORIENTED_FILES, ""], start=1):
         if name:
             ds = example(name)
-        else:
+            shown += [ORIENTED_FILES[name]] * int(ds.get("NumberOfFrames") or 1)
+        else:  # neither: no markers
             ds = pydicom.dcmread(make_ct(tmp_path / "plain.dcm"))
             del ds.ImageOrientationPatient
+            shown.append(("", "", "", ""))
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.InstanceNumber = study_uid, series_uid, number
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.PatientID, ds.PatientName = "ORIENT-01", "ORIENTATION^TEST"
@@ -693,8 +675,8 @@ def test_orientation_markers_name_the_patients_directions(page, app_url, tmp_pat
     expect(page.locator("#dashboard-radiologist")).to_be_visible()
     page.goto(f"/viewer/{_upload(app_url, paths)}")
     expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
-    assert _state(page)["count"] == len(ORIENTED)
-    for index, (_, markers) in enumerate(ORIENTED):
+    assert _state(page)["count"] == len(shown)
+    for index, markers in enumerate(shown):
         page.evaluate(f"window.__pacsViewer.go({index})")
         expect(page.locator("#vw-stage")).to_have_attribute("data-index", str(index))
         for side, letters in zip(("top", "right", "bottom", "left"), markers, strict=True):

@@ -812,6 +812,8 @@ def test_key_images_are_marked_by_the_reader_and_printed_with_the_report(
     reader = PdfReader(io.BytesIO(found.content))
     text = "".join(page.extract_text() for page in reader.pages)
     assert "Key images" in text and marked[1].caption in text
+    # an axial slice: the patient's directions on its edges (top, right, bottom, left)
+    assert f"Key images A L P R {marked[1].caption}" in " ".join(text.split())
     images = [image for page in reader.pages for image in page.images]
     assert len(images) == 1
     printed = np.asarray(images[0].image.convert("L"), dtype=float)

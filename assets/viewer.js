@@ -683,7 +683,8 @@
     if (!img || (!img.values && !img.rgba)) { overlay(); return; }
     if (V.needsRender) { renderImage(img); V.needsRender = false; }
     ctx.imageSmoothingEnabled = V.zoom < 1;
-    ctx.setTransform(V.zoom, 0, 0, V.zoom, Math.round(V.panX), Math.round(V.panY));
+    var t = view();
+    ctx.setTransform(t[0], t[1], t[2], t[3], t[4], t[5]);
     ctx.drawImage(V.offscreen, 0, 0);
     if (V.showOverlays && img.overlays && img.overlays.canvas) ctx.drawImage(img.overlays.canvas, 0, 0);
     // measurements of this image
@@ -703,7 +704,8 @@
     ctx.beginPath();
     if (m.kind === "roi") {
       var c = toScreen((p[0] + p[2]) / 2, (p[1] + p[3]) / 2);
-      ctx.ellipse(c[0], c[1], Math.abs(p[2] - p[0]) / 2 * V.zoom, Math.abs(p[3] - p[1]) / 2 * V.zoom, 0, 0, 2 * Math.PI);
+      var rx = Math.abs(p[2] - p[0]) / 2 * V.zoom, ry = Math.abs(p[3] - p[1]) / 2 * V.zoom;
+      ctx.ellipse(c[0], c[1], V.rot % 2 ? ry : rx, V.rot % 2 ? rx : ry, 0, 0, 2 * Math.PI);
       at = toScreen(Math.max(p[0], p[2]), Math.max(p[1], p[3]));
     } else {
       var points = m.preview ? p.concat(m.preview) : p;
@@ -950,10 +952,55 @@
     if (unsavedMeasures(v)) saveMeasures();
   }
 
-  function toScreen(x, y) { return [x * V.zoom + Math.round(V.panX), y * V.zoom + Math.round(V.panY)]; }
+  // The image as turned by the reader: mirrored left to right (V.flip), then turned V.rot
+  // quarter turns clockwise. As a canvas matrix [a, b, c, d, e, f] (x' = a x + c y + e,
+  // y' = b x + d y + f) from image pixels to the turned image's, whose width is the image's
+  // height after an odd number of quarter turns.
+  function turned(img) {
+    var w = img.cols || 0, h = img.rows || 0;
+    var m = V.flip ? [-1, 0, 0, 1, w, 0] : [1, 0, 0, 1, 0, 0];
+    var turns = [[1, 0, 0, 1, 0, 0], [0, 1, -1, 0, h, 0], [-1, 0, 0, -1, w, h], [0, -1, 1, 0, 0, w]][V.rot || 0];
+    return [turns[0] * m[0] + turns[2] * m[1], turns[1] * m[0] + turns[3] * m[1],
+      turns[0] * m[2] + turns[2] * m[3], turns[1] * m[2] + turns[3] * m[3],
+      turns[0] * m[4] + turns[2] * m[5] + turns[4], turns[1] * m[4] + turns[3] * m[5] + turns[5]];
+  }
+  function turnedSize(img) { return V.rot % 2 ? [img.rows, img.cols] : [img.cols, img.rows]; }
+  // image pixels to the canvas's: turned, zoomed, panned
+  function view() {
+    var m = turned(V.images[V.index] || {}), z = V.zoom;
+    return [z * m[0], z * m[1], z * m[2], z * m[3], z * m[4] + Math.round(V.panX), z * m[5] + Math.round(V.panY)];
+  }
+  function toScreen(x, y) { var t = view(); return [t[0] * x + t[2] * y + t[4], t[1] * x + t[3] * y + t[5]]; }
   function toImage(clientX, clientY) {
     var r = V.canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
-    return [((clientX - r.left) * dpr - Math.round(V.panX)) / V.zoom, ((clientY - r.top) * dpr - Math.round(V.panY)) / V.zoom];
+    var t = view(), det = t[0] * t[3] - t[1] * t[2];
+    var u = (clientX - r.left) * dpr - t[4], w = (clientY - r.top) * dpr - t[5];
+    return [(t[3] * u - t[2] * w) / det, (t[0] * w - t[1] * u) / det];
+  }
+  // pan so that image point p is at canvas pixel (x, y)
+  function pinAt(p, x, y) {
+    var m = turned(V.images[V.index] || {});
+    V.panX = x - V.zoom * (m[0] * p[0] + m[2] * p[1] + m[4]);
+    V.panY = y - V.zoom * (m[1] * p[0] + m[3] * p[1] + m[5]);
+  }
+  // the reader's turn: a quarter clockwise, or a mirror left to right, about the image's
+  // point at the stage's centre
+  function turn(quarter, mirror) {
+    var img = V.images[V.index];
+    if (!img || !img.rows || !img.cols) return;
+    var size = stageSize(), r = V.canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+    var centre = toImage(r.left + size[0] / 2 / dpr, r.top + size[1] / 2 / dpr);
+    if (mirror) { V.flip = !V.flip; V.rot = (4 - (V.rot || 0)) % 4; }  // mirrored as seen now
+    V.rot = ((V.rot || 0) + quarter) % 4;
+    pinAt(centre, size[0] / 2, size[1] / 2);
+    draw(); save();
+  }
+  // the patient's directions at the edges as the image is shown (turned)
+  function shownEdges(sides) {
+    var e = { top: sides.top, right: sides.right, bottom: sides.bottom, left: sides.left };
+    if (V.flip) e = { top: e.top, right: e.left, bottom: e.bottom, left: e.right };
+    for (var k = 0; k < (V.rot || 0); k++) e = { top: e.left, right: e.top, bottom: e.right, left: e.bottom };
+    return e;
   }
   function lengthText(img, m) {
     var dx = m[2] - m[0], dy = m[3] - m[1];
@@ -1019,10 +1066,11 @@
     var sides = img && !img.notImage && !img.isReport && !img.error && img.orientation;
     ["top", "right", "bottom", "left"].forEach(function (side) {
       var marker = $("vw-orient-" + side);
-      if (marker) marker.innerText = sides ? sides[side] : "";
+      if (marker) marker.innerText = sides ? shownEdges(sides)[side] : "";
     });
     var lastMeasure = imageMeasures().slice(-1)[0];
     $("vw-overlay-br").innerText = "Zoom " + Math.round(V.zoom * 100) + "%" +
+      (V.rot ? "  turned " + V.rot * 90 + "°" : "") + (V.flip ? "  mirrored" : "") +
       (lastMeasure && img ? "\n" + measureText(img, lastMeasure) : "") + (V.cine ? "\ncine " + V.fps + " fps" : "");
     V.stage.setAttribute("data-index", String(V.index));
     V.stage.setAttribute("data-key", isKey(img) ? "1" : "0");
@@ -1173,19 +1221,19 @@
   function fit() {
     var img = V.images[V.index];
     if (!img || !img.rows || !img.cols) return;  // a report or another object without pixels
-    var size = stageSize(), cw = size[0], ch = size[1];
-    V.zoom = Math.min(cw / img.cols, ch / img.rows);
-    V.panX = Math.round((cw - img.cols * V.zoom) / 2); V.panY = Math.round((ch - img.rows * V.zoom) / 2);
+    var size = stageSize(), cw = size[0], ch = size[1], shown = turnedSize(img);
+    V.zoom = Math.min(cw / shown[0], ch / shown[1]);
+    V.panX = Math.round((cw - shown[0] * V.zoom) / 2); V.panY = Math.round((ch - shown[1] * V.zoom) / 2);
   }
   function actualSize() {
     var img = V.images[V.index];
     if (!img || !img.rows || !img.cols) return;
-    var size = stageSize(), cw = size[0], ch = size[1];
-    V.zoom = 1; V.panX = Math.round((cw - img.cols) / 2); V.panY = Math.round((ch - img.rows) / 2);
+    var size = stageSize(), cw = size[0], ch = size[1], shown = turnedSize(img);
+    V.zoom = 1; V.panX = Math.round((cw - shown[0]) / 2); V.panY = Math.round((ch - shown[1]) / 2);
   }
   function reset() {
     var img = V.images[V.index];
-    V.invert = false; V.windowSet = false; V.lut = false;
+    V.invert = false; V.windowSet = false; V.lut = false; V.rot = 0; V.flip = false;
     if (img) { delete V.measures[imageKey(img)]; saveMeasures(); }  // this image's measurements
     if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256, ""] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.wfn = w[2]; V.lut = !!img.voiLut; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
@@ -1216,6 +1264,7 @@
       // pan as the image's offset from the stage's centre, so that a reload in a window of
       // another size shows the same part of the image at the centre
       zoom: V.zoom, cx: V.panX - (V.drawnW || 0) / 2, cy: V.panY - (V.drawnH || 0) / 2, invert: V.invert,
+      rot: V.rot || 0, flip: !!V.flip,
       sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame });
     if (sink) {
       Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(sink, json);
@@ -1462,6 +1511,7 @@
     // arrives for this one is dropped, and this one's requests still name this one
     var v = V;
     V.series = series; V.images = []; V.index = 0; V.windowSet = false; V.fitted = false;
+    V.rot = 0; V.flip = false;  // another series is seen as stored, unless restored
     V.provisional = false;
     hideReport();
     Array.prototype.forEach.call(document.querySelectorAll(".vw-thumb"), function (t) {
@@ -1475,6 +1525,7 @@
         V.wfn = ["LINEAR", "LINEAR_EXACT", "SIGMOID"].indexOf(restore.wfn) >= 0 ? restore.wfn : "";
       }
       V.invert = !!restore.invert;
+      V.rot = [0, 1, 2, 3].indexOf(restore.rot) >= 0 ? restore.rot : 0; V.flip = restore.flip === true;
     }
     var loaded = false, first = null, shown = null;
     if (hint) {
@@ -1587,7 +1638,7 @@
         var p = toImage(e.clientX, e.clientY), factor = e.deltaY < 0 ? 1.1 : 1 / 1.1;
         var dpr = window.devicePixelRatio || 1, r = V.canvas.getBoundingClientRect();
         V.zoom *= factor;
-        V.panX = (e.clientX - r.left) * dpr - p[0] * V.zoom; V.panY = (e.clientY - r.top) * dpr - p[1] * V.zoom;
+        pinAt(p, (e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr);
         draw(); save();
       } else go(V.index + (e.deltaY > 0 ? 1 : -1));
     }, { passive: false });
@@ -1614,7 +1665,7 @@
         else if (mode === "zoom") {
           V.zoom = Math.max(0.05, start.zoom * Math.pow(1.01, -dy));
           var r = V.canvas.getBoundingClientRect();
-          V.panX = (start.x - r.left) * dpr - start.p[0] * V.zoom; V.panY = (start.y - r.top) * dpr - start.p[1] * V.zoom;
+          pinAt(start.p, (start.x - r.left) * dpr, (start.y - r.top) * dpr);
         } else if (DRAWN[mode]) {
           var q = toImage(ev.clientX, ev.clientY);
           V.drawing = { kind: DRAWN[mode], p: [start.p[0], start.p[1], q[0], q[1]] };
@@ -1669,6 +1720,8 @@
     } else if (t.id === "vw-fit") { fit(); draw(); save(); }
     else if (t.id === "vw-actual") { actualSize(); draw(); save(); }
     else if (t.id === "vw-invert") { V.invert = !V.invert; V.needsRender = true; draw(); save(); }
+    else if (t.id === "vw-rotate") turn(1, false);
+    else if (t.id === "vw-flip") turn(0, true);
     else if (t.id === "vw-reset") reset();
     else if (t.id === "vw-cine") toggleCine();
     else if (t.id === "vw-overlays") toggleOverlays();
@@ -1695,10 +1748,11 @@
     try { study = JSON.parse(stage.getAttribute("data-study") || "null"); } catch (e) { study = null; }
     if (!study) return false;
     V = { stage: stage, studyJson: stage.getAttribute("data-study"), canvas: $("vw-canvas"), offscreen: document.createElement("canvas"), study: study,
-      images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, mode: "wl",
+      images: [], index: 0, wc: 40, ww: 400, zoom: 1, panX: 0, panY: 0, invert: false, rot: 0, flip: false, mode: "wl",
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
-      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, wfn: V.wfn || "", lut: !!usesLut(V.images[V.index] || {}), zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert,
+      state: function () { return { index: V.index, wc: V.wc, ww: V.ww, wfn: V.wfn || "", lut: !!usesLut(V.images[V.index] || {}), zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert, rot: V.rot, flip: V.flip,
+        shown: V.images[V.index] && V.images[V.index].rows ? turnedSize(V.images[V.index]) : null,
         measure: imageMeasures().slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },
       measures: function () { return imageMeasures().map(function (m) { return m.kind; }); },

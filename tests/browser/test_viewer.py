@@ -363,8 +363,8 @@ def test_canvas_matches_the_server_rendering(page, app_url, ct_study):
 # The canvas's pixels of the image shown at actual size (the part inside the canvas).
 SHOWN_PIXELS = """() => {
     const s = window.__pacsViewer.state(), c = document.getElementById("vw-canvas");
-    const x = Math.max(0, s.panX), y = Math.max(0, s.panY);
-    const w = Math.min(c.width, s.panX + s.cols) - x, h = Math.min(c.height, s.panY + s.rows) - y;
+    const x = Math.max(0, s.panX), y = Math.max(0, s.panY), [cols, rows] = s.shown;  // as turned
+    const w = Math.min(c.width, s.panX + cols) - x, h = Math.min(c.height, s.panY + rows) - y;
     const data = c.getContext("2d").getImageData(x, y, w, h).data;
     return { x: x - s.panX, y: y - s.panY, width: w, height: h, rgba: Array.from(data) };
 }"""
@@ -690,6 +690,65 @@ def test_orientation_markers_name_the_patients_directions(page, app_url, tmp_pat
     assert abs(right["y"] + right["height"] / 2 - (stage["y"] + stage["height"] / 2)) < 2
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#vw-stage").screenshot(path=ARTIFACTS / "viewer-orientation.png")
+
+
+def _edges_shown(page) -> tuple[str, ...]:
+    return tuple(
+        page.locator(f"#vw-orient-{side}").inner_text()
+        for side in ("top", "right", "bottom", "left")
+    )
+
+
+def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_url, tmp_path):
+    """Rotate turns the image a quarter clockwise and Flip mirrors it left to right as seen;
+    the pixels, the orientation markers and what is measured on it follow; a reload keeps
+    the turn and Reset undoes it."""
+    path = make_ct(tmp_path / "wide.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PixelData = ds.pixel_array[:96].tobytes()
+    ds.Rows = 96  # not square, so that a quarter turn shows in the shape
+    ds.save_as(path)
+    shown = _opened_at_actual_size(page, _upload(app_url, [path]))
+    stored = _grey(shown)
+    assert stored.shape == (96, 128)
+    assert _edges_shown(page) == ("A", "L", "P", "R")
+
+    page.click("#vw-rotate")
+    expect(page.locator("#vw-overlay-br")).to_contain_text("turned 90°")
+    page.click("#vw-actual")
+    turned = page.evaluate(SHOWN_PIXELS)
+    assert (turned["width"], turned["height"]) == (96, 128)
+    assert np.array_equal(_grey(turned), np.rot90(stored, -1))
+    assert _edges_shown(page) == ("R", "A", "L", "P")
+
+    page.click("#vw-flip")  # left to right as seen: turned three quarters, mirrored
+    expect(page.locator("#vw-overlay-br")).to_contain_text("mirrored")
+    page.click("#vw-actual")
+    assert (_state(page)["rot"], _state(page)["flip"]) == (3, True)
+    assert np.array_equal(_grey(page.evaluate(SHOWN_PIXELS)), np.fliplr(np.rot90(stored, -1)))
+    assert _edges_shown(page) == ("R", "P", "L", "A")
+
+    # a line drawn across the screen runs down the stored image's columns now
+    stage = page.locator("#vw-stage").bounding_box()
+    cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
+    page.click("#vw-mode-measure")
+    _drag(page, (cx - 40, cy), (cx + 40, cy), steps=6)
+    p = _state(page)["measure"]["p"]
+    assert abs(p[2] - p[0]) < 0.01 and abs(abs(p[3] - p[1]) - 80) < 0.01, p
+    spacing = float(ds.PixelSpacing[0])
+    measured = float(
+        re.match(r"([\d.]+) mm", page.locator("#vw-stage").get_attribute("data-measure")).group(1)
+    )
+    assert abs(measured - 80 * spacing) < 0.05
+
+    page.wait_for_timeout(400)  # the view is saved a moment after it changes
+    page.reload()
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    assert (_state(page)["rot"], _state(page)["flip"]) == (3, True)
+    assert _edges_shown(page) == ("R", "P", "L", "A")
+    page.locator("#vw-stage").press("r")
+    expect(page.locator("#vw-orient-right")).to_have_text("L")
+    assert (_state(page)["rot"], _state(page)["flip"]) == (0, False)
 
 
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):

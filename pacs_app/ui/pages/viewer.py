@@ -190,16 +190,19 @@ def _orientation_marker(side: str) -> rx.Component:
     )
 
 
-def _tool(label: str, id_: str, icon: str, *, hidden: bool = False) -> rx.Component:
+def _tool(
+    label: str, id_: str, icon: str, *, hidden: bool = False, icon_only: bool = False
+) -> rx.Component:
     """A toolbar button. Below about 1536 px (a 1280 or 1440 px laptop) it shows only its icon,
     so that the toolbar stays one line and the stage keeps its height; its name is then its
-    tooltip and what a screen reader says."""
+    tooltip and what a screen reader says. ``icon_only``: at any width (a tool whose icon
+    says it, where the labels would not fit on one line)."""
     return rx.el.button(
         rx.icon(icon, size=15),
         rx.el.span(
             label,
             class_name="vw-tool-label",
-            style={"display": rx.breakpoints(initial="none", xl="inline")},
+            style={"display": "none" if icon_only else rx.breakpoints(initial="none", xl="inline")},
         ),
         id=id_,
         title=label,
@@ -230,6 +233,8 @@ def _toolbar() -> rx.Component:
         _tool("Fit", "vw-fit", "maximize"),
         _tool("1:1", "vw-actual", "square"),
         _tool("Invert", "vw-invert", "contrast"),
+        _tool("Rotate a quarter clockwise", "vw-rotate", "rotate-cw-square", icon_only=True),
+        _tool("Flip left to right", "vw-flip", "flip-horizontal-2", icon_only=True),
         _tool("Overlays", "vw-overlays", "layers"),
         _tool("Reset", "vw-reset", "rotate-ccw"),
         _tool("Cine", "vw-cine", "play"),

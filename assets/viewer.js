@@ -156,6 +156,17 @@
       img.spacing = spacing ? [Number(spacing[0]), Number(spacing[1])] : null;
       img.hasOverlays = Object.keys(m).some(isOverlayData);
       img.orientation = orientationOf(m, img.frame);
+      // where it is: the slice's thickness and location; the side imaged (the frame's, the
+      // image's, else the series' laterality: R, L or B for both) and the view (AP, PA, CC...)
+      var thickness = (measures && measures["00180050"]) ? num(measures, "00180050", 0, null) : num(m, "00180050", 0, null);
+      var location = num(m, "00201041", 0, null);
+      img.slice = [thickness ? "Thk " + millimetres(thickness) + " mm" : "", location !== null ? "Loc " + millimetres(location) + " mm" : ""]
+        .filter(Boolean).join("  ");
+      var anatomy = group(m, img.frame, "00209071");
+      var side = (text(anatomy || {}, "00209072") || text(m, "00200062") || text(m, "00200060")).trim().toUpperCase();
+      var viewPosition = text(m, "00185101").trim();
+      img.projection = [side === "R" || side === "L" || side === "B" ? "Lat " + side : "", viewPosition ? "View " + viewPosition : ""]
+        .filter(Boolean).join("  ");
       img.unit = valueUnit(m, pvt);
       // structured reports (SR, Key Object Selection) show as a document, waveforms as
       // their traces; other objects without pixel data (RT structure sets) can't be shown here
@@ -167,6 +178,9 @@
     });
     return images;
   }
+
+  // a length as the overlay says it: to a hundredth, without trailing zeros
+  function millimetres(x) { return String(Math.round(x * 100) / 100); }
 
   // --- orientation markers ----------------------------------------------------------------
   // The patient's directions at the edges of the image, as orientation.edges has them (the
@@ -1057,10 +1071,12 @@
   function overlay() {
     var img = V.images[V.index], s = V.study, series = V.series || {};
     $("vw-overlay-tl").innerText = [s.patient, s.patient_id, s.age_sex, s.study_date].filter(Boolean).join("\n");
-    $("vw-overlay-tr").innerText = [s.description, "Se " + (series.number == null ? "" : series.number) + " " + (series.description || ""), series.modality || s.modality].filter(Boolean).join("\n");
+    $("vw-overlay-tr").innerText = [s.description, "Se " + (series.number == null ? "" : series.number) + " " + (series.description || ""), series.modality || s.modality,
+      img && !img.notImage ? img.projection : ""].filter(Boolean).join("\n");
     var position = V.provisional ? "…/" + (series.count || "…") : (V.index + 1) + "/" + V.images.length;
     $("vw-overlay-bl").innerText = img ? ("Im " + position +
       "  (Inst " + num(img.meta, "00200013", 0, "?") + (img.frame ? ", frame " + (img.frame + 1) : "") + ")\n" +
+      (img.slice && !img.notImage ? img.slice + "\n" : "") +
       (img.isReport ? "structured report" : img.isWaveform ? "waveform" : img.notImage ? "not an image" : (img.rgba ? "colour" : usesLut(img) ? lutName(img) : "WL " + windowNumber(V.wc) + " / WW " + windowNumber(V.ww) + (windowFunction(img) === "LINEAR" ? "" : " " + windowFunction(img).toLowerCase().replace("_", " "))) +
       (V.invert ? "  inverted" : "") + overlayText(img)) + (isKey(img) ? "\nKey image" : "")) : "";
     var sides = img && !img.notImage && !img.isReport && !img.error && img.orientation;

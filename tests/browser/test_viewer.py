@@ -654,7 +654,9 @@ def test_orientation_markers_name_the_patients_directions(page, app_url, tmp_pat
     Orientation (Patient), an enhanced object's Plane Orientation or a radiograph's Patient
     Orientation, as the server's rule has them (``tests/dicom/test_orientation.py``, whose
     files these are); an image with neither shows none. (Seen: no markers at all, so an
-    image stored upside down or reversed left to right could not be told from the screen.)"""
+    image stored upside down or reversed left to right could not be told from the screen.)
+    The overlay says a slice's thickness and location, and a radiograph's side and view
+    (seen: neither)."""
     if not all((TESTDATA / name).exists() for name in ORIENTED_FILES):
         pytest.skip(f"shared test data not found at {TESTDATA}")
     study_uid, series_uid, paths, shown = generate_uid(), generate_uid(), [], []
@@ -662,6 +664,8 @@ def test_orientation_markers_name_the_patients_directions(page, app_url, tmp_pat
         if name:
             ds = example(name)
             shown += [ORIENTED_FILES[name]] * int(ds.get("NumberOfFrames") or 1)
+            if ds.Modality == "DX":  # it names the side (Image Laterality L), not the view
+                ds.ViewPosition = "PA"
         else:  # neither: no markers
             ds = pydicom.dcmread(make_ct(tmp_path / "plain.dcm"))
             del ds.ImageOrientationPatient
@@ -681,6 +685,13 @@ def test_orientation_markers_name_the_patients_directions(page, app_url, tmp_pat
         expect(page.locator("#vw-stage")).to_have_attribute("data-index", str(index))
         for side, letters in zip(("top", "right", "bottom", "left"), markers, strict=True):
             expect(page.locator(f"#vw-orient-{side}")).to_have_text(letters)
+    # and where the image is: a slice's thickness and location, a radiograph's side and view
+    page.evaluate("window.__pacsViewer.go(0)")
+    expect(page.locator("#vw-overlay-bl")).to_contain_text("Thk 5 mm  Loc 32.36 mm")
+    expect(page.locator("#vw-overlay-tr")).not_to_contain_text("Lat")
+    page.evaluate(f"window.__pacsViewer.go({len(shown) - 2})")
+    expect(page.locator("#vw-overlay-tr")).to_contain_text("Lat L  View PA")
+    expect(page.locator("#vw-overlay-bl")).not_to_contain_text("Thk")
     # on the image's edges, clear of the corners' text
     page.evaluate("window.__pacsViewer.go(0)")
     expect(page.locator("#vw-orient-right")).to_have_text("L")

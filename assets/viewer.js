@@ -1142,6 +1142,8 @@
       path += "&window=" + Number(V.wc.toPrecision(8)) + "," + Number(V.ww.toPrecision(8)) +
         (V.wfn ? "," + V.wfn.toLowerCase().replace("_", "-") : "");
     }
+    // and as it is turned, which its print keeps
+    if (!marked) path += "&rotation=" + (V.rot || 0) * 90 + (V.flip ? "&flipped=true" : "");
     try {
       var res = await get(path, "application/json", marked ? "DELETE" : "PUT");
       setKeys((await res.json()).map(function (k) { return { sop: k.sop_instance_uid, frame: k.frame }; }));

@@ -21,8 +21,10 @@ def make_ct(
     patient_id: str = "PID-001",
     instance_number: int = 1,
     size: int | None = None,
+    rows: int | None = None,
 ) -> Path:
-    """A CT slice (128x128 from pydicom's CT_small, or ``size``x``size`` 16-bit)."""
+    """A CT slice (128x128 from pydicom's CT_small, or ``size``x``size`` 16-bit; only its
+    first ``rows`` rows, where given: an image that is not square)."""
     ds = pydicom.examples.ct
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()
@@ -35,6 +37,8 @@ def make_ct(
         ds.Rows = ds.Columns = size
         pixels = (np.arange(size * size, dtype=np.uint32) % 4096).astype(np.int16)
         ds.PixelData = pixels.reshape(size, size).tobytes()
+    if rows:
+        ds.PixelData, ds.Rows = ds.pixel_array[:rows].tobytes(), rows
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path

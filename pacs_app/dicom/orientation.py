@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import pydicom
 from pydicom.multival import MultiValue
 
+from pacs_app.core.errors import InvalidInput
 from pacs_app.dicom import pixels
 
 #: Each axis's letters for its negative and positive directions.
@@ -90,3 +93,31 @@ def edges(ds: pydicom.Dataset, index: int = 0) -> Edges | None:
 
         return Edges(top=opposite(bottom), right=right, bottom=bottom, left=opposite(right))
     return None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """How a reader turned an image to read it, as the viewer's Rotate and Flip do: mirrored
+    left to right (``flipped``), then turned ``rotation`` degrees clockwise."""
+
+    rotation: int = 0
+    flipped: bool = False
+
+    def __post_init__(self):
+        if self.rotation not in (0, 90, 180, 270):
+            raise InvalidInput(
+                f"A turn is 0, 90, 180 or 270 degrees clockwise, not {self.rotation}."
+            )
+
+    def pixels(self, image: np.ndarray) -> np.ndarray:
+        """Display pixels ((h, w) or (h, w, 3)) as turned."""
+        mirrored = image[:, ::-1] if self.flipped else image
+        return np.ascontiguousarray(np.rot90(mirrored, -(self.rotation // 90)))
+
+    def edges(self, found: Edges) -> Edges:
+        """The directions at the edges of the image as turned."""
+        if self.flipped:
+            found = Edges(found.top, found.left, found.bottom, found.right)
+        for _ in range(self.rotation // 90):
+            found = Edges(top=found.left, right=found.top, bottom=found.right, left=found.bottom)
+        return found

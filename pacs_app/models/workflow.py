@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
@@ -95,6 +96,9 @@ class KeyImage(SQLModel, table=True):
     window_width: float | None = None
     # its VOI LUT function (LINEAR, LINEAR_EXACT, SIGMOID); None: the image's own
     window_function: str | None = Field(default=None, max_length=16)
+    # how it was turned when marked (pacs_app.dicom.orientation.Turn), which its print keeps
+    rotation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    flipped: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     marked_by_id: int | None = Field(
         default=None, foreign_key="user_account.id", ondelete="SET NULL"
     )

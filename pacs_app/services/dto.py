@@ -283,6 +283,10 @@ class KeyImagePublic(BaseModel):
     window_center: float | None = None  # the window it was marked with (greyscale)
     window_width: float | None = None
     window_function: str | None = None  # its VOI LUT function; None: the image's own
+    # how the reader had turned it (mirrored left to right, then turned clockwise), as its
+    # print shows it
+    rotation: int = 0
+    flipped: bool = False
     marked_at: datetime
 
     @property

@@ -634,6 +634,8 @@ def _key_image_rows(session: Session, study: Study) -> list[_KeyImageRow]:
                 window_center=key.window_center,
                 window_width=key.window_width,
                 window_function=key.window_function,
+                rotation=key.rotation,
+                flipped=key.flipped,
                 marked_at=key.marked_at,
             ),
             storage_key,
@@ -653,13 +655,17 @@ def set_key_image(
     frame: int = 1,
     key: bool = True,
     window: pixels.Window | None = None,
+    rotation: int = 0,
+    flipped: bool = False,
     address: str | None = None,
 ) -> list[KeyImagePublic]:
     """Mark frame ``frame`` (1-based) of an instance of the study as a key image of its
-    report, with the ``window`` it is looked at with (its print uses it), or (``key=False``)
-    no longer. Only the reading radiologist, while the report can be edited: once signed,
-    the key images are part of it. Marking again keeps the latest window. Answers the
-    study's key images."""
+    report, with the ``window`` it is looked at with and as the reader turned it (mirrored
+    left to right if ``flipped``, then turned ``rotation`` degrees clockwise: its print
+    shows it so), or (``key=False``) no longer. Only the reading radiologist, while
+    the report can be edited: once signed, the key images are part of it. Marking again
+    keeps the latest window and turn. Answers the study's key images."""
+    turn = orientation.Turn(rotation, flipped)
     study = workflow.load_visible(session, actor, study_id)
     require(actor, Action.WRITE_REPORT, study)
     if not _may_mark_key_images(actor, study):
@@ -704,6 +710,8 @@ def set_key_image(
                 window_center=window.center if window else None,
                 window_width=window.width if window else None,
                 window_function=(window.function or None) if window else None,
+                rotation=turn.rotation,
+                flipped=turn.flipped,
                 marked_by_id=actor.user_id,
             )
         )
@@ -712,6 +720,7 @@ def set_key_image(
         marked.window_center = window.center if window else None
         marked.window_width = window.width if window else None
         marked.window_function = (window.function or None) if window else None
+        marked.rotation, marked.flipped = turn.rotation, turn.flipped
         session.add(marked)
         session.commit()
         return _key_images(session, study)
@@ -732,6 +741,7 @@ def set_key_image(
 
 #: The longest side of a key image as put in a report's PDF, in pixels.
 KEY_IMAGE_PRINT_PX = 1024
+BLANK = ("", "", "", "")  # a print's edges where the image names no directions
 
 
 def _key_image_prints(session: Session, study: Study, storage: Storage):
@@ -750,7 +760,8 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
             )
             found = dicomweb.StoredInstance.of(study, storage_key, frames, storage)
             ds = dicomweb.dataset(found)
-            image = Image.fromarray(pixels.render(ds, key.frame - 1, window))
+            turn = orientation.Turn(key.rotation, key.flipped)
+            image = Image.fromarray(turn.pixels(pixels.render(ds, key.frame - 1, window)))
         except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
             yield KeyImagePrint(key.caption, None, problem=f"Could not be rendered: {e}")
             continue
@@ -761,7 +772,7 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
             key.caption,
             buffer.getvalue(),
             aspect=image.height / image.width,
-            edges=orientation.edges(ds, key.frame - 1) or ("", "", "", ""),
+            edges=turn.edges(named) if (named := orientation.edges(ds, key.frame - 1)) else BLANK,
         )
 
 

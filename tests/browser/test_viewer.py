@@ -712,14 +712,15 @@ def _edges_shown(page) -> tuple[str, ...]:
 
 def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_url, tmp_path):
     """Rotate turns the image a quarter clockwise and Flip mirrors it left to right as seen;
-    the pixels, the orientation markers and what is measured on it follow; a reload keeps
-    the turn and Reset undoes it."""
-    path = make_ct(tmp_path / "wide.dcm")
+    the pixels, the orientation markers and what is measured on it follow; a key image
+    marked so keeps the turn (its print shows it); a reload keeps the turn and Reset undoes
+    it."""
+    path = make_ct(tmp_path / "wide.dcm", rows=96)  # not square: a quarter turn shows
     ds = pydicom.dcmread(path)
-    ds.PixelData = ds.pixel_array[:96].tobytes()
-    ds.Rows = 96  # not square, so that a quarter turn shows in the shape
-    ds.save_as(path)
-    shown = _opened_at_actual_size(page, _upload(app_url, [path]))
+    study_id = _upload(app_url, [path])
+    doctor = {"Authorization": f"Bearer {_token(app_url, 'radiologist', 'radio123')}"}
+    assert httpx.post(f"{app_url}/studies/{study_id}/claim", headers=doctor).status_code == 200
+    shown = _opened_at_actual_size(page, study_id)
     stored = _grey(shown)
     assert stored.shape == (96, 128)
     assert _edges_shown(page) == ("A", "L", "P", "R")
@@ -751,6 +752,19 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
         re.match(r"([\d.]+) mm", page.locator("#vw-stage").get_attribute("data-measure")).group(1)
     )
     assert abs(measured - 80 * spacing) < 0.05
+
+    page.keyboard.press("k")
+    expect(page.locator("#vw-stage")).to_have_attribute("data-key", "1")
+    [key] = httpx.get(f"{app_url}/studies/{study_id}/key-images", headers=doctor).json()
+    assert (key["rotation"], key["flipped"]) == (270, True)
+    # the report page's picture of it is turned so too (CSS: the mirror first)
+    page.goto(f"/report/{study_id}")
+    picture = page.locator(".key-image img")
+    expect(picture).to_be_visible()
+    matrix = picture.evaluate("(e) => getComputedStyle(e).transform")  # matrix(a, b, c, d, e, f)
+    turned_so = [float(x) for x in re.findall(r"-?[\d.]+(?:e-?\d+)?", matrix)]
+    assert np.allclose(turned_so, [0, 1, 1, 0, 0, 0], atol=1e-9), matrix  # x' = y, y' = x
+    page.goto(f"/viewer/{study_id}")
 
     page.wait_for_timeout(400)  # the view is saved a moment after it changes
     page.reload()

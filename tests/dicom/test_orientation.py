@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from pacs_app.dicom.orientation import Edges, direction_letters, edges
+from pacs_app.core.errors import InvalidInput
+from pacs_app.dicom.orientation import Edges, Turn, direction_letters, edges
 from tests.dicom_factory import TESTDATA, make_ct, make_multiframe
 
 #: Real files and the directions at their edges: (top, right, bottom, left) of their first frame
@@ -117,3 +119,30 @@ def test_an_image_that_says_nothing_has_no_edges(tmp_path):
     assert edges(ds) is None
     ds.ImageOrientationPatient = [0, 0, 0, 0, 1, 0]  # no row direction
     assert edges(ds) is None
+
+
+@pytest.mark.parametrize(
+    ("rotation", "flipped", "pixels", "shown"),
+    [
+        (0, False, [[1, 2, 3], [4, 5, 6]], Edges("A", "L", "P", "R")),
+        (90, False, [[4, 1], [5, 2], [6, 3]], Edges("R", "A", "L", "P")),
+        (180, False, [[6, 5, 4], [3, 2, 1]], Edges("P", "R", "A", "L")),
+        (270, False, [[3, 6], [2, 5], [1, 4]], Edges("L", "P", "R", "A")),
+        (0, True, [[3, 2, 1], [6, 5, 4]], Edges("A", "R", "P", "L")),
+        # mirrored, then turned: as the viewer shows it after Rotate, then Flip
+        (270, True, [[1, 4], [2, 5], [3, 6]], Edges("R", "P", "L", "A")),
+    ],
+)
+def test_a_turn_moves_the_pixels_and_the_edges_together(rotation, flipped, pixels, shown):
+    """A reader's turn (the viewer's Rotate and Flip): mirrored left to right, then turned
+    clockwise; the directions at the edges go with the pixels."""
+    turn = Turn(rotation, flipped)
+    image = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    assert turn.pixels(image).tolist() == pixels
+    assert turn.pixels(np.dstack([image] * 3)).shape == (*np.array(pixels).shape, 3)
+    assert turn.edges(Edges("A", "L", "P", "R")) == shown
+
+
+def test_a_turn_is_a_quarter():
+    with pytest.raises(InvalidInput, match="0, 90, 180 or 270 degrees clockwise, not 45"):
+        Turn(45)

@@ -35,7 +35,7 @@ from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import is_prior, same_patient
 from pacs_app.services.ingest import StagedFile, StudyForm, ingest
 from pacs_app.storage import LocalStorage
-from tests.dicom_factory import make_float_map, make_series
+from tests.dicom_factory import make_ct, make_float_map, make_series
 from tests.factories import actor_of, make_centre, make_user
 
 S = StudyStatus
@@ -874,6 +874,20 @@ def test_key_images_of_a_series_without_a_number_come_last(session, world, stora
     assert session.exec(select(func.count()).select_from(Instance)).one() == 2
 
 
+def _claimed(session, world, storage, path) -> tuple[str, object]:
+    """``path`` uploaded by North's technician and claimed by the tele-radiologist: its
+    Study ID, and the tele-radiologist."""
+    result = ingest(
+        session=session,
+        actor=world["n_tech"],
+        files=[StagedFile(name=path.name, path=path)],
+        storage=storage,
+    )
+    sid = result.studies[0].study_id
+    workflow.claim(session=session, actor=world["tele"], study_id=sid)
+    return sid, world["tele"]
+
+
 def test_a_key_image_keeps_the_function_of_its_window(session, world, storage, tmp_path):
     """A float map marked at a LINEAR_EXACT window of a width under 1 (as the viewer shows
     such a map) keeps the function: the report's PDF prints it as it was seen. (Before, a
@@ -889,15 +903,8 @@ def test_a_key_image_keeps_the_function_of_its_window(session, world, storage, t
 
     path = tmp_path / "map.dcm"
     make_float_map(path, scale=0.001)
-    result = ingest(
-        session=session,
-        actor=world["n_tech"],
-        files=[StagedFile(name=path.name, path=path)],
-        storage=storage,
-    )
-    sid, tele = result.studies[0].study_id, world["tele"]
+    sid, tele = _claimed(session, world, storage, path)
     sop = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
-    workflow.claim(session=session, actor=tele, study_id=sid)
     window = Window(0.001, 0.004, "LINEAR_EXACT")
     [marked] = reports.set_key_image(
         session=session, actor=tele, study_id=sid, sop_instance_uid=sop, window=window
@@ -914,6 +921,46 @@ def test_a_key_image_keeps_the_function_of_its_window(session, world, storage, t
     expected = pixels.render(pydicom.dcmread(path), 0, window).astype(float)
     assert printed.shape == expected.shape
     assert np.abs(printed - expected).mean() < 3  # JPEG's loss only
+
+
+def test_a_key_image_prints_as_the_reader_turned_it(session, world, storage, tmp_path):
+    """A radiograph read turned (the viewer's Rotate and Flip) and marked key prints turned
+    so, its orientation markers turned with it; a turn that is not a quarter is refused, and
+    nothing is marked."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pypdf import PdfReader
+
+    from pacs_app.dicom import pixels
+
+    path = make_ct(tmp_path / "ct.dcm", rows=96)  # not square: a quarter turn shows
+    ds = pydicom.dcmread(path)
+    sid, tele = _claimed(session, world, storage, path)
+
+    def mark(**turn):
+        return reports.set_key_image(
+            session=session, actor=tele, study_id=sid, sop_instance_uid=ds.SOPInstanceUID, **turn
+        )
+
+    with pytest.raises(InvalidInput, match="0, 90, 180 or 270 degrees clockwise, not 45"):
+        mark(rotation=45)
+    assert reports.key_images(session=session, actor=tele, study_id=sid) == []
+    [marked] = mark(rotation=90, flipped=True)
+    assert (marked.rotation, marked.flipped) == (90, True)
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+    found = reports.report_pdf(session=session, actor=tele, study_id=sid, storage=storage)
+    reader = PdfReader(io.BytesIO(found.content))
+    [image] = [image for page in reader.pages for image in page.images]
+    printed = np.asarray(image.image.convert("L"), dtype=float)
+    expected = np.rot90(pixels.render(ds)[:, ::-1], -1).astype(float)  # mirrored, then turned
+    assert printed.shape == expected.shape == (128, 96)
+    assert np.abs(printed - expected).mean() < 3  # JPEG's loss only
+    # axial (A, L, P, R at top, right, bottom, left as stored): mirrored A R P L, turned L A R P
+    text = " ".join("".join(page.extract_text() for page in reader.pages).split())
+    assert f"Key images L A R P {marked.caption}" in text
 
 
 def _key_object_series(session, study):

@@ -321,7 +321,9 @@ def keep_drawn_measurements(
     return DrawnMeasurementsBody(images=kept.images, revision=kept.revision)
 
 
-def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, window=None):
+def _set_key_image(
+    study_id, sop_uid, frame, key, actor, session, address, window=None, rotation=0, flipped=False
+):
     return reports.set_key_image(
         session=session,
         actor=actor,
@@ -330,6 +332,8 @@ def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, windo
         frame=frame,
         key=key,
         window=dicomweb.parse_window(window),
+        rotation=rotation,
+        flipped=flipped,
         address=address,
     )
 
@@ -343,8 +347,10 @@ def _set_key_image(study_id, sop_uid, frame, key, actor, session, address, windo
         "The reading radiologist, while the report can be edited (409 once it is signed). "
         "`window=center,width[,function]` (the function linear, linear-exact or sigmoid; "
         "without it, the image's own): the window it is looked at with, which the report's PDF "
-        "prints it with (the header's otherwise); marking again keeps the latest. Answers "
-        "the study's key images."
+        "prints it with (the header's otherwise); `rotation` (0, 90, 180 or 270 degrees "
+        "clockwise) and `flipped` (mirrored left to right, before the rotation): how the "
+        "reader turned it, which the PDF prints it as. Marking again keeps the latest. "
+        "Answers the study's key images."
     ),
 )
 def mark_key_image(
@@ -355,8 +361,12 @@ def mark_key_image(
     address: AddressDep,
     frame: int = 1,
     window: str | None = None,
+    rotation: int = 0,
+    flipped: bool = False,
 ) -> list[KeyImagePublic]:
-    return _set_key_image(study_id, sop_uid, frame, True, actor, session, address, window)
+    return _set_key_image(
+        study_id, sop_uid, frame, True, actor, session, address, window, rotation, flipped
+    )
 
 
 @router.delete(

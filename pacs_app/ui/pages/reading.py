@@ -463,6 +463,8 @@ class ReportState(AuthState):
                 "src": f"{base}/series/{k.series_instance_uid}/instances/{k.sop_instance_uid}"
                 f"/frames/{k.frame}/rendered?quality=80"
                 + (f"&window={k.window_param}" if k.window_param else ""),
+                # as the reader turned it (CSS applies the mirror first, then the turn)
+                "transform": f"rotate({k.rotation}deg)" + (" scaleX(-1)" if k.flipped else ""),
             }
             for i, k in enumerate(found)
         ]
@@ -1058,6 +1060,7 @@ def _key_images_panel() -> rx.Component:
                                 "height": "96px",
                                 "object_fit": "contain",
                                 "cursor": "pointer",
+                                "transform": k["transform"],
                             },
                             background="black",
                             on_click=ReportState.show_key_image(k["index"]),

@@ -1009,7 +1009,8 @@
     pinAt(centre, size[0] / 2, size[1] / 2);
     draw(); save();
   }
-  // the patient's directions at the edges as the image is shown (turned)
+  // the patient's directions at the edges as the image is shown (turned), as
+  // orientation.Turn.edges turns a key image's for its print
   function shownEdges(sides) {
     var e = { top: sides.top, right: sides.right, bottom: sides.bottom, left: sides.left };
     if (V.flip) e = { top: e.top, right: e.left, bottom: e.bottom, left: e.right };

@@ -98,7 +98,8 @@ def edges(ds: pydicom.Dataset, index: int = 0) -> Edges | None:
 @dataclass(frozen=True)
 class Turn:
     """How a reader turned an image to read it, as the viewer's Rotate and Flip do: mirrored
-    left to right (``flipped``), then turned ``rotation`` degrees clockwise."""
+    left to right (``flipped``), then turned ``rotation`` degrees clockwise (``turned`` and
+    ``shownEdges`` in ``assets/viewer.js`` mirror it)."""
 
     rotation: int = 0
     flipped: bool = False

@@ -693,6 +693,14 @@ def set_key_image(
         )
     ).first()
     detail = {"sop_instance_uid": sop_instance_uid, "frame": frame}
+    # how it is seen: the window (and its function) and the turn, which its print keeps
+    seen = {
+        "window_center": window.center if window else None,
+        "window_width": window.width if window else None,
+        "window_function": (window.function or None) if window else None,
+        "rotation": turn.rotation,
+        "flipped": turn.flipped,
+    }
     if key and marked is None:
         count = session.exec(
             select(func.count()).select_from(KeyImage).where(KeyImage.study_pk == study.id)
@@ -707,20 +715,13 @@ def set_key_image(
                 series_instance_uid=series_uid,
                 sop_instance_uid=sop_instance_uid,
                 frame=frame - 1,
-                window_center=window.center if window else None,
-                window_width=window.width if window else None,
-                window_function=(window.function or None) if window else None,
-                rotation=turn.rotation,
-                flipped=turn.flipped,
                 marked_by_id=actor.user_id,
+                **seen,
             )
         )
         action = AuditAction.KEY_IMAGE_MARKED
-    elif key:  # marked already: the window it is looked at with now
-        marked.window_center = window.center if window else None
-        marked.window_width = window.width if window else None
-        marked.window_function = (window.function or None) if window else None
-        marked.rotation, marked.flipped = turn.rotation, turn.flipped
+    elif key:  # marked already: as it is seen now
+        marked.sqlmodel_update(seen)
         session.add(marked)
         session.commit()
         return _key_images(session, study)

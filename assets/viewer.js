@@ -536,11 +536,12 @@
       if (item.where) el(row, "span", " · " + item.where, "color:#cfd6e4").className = "vw-sr-where";
       var series = item.series_uid && V.study.series.filter(function (s) { return s.uid === item.series_uid; })[0];
       if (series) {
-        var show = el(row, "button", "Show image", "margin-left:8px;font-size:11px;padding:1px 8px;cursor:pointer;" +
+        // as its presentation state shows it (turned, windowed), where it has one here
+        var show = el(row, "button", item.shown_as ? "Show as seen" : "Show image", "margin-left:8px;font-size:11px;padding:1px 8px;cursor:pointer;" +
           "background:#26324d;color:#cfe0ff;border:1px solid #4a5f8f;border-radius:4px");
         show.className = "vw-sr-show";
         show.addEventListener("click", function () {
-          showImage(series, item.sop_instance_uid, Math.max(0, (item.frames[0] || 1) - 1));
+          showImage(series, item.sop_instance_uid, Math.max(0, (item.frames[0] || 1) - 1), item.shown_as);
         });
       }
     });
@@ -1202,9 +1203,11 @@
     }
     hideReport();
     if (img.notImage) {
+      var kind = (V.series && V.series.modality) || text(img.meta, "00080060") || "no pixel data";
       message(img.waveformError ? "This waveform cannot be shown: " + img.waveformError :
-        "This object is not an image (" + ((V.series && V.series.modality) || text(img.meta, "00080060") || "no pixel data") +
-        ") and the viewer cannot show it.");
+        kind === "PR" ? "This is a presentation state: how images of the study are to be shown. " +
+          "The key images' document (Key images) shows each as seen." :
+        "This object is not an image (" + kind + ") and the viewer cannot show it.");
       downloadButton($("vw-message"), img, "display:block;margin:10px auto 0");
       draw();
       return;
@@ -1502,27 +1505,45 @@
   // which can be megabytes, is still on its way.
   // Show frame ``frame`` (0-based) of instance ``sop`` of ``series``: in the series open,
   // or by opening its series at it.
-  function showImage(series, sop, frame) {
+  // seen (optional): how the image is to be shown, as a key image was marked or a
+  // presentation state shows it: { rotation: 0|90|180|270 clockwise after a mirror, flipped,
+  // window: "center,width[,function]" or "" for the image's own }
+  function showImage(series, sop, frame, seen) {
     if (V.series === series && !V.provisional) {
       for (var i = 0; i < V.images.length; i++) {
-        if (V.images[i].sop === sop && V.images[i].frame === frame) { go(i); return; }
+        if (V.images[i].sop === sop && V.images[i].frame === frame) { applySeen(seen); go(i); return; }
       }
     }
-    openSeries(series, null, { sop: sop, frame: frame });
+    openSeries(series, null, { sop: sop, frame: frame, seen: seen });
+  }
+  var WINDOW_FUNCTIONS = { linear: "LINEAR", "linear-exact": "LINEAR_EXACT", sigmoid: "SIGMOID" };
+  // the turn and window of `seen` (see showImage), fitted anew; nothing without it
+  function applySeen(seen) {
+    if (!seen) return;
+    V.rot = [0, 90, 180, 270].indexOf(Number(seen.rotation)) >= 0 ? Number(seen.rotation) / 90 : 0;
+    V.flip = seen.flipped === true;
+    var w = String(seen.window || "").split(",");
+    if (w.length >= 2 && isFinite(w[0]) && isFinite(w[1]) && Number(w[1]) > 0) {
+      V.wc = Number(w[0]); V.ww = Number(w[1]); V.wfn = WINDOW_FUNCTIONS[w[2]] || ""; V.lut = false; V.windowSet = true;
+    } else {
+      V.windowSet = false;  // the image's own: its first window or VOI LUT
+    }
+    V.fitted = false; V.needsRender = true;
   }
 
-  // "#show=series|sop|frame(1-based)|n": the image the page around the viewer asks for (the
-  // report page, when one of its key images is clicked); n makes the same image asked again
-  // a change.
+  // "#show=series|sop|frame(1-based)|n[|rotation|flipped(0/1)|window]": the image the page
+  // around the viewer asks for (the report page, when one of its key images is clicked), and
+  // how it was marked (see showImage); n makes the same image asked again a change.
   function askedByHash() {
-    var m = /^#show=([^|]+)\|([^|]+)\|(\d+)/.exec(window.location.hash || "");
+    var m = /^#show=([^|]+)\|([^|]+)\|(\d+)(?:\|\d+\|(\d+)\|([01])\|([^|]*))?/.exec(window.location.hash || "");
     if (!m || !V) return null;
     var series = V.study.series.filter(function (s) { return s.uid === decodeURIComponent(m[1]); })[0];
-    return series ? { series: series, sop: decodeURIComponent(m[2]), frame: Math.max(0, Number(m[3]) - 1) } : null;
+    var seen = m[4] !== undefined ? { rotation: Number(m[4]), flipped: m[5] === "1", window: decodeURIComponent(m[6]) } : null;
+    return series ? { series: series, sop: decodeURIComponent(m[2]), frame: Math.max(0, Number(m[3]) - 1), seen: seen } : null;
   }
   window.addEventListener("hashchange", function () {
     var asked = askedByHash();
-    if (asked) { showImage(asked.series, asked.sop, asked.frame); V.stage.focus(); }
+    if (asked) { showImage(asked.series, asked.sop, asked.frame, asked.seen); V.stage.focus(); }
   });
 
   async function openSeries(series, restore, hint) {
@@ -1546,6 +1567,7 @@
       V.invert = !!restore.invert;
       V.rot = [0, 1, 2, 3].indexOf(restore.rot) >= 0 ? restore.rot : 0; V.flip = restore.flip === true;
     }
+    if (hint) applySeen(hint.seen);
     var loaded = false, first = null, shown = null;
     if (hint) {
       shown = (hint.meta ? Promise.resolve([hint.meta])
@@ -1720,6 +1742,8 @@
       else if (k === " ") { e.preventDefault(); toggleCine(); }
       else if (k === "o" || k === "O") toggleOverlays();
       else if (k === "k" || k === "K") toggleKey();
+      else if (k === "t" || k === "T") turn(1, false);  // a quarter clockwise
+      else if (k === "h" || k === "H") turn(0, true);  // left to right as seen
       else if (k === "Escape" && V.drawing) { V.drawing = null; draw(); }
     });
     // redraw when the stage changes size, whether the window or the layout (the tag panel) did it
@@ -1789,7 +1813,7 @@
     function thumbs() { if (V === mine) thumbnails(); }
     var asked = askedByHash();
     if (asked) {
-      openSeries(asked.series, null, { sop: asked.sop, frame: asked.frame }).then(thumbs, thumbs);
+      openSeries(asked.series, null, { sop: asked.sop, frame: asked.frame, seen: asked.seen }).then(thumbs, thumbs);
       return true;
     }
     var saved = null;

@@ -68,14 +68,25 @@ _TYPE_2 = {
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """A DICOM object of the study, by its series, class and instance."""
+
+    series_instance_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
 class KeyImageRef:
-    """One selected image: an instance, and its frame (1-based) where it has several."""
+    """One selected image: an instance, and its frame (1-based) where it has several; with
+    the presentation state it is to be shown with, if any (:mod:`pacs_app.dicom.gsps`)."""
 
     series_instance_uid: str
     sop_class_uid: str
     sop_instance_uid: str
     frame: int = 1
     multiframe: bool = False
+    presentation: ObjectRef | None = None
 
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:
@@ -92,7 +103,7 @@ def _item(relationship: str, value_type: str, concept: Dataset) -> Dataset:
     return item
 
 
-def _copied(study_header: dict[str, Any]) -> Dataset:
+def copied_study(study_header: dict[str, Any]) -> Dataset:
     """The patient and study attributes of ``study_header`` (DICOM JSON), as a dataset."""
     wanted = {f"{tag_for_keyword(k):08X}": k for k in _COPIED}
     found = Dataset.from_json({t: v for t, v in study_header.items() if t in wanted})
@@ -116,12 +127,14 @@ def key_object_selection(
 
     ``study_header`` is the DICOM JSON of one of the images (its patient and study are the
     document's; where it lacks them, they are written empty); ``description`` becomes the
-    Key Object Description, ``observer`` (a person's name) the author. Raises ``ValueError``
-    when there is no image to select."""
+    Key Object Description, ``observer`` (a person's name) the author. An image with a
+    presentation state is selected with it (PS3.3 C.18.4, the IMAGE item's Referenced SOP
+    Sequence), and the state is listed in the evidence with the images. Raises
+    ``ValueError`` when there is no image to select."""
     if not images:
         raise ValueError("a key object selection needs at least one image")
     when = when.astimezone(UTC)
-    ds = _copied(study_header)
+    ds = copied_study(study_header)
     ds.StudyInstanceUID = study_instance_uid
     ds.SpecificCharacterSet = "ISO_IR 192"  # the header's text came decoded: write it as UTF-8
     ds.SOPClassUID = KOS_SOP_CLASS
@@ -143,9 +156,11 @@ def key_object_selection(
     evidence.ReferencedSeriesSequence = []
     by_series: dict[str, Dataset] = {}
     listed: set[str] = set()
-    for image in images:
+    evident: list[KeyImageRef | ObjectRef] = list(images)
+    evident += [image.presentation for image in images if image.presentation is not None]
+    for image in evident:
         if image.sop_instance_uid in listed:
-            continue  # another frame of an instance already listed
+            continue  # another frame of an instance (or a state) already listed
         listed.add(image.sop_instance_uid)
         series = by_series.get(image.series_instance_uid)
         if series is None:
@@ -180,12 +195,17 @@ def key_object_selection(
     return ds
 
 
-def _reference(image: KeyImageRef, *, frame: bool) -> Dataset:
+def _reference(image: KeyImageRef | ObjectRef, *, frame: bool) -> Dataset:
+    """``image`` in a Referenced SOP Sequence; with ``frame``, as an IMAGE content item names
+    it: its frame (of a multi-frame image) and its presentation state."""
     item = Dataset()
     item.ReferencedSOPClassUID = image.sop_class_uid
     item.ReferencedSOPInstanceUID = image.sop_instance_uid
-    if frame and image.multiframe:
-        item.ReferencedFrameNumber = image.frame
+    if frame and isinstance(image, KeyImageRef):
+        if image.multiframe:
+            item.ReferencedFrameNumber = image.frame
+        if image.presentation is not None:
+            item.ReferencedSOPSequence = [_reference(image.presentation, frame=False)]
     return item
 
 

@@ -145,20 +145,44 @@ def decode_frame(ds: pydicom.Dataset, index: int = 0) -> np.ndarray:
     return arr
 
 
-def modality_values(ds: pydicom.Dataset, stored: np.ndarray, index: int = 0) -> np.ndarray:
-    """Stored values to modality values (rescale slope/intercept or Modality LUT Sequence)."""
+@dataclass(frozen=True)
+class Rescale:
+    """A linear Modality LUT: ``slope`` and ``intercept``, and the Rescale Type the header
+    names (``""`` where none)."""
+
+    slope: float
+    intercept: float
+    type: str = ""
+
+
+def modality_transform(ds: pydicom.Dataset, index: int = 0) -> Rescale | LookupTable | None:
+    """How frame ``index``'s stored values become modality values: the frame's Pixel Value
+    Transformation (enhanced objects), else the Modality LUT Sequence, else the header's
+    rescale; ``None`` where there is none (the stored values are the modality values)."""
     transform = _functional_group(ds, index, "PixelValueTransformationSequence")
     if transform is not None and "RescaleSlope" in transform:
-        slope = float(transform.get("RescaleSlope", 1) or 1)
-        intercept = float(transform.get("RescaleIntercept", 0) or 0)
-        return stored.astype(np.float64) * slope + intercept
+        return Rescale(
+            float(transform.get("RescaleSlope", 1) or 1),
+            float(transform.get("RescaleIntercept", 0) or 0),
+            str(transform.get("RescaleType", "") or ""),
+        )
     table = LookupTable.of(ds, "ModalityLUTSequence")
     if table is not None:
-        return table.apply(stored).astype(np.float64)
+        return table
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
     if slope is None or intercept is None:
+        return None
+    return Rescale(float(slope), float(intercept), str(ds.get("RescaleType", "") or ""))
+
+
+def modality_values(ds: pydicom.Dataset, stored: np.ndarray, index: int = 0) -> np.ndarray:
+    """Stored values to modality values (rescale slope/intercept or Modality LUT Sequence)."""
+    transform = modality_transform(ds, index)
+    if transform is None:
         return stored.astype(np.float64)
-    return stored.astype(np.float64) * float(slope) + float(intercept)
+    if isinstance(transform, LookupTable):
+        return transform.apply(stored).astype(np.float64)
+    return stored.astype(np.float64) * transform.slope + transform.intercept
 
 
 @dataclass(frozen=True)
@@ -314,32 +338,46 @@ def _render_pixels(ds: pydicom.Dataset, index: int, window: Window | None) -> np
             bits = int(ds.get("BitsStored", 8) or 8)
             stored = (stored.astype(np.float64) * 255.0 / ((1 << bits) - 1)).round()
         return stored.astype(np.uint8)
-    table = voi_table(ds, index) if window is None else None
-    if window is None and table is None:
-        window = header_window(ds, index)
-    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and (table or window):
+    voi = shown_voi(ds, index, window, stored)
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
         # computed once per distinct stored value, not per pixel: the same result
         lo, hi = int(stored.min()), int(stored.max())
         domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
-        return np.take(_display(ds, index, domain, table, window), stored.astype(np.int32) - lo)
-    return _display(ds, index, stored, table, window)
+        return np.take(_display(ds, index, domain, voi), stored.astype(np.int32) - lo)
+    return _display(ds, index, stored, voi)
+
+
+def shown_voi(
+    ds: pydicom.Dataset,
+    index: int = 0,
+    window: Window | None = None,
+    stored: np.ndarray | None = None,
+) -> Window | LookupTable:
+    """What greyscale frame ``index`` is shown through, as :func:`render` shows it: ``window``
+    if given, else the header's VOI LUT Sequence (:func:`voi_table`), else its first window,
+    else the frame's min-max (of ``stored``, its decoded values, decoded here if not given).
+    A window comes with the image's VOI LUT function where it names none."""
+    if window is None:
+        table = voi_table(ds, index)
+        if table is not None:
+            return table
+        window = header_window(ds, index)
+    if window is None:
+        values = decode_frame(ds, index) if stored is None else stored
+        window = min_max_window(modality_values(ds, values, index))
+    return _with_function(window, ds, index)
 
 
 def _display(
-    ds: pydicom.Dataset,
-    index: int,
-    stored: np.ndarray,
-    table: LookupTable | None,
-    window: Window | None,
+    ds: pydicom.Dataset, index: int, stored: np.ndarray, voi: Window | LookupTable
 ) -> np.ndarray:
-    """Stored values to display values: the Modality LUT, then the VOI LUT ``table``, else
-    ``window``, else the values' min-max; MONOCHROME1 inverted."""
+    """Stored values to display values: the Modality LUT, then ``voi`` (a VOI LUT or a
+    window); MONOCHROME1 inverted."""
     values = modality_values(ds, stored, index)
-    if table is not None:
-        display = voi_display(table, values)
+    if isinstance(voi, LookupTable):
+        display = voi_display(voi, values)
     else:
-        window = window or min_max_window(values)
-        display = apply_window(values, _with_function(window, ds, index))
+        display = apply_window(values, voi)
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         display = 255 - display
     return display

@@ -55,6 +55,8 @@ class ContentItem:
     sop_instance_uid: str = ""
     frames: tuple[int, ...] = ()
     observed: str = ""
+    #: the presentation state an IMAGE item shows its image with (SOP Instance UID), if any
+    presentation_uid: str = ""
 
 
 @dataclass
@@ -192,7 +194,15 @@ def _value(item: pydicom.Dataset, value_type: str) -> dict[str, Any]:
         presentation = _first(ref, "ReferencedSOPSequence")
         if presentation is not None:
             shown += " (with presentation state)"
-        return {"value": shown, "code": sop, "sop_instance_uid": sop, "frames": frames}
+        return {
+            "value": shown,
+            "code": sop,
+            "sop_instance_uid": sop,
+            "frames": frames,
+            "presentation_uid": _text(presentation.get("ReferencedSOPInstanceUID"))
+            if presentation is not None
+            else "",
+        }
     if value_type == "SCOORD":
         return {
             "value": f"{_text(item.get('GraphicType'))} {_points(item.get('GraphicData'), 2)}",
@@ -269,6 +279,7 @@ def read(ds: pydicom.Dataset) -> StructuredReport:
                 sop_instance_uid=value.get("sop_instance_uid", ""),
                 frames=value.get("frames", ()),
                 observed=_datetime(_text(item.get("ObservationDateTime"))),
+                presentation_uid=value.get("presentation_uid", ""),
             )
         )
         children = item.get("ContentSequence") or []

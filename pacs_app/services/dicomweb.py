@@ -24,7 +24,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from pacs_app.core.errors import Conflict, InvalidInput, NotAcceptable, NotFound
-from pacs_app.dicom import bulk, pixels, sr, transcode, waveform
+from pacs_app.dicom import bulk, gsps, pixels, sr, transcode, waveform
 from pacs_app.models import Instance, Series, Study
 from pacs_app.services import audit
 from pacs_app.services.audit import AuditAction
@@ -628,18 +628,26 @@ def frame_overlays(found: StoredInstance, frame: int) -> list[dict[str, Any]]:
     ]
 
 
-def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]:
+def structured_report(
+    session: Session, found: StoredInstance, storage: Storage | None = None
+) -> dict[str, Any]:
     """A structured report's header and content tree (:func:`sr.read`), for a viewer to show.
 
     An item that refers to an image or other object of this same study carries that object's
     ``series_uid``, so that the viewer can open it, and ``where`` it is (``"series 2, image
-    14"``); references outside the study have neither."""
+    14"``); references outside the study have neither. An IMAGE item whose presentation state
+    is in the study (a key object selection's, such as this PACS files at signing) says how
+    that state shows the image, ``shown_as``: its ``rotation`` (clockwise, after a mirror),
+    ``flipped`` and ``window`` (``center,width[,function]``, or ``""`` for the image's own);
+    ``None`` elsewhere, or where the state cannot be read (with ``storage`` only)."""
     ds = dataset(found)
     if not sr.is_structured_report(ds):
         raise InvalidInput("This instance is not a structured report: it has no content tree.")
     report = sr.read(ds)
     referenced = {item.sop_instance_uid for item in report.items if item.sop_instance_uid}
+    referenced |= {item.presentation_uid for item in report.items if item.presentation_uid}
     found_in: dict[str, tuple[str, str]] = {}
+    stored_at: dict[str, tuple[str, int]] = {}
     if referenced:
         rows = session.exec(
             select(
@@ -647,6 +655,8 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
                 Series.series_instance_uid,
                 Series.series_number,
                 Instance.instance_number,
+                Instance.storage_key,
+                Instance.number_of_frames,
             )
             .join(Series, col(Series.id) == Instance.series_pk)
             .where(
@@ -654,17 +664,52 @@ def structured_report(session: Session, found: StoredInstance) -> dict[str, Any]
                 col(Instance.sop_instance_uid).in_(sorted(referenced)),
             )
         ).all()
-        for sop, series_uid, series_number, instance_number in rows:
+        for sop, series_uid, series_number, instance_number, key, frames in rows:
             where = [
                 f"{name} {number}"
                 for name, number in (("series", series_number), ("image", instance_number))
                 if number is not None
             ]
             found_in[sop] = (series_uid, ", ".join(where))
+            stored_at[sop] = (key, frames)
+    states: dict[str, pydicom.Dataset | None] = {}
     body = asdict(report)
     for item in body["items"]:
         item["series_uid"], item["where"] = found_in.get(item["sop_instance_uid"], ("", ""))
+        state_uid = item.pop("presentation_uid")
+        item["shown_as"] = None
+        if not (storage and state_uid in stored_at and item["series_uid"]):
+            continue
+        if state_uid not in states:
+            states[state_uid] = _presentation_state(found, stored_at[state_uid], storage)
+        seen = states[state_uid] and gsps.seen_in(
+            states[state_uid], item["sop_instance_uid"], (item["frames"] or (1,))[0]
+        )
+        if seen:
+            window = seen.window
+            item["shown_as"] = {
+                "rotation": seen.turn.rotation,
+                "flipped": seen.turn.flipped,
+                "window": pixels.window_param(window.center, window.width, window.function)
+                if window
+                else "",
+            }
     return body
+
+
+def _presentation_state(
+    found: StoredInstance, stored: tuple[str, int], storage: Storage
+) -> pydicom.Dataset | None:
+    """The presentation state stored under ``stored`` (key, frames) in the study of
+    ``found``; ``None`` where it is missing, unreadable or not a presentation state."""
+    key, frames = stored
+    try:
+        ds = dataset(
+            StoredInstance(found.study_id, key, storage.local_path(key), frames, found.study_pk)
+        )
+    except (NotFound, OSError, ValueError, pydicom.errors.InvalidDicomError):
+        return None
+    return ds if str(ds.get("SOPClassUID", "")) == gsps.GSPS_SOP_CLASS else None
 
 
 def waveform_channels(found: StoredInstance) -> dict[str, Any]:

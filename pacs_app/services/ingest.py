@@ -808,12 +808,12 @@ def conflict_message(differs: str) -> str:
 _NEXT_SERIES_NUMBER = select(func.coalesce(func.max(_SERIES.c.series_number), 0) + 1).where(
     _SERIES.c.study_pk == bindparam("study")
 )
-_ADD_ONE_INSTANCE = (
+_ADD_GENERATED = (
     update(_STUDY)
     .where(_STUDY.c.id == bindparam("study"))
     .values(
         num_series=_STUDY.c.num_series + 1,
-        num_instances=_STUDY.c.num_instances + 1,
+        num_instances=_STUDY.c.num_instances + bindparam("instances"),
         size_bytes=_STUDY.c.size_bytes + bindparam("n_bytes", type_=_STUDY.c.size_bytes.type),
         next_instance_number=case(
             (_STUDY.c.next_instance_number <= bindparam("number"), bindparam("number") + 1),
@@ -829,44 +829,61 @@ def next_series_number(session: Session, study: Study) -> int:
     return session.connection().execute(_NEXT_SERIES_NUMBER, {"study": study.id}).scalar_one()
 
 
-def add_generated_instance(
-    session: Session, study: Study, path: Path, storage: Storage
-) -> StoredObject:
-    """Add a DICOM object the PACS made (a report's key object selection) to ``study``, as
-    the one instance of a new series, in the caller's transaction.
+def add_generated_series(
+    session: Session, study: Study, paths: list[Path], storage: Storage
+) -> list[StoredObject]:
+    """Add DICOM objects the PACS made (a report's key object selection, or the presentation
+    states of its key images), all of one new series, to ``study`` in the caller's
+    transaction.
 
-    The file is stored under the study's next free ``instance_NNN.dcm`` and made durable;
-    its rows and the study's counts are written, not committed. The caller commits, or on a
-    failure rolls back and deletes the stored key: then nothing of it remains. This is not
-    an upload (no upload audit, no analysis): the caller authorizes and audits it.
-    Raises ``ValueError`` for a file of another study, :class:`StorageUnavailable` when the
-    file cannot be stored."""
-    header = read_header(path)
-    if header.study_instance_uid != study.study_instance_uid:
-        raise ValueError(f"{path.name} belongs to another study")
+    The files are stored under the study's next free ``instance_NNN.dcm`` keys and made
+    durable; their rows and the study's counts are written, not committed. The caller
+    commits, or on a failure rolls back and deletes the stored keys: then nothing of them
+    remains. This is not an upload (no upload audit, no analysis): the caller authorizes and
+    audits it. Raises ``ValueError`` for a file of another study or series, or no file,
+    :class:`StorageUnavailable` when the files cannot be stored."""
+    headers = [read_header(path) for path in paths]
+    if not headers:
+        raise ValueError("no object to add")
+    for path, header in zip(paths, headers, strict=True):
+        if header.study_instance_uid != study.study_instance_uid:
+            raise ValueError(f"{path.name} belongs to another study")
+        if header.series_instance_uid != headers[0].series_instance_uid:
+            raise ValueError(f"{path.name} belongs to another series")
     conn = session.connection()
     session.flush()
     number = conn.execute(  # locked: concurrent ingest into the study waits for this commit
         select(_STUDY.c.next_instance_number).where(_STUDY.c.id == study.id).with_for_update()
     ).scalar_one()
     centre_code = conn.execute(select(Centre.code).where(Centre.id == study.centre_id)).scalar_one()
-    staged = StagedFile(name=path.name, path=path)
-    number, key, stored = _put_next(storage, f"{centre_code}/{study.study_id}", number, staged)
+    placed: list[tuple[int, str, StoredObject]] = []
     try:
-        _make_durable(storage, [key])
+        for path in paths:
+            staged = StagedFile(name=path.name, path=path)
+            placed.append(_put_next(storage, f"{centre_code}/{study.study_id}", number, staged))
+            number = placed[-1][0] + 1
+        _make_durable(storage, [key for _, key, _ in placed])
         now = utcnow()
-        series_pk = _insert_series(conn, study.id, header, num_instances=1)
+        series_pk = _insert_series(conn, study.id, headers[0], num_instances=len(paths))
+        for (number, _, stored), header in zip(placed, headers, strict=True):
+            conn.execute(
+                _INSERT_INSTANCE, _instance_values(study.id, series_pk, number, header, stored, now)
+            )
         conn.execute(
-            _INSERT_INSTANCE, _instance_values(study.id, series_pk, number, header, stored, now)
-        )
-        conn.execute(
-            _ADD_ONE_INSTANCE,
-            {"study": study.id, "n_bytes": stored.size, "number": number, "now": now},
+            _ADD_GENERATED,
+            {
+                "study": study.id,
+                "instances": len(placed),
+                "n_bytes": sum(stored.size for _, _, stored in placed),
+                "number": placed[-1][0],
+                "now": now,
+            },
         )
     except BaseException:
-        storage.delete(key)
+        for _, key, _ in placed:
+            storage.delete(key)
         raise
-    return stored
+    return [stored for _, _, stored in placed]
 
 
 def _make_durable(storage: Storage, keys: list[str]) -> None:

@@ -9,20 +9,22 @@ centre reads. Status changes go through :mod:`pacs_app.services.workflow`.
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
 import pydicom
+from pydicom.uid import generate_uid
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from pacs_app.config import settings
 from pacs_app.core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from pacs_app.dicom import kos, orientation, pixels, sr
+from pacs_app.dicom import gsps, kos, orientation, pixels, sr
 from pacs_app.models import (
     Centre,
     DraftSource,
@@ -55,6 +57,7 @@ from pacs_app.services.studies import study_public
 from pacs_app.services.workflow import Step
 from pacs_app.storage import Storage, StoredObject
 
+log = logging.getLogger(__name__)
 S = StudyStatus
 MAX_TEXT = 20_000
 
@@ -270,8 +273,9 @@ def verify(
 
     Its key images, if it has any, are filed with the study as a DICOM Key Object Selection
     Document (a new series, "Key images") in ``storage``, so that wherever the study goes the
-    images the report rests on go marked: the document and the signature are kept together
-    or not at all."""
+    images the report rests on go marked, each greyscale one with a presentation state of
+    how it was seen (a series "Key image views": its window and turn): the documents and the
+    signature are kept together or not at all."""
     study = workflow.load_visible(session, actor, study_id)
     workflow.check_step(session, actor, study, Step.VERIFY)
     report = _report_of(session, study)
@@ -313,26 +317,34 @@ def verify(
     except BaseException:
         session.rollback()
         if filed is not None:
-            storage.delete(filed.stored.key)
+            for stored in filed.stored:
+                storage.delete(stored.key)
         raise
     return get_report(session=session, actor=actor, study_id=study_id)
 
 
 class _FiledKeyObject(NamedTuple):
-    stored: StoredObject
+    stored: list[StoredObject]
     sop_instance_uid: str
     images: int
+    presentation_states: int
 
     def audit_detail(self) -> dict:
-        return {"key_object": self.sop_instance_uid, "key_images": self.images}
+        return {
+            "key_object": self.sop_instance_uid,
+            "key_images": self.images,
+            "presentation_states": self.presentation_states,
+        }
 
 
 def _file_key_images(
     session: Session, study: Study, storage: Storage, signer: str, when: datetime
 ) -> _FiledKeyObject | None:
-    """The study's key images as a Key Object Selection Document, stored with the study in
-    the session's transaction (see :func:`ingest.add_generated_instance`); ``None`` when the
-    report has no key images."""
+    """The study's key images as a Key Object Selection Document, each greyscale one
+    pointing at a Grayscale Softcopy Presentation State of how it was seen (its window and
+    turn), stored with the study in the session's transaction (see
+    :func:`ingest.add_generated_series`); ``None`` when the report has no key images. On a
+    failure, what it stored is deleted."""
     rows = _key_image_rows(session, study)
     if not rows:
         return None
@@ -341,32 +353,101 @@ def _file_key_images(
             Instance.study_pk == study.id, Instance.sop_instance_uid == rows[0].key.sop_instance_uid
         )
     ).one()
-    ds = kos.key_object_selection(
-        study_instance_uid=study.study_instance_uid,
-        study_header=header or {},
-        images=[
-            kos.KeyImageRef(
-                series_instance_uid=row.key.series_instance_uid,
-                sop_class_uid=row.sop_class_uid,
-                sop_instance_uid=row.key.sop_instance_uid,
-                frame=row.key.frame,
-                multiframe=row.frames > 1,
+    refs = [
+        kos.KeyImageRef(
+            series_instance_uid=row.key.series_instance_uid,
+            sop_class_uid=row.sop_class_uid,
+            sop_instance_uid=row.key.sop_instance_uid,
+            frame=row.key.frame,
+            multiframe=row.frames > 1,
+        )
+        for row in rows
+    ]
+    signed = f"signed by {signer} on {when:%Y-%m-%d %H:%M} UTC"
+    # the key object selection's series first, its images' views the next
+    series_number = ingest.next_series_number(session, study)
+    stored: list[StoredObject] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="pacs-kos-") as folder:
+            states = gsps.presentation_states(
+                list(_shown_key_images(study, storage, rows, refs)),
+                study_header=header or {},
+                study_instance_uid=study.study_instance_uid,
+                creator=signer[:64],
+                description=f"Key images as seen, {signed}",
+                series_instance_uid=generate_uid(prefix=None),
+                series_number=series_number + 1,
+                when=when,
             )
-            for row in rows
-        ],
-        description=(
-            f"Key images of the report of study {study.study_id}, signed by {signer} "
-            f"on {when:%Y-%m-%d %H:%M} UTC."
-        ),
-        observer=signer[:64],
-        series_number=ingest.next_series_number(session, study),
-        when=when,
-    )
-    with tempfile.TemporaryDirectory(prefix="pacs-kos-") as folder:
-        path = Path(folder) / "key-images.dcm"
-        kos.write(ds, path)
-        stored = ingest.add_generated_instance(session, study, path, storage)
-    return _FiledKeyObject(stored, ds.SOPInstanceUID, len(rows))
+            shown_with = {
+                (image.ref.sop_instance_uid, image.ref.frame): kos.ObjectRef(
+                    state.SeriesInstanceUID, state.SOPClassUID, state.SOPInstanceUID
+                )
+                for state, images in states
+                for image in images
+            }
+            ds = kos.key_object_selection(
+                study_instance_uid=study.study_instance_uid,
+                study_header=header or {},
+                images=[
+                    replace(ref, presentation=shown_with.get((ref.sop_instance_uid, ref.frame)))
+                    for ref in refs
+                ],
+                description=f"Key images of the report of study {study.study_id}, {signed}.",
+                observer=signer[:64],
+                series_number=series_number,
+                when=when,
+            )
+            path = Path(folder) / "key-images.dcm"
+            kos.write(ds, path)
+            stored += ingest.add_generated_series(session, study, [path], storage)
+            if states:
+                paths = []
+                for number, (state, _) in enumerate(states, start=1):
+                    paths.append(Path(folder) / f"key-image-view-{number}.dcm")
+                    kos.write(state, paths[-1])
+                stored += ingest.add_generated_series(session, study, paths, storage)
+    except BaseException:
+        for done in stored:
+            storage.delete(done.key)
+        raise
+    return _FiledKeyObject(stored, ds.SOPInstanceUID, len(rows), len(states))
+
+
+def _shown_key_images(
+    study: Study, storage: Storage, rows: list[_KeyImageRow], refs: list[kos.KeyImageRef]
+):
+    """How each greyscale key image was seen, for its presentation state. One that cannot
+    be read (or whose LUTs cannot) has none: the report is signed all the same, and the key
+    object selection names it without a state."""
+    for row, ref in zip(rows, refs, strict=True):
+        key = row.key
+        try:
+            found = dicomweb.StoredInstance.of(study, row.storage_key, row.frames, storage)
+            shown = gsps.shown_image(
+                dicomweb.dataset(found),
+                ref,
+                key.frame - 1,
+                _seen_window(key),
+                orientation.Turn(key.rotation, key.flipped),
+            )
+        except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
+            log.warning(
+                "study %s: a key image has no presentation state (%s)",
+                study.study_id,
+                type(e).__name__,
+            )
+            continue
+        if shown is not None:
+            yield shown
+
+
+def _seen_window(key: KeyImagePublic) -> pixels.Window | None:
+    """The window a key image was marked with; ``None`` where it was seen through the
+    image's own VOI (its VOI LUT)."""
+    if key.window_center is None or key.window_width is None:
+        return None
+    return pixels.Window(key.window_center, key.window_width, key.window_function or "")
 
 
 def add_addendum(
@@ -754,11 +835,7 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
 
     for key, storage_key, frames, _sop_class in _key_image_rows(session, study):
         try:
-            window = (
-                pixels.Window(key.window_center, key.window_width, key.window_function or "")
-                if key.window_center is not None and key.window_width is not None
-                else None
-            )
+            window = _seen_window(key)
             found = dicomweb.StoredInstance.of(study, storage_key, frames, storage)
             ds = dicomweb.dataset(found)
             turn = orientation.Turn(key.rotation, key.flipped)

@@ -753,10 +753,12 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
     )
     assert abs(measured - 80 * spacing) < 0.05
 
+    page.evaluate("window.__pacsViewer.setWindow(60, 420)")
     page.keyboard.press("k")
     expect(page.locator("#vw-stage")).to_have_attribute("data-key", "1")
     [key] = httpx.get(f"{app_url}/studies/{study_id}/key-images", headers=doctor).json()
     assert (key["rotation"], key["flipped"]) == (270, True)
+    assert (key["window_center"], key["window_width"]) == (60, 420)
     # the report page's picture of it is turned so too (CSS: the mirror first)
     page.goto(f"/report/{study_id}")
     picture = page.locator(".key-image img")
@@ -764,6 +766,15 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
     matrix = picture.evaluate("(e) => getComputedStyle(e).transform")  # matrix(a, b, c, d, e, f)
     turned_so = [float(x) for x in re.findall(r"-?[\d.]+(?:e-?\d+)?", matrix)]
     assert np.allclose(turned_so, [0, 1, 1, 0, 0, 0], atol=1e-9), matrix  # x' = y, y' = x
+    # a click on it shows it in the viewer beside the editor as it was marked, though that
+    # viewer was reset: turned, mirrored, by its window
+    beside = page.frame_locator("#report-viewer").locator("#vw-stage")
+    expect(beside).to_have_attribute("data-ready", "1", timeout=30_000)
+    beside.press("r")
+    [frame] = [f for f in page.frames if "/viewer/" in f.url]
+    frame.wait_for_function("window.__pacsViewer.state().rot === 0")
+    picture.click()
+    frame.wait_for_function(MARKED_SO, timeout=15_000)
     page.goto(f"/viewer/{study_id}")
 
     page.wait_for_timeout(400)  # the view is saved a moment after it changes
@@ -774,6 +785,43 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
     page.locator("#vw-stage").press("r")
     expect(page.locator("#vw-orient-right")).to_have_text("L")
     assert (_state(page)["rot"], _state(page)["flip"]) == (0, False)
+    assert (_state(page)["wc"], _state(page)["ww"]) != (60, 420)
+    # T turns a quarter clockwise, H flips left to right as seen, as the icons do
+    page.locator("#vw-stage").press("t")
+    expect(page.locator("#vw-orient-right")).to_have_text("A")
+    page.locator("#vw-stage").press("h")
+    expect(page.locator("#vw-orient-right")).to_have_text("P")
+    assert (_state(page)["rot"], _state(page)["flip"]) == (3, True)
+    page.locator("#vw-stage").press("r")
+    expect(page.locator("#vw-orient-right")).to_have_text("L")
+
+    # signed: the key object selection filed with the study shows it as seen too, from the
+    # presentation state filed beside it (a series of its own)
+    body = {"findings": "Turned.", "impression": "Seen turned."}
+    assert httpx.put(f"{app_url}/studies/{study_id}/report", json=body, headers=doctor)
+    verified = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
+    assert verified.status_code == 200, verified.text
+    series = httpx.get(f"{app_url}/studies/{study_id}", headers=doctor).json()["series"]
+    assert sorted(s["modality"] for s in series) == ["CT", "KO", "PR"]
+    [filed] = [s for s in series if s["modality"] == "KO"]
+    page.reload()
+    expect(page.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    page.locator(f'.vw-thumb[data-uid="{filed["series_instance_uid"]}"]').click()
+    expect(page.locator("#vw-stage")).to_have_attribute("data-kind", "report", timeout=15_000)
+    expect(page.locator(".vw-sr-show")).to_have_text("Show as seen")
+    page.locator(".vw-sr-show").click()
+    page.wait_for_function(MARKED_SO, timeout=15_000)
+    assert _edges_shown(page) == ("R", "P", "L", "A")
+    # the presentation state itself is said to be one, and where to use it
+    [views] = [s for s in series if s["modality"] == "PR"]
+    assert views["description"] == "Key image views"
+    page.locator(f'.vw-thumb[data-uid="{views["series_instance_uid"]}"]').click()
+    expect(page.locator("#vw-message")).to_contain_text("This is a presentation state")
+
+
+# the image marked key in the test above, shown as it was marked
+MARKED_SO = """() => { const s = window.__pacsViewer && window.__pacsViewer.state();
+    return !!s && s.rot === 3 && s.flip === true && s.wc === 60 && s.ww === 420; }"""
 
 
 def test_viewer_explains_what_it_cannot_show(page, app_url, tmp_path):

@@ -17,6 +17,7 @@ from pacs_app.core.errors import (
     NotFound,
     PermissionDenied,
 )
+from pacs_app.dicom import gsps, pixels
 from pacs_app.models import (
     AuditEvent,
     Notification,
@@ -26,6 +27,7 @@ from pacs_app.models import (
     ReportTemplate,
     ReportVersion,
     Role,
+    Series,
     Study,
     StudyStatus,
 )
@@ -756,7 +758,6 @@ def test_key_images_are_marked_by_the_reader_and_printed_with_the_report(
     from pypdf import PdfReader
 
     from pacs_app.core.errors import InvalidInput as Invalid
-    from pacs_app.dicom import pixels
     from pacs_app.dicom.pixels import Window
     from pacs_app.models import Instance
 
@@ -898,7 +899,6 @@ def test_a_key_image_keeps_the_function_of_its_window(session, world, storage, t
     import pydicom
     from pypdf import PdfReader
 
-    from pacs_app.dicom import pixels
     from pacs_app.dicom.pixels import Window
 
     path = tmp_path / "map.dcm"
@@ -933,8 +933,6 @@ def test_a_key_image_prints_as_the_reader_turned_it(session, world, storage, tmp
     import pydicom
     from pypdf import PdfReader
 
-    from pacs_app.dicom import pixels
-
     path = make_ct(tmp_path / "ct.dcm", rows=96)  # not square: a quarter turn shows
     ds = pydicom.dcmread(path)
     sid, tele = _claimed(session, world, storage, path)
@@ -961,11 +959,58 @@ def test_a_key_image_prints_as_the_reader_turned_it(session, world, storage, tmp
     # axial (A, L, P, R at top, right, bottom, left as stored): mirrored A R P L, turned L A R P
     text = " ".join("".join(page.extract_text() for page in reader.pages).split())
     assert f"Key images L A R P {marked.caption}" in text
+    # its presentation state says the same to other viewers: rotated 270, then mirrored
+    state = pydicom.dcmread(storage.local_path(_filed(session, sid, "PR")[0].storage_key))
+    assert (state.ImageRotation, state.ImageHorizontalFlip) == (270, "Y")
+
+
+def _filed(session, sid, modality):
+    """The instances of the study's series of ``modality``, in their order."""
+    from pacs_app.models import Instance
+
+    return session.exec(
+        select(Instance)
+        .join(Series, Series.id == Instance.series_pk)
+        .where(Series.study_pk == study_row(session, sid).id, Series.modality == modality)
+        .order_by(Instance.instance_number)
+    ).all()
+
+
+def test_a_key_image_that_cannot_be_read_is_filed_without_its_view(session, world, upload, storage):
+    """Signing does not wait on a presentation state: a key image whose file cannot be read
+    is selected without one, the others with theirs."""
+    import pydicom
+
+    from pacs_app.models import Instance
+
+    sid = upload(n=2)
+    tele = world["tele"]
+    workflow.claim(session=session, actor=tele, study_id=sid)
+    study = study_row(session, sid)
+    rows = session.exec(
+        select(Instance).where(Instance.study_pk == study.id).order_by(Instance.instance_number)
+    ).all()
+    for row in rows:
+        reports.set_key_image(
+            session=session, actor=tele, study_id=sid, sop_instance_uid=row.sop_instance_uid
+        )
+    storage.local_path(rows[1].storage_key).write_bytes(b"not DICOM any more")
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+    [key_object] = _filed(session, sid, "KO")
+    [view] = _filed(session, sid, "PR")
+    ds = pydicom.dcmread(storage.local_path(key_object.storage_key))
+    items = [i.ReferencedSOPSequence[0] for i in ds.ContentSequence if i.ValueType == "IMAGE"]
+    assert [i.ReferencedSOPInstanceUID for i in items] == [r.sop_instance_uid for r in rows]
+    assert items[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == view.sop_instance_uid
+    assert "ReferencedSOPSequence" not in items[1]
+    event = session.exec(
+        select(AuditEvent).where(AuditEvent.action == AuditAction.REPORT_VERIFIED)
+    ).one()
+    assert (event.detail["key_images"], event.detail["presentation_states"]) == (2, 1)
 
 
 def _key_object_series(session, study):
-    from pacs_app.models import Series
-
     return session.exec(
         select(Series).where(Series.study_pk == study.id, Series.modality == "KO")
     ).all()
@@ -1005,14 +1050,25 @@ def test_signing_files_the_key_images_with_the_study_as_a_key_object_selection(
         1,
     )
     filed = session.exec(select(Instance).where(Instance.series_pk == series.id)).one()
-    # a new instance of the study, counted with it like an uploaded one
+    # a new instance of the study, counted with it like an uploaded one; and the series of
+    # how its images were seen: one presentation state (one turn, one rescale)
     assert filed.storage_key == f"NORTH/{sid}/instance_{before[3]:03d}.dcm"
-    assert (study.num_series, study.num_instances, study.next_instance_number) == (
-        before[0] + 1,
-        before[1] + 1,
-        before[3] + 1,
+    (views,) = session.exec(
+        select(Series).where(Series.study_pk == study.id, Series.modality == "PR")
+    ).all()
+    assert (views.series_number, views.description, views.num_instances) == (
+        3,
+        "Key image views",
+        1,
     )
-    assert study.size_bytes == before[2] + filed.size_bytes
+    view = session.exec(select(Instance).where(Instance.series_pk == views.id)).one()
+    assert view.storage_key == f"NORTH/{sid}/instance_{before[3] + 1:03d}.dcm"
+    assert (study.num_series, study.num_instances, study.next_instance_number) == (
+        before[0] + 2,
+        before[1] + 2,
+        before[3] + 2,
+    )
+    assert study.size_bytes == before[2] + filed.size_bytes + view.size_bytes
     path = storage.local_path(filed.storage_key)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == filed.sha256
     ds = pydicom.dcmread(path)
@@ -1021,6 +1077,31 @@ def test_signing_files_the_key_images_with_the_study_as_a_key_object_selection(
     assert ds.PatientID == "PID-001"  # the images' header, not the form's
     images = [i.ReferencedSOPSequence[0] for i in ds.ContentSequence if i.ValueType == "IMAGE"]
     assert [r.ReferencedSOPInstanceUID for r in images] == [sops[0], sops[2]]
+    # each image selected with its presentation state, which the evidence lists too
+    state = pydicom.dcmread(storage.local_path(view.storage_key))
+    assert [r.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for r in images] == [
+        view.sop_instance_uid
+    ] * 2
+    assert images[0].ReferencedSOPSequence[0].ReferencedSOPClassUID == gsps.GSPS_SOP_CLASS
+    evidence = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+    assert {
+        s.SeriesInstanceUID: [r.ReferencedSOPInstanceUID for r in s.ReferencedSOPSequence]
+        for s in evidence
+    }[views.series_instance_uid] == [view.sop_instance_uid]
+    # marked without a window: shown as this PACS shows them (CT_small has no window: each
+    # its min-max), as stored, through their rescale (CT: Hounsfield units)
+    shown = state.ReferencedSeriesSequence[0].ReferencedImageSequence
+    assert [r.ReferencedSOPInstanceUID for r in shown] == [sops[0], sops[2]]
+    assert (state.ImageRotation, state.ImageHorizontalFlip) == (0, "N")
+    assert (state.RescaleSlope, state.RescaleIntercept, state.RescaleType) == (1, -1024, "HU")
+    for voi, sop in zip(state.SoftcopyVOILUTSequence, (sops[0], sops[2]), strict=True):
+        assert voi.ReferencedImageSequence[0].ReferencedSOPInstanceUID == sop
+        path = storage.local_path(
+            session.exec(select(Instance.storage_key).where(Instance.sop_instance_uid == sop)).one()
+        )
+        own = pixels.shown_voi(pydicom.dcmread(path))
+        assert (float(voi.WindowCenter), float(voi.WindowWidth)) == (own.center, own.width)
+    assert (state.PatientID, state.StudyInstanceUID) == ("PID-001", study.study_instance_uid)
     signer = reports.get_report(session=session, actor=tele, study_id=sid).versions[0]
     observer = [i for i in ds.ContentSequence if i.ValueType == "PNAME"]
     assert str(observer[0].PersonName) == signer.signed_by_name
@@ -1036,17 +1117,28 @@ def test_signing_files_the_key_images_with_the_study_as_a_key_object_selection(
         sop_uid=filed.sop_instance_uid,
         storage=storage,
     )
-    document = json.loads(json.dumps(dicomweb.structured_report(session, found)))
+    document = json.loads(json.dumps(dicomweb.structured_report(session, found, storage)))
     linked = [i for i in document["items"] if i["value_type"] == "IMAGE"]
     assert [i["sop_instance_uid"] for i in linked] == [sops[0], sops[2]]
     assert all(i["series_uid"] for i in linked)
     assert [i["where"] for i in linked] == ["series 1, image 1", "series 1, image 3"]
+    # each as its presentation state shows it: not turned, each by its own window
+    own = [state.SoftcopyVOILUTSequence[n] for n in (0, 1)]
+    assert [i["shown_as"] for i in linked] == [
+        {
+            "rotation": 0,
+            "flipped": False,
+            "window": f"{float(v.WindowCenter):.8g},{float(v.WindowWidth):.8g},linear",
+        }
+        for v in own
+    ]
     # no analysis is queued for it; the signature's audit names it
     assert session.exec(select(func.count()).select_from(AIJob)).one() == jobs
     event = session.exec(
         select(AuditEvent).where(AuditEvent.action == AuditAction.REPORT_VERIFIED)
     ).one()
     assert (event.detail["key_object"], event.detail["key_images"]) == (filed.sop_instance_uid, 2)
+    assert event.detail["presentation_states"] == 1
     # an addendum files nothing more
     reports.add_addendum(session=session, actor=tele, study_id=sid, text="More.")
     assert len(_key_object_series(session, study_row(session, sid))) == 1
@@ -1059,12 +1151,12 @@ def test_a_report_without_key_images_files_no_key_object(session, world, upload,
     assert len(list(storage.root.rglob("*.dcm"))) == 2
 
 
-@pytest.mark.parametrize("fails", ["storage", "signature"])
+@pytest.mark.parametrize("fails", ["storage", "views", "signature"])
 def test_a_failed_filing_leaves_the_report_unsigned_and_no_file(
     session, world, upload, storage, monkeypatch, fails
 ):
     from pacs_app.core.errors import StorageUnavailable
-    from pacs_app.models import Instance, Series
+    from pacs_app.models import Instance
     from pacs_app.storage import StorageError
 
     sid = upload(n=2)
@@ -1082,6 +1174,17 @@ def test_a_failed_filing_leaves_the_report_unsigned_and_no_file(
 
         monkeypatch.setattr(storage, "sync", refuse)
         expected = StorageUnavailable
+    elif fails == "views":  # the key object is stored, then its images' views are refused
+        synced = storage.sync
+
+        def second_refused(keys, calls=[]):  # noqa: B006 (counts the calls)
+            calls.append(keys)
+            if len(calls) > 1:
+                raise StorageError("disk full")
+            synced(keys)
+
+        monkeypatch.setattr(storage, "sync", second_refused)
+        expected = StorageUnavailable
     else:  # the document is stored, then the signature loses a race
 
         def lost(*args, **kwargs):
@@ -1097,6 +1200,7 @@ def test_a_failed_filing_leaves_the_report_unsigned_and_no_file(
     assert session.exec(select(func.count()).select_from(ReportVersion)).one() == 0
     assert session.exec(select(func.count()).select_from(Series)).one() == 1
     assert sorted(storage.root.rglob("*")) == files  # no file, not even a temporary one
-    # and signing again works
+    # and signing again works: the key object and its image's view
     reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
     assert len(_key_object_series(session, study_row(session, sid))) == 1
+    assert study_row(session, sid).num_series == 3

@@ -307,7 +307,9 @@ async def frame_overlays(
         "document's title, completion and verification flags, verifying observers and its "
         "content items in document order, each with its position (1.2.3, as by-reference "
         "relationships number them), depth, relationship, value type, concept name, value as "
-        "text and, for references to objects of this study, the series that holds them. "
+        "text and, for references to objects of this study, the series that holds them; an "
+        "image item with a presentation state of this study, how that state shows it "
+        "(shown_as: rotation, flipped, window). "
         "422 for an instance that is not a structured report."
     ),
     openapi_extra=READ,
@@ -315,7 +317,12 @@ async def frame_overlays(
 async def structured_report(
     study: str, series: str, sop: str, request: Request, session: SessionDep
 ) -> Response:
-    return await _about_instance(request, session, (study, series, sop), dicomweb.structured_report)
+    return await _about_instance(
+        request,
+        session,
+        (study, series, sop),
+        lambda s, found: dicomweb.structured_report(s, found, get_storage()),
+    )
 
 
 @router.get(

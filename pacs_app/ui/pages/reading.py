@@ -342,7 +342,8 @@ class ReportState(AuthState):
     compared: str = ""
     # the images marked as key to the report (in the viewer beside the editor)
     key_images: list[dict[str, str]] = []
-    # where the viewer beside the editor is asked to go: "#show=series|sop|frame|n"
+    # where the viewer beside the editor is asked to go, and how the image is to be seen:
+    # "#show=series|sop|frame|n|rotation|flipped|window"
     viewer_at: str = ""
     _asked: int = 0
     _study_uid: str = ""
@@ -459,6 +460,8 @@ class ReportState(AuthState):
                 "id": f"key-image-{i}",
                 "index": str(i),
                 "show": f"{k.series_instance_uid}|{k.sop_instance_uid}|{k.frame}",
+                # how it was marked: shown so (the viewer's askedByHash)
+                "seen": f"{k.rotation}|{int(k.flipped)}|{k.window_param or ''}",
                 "caption": k.caption,
                 "src": f"{base}/series/{k.series_instance_uid}/instances/{k.sop_instance_uid}"
                 f"/frames/{k.frame}/rendered?quality=80"
@@ -474,11 +477,11 @@ class ReportState(AuthState):
         """Show a key image in the viewer beside the editor (this study's, if another of
         the patient's was shown)."""
         try:
-            target = self.key_images[int(index)]["show"]
+            target, seen = self.key_images[int(index)]["show"], self.key_images[int(index)]["seen"]
         except (ValueError, IndexError):
             return
         self.compared, self._asked = "", self._asked + 1
-        self.viewer_at = f"#show={target}|{self._asked}"
+        self.viewer_at = f"#show={target}|{self._asked}|{seen}"
 
     @rx.event
     async def from_viewer(self, payload: str):

@@ -1,0 +1,348 @@
+"""Grayscale Softcopy Presentation States (PS3.3 A.33.1): how a report's key images were seen,
+as DICOM objects of their study.
+
+A radiologist marks a key image with the window it was read with and as it was turned
+(rotated, mirrored). This PACS prints it so in the report's PDF; a presentation state says the
+same to any PACS or viewer the study goes to, and the Key Object Selection Document filed at
+signing points each key image at its presentation state (:mod:`pacs_app.dicom.kos`).
+
+One presentation state carries one spatial transformation, one modality transform and one
+Presentation LUT for all the images it references (PS3.3 C.11.6, C.10.6, C.11.1), so the key
+images are grouped by those; each image keeps its own window (Softcopy VOI LUT) and displayed
+area. An image is shown in it as this PACS renders it (:func:`pixels.shown_voi`): the reader's
+window, else the image's VOI LUT, else its first window, else its min-max. Colour images have
+no greyscale presentation state and are left out.
+
+``tests/dicom/test_gsps.py`` checks each with DCMTK: ``dcmpschk`` reads it without error, and
+``dcmp2pgm`` renders the image through it as this PACS prints the key image.
+
+Example::
+
+    shown = [shown_image(ds, ref, frame_index, window, orientation.Turn(90, True))]
+    for ps in presentation_states(shown, study_header=..., creator="Rao^A",
+                                  series_uid=..., series_number=5, when=utcnow()):
+        kos.write(ps, path)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pydicom
+from pydicom import Dataset
+from pydicom.uid import generate_uid
+from pydicom.valuerep import format_number_as_ds
+
+from pacs_app.core.errors import InvalidInput
+from pacs_app.dicom import kos, pixels
+from pacs_app.dicom.orientation import Turn
+
+GSPS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
+SERIES_DESCRIPTION = "Key image views"
+CONTENT_LABEL = "KEY_IMAGE_VIEW"  # CS, at most 16 characters
+
+
+@dataclass(frozen=True)
+class ShownImage:
+    """A key image as it was seen: the image (``ref``) and its size, and the presentation
+    (the modality transform, the VOI, MONOCHROME1 or not, the turn).
+
+    ``modality`` is the frame's modality transform as attributes of the presentation state
+    (empty where there is none); ``modality_key`` tells equal ones apart. ``voi`` is one
+    Softcopy VOI LUT item without its image references."""
+
+    ref: kos.KeyImageRef
+    rows: int
+    columns: int
+    pixel_spacing: tuple[str, str] | None
+    modality: Dataset
+    modality_key: tuple
+    voi: Dataset
+    inverse: bool
+    turn: Turn
+
+    @property
+    def group(self) -> tuple:
+        """What one presentation state must share."""
+        return (self.turn.rotation, self.turn.flipped, self.modality_key, self.inverse)
+
+
+def shown_image(
+    ds: Dataset,
+    ref: kos.KeyImageRef,
+    index: int,
+    window: pixels.Window | None,
+    turn: Turn,
+) -> ShownImage | None:
+    """Frame ``index`` of ``ds`` (the image ``ref`` names) as seen with ``window`` (``None``:
+    as this PACS shows it by default) and ``turn``; ``None`` for a colour image, which a
+    greyscale presentation state cannot show. Raises :class:`pixels.PixelDataError` where
+    the image's VOI or Modality LUT cannot be read, or its min-max needs pixels that cannot
+    be decoded."""
+    if pixels.is_color(ds):
+        return None
+    modality, modality_key = _modality(ds, index, ref)
+    voi = Dataset()
+    shown = pixels.shown_voi(ds, index, window)
+    if isinstance(shown, pixels.LookupTable):
+        # the image's own first VOI LUT, as it wrote it: a reader of the state reads it as
+        # it reads the image's
+        voi.VOILUTSequence = [copy.deepcopy(ds.VOILUTSequence[0])]
+    else:
+        voi.WindowCenter = _ds(shown.center)
+        voi.WindowWidth = _ds(shown.width)
+        if shown.function != "LINEAR":
+            voi.VOILUTFunction = shown.function
+    spacing = _pixel_spacing(ds, index)
+    return ShownImage(
+        ref=ref,
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        pixel_spacing=spacing,
+        modality=modality,
+        modality_key=modality_key,
+        voi=voi,
+        inverse=str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1",
+        turn=turn,
+    )
+
+
+def _ds(value: float) -> str:
+    """A number as a DS value (16 characters at most)."""
+    return format_number_as_ds(float(value))
+
+
+def _modality(ds: Dataset, index: int, ref: kos.KeyImageRef) -> tuple[Dataset, tuple]:
+    """The Modality LUT module of a presentation state showing frame ``index`` of ``ds``: the
+    same transform as :func:`pixels.modality_values` applies (PS3.3 C.11.1: required where the
+    image has one, since the state's replaces the image's)."""
+    found = pixels.modality_transform(ds, index)
+    module = Dataset()
+    if found is None:
+        return module, ()
+    if isinstance(found, pixels.LookupTable):
+        module.ModalityLUTSequence = [copy.deepcopy(ds.ModalityLUTSequence[0])]
+        return module, ("lut", ref.sop_instance_uid)
+    kind = found.type or ("HU" if str(ds.get("Modality", "")) == "CT" else "US")
+    module.RescaleIntercept = _ds(found.intercept)
+    module.RescaleSlope = _ds(found.slope)
+    module.RescaleType = kind
+    return module, ("rescale", module.RescaleIntercept, module.RescaleSlope, kind)
+
+
+def _pixel_spacing(ds: Dataset, index: int) -> tuple[str, str] | None:
+    measures = pixels._functional_group(ds, index, "PixelMeasuresSequence")
+    for source in (measures, ds):
+        spacing = source.get("PixelSpacing") if source is not None else None
+        if spacing is not None and len(spacing) == 2:
+            try:
+                if float(spacing[0]) > 0 and float(spacing[1]) > 0:
+                    return _ds(spacing[0]), _ds(spacing[1])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def presentation_states(
+    images: Sequence[ShownImage],
+    *,
+    study_header: dict[str, Any],
+    study_instance_uid: str,
+    creator: str,
+    description: str,
+    series_instance_uid: str,
+    series_number: int,
+    when: datetime,
+) -> list[tuple[Dataset, list[ShownImage]]]:
+    """Grayscale Softcopy Presentation States showing ``images``, in one new series: one state
+    for each group of images that share a turn, a modality transform and a Presentation LUT,
+    each with the images it shows. Patient and study attributes come from ``study_header``
+    (DICOM JSON of one of the images), as the key object selection's do."""
+    groups: dict[tuple, list[ShownImage]] = {}
+    for image in images:
+        groups.setdefault(image.group, []).append(image)
+    when = when.astimezone(UTC)
+    return [
+        (
+            _state(
+                shown,
+                study_header=study_header,
+                study_instance_uid=study_instance_uid,
+                creator=creator,
+                description=description,
+                series_instance_uid=series_instance_uid,
+                series_number=series_number,
+                instance_number=number,
+                when=when,
+            ),
+            shown,
+        )
+        for number, shown in enumerate(groups.values(), start=1)
+    ]
+
+
+def _image_reference(image: ShownImage) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = image.ref.sop_class_uid
+    item.ReferencedSOPInstanceUID = image.ref.sop_instance_uid
+    if image.ref.multiframe:
+        item.ReferencedFrameNumber = image.ref.frame
+    return item
+
+
+def _state(
+    images: list[ShownImage],
+    *,
+    study_header: dict[str, Any],
+    study_instance_uid: str,
+    creator: str,
+    description: str,
+    series_instance_uid: str,
+    series_number: int,
+    instance_number: int,
+    when: datetime,
+) -> Dataset:
+    first = images[0]
+    ds = kos.copied_study(study_header)
+    ds.StudyInstanceUID = study_instance_uid
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = GSPS_SOP_CLASS
+    ds.SOPInstanceUID = generate_uid(prefix=None)
+    ds.InstanceCreationDate = when.strftime("%Y%m%d")
+    ds.InstanceCreationTime = when.strftime("%H%M%S")
+    ds.TimezoneOffsetFromUTC = "+0000"
+    # Presentation Series, General Equipment
+    ds.Modality = "PR"
+    ds.SeriesInstanceUID = series_instance_uid
+    ds.SeriesNumber = series_number
+    ds.SeriesDescription = SERIES_DESCRIPTION
+    ds.Manufacturer = kos.MANUFACTURER
+    # Presentation State Identification
+    ds.InstanceNumber = instance_number
+    ds.ContentLabel = CONTENT_LABEL
+    ds.ContentDescription = description[:64]
+    ds.PresentationCreationDate = when.strftime("%Y%m%d")
+    ds.PresentationCreationTime = when.strftime("%H%M%S")
+    ds.ContentCreatorName = creator
+    # Presentation State Relationship: the images it shows, by series
+    by_series: dict[str, Dataset] = {}
+    for image in images:
+        series = by_series.get(image.ref.series_instance_uid)
+        if series is None:
+            series = by_series[image.ref.series_instance_uid] = Dataset()
+            series.SeriesInstanceUID = image.ref.series_instance_uid
+            series.ReferencedImageSequence = []
+        series.ReferencedImageSequence.append(_image_reference(image))
+    ds.ReferencedSeriesSequence = list(by_series.values())
+    # Displayed Area: each image whole, scaled to fit, its pixels' shape kept
+    areas = []
+    for image in images:
+        area = Dataset()
+        area.ReferencedImageSequence = [_image_reference(image)]
+        area.DisplayedAreaTopLeftHandCorner = [1, 1]
+        area.DisplayedAreaBottomRightHandCorner = [image.columns, image.rows]
+        area.PresentationSizeMode = "SCALE TO FIT"
+        if image.pixel_spacing:
+            area.PresentationPixelSpacing = list(image.pixel_spacing)
+        else:
+            area.PresentationPixelAspectRatio = [1, 1]
+        areas.append(area)
+    ds.DisplayedAreaSelectionSequence = areas
+    # Spatial Transformation (PS3.3 C.10.6): rotated clockwise, then mirrored. The reader's
+    # turn is mirrored first, then rotated; a mirror reverses a rotation, so mirrored then
+    # rotated by r is rotated by -r, then mirrored.
+    turn = first.turn
+    ds.ImageRotation = (360 - turn.rotation) % 360 if turn.flipped else turn.rotation
+    ds.ImageHorizontalFlip = "Y" if turn.flipped else "N"
+    # Modality LUT, Softcopy VOI LUT (each image its own), Softcopy Presentation LUT
+    for element in first.modality:
+        ds.add(copy.deepcopy(element))
+    vois = []
+    for image in images:
+        voi = copy.deepcopy(image.voi)
+        voi.ReferencedImageSequence = [_image_reference(image)]
+        vois.append(voi)
+    ds.SoftcopyVOILUTSequence = vois
+    ds.PresentationLUTShape = "INVERSE" if first.inverse else "IDENTITY"
+    return ds
+
+
+@dataclass(frozen=True)
+class Seen:
+    """How a presentation state shows one image, as far as this PACS's viewer follows it:
+    its turn, and its window (``None`` where the state shows the image through a VOI LUT, or
+    names no VOI for it)."""
+
+    turn: Turn
+    window: pixels.Window | None
+
+
+def seen_in(state: Dataset, sop_instance_uid: str, frame: int = 1) -> Seen | None:
+    """How the Grayscale Softcopy Presentation State ``state`` shows frame ``frame`` (1-based)
+    of the image ``sop_instance_uid``; ``None`` where it does not show it. A rotation that is
+    not a quarter is read as none, a window a viewer cannot apply as no window."""
+    if not any(
+        _names(ref, sop_instance_uid, frame)
+        for series in state.get("ReferencedSeriesSequence") or []
+        for ref in series.get("ReferencedImageSequence") or []
+    ):
+        return None
+    flipped = str(state.get("ImageHorizontalFlip", "N")).strip().upper() == "Y"
+    try:
+        rotation = int(state.get("ImageRotation", 0) or 0)
+        turn = Turn((360 - rotation) % 360 if flipped else rotation, flipped)
+    except (TypeError, ValueError, InvalidInput):
+        turn = Turn(0, flipped)
+    window = None
+    for voi in state.get("SoftcopyVOILUTSequence") or []:
+        refs = voi.get("ReferencedImageSequence")
+        if refs and not any(_names(ref, sop_instance_uid, frame) for ref in refs):
+            continue
+        window = _window(voi)
+        break
+    return Seen(turn, window)
+
+
+def _names(ref: Dataset, sop_instance_uid: str, frame: int) -> bool:
+    """Whether an image reference names the frame (all of an image's frames where it lists
+    none)."""
+    if str(ref.get("ReferencedSOPInstanceUID", "")) != sop_instance_uid:
+        return False
+    frames = ref.get("ReferencedFrameNumber")
+    if frames is None or frames == "":
+        return True
+    listed = frames if isinstance(frames, list | tuple | pydicom.multival.MultiValue) else [frames]
+    try:
+        return frame in {int(f) for f in listed}
+    except (TypeError, ValueError):
+        return False
+
+
+def _window(voi: Dataset) -> pixels.Window | None:
+    center, width = voi.get("WindowCenter"), voi.get("WindowWidth")
+    if center is None or width is None or "VOILUTSequence" in voi:
+        return None
+    first = [v[0] if isinstance(v, pydicom.multival.MultiValue) else v for v in (center, width)]
+    # a state's VOI replaces the image's: no function named is LINEAR, not the image's own
+    function = str(voi.get("VOILUTFunction", "") or "").strip().upper() or "LINEAR"
+    if function not in pixels.VOI_FUNCTIONS:
+        return None
+    try:
+        return pixels.Window(float(first[0]), float(first[1]), function)
+    except (TypeError, ValueError, InvalidInput):
+        return None
+
+
+__all__ = [
+    "CONTENT_LABEL",
+    "GSPS_SOP_CLASS",
+    "Seen",
+    "ShownImage",
+    "presentation_states",
+    "seen_in",
+    "shown_image",
+]

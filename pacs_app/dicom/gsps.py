@@ -19,9 +19,11 @@ no greyscale presentation state and are left out.
 Example::
 
     shown = [shown_image(ds, ref, frame_index, window, orientation.Turn(90, True))]
-    for ps in presentation_states(shown, study_header=..., creator="Rao^A",
-                                  series_uid=..., series_number=5, when=utcnow()):
-        kos.write(ps, path)
+    filing = Filing(study_header=..., study_instance_uid=..., creator="Rao^A",
+                    description="Key images as seen", series_instance_uid=...,
+                    series_number=5, when=utcnow())
+    for state, images in presentation_states(shown, filing):
+        kos.write(state, path)
 """
 
 from __future__ import annotations
@@ -147,40 +149,32 @@ def _pixel_spacing(ds: Dataset, index: int) -> tuple[str, str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Filing:
+    """What the states of one filing share: the patient and study (``study_header``, DICOM
+    JSON of one of the images, copied as the key object selection copies it), the author
+    (a person's name), a description, their series and its number, and when."""
+
+    study_header: dict[str, Any]
+    study_instance_uid: str
+    creator: str
+    description: str
+    series_instance_uid: str
+    series_number: int
+    when: datetime
+
+
 def presentation_states(
-    images: Sequence[ShownImage],
-    *,
-    study_header: dict[str, Any],
-    study_instance_uid: str,
-    creator: str,
-    description: str,
-    series_instance_uid: str,
-    series_number: int,
-    when: datetime,
+    images: Sequence[ShownImage], filing: Filing
 ) -> list[tuple[Dataset, list[ShownImage]]]:
     """Grayscale Softcopy Presentation States showing ``images``, in one new series: one state
     for each group of images that share a turn, a modality transform and a Presentation LUT,
-    each with the images it shows. Patient and study attributes come from ``study_header``
-    (DICOM JSON of one of the images), as the key object selection's do."""
+    each with the images it shows."""
     groups: dict[tuple, list[ShownImage]] = {}
     for image in images:
         groups.setdefault(image.group, []).append(image)
-    when = when.astimezone(UTC)
     return [
-        (
-            _state(
-                shown,
-                study_header=study_header,
-                study_instance_uid=study_instance_uid,
-                creator=creator,
-                description=description,
-                series_instance_uid=series_instance_uid,
-                series_number=series_number,
-                instance_number=number,
-                when=when,
-            ),
-            shown,
-        )
+        (_state(shown, filing, number), shown)
         for number, shown in enumerate(groups.values(), start=1)
     ]
 
@@ -194,21 +188,10 @@ def _image_reference(image: ShownImage) -> Dataset:
     return item
 
 
-def _state(
-    images: list[ShownImage],
-    *,
-    study_header: dict[str, Any],
-    study_instance_uid: str,
-    creator: str,
-    description: str,
-    series_instance_uid: str,
-    series_number: int,
-    instance_number: int,
-    when: datetime,
-) -> Dataset:
-    first = images[0]
-    ds = kos.copied_study(study_header)
-    ds.StudyInstanceUID = study_instance_uid
+def _state(images: list[ShownImage], filing: Filing, instance_number: int) -> Dataset:
+    first, when = images[0], filing.when.astimezone(UTC)
+    ds = kos.copied_study(filing.study_header)
+    ds.StudyInstanceUID = filing.study_instance_uid
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = GSPS_SOP_CLASS
     ds.SOPInstanceUID = generate_uid(prefix=None)
@@ -217,17 +200,17 @@ def _state(
     ds.TimezoneOffsetFromUTC = "+0000"
     # Presentation Series, General Equipment
     ds.Modality = "PR"
-    ds.SeriesInstanceUID = series_instance_uid
-    ds.SeriesNumber = series_number
+    ds.SeriesInstanceUID = filing.series_instance_uid
+    ds.SeriesNumber = filing.series_number
     ds.SeriesDescription = SERIES_DESCRIPTION
     ds.Manufacturer = kos.MANUFACTURER
     # Presentation State Identification
     ds.InstanceNumber = instance_number
     ds.ContentLabel = CONTENT_LABEL
-    ds.ContentDescription = description[:64]
+    ds.ContentDescription = filing.description[:64]
     ds.PresentationCreationDate = when.strftime("%Y%m%d")
     ds.PresentationCreationTime = when.strftime("%H%M%S")
-    ds.ContentCreatorName = creator
+    ds.ContentCreatorName = filing.creator
     # Presentation State Relationship: the images it shows, by series
     by_series: dict[str, Dataset] = {}
     for image in images:
@@ -340,6 +323,7 @@ def _window(voi: Dataset) -> pixels.Window | None:
 __all__ = [
     "CONTENT_LABEL",
     "GSPS_SOP_CLASS",
+    "Filing",
     "Seen",
     "ShownImage",
     "presentation_states",

@@ -371,13 +371,15 @@ def _file_key_images(
         with tempfile.TemporaryDirectory(prefix="pacs-kos-") as folder:
             states = gsps.presentation_states(
                 list(_shown_key_images(study, storage, rows, refs)),
-                study_header=header or {},
-                study_instance_uid=study.study_instance_uid,
-                creator=signer[:64],
-                description=f"Key images as seen, {signed}",
-                series_instance_uid=generate_uid(prefix=None),
-                series_number=series_number + 1,
-                when=when,
+                gsps.Filing(
+                    study_header=header or {},
+                    study_instance_uid=study.study_instance_uid,
+                    creator=signer[:64],
+                    description=f"Key images as seen, {signed}",
+                    series_instance_uid=generate_uid(prefix=None),
+                    series_number=series_number + 1,
+                    when=when,
+                ),
             )
             shown_with = {
                 (image.ref.sop_instance_uid, image.ref.frame): kos.ObjectRef(

@@ -42,13 +42,15 @@ def _states(*shown: gsps.ShownImage | None, header=None) -> list[tuple[pydicom.D
     header = header or pydicom.examples.ct
     return gsps.presentation_states(
         [image for image in shown if image is not None],
-        study_header=header.to_json_dict(bulk_data_threshold=64, bulk_data_element_handler=str),
-        study_instance_uid=header.StudyInstanceUID,
-        creator="Rao^Anita",
-        description="Key images as seen",
-        series_instance_uid="1.2.3.4",
-        series_number=7,
-        when=WHEN,
+        gsps.Filing(
+            study_header=header.to_json_dict(bulk_data_threshold=64, bulk_data_element_handler=str),
+            study_instance_uid=header.StudyInstanceUID,
+            creator="Rao^Anita",
+            description="Key images as seen",
+            series_instance_uid="1.2.3.4",
+            series_number=7,
+            when=WHEN,
+        ),
     )
 
 

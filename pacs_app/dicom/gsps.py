@@ -46,6 +46,7 @@ from pacs_app.dicom.orientation import Turn
 GSPS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
 SERIES_DESCRIPTION = "Key image views"
 CONTENT_LABEL = "KEY_IMAGE_VIEW"  # CS, at most 16 characters
+OVERLAY_LAYER = "OVERLAYS"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class ShownImage:
     voi: Dataset
     inverse: bool
     turn: Turn
+    #: the groups (0x6000...) of the image's overlay planes on the frame, which the state
+    #: activates (PS3.3 C.11.7: a state shows none it does not), as this PACS prints them
+    overlays: tuple[int, ...] = ()
 
     @property
     def group(self) -> tuple:
@@ -82,10 +86,10 @@ def shown_image(
 ) -> ShownImage | None:
     """Frame ``index`` of ``ds`` (the image ``ref`` names) as seen with ``window`` (``None``:
     as this PACS shows it by default) and ``turn``; ``None`` for a colour image, which a
-    greyscale presentation state cannot show. Raises :class:`pixels.PixelDataError` where
-    the image's VOI or Modality LUT cannot be read, or its min-max needs pixels that cannot
-    be decoded."""
-    if pixels.is_color(ds):
+    greyscale presentation state cannot show, or an object that is no image. Raises
+    :class:`pixels.PixelDataError` where the image's VOI or Modality LUT cannot be read, or
+    its min-max needs pixels that cannot be decoded."""
+    if pixels.is_color(ds) or not ds.get("Rows") or not ds.get("Columns"):
         return None
     modality, modality_key = _modality(ds, index, ref)
     voi = Dataset()
@@ -110,6 +114,7 @@ def shown_image(
         voi=voi,
         inverse=str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1",
         turn=turn,
+        overlays=tuple(sorted({plane.group for plane in pixels.overlays(ds, index)})),
     )
 
 
@@ -251,6 +256,15 @@ def _state(images: list[ShownImage], filing: Filing, instance_number: int) -> Da
         vois.append(voi)
     ds.SoftcopyVOILUTSequence = vois
     ds.PresentationLUTShape = "INVERSE" if first.inverse else "IDENTITY"
+    # Overlay Activation and its Graphic Layer: the images' overlay planes, shown
+    groups = sorted({group for image in images for group in image.overlays})
+    if groups:
+        layer = Dataset()
+        layer.GraphicLayer, layer.GraphicLayerOrder = OVERLAY_LAYER, 1
+        layer.GraphicLayerDescription = "The images' own overlay planes"
+        ds.GraphicLayerSequence = [layer]
+        for group in groups:
+            ds.add_new((group << 16) | 0x1001, "CS", OVERLAY_LAYER)  # Overlay Activation Layer
     return ds
 
 

@@ -433,7 +433,15 @@ def _shown_key_images(
                 _seen_window(key),
                 orientation.Turn(key.rotation, key.flipped),
             )
-        except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
+        except (
+            NotFound,
+            InvalidInput,
+            ValueError,
+            TypeError,
+            AttributeError,  # a header value malformed past what pydicom forgives
+            OSError,
+            pydicom.errors.InvalidDicomError,
+        ) as e:
             log.warning(
                 "study %s: a key image has no presentation state (%s)",
                 study.study_id,

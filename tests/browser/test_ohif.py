@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pydicom
 import pytest
@@ -238,6 +239,33 @@ def test_ohif_shows_a_ct_series_values(browser, ohif, app_url, tmp_path):
     paths = make_series(tmp_path, 3, patient_name="OHIF^INTEROP", patient_id=patient_id)
     _upload(app_url, paths)
     image = _open_in_ohif(browser, ohif, _token(app_url, "radiologist", "radio123"), patient_id)
+    [path] = [p for p in paths if f"/instances/{pydicom.dcmread(p).SOPInstanceUID}/" in image["id"]]
+    assert not image["color"]
+    assert np.allclose(_shown(image), _expected(path, image))
+
+
+def test_ohif_opens_a_study_with_its_key_images_filed(browser, ohif, app_url, tmp_path):
+    """A signed report's key images, filed in the study as a key object selection and a
+    presentation state (series KO and PR), do not keep OHIF from the study's images: it
+    lists the study and shows the CT's values, with no request refused."""
+    patient_id = "OHIF-" + secrets.token_hex(4).upper()
+    paths = make_series(tmp_path, 3, patient_name="OHIF^INTEROP", patient_id=patient_id)
+    study_id = _upload(app_url, paths)
+    token = _token(app_url, "radiologist", "radio123")
+    doctor = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{app_url}/studies/{study_id}/claim", headers=doctor).status_code == 200
+    sop = pydicom.dcmread(paths[1]).SOPInstanceUID
+    marked = httpx.put(
+        f"{app_url}/studies/{study_id}/key-images/{sop}?window=40,400&rotation=90", headers=doctor
+    )
+    assert marked.status_code == 200, marked.text
+    report = {"findings": "Key image.", "impression": "Normal."}
+    assert httpx.put(f"{app_url}/studies/{study_id}/report", json=report, headers=doctor)
+    verified = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
+    assert verified.status_code == 200, verified.text
+    series = httpx.get(f"{app_url}/studies/{study_id}", headers=doctor).json()["series"]
+    assert sorted(s["modality"] for s in series) == ["CT", "KO", "PR"]
+    image = _open_in_ohif(browser, ohif, token, patient_id)
     [path] = [p for p in paths if f"/instances/{pydicom.dcmread(p).SOPInstanceUID}/" in image["id"]]
     assert not image["color"]
     assert np.allclose(_shown(image), _expected(path, image))

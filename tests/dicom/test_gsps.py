@@ -72,20 +72,33 @@ def _checked(state: pydicom.Dataset, folder: Path) -> Path:
 
 
 def _dcmtk_render(image: Path, state: Path, folder: Path, frame: int = 1) -> np.ndarray:
+    """DCMTK's rendering of ``image`` through ``state``, with the overlay planes the state
+    activates drawn white. ``dcmp2pgm`` leaves those to the application (a viewer draws
+    them over the image), and writes each, turned as the image is, as a bitmap of its size
+    when it dumps the state (``-v``): they are drawn here."""
     (dcmp2pgm,) = required("dcmp2pgm")
     out = folder / "rendered.pgm"
+    for old in folder.glob("ovl_*.pgm"):
+        old.unlink()
     done = subprocess.run(
-        [dcmp2pgm, "-p", str(state), "-f", str(frame), str(image), str(out)],
+        [dcmp2pgm, "-v", "-p", str(state), "-f", str(frame), str(image), str(out)],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=folder,
     )
     assert done.returncode == 0, done.stderr
-    return np.asarray(Image.open(out)).astype(np.int32)
+    rendered = np.asarray(Image.open(out)).astype(np.int32)
+    for plane in sorted(folder.glob("ovl_*.pgm")):
+        bits = np.asarray(Image.open(plane)) > 0
+        assert bits.shape == rendered.shape, (plane.name, bits.shape)
+        rendered[bits] = 255
+    return rendered
 
 
 def _as_printed(ds: pydicom.Dataset, window, turn: Turn, frame: int = 1) -> np.ndarray:
-    return turn.pixels(pixels.render(ds, frame - 1, window, with_overlays=False)).astype(np.int32)
+    """As the report's PDF prints the key image (its overlay planes burnt in)."""
+    return turn.pixels(pixels.render(ds, frame - 1, window)).astype(np.int32)
 
 
 def _same(dcmtk: np.ndarray, ours: np.ndarray) -> None:
@@ -211,12 +224,37 @@ def test_real_images(tmp_path, name, frame, window):
     _same(rendered, _as_printed(ds, window, turn, frame))
 
 
+def test_the_images_overlay_planes_are_shown(tmp_path):
+    """A state shows only the overlay planes it activates (PS3.3 C.11.7): it activates the
+    image's, as the PDF prints them (a Siemens MR's, drawn white by both)."""
+    name = "clinical/MR_abdomen_siemens_overlays.dcm"
+    if not (TESTDATA / name).exists():
+        pytest.skip(f"shared test data not found at {TESTDATA}")
+    ds = pydicom.dcmread(TESTDATA / name)
+    groups = sorted({plane.group for plane in pixels.overlays(ds)})
+    assert groups  # the test needs overlay planes
+    ds.PatientBirthDate = "19700101"  # its anonymizer's 11111111, which dcmpschk doubts
+    state = _state_of(ds, None, Turn(90))
+    assert [state[(g << 16) | 0x1001].value for g in groups] == ["OVERLAYS"] * len(groups)
+    assert [layer.GraphicLayer for layer in state.GraphicLayerSequence] == ["OVERLAYS"]
+    rendered = _dcmtk_render(TESTDATA / name, _checked(state, tmp_path), tmp_path)
+    printed = _as_printed(ds, None, Turn(90))
+    _same(rendered, printed)
+    # (the planes make a difference: without them the print is not the state's rendering)
+    bare = Turn(90).pixels(pixels.render(ds, 0, None, with_overlays=False)).astype(np.int32)
+    assert int(np.abs(rendered - bare).max()) > 100
+
+
 def test_images_are_grouped_by_what_a_state_shares(tmp_path):
     one = pydicom.dcmread(make_ct(tmp_path / "1.dcm", rows=96))
     two = pydicom.dcmread(make_ct(tmp_path / "2.dcm", series_uid=one.SeriesInstanceUID))
     other = pydicom.dcmread(make_ct(tmp_path / "3.dcm"))
     other.RescaleIntercept = -1000
     colour = pydicom.examples.rgb_color
+    document = pydicom.dcmread(make_ct(tmp_path / "4.dcm"))  # its pixels taken away
+    for keyword in ("Rows", "Columns", "PixelData"):
+        delattr(document, keyword)
+    document.WindowCenter, document.WindowWidth = 40, 400  # (a window: no pixels needed)
 
     def shown(ds, window, turn=Turn()):
         return gsps.shown_image(ds, _ref(ds), 0, pixels.Window(*window), turn)
@@ -227,6 +265,7 @@ def test_images_are_grouped_by_what_a_state_shares(tmp_path):
         shown(one, (40, 400), Turn(90)),  # another turn
         shown(other, (40, 400)),  # another rescale
         gsps.shown_image(colour, _ref(colour), 0, None, Turn()),  # colour: none
+        gsps.shown_image(document, _ref(document), 0, None, Turn()),  # no image: none
     )
     assert [len(images) for _, images in states] == [2, 1, 1]
     first = states[0][0]

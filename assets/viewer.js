@@ -707,6 +707,9 @@
     imageMeasures().concat(V.drawing ? [V.drawing] : []).forEach(function (m) {
       drawMeasure(ctx, img, m, dpr);
     });
+    if (V.seenMarks && V.seenMarks.key === imageKey(img)) {
+      V.seenMarks.marks.forEach(function (m) { drawSeenMark(ctx, m, dpr); });
+    }
     overlay();
   }
 
@@ -735,6 +738,32 @@
     if (!label) return;
     ctx.fillStyle = "#ffd43b"; ctx.font = (12 * dpr) + "px monospace";
     label.split("\n").forEach(function (line, i) { ctx.fillText(line, at[0] + 6 * dpr, at[1] - 6 * dpr + i * 15 * dpr); });
+  }
+
+  // What a presentation state draws on the image it shows (see showImage): its lines, its
+  // ellipses (an ROI's bounding box) and its words, in image coordinates as measurements
+  // are; in their own colour, for they are not the reader's to change.
+  function drawSeenMark(ctx, m, dpr) {
+    var p = m.p || [];
+    ctx.strokeStyle = ctx.fillStyle = "#63e6be"; ctx.lineWidth = 1.5 * dpr;
+    ctx.font = (12 * dpr) + "px monospace";
+    if (m.kind === "text") {
+      var a = toScreen(p[0], p[1]);
+      ctx.fillText(m.label || "", a[0] + 6 * dpr, a[1] - 6 * dpr);
+      return;
+    }
+    ctx.beginPath();
+    if (m.kind === "roi") {
+      var c = toScreen((p[0] + p[2]) / 2, (p[1] + p[3]) / 2);
+      var rx = Math.abs(p[2] - p[0]) / 2 * V.zoom, ry = Math.abs(p[3] - p[1]) / 2 * V.zoom;
+      ctx.ellipse(c[0], c[1], V.rot % 2 ? ry : rx, V.rot % 2 ? rx : ry, 0, 0, 2 * Math.PI);
+    } else {
+      for (var k = 0; k + 1 < p.length; k += 2) {
+        var s = toScreen(p[k], p[k + 1]);
+        if (k) ctx.lineTo(s[0], s[1]); else ctx.moveTo(s[0], s[1]);
+      }
+    }
+    ctx.stroke();
   }
 
   // A measurement as one line of a report: what, and where ("series 1, image 13").
@@ -1255,7 +1284,7 @@
   }
   function reset() {
     var img = V.images[V.index];
-    V.invert = false; V.windowSet = false; V.lut = false; V.rot = 0; V.flip = false;
+    V.invert = false; V.windowSet = false; V.lut = false; V.rot = 0; V.flip = false; V.seenMarks = null;
     if (img) { delete V.measures[imageKey(img)]; saveMeasures(); }  // this image's measurements
     if (img && (img.values || img.rgba)) { var w = img.rgba ? [128, 256, ""] : defaultWindow(img); V.wc = w[0]; V.ww = w[1]; V.wfn = w[2]; V.lut = !!img.voiLut; V.windowSet = true; }
     fit(); V.needsRender = true; draw(); save();
@@ -1507,19 +1536,22 @@
   // or by opening its series at it.
   // seen (optional): how the image is to be shown, as a key image was marked or a
   // presentation state shows it: { rotation: 0|90|180|270 clockwise after a mirror, flipped,
-  // window: "center,width[,function]" or "" for the image's own }
+  // window: "center,width[,function]" or "" for the image's own, marks: what it draws on the
+  // image ([{kind, p, label}], optional) }
   function showImage(series, sop, frame, seen) {
     if (V.series === series && !V.provisional) {
       for (var i = 0; i < V.images.length; i++) {
-        if (V.images[i].sop === sop && V.images[i].frame === frame) { applySeen(seen); go(i); return; }
+        if (V.images[i].sop === sop && V.images[i].frame === frame) { applySeen(seen, sop, frame); go(i); return; }
       }
     }
     openSeries(series, null, { sop: sop, frame: frame, seen: seen });
   }
   var WINDOW_FUNCTIONS = { linear: "LINEAR", "linear-exact": "LINEAR_EXACT", sigmoid: "SIGMOID" };
-  // the turn and window of `seen` (see showImage), fitted anew; nothing without it
-  function applySeen(seen) {
+  // the turn and window of `seen` (see showImage), fitted anew, and what it draws on image
+  // `sop` frame `frame` (0-based); nothing without it
+  function applySeen(seen, sop, frame) {
     if (!seen) return;
+    V.seenMarks = seen.marks && seen.marks.length ? { key: sop + ":" + frame, marks: seen.marks } : null;
     V.rot = [0, 90, 180, 270].indexOf(Number(seen.rotation)) >= 0 ? Number(seen.rotation) / 90 : 0;
     V.flip = seen.flipped === true;
     var w = String(seen.window || "").split(",");
@@ -1552,6 +1584,7 @@
     var v = V;
     V.series = series; V.images = []; V.index = 0; V.windowSet = false; V.fitted = false;
     V.rot = 0; V.flip = false;  // another series is seen as stored, unless restored
+    V.seenMarks = null;
     V.provisional = false;
     hideReport();
     Array.prototype.forEach.call(document.querySelectorAll(".vw-thumb"), function (t) {
@@ -1567,7 +1600,7 @@
       V.invert = !!restore.invert;
       V.rot = [0, 1, 2, 3].indexOf(restore.rot) >= 0 ? restore.rot : 0; V.flip = restore.flip === true;
     }
-    if (hint) applySeen(hint.seen);
+    if (hint) applySeen(hint.seen, hint.sop, hint.frame);
     var loaded = false, first = null, shown = null;
     if (hint) {
       shown = (hint.meta ? Promise.resolve([hint.meta])
@@ -1795,6 +1828,7 @@
       measures: {}, cine: false, fps: 10, showOverlays: true };
     window.__pacsViewer = {
       state: function () { return { index: V.index, wc: V.wc, ww: V.ww, wfn: V.wfn || "", lut: !!usesLut(V.images[V.index] || {}), zoom: V.zoom, panX: Math.round(V.panX), panY: Math.round(V.panY), count: V.images.length, sop: V.images[V.index] && V.images[V.index].sop, frame: V.images[V.index] && V.images[V.index].frame, rows: V.images[V.index] && V.images[V.index].rows, cols: V.images[V.index] && V.images[V.index].cols, series: V.series && V.series.uid, invert: V.invert, rot: V.rot, flip: V.flip,
+        seenMarks: V.seenMarks ? V.seenMarks.marks.length : 0,
         shown: V.images[V.index] && V.images[V.index].rows ? turnedSize(V.images[V.index]) : null,
         measure: imageMeasures().slice(-1).map(function (m) { return { kind: m.kind, p: m.p }; })[0] || null }; },
       setWindow: setWindow, go: go, actualSize: function () { actualSize(); draw(); },

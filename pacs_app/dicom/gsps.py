@@ -47,6 +47,34 @@ GSPS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
 SERIES_DESCRIPTION = "Key image views"
 CONTENT_LABEL = "KEY_IMAGE_VIEW"  # CS, at most 16 characters
 OVERLAY_LAYER = "OVERLAYS"
+MEASUREMENT_LAYER = "MEASUREMENTS"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A measurement drawn on an image: a ``"length"`` (two points), an ``"roi"`` (the
+    corners of its ellipse's bounding box) or an ``"angle"`` (three points, the vertex
+    second), as x, y pairs in image pixels (pixel i spanning [i, i + 1), as DICOM's PIXEL
+    units count), and the words drawn beside it. Read from a state made elsewhere, also a
+    ``"polyline"`` of other lengths, and ``"text"`` alone at one point."""
+
+    kind: str
+    points: tuple[float, ...]
+    label: str = ""
+
+    def ends(self) -> tuple[float, float]:
+        """Where its words go: past an ellipse's lower right, at a line's last point."""
+        if self.kind == "roi":
+            return max(self.points[0], self.points[2]), max(self.points[1], self.points[3])
+        return self.points[-2], self.points[-1]
+
+    def ellipse_axes(self) -> list[float]:
+        """An ROI as DICOM's ELLIPSE: its major axis' ends, then its minor axis'."""
+        x0, y0, x1, y1 = self.points
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2
+        across = [cx - rx, cy, cx + rx, cy]
+        down = [cx, cy - ry, cx, cy + ry]
+        return across + down if rx >= ry else down + across
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,8 @@ class ShownImage:
     #: the groups (0x6000...) of the image's overlay planes on the frame, which the state
     #: activates (PS3.3 C.11.7: a state shows none it does not), as this PACS prints them
     overlays: tuple[int, ...] = ()
+    #: the measurements drawn on it, shown as graphic annotations
+    marks: tuple[Mark, ...] = ()
 
     @property
     def group(self) -> tuple:
@@ -83,9 +113,11 @@ def shown_image(
     index: int,
     window: pixels.Window | None,
     turn: Turn,
+    marks: Sequence[Mark] = (),
 ) -> ShownImage | None:
     """Frame ``index`` of ``ds`` (the image ``ref`` names) as seen with ``window`` (``None``:
-    as this PACS shows it by default) and ``turn``; ``None`` for a colour image, which a
+    as this PACS shows it by default) and ``turn``, with ``marks`` drawn on it; ``None`` for
+    a colour image, which a
     greyscale presentation state cannot show, or an object that is no image. Raises
     :class:`pixels.PixelDataError` where the image's VOI or Modality LUT cannot be read, or
     its min-max needs pixels that cannot be decoded."""
@@ -115,6 +147,7 @@ def shown_image(
         inverse=str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1",
         turn=turn,
         overlays=tuple(sorted({plane.group for plane in pixels.overlays(ds, index)})),
+        marks=tuple(marks),
     )
 
 
@@ -256,26 +289,72 @@ def _state(images: list[ShownImage], filing: Filing, instance_number: int) -> Da
         vois.append(voi)
     ds.SoftcopyVOILUTSequence = vois
     ds.PresentationLUTShape = "INVERSE" if first.inverse else "IDENTITY"
-    # Overlay Activation and its Graphic Layer: the images' overlay planes, shown
+    # Graphic Layers: the images' overlay planes (Overlay Activation), then the measurements
+    # drawn on them (Graphic Annotation)
+    layers = []
     groups = sorted({group for image in images for group in image.overlays})
     if groups:
-        layer = Dataset()
-        layer.GraphicLayer, layer.GraphicLayerOrder = OVERLAY_LAYER, 1
-        layer.GraphicLayerDescription = "The images' own overlay planes"
-        ds.GraphicLayerSequence = [layer]
+        layers.append(_layer(OVERLAY_LAYER, "The images' own overlay planes"))
         for group in groups:
             ds.add_new((group << 16) | 0x1001, "CS", OVERLAY_LAYER)  # Overlay Activation Layer
+    annotations = [_annotation(image) for image in images if image.marks]
+    if annotations:
+        layers.append(_layer(MEASUREMENT_LAYER, "The measurements the reader drew"))
+        ds.GraphicAnnotationSequence = annotations
+    for order, layer in enumerate(layers, start=1):
+        layer.GraphicLayerOrder = order
+    if layers:
+        ds.GraphicLayerSequence = layers
     return ds
+
+
+def _layer(name: str, description: str) -> Dataset:
+    layer = Dataset()
+    layer.GraphicLayer, layer.GraphicLayerDescription = name, description
+    return layer
+
+
+def _annotation(image: ShownImage) -> Dataset:
+    """The measurements on ``image`` as one Graphic Annotation item (PS3.3 C.10.5): each a
+    POLYLINE (a length, an angle) or an ELLIPSE (an ROI), in image pixels, with its words
+    beside it."""
+    item = Dataset()
+    item.ReferencedImageSequence = [_image_reference(image)]
+    item.GraphicLayer = MEASUREMENT_LAYER
+    graphics, texts = [], []
+    for mark in image.marks:
+        graphic = Dataset()
+        graphic.GraphicAnnotationUnits = "PIXEL"
+        graphic.GraphicDimensions = 2
+        points = mark.ellipse_axes() if mark.kind == "roi" else list(mark.points)
+        graphic.NumberOfGraphicPoints = len(points) // 2
+        graphic.GraphicData = [float(v) for v in points]
+        graphic.GraphicType = "ELLIPSE" if mark.kind == "roi" else "POLYLINE"
+        graphic.GraphicFilled = "N"
+        graphics.append(graphic)
+        if mark.label:
+            text = Dataset()
+            text.AnchorPointAnnotationUnits = "PIXEL"
+            text.UnformattedTextValue = mark.label[:1024]
+            text.AnchorPoint = [float(v) for v in mark.ends()]
+            text.AnchorPointVisibility = "N"
+            texts.append(text)
+    item.GraphicObjectSequence = graphics
+    if texts:
+        item.TextObjectSequence = texts
+    return item
 
 
 @dataclass(frozen=True)
 class Seen:
     """How a presentation state shows one image, as far as this PACS's viewer follows it:
-    its turn, and its window (``None`` where the state shows the image through a VOI LUT, or
-    names no VOI for it)."""
+    its turn, its window (``None`` where the state shows the image through a VOI LUT, or
+    names no VOI for it), and what it draws on it in image pixels (its graphic annotations'
+    lines, ellipses and words; those placed on the display, not the image, are left out)."""
 
     turn: Turn
     window: pixels.Window | None
+    marks: tuple[Mark, ...] = ()
 
 
 def seen_in(state: Dataset, sop_instance_uid: str, frame: int = 1) -> Seen | None:
@@ -301,7 +380,49 @@ def seen_in(state: Dataset, sop_instance_uid: str, frame: int = 1) -> Seen | Non
             continue
         window = _window(voi)
         break
-    return Seen(turn, window)
+    marks = [
+        mark
+        for annotation in state.get("GraphicAnnotationSequence") or []
+        if _applies(annotation, sop_instance_uid, frame)
+        for mark in _read_marks(annotation)
+    ]
+    return Seen(turn, window, tuple(marks))
+
+
+def _applies(item: Dataset, sop_instance_uid: str, frame: int) -> bool:
+    """Whether an item of a state applies to the frame: it names it, or names no image."""
+    refs = item.get("ReferencedImageSequence")
+    return not refs or any(_names(ref, sop_instance_uid, frame) for ref in refs)
+
+
+def _read_marks(annotation: Dataset) -> list[Mark]:
+    """A Graphic Annotation item's lines, ellipses and words placed on the image (PIXEL)."""
+    marks = []
+    for graphic in annotation.get("GraphicObjectSequence") or []:
+        if str(graphic.get("GraphicAnnotationUnits", "")).upper() != "PIXEL":
+            continue
+        kind, data = str(graphic.get("GraphicType", "")).upper(), graphic.get("GraphicData")
+        try:
+            points = tuple(float(v) for v in (data or []))
+        except (TypeError, ValueError):
+            continue
+        if len(points) < 4 or len(points) % 2:
+            continue
+        if kind == "ELLIPSE" and len(points) == 8:
+            xs, ys = points[0::2], points[1::2]
+            marks.append(Mark("roi", (min(xs), min(ys), max(xs), max(ys))))
+        elif kind == "POLYLINE":
+            named = {4: "length", 6: "angle"}.get(len(points), "polyline")
+            marks.append(Mark(named, points))
+    for text in annotation.get("TextObjectSequence") or []:
+        anchor, words = text.get("AnchorPoint"), str(text.get("UnformattedTextValue", "") or "")
+        if str(text.get("AnchorPointAnnotationUnits", "")).upper() != "PIXEL" or not anchor:
+            continue
+        try:
+            marks.append(Mark("text", (float(anchor[0]), float(anchor[1])), words))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return marks
 
 
 def _names(ref: Dataset, sop_instance_uid: str, frame: int) -> bool:
@@ -338,6 +459,7 @@ __all__ = [
     "CONTENT_LABEL",
     "GSPS_SOP_CLASS",
     "Filing",
+    "Mark",
     "Seen",
     "ShownImage",
     "presentation_states",

@@ -115,6 +115,16 @@ class Turn:
         mirrored = image[:, ::-1] if self.flipped else image
         return np.ascontiguousarray(np.rot90(mirrored, -(self.rotation // 90)))
 
+    def point(self, x: float, y: float, width: float, height: float) -> tuple[float, float]:
+        """Where image position (``x``, ``y``) lies once the ``width`` x ``height`` image is
+        turned (continuous coordinates: pixel i spans [i, i + 1), as the viewer's and DICOM's
+        PIXEL units count), as :meth:`pixels` moves its pixel."""
+        if self.flipped:
+            x = width - x
+        for _ in range(self.rotation // 90):  # a quarter clockwise: the left edge goes on top
+            x, y, width, height = height - y, x, height, width
+        return x, y
+
     def edges(self, found: Edges) -> Edges:
         """The directions at the edges of the image as turned."""
         if self.flipped:

@@ -103,6 +103,10 @@ class KeyImage(SQLModel, table=True):
         default=None, foreign_key="user_account.id", ondelete="SET NULL"
     )
     marked_at: datetime = timestamp_field()
+    # the measurements its marker had drawn on it when the report was signed (None before:
+    # then they are the marker's as kept), [{"kind", "p", "label"}]: its print and its
+    # presentation state show them
+    marks: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ReportTemplate(SQLModel, table=True):

@@ -638,7 +638,8 @@ def structured_report(
     14"``); references outside the study have neither. An IMAGE item whose presentation state
     is in the study (a key object selection's, such as this PACS files at signing) says how
     that state shows the image, ``shown_as``: its ``rotation`` (clockwise, after a mirror),
-    ``flipped`` and ``window`` (``center,width[,function]``, or ``""`` for the image's own);
+    ``flipped``, ``window`` (``center,width[,function]``, or ``""`` for the image's own) and
+    ``marks``, what it draws on the image (``kind``, points ``p`` in image pixels, ``label``);
     ``None`` elsewhere, or where the state cannot be read (with ``storage`` only)."""
     ds = dataset(found)
     if not sr.is_structured_report(ds):
@@ -693,6 +694,9 @@ def structured_report(
                 "window": pixels.window_param(window.center, window.width, window.function)
                 if window
                 else "",
+                "marks": [
+                    {"kind": m.kind, "p": list(m.points), "label": m.label} for m in seen.marks
+                ],
             }
     return body
 

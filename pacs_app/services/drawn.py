@@ -217,4 +217,21 @@ def _measurement(image: str, item: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["KINDS", "Drawn", "Stale", "drawn", "save_drawn"]
+def marks_of(session: Session, study_pk: int | None, user_id: int) -> dict[str, list[dict]]:
+    """A user's measurements on a study as marks to draw on its images, by image ("SOP
+    Instance UID:frame", the frame 0-based): each one's ``kind``, points ``p`` and
+    ``label``, the words drawn beside it (its report line without where it is: "Length
+    12.5 mm")."""
+    return {
+        image: [
+            {"kind": item["kind"], "p": list(item["p"]), "label": _WHERE.sub("", item["line"])}
+            for item in items
+        ]
+        for image, items in _kept(session, study_pk, user_id).images.items()
+    }
+
+
+_WHERE = re.compile(r"\s*\([^()]*\)\s*$")  # "(series 1, image 13)" at a line's end
+
+
+__all__ = ["KINDS", "Drawn", "Stale", "drawn", "marks_of", "save_drawn"]

@@ -41,7 +41,7 @@ from pacs_app.models import (
     VersionKind,
 )
 from pacs_app.models.base import utcnow
-from pacs_app.services import audit, dicomweb, ingest, workflow
+from pacs_app.services import audit, dicomweb, drawn, ingest, workflow
 from pacs_app.services.audit import AuditAction
 from pacs_app.services.authz import Action, Actor, Comparison, can, require
 from pacs_app.services.dto import (
@@ -301,6 +301,7 @@ def verify(
     )
     filed: _FiledKeyObject | None = None
     try:
+        _freeze_marks(session, study)
         filed = _file_key_images(session, study, storage, signer, now)
         workflow.move(
             session,
@@ -369,8 +370,9 @@ def _file_key_images(
     stored: list[StoredObject] = []
     try:
         with tempfile.TemporaryDirectory(prefix="pacs-kos-") as folder:
+            marks = list(_marks(session, study, rows, signed=True))
             states = gsps.presentation_states(
-                list(_shown_key_images(study, storage, rows, refs)),
+                list(_shown_key_images(study, storage, rows, refs, marks)),
                 gsps.Filing(
                     study_header=header or {},
                     study_instance_uid=study.study_instance_uid,
@@ -417,12 +419,16 @@ def _file_key_images(
 
 
 def _shown_key_images(
-    study: Study, storage: Storage, rows: list[_KeyImageRow], refs: list[kos.KeyImageRef]
+    study: Study,
+    storage: Storage,
+    rows: list[_KeyImageRow],
+    refs: list[kos.KeyImageRef],
+    marks: list[list[gsps.Mark]],
 ):
-    """How each greyscale key image was seen, for its presentation state. One that cannot
-    be read (or whose LUTs cannot) has none: the report is signed all the same, and the key
-    object selection names it without a state."""
-    for row, ref in zip(rows, refs, strict=True):
+    """How each greyscale key image was seen (with the measurements drawn on it), for its
+    presentation state. One that cannot be read (or whose LUTs cannot) has none: the report
+    is signed all the same, and the key object selection names it without a state."""
+    for row, ref, drawn_on in zip(rows, refs, marks, strict=True):
         key = row.key
         try:
             found = dicomweb.StoredInstance.of(study, row.storage_key, row.frames, storage)
@@ -432,6 +438,7 @@ def _shown_key_images(
                 key.frame - 1,
                 _seen_window(key),
                 orientation.Turn(key.rotation, key.flipped),
+                drawn_on,
             )
         except (
             NotFound,
@@ -583,7 +590,11 @@ def report_pdf(
             for v in signed[1:]
         ),
         status_note=status_note,
-        key_images=tuple(_key_image_prints(session, study, storage)) if storage else (),
+        key_images=tuple(
+            _key_image_prints(session, study, storage, signed=bool(_versions(session, report)))
+        )
+        if storage
+        else (),
     )
     content = render_report_pdf(document, font_path=settings.pacs_pdf_font or None)
     audit.record_study(
@@ -686,6 +697,9 @@ class _KeyImageRow(NamedTuple):
     storage_key: str
     frames: int
     sop_class_uid: str
+    marked_by: int | None = None
+    # the measurements on it as frozen at signing (None before)
+    frozen_marks: list[dict] | None = None
 
 
 def _key_image_rows(session: Session, study: Study) -> list[_KeyImageRow]:
@@ -732,9 +746,52 @@ def _key_image_rows(session: Session, study: Study) -> list[_KeyImageRow]:
             storage_key,
             frames,
             sop_class_uid,
+            key.marked_by_id,
+            key.marks,
         )
         for key, series_number, instance_number, storage_key, frames, sop_class_uid in rows
     ]
+
+
+def _marks_now(session: Session, study: Study):
+    """What each user has drawn on each image of the study, as kept now (each user's read
+    once): ``(user id, SOP Instance UID, frame 0-based)`` to a list of marks (none for no
+    user)."""
+    kept: dict[int, dict[str, list[dict]]] = {}
+
+    def on(user_id: int | None, sop_instance_uid: str, frame: int) -> list[dict]:
+        if user_id is None:
+            return []
+        if user_id not in kept:
+            kept[user_id] = drawn.marks_of(session, study.id, user_id)
+        # the viewer's name of an image: "SOP Instance UID:frame"
+        return kept[user_id].get(f"{sop_instance_uid}:{frame}", [])
+
+    return on
+
+
+def _marks(session: Session, study: Study, rows: list[_KeyImageRow], *, signed: bool):
+    """The measurements drawn on each key image: as frozen at signing, once the report is
+    signed (none on key images of reports signed before they were kept); before, its
+    marker's as kept now."""
+    now = _marks_now(session, study)
+    for row in rows:
+        found = (
+            (row.frozen_marks or [])
+            if signed
+            else now(row.marked_by, row.key.sop_instance_uid, row.key.frame - 1)
+        )
+        yield [gsps.Mark(m["kind"], tuple(m["p"]), m.get("label", "")) for m in found]
+
+
+def _freeze_marks(session: Session, study: Study) -> None:
+    """Keep on each key image the measurements its marker has drawn on it, as the report is
+    signed (in the signature's transaction)."""
+    now = _marks_now(session, study)
+    for key in session.exec(select(KeyImage).where(KeyImage.study_pk == study.id)).all():
+        key.marks = now(key.marked_by_id, key.sop_instance_uid, key.frame)
+        session.add(key)
+    session.flush()
 
 
 def set_key_image(
@@ -836,24 +893,31 @@ KEY_IMAGE_PRINT_PX = 1024
 BLANK = ("", "", "", "")  # a print's edges where the image names no directions
 
 
-def _key_image_prints(session: Session, study: Study, storage: Storage):
-    """The study's key images rendered for its PDF (with the window each was marked with),
-    or, for one that cannot be, why."""
+def _key_image_prints(session: Session, study: Study, storage: Storage, *, signed: bool):
+    """The study's key images rendered for its PDF (with the window each was marked with,
+    turned as it was, and the measurements drawn on it: :func:`_marks`), or, for one that
+    cannot be, why."""
     from PIL import Image
 
     from pacs_app.documents.pdf import KeyImagePrint
 
-    for key, storage_key, frames, _sop_class in _key_image_rows(session, study):
+    rows = _key_image_rows(session, study)
+    for (key, storage_key, frames, *_), marks in zip(
+        rows, _marks(session, study, rows, signed=signed), strict=True
+    ):
         try:
             window = _seen_window(key)
             found = dicomweb.StoredInstance.of(study, storage_key, frames, storage)
             ds = dicomweb.dataset(found)
             turn = orientation.Turn(key.rotation, key.flipped)
-            image = Image.fromarray(turn.pixels(pixels.render(ds, key.frame - 1, window)))
+            shown = pixels.render(ds, key.frame - 1, window)
+            image = Image.fromarray(turn.pixels(shown))
         except (NotFound, InvalidInput, ValueError, OSError, pydicom.errors.InvalidDicomError) as e:
             yield KeyImagePrint(key.caption, None, problem=f"Could not be rendered: {e}")
             continue
         image.thumbnail((KEY_IMAGE_PRINT_PX, KEY_IMAGE_PRINT_PX))
+        if marks:
+            image = _drawn(image, marks, turn, width=shown.shape[1], height=shown.shape[0])
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=88)
         yield KeyImagePrint(
@@ -862,6 +926,40 @@ def _key_image_prints(session: Session, study: Study, storage: Storage):
             aspect=image.height / image.width,
             edges=turn.edges(named) if (named := orientation.edges(ds, key.frame - 1)) else BLANK,
         )
+
+
+#: measurements on a print: the viewer's colour (``drawMeasure`` in assets/viewer.js)
+MARK_COLOUR = (255, 212, 59)
+
+
+def _drawn(image, marks: list[gsps.Mark], turn: orientation.Turn, *, width: int, height: int):
+    """``image`` (a print of a ``width`` x ``height`` image, turned and scaled down) in
+    colour, with ``marks`` drawn on it where they lie on the image, and their words beside
+    them, upright."""
+    from PIL import ImageDraw, ImageFont
+
+    image = image.convert("RGB")
+    scale = image.width / (height if turn.rotation in (90, 270) else width)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        tx, ty = turn.point(x, y, width, height)
+        return tx * scale, ty * scale
+
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(12, round(image.width / 48)))
+    line = max(2, round(image.width / 300))  # JPEG's colour keeps a 2-pixel line yellow
+    for mark in marks:
+        points = [at(mark.points[i], mark.points[i + 1]) for i in range(0, len(mark.points), 2)]
+        if mark.kind == "roi":  # a quarter turn keeps the box's sides upright
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            draw.ellipse((min(xs), min(ys), max(xs), max(ys)), outline=MARK_COLOUR, width=line)
+            x, y = max(xs), max(ys)  # its words past its lower right, as the viewer puts them
+        else:
+            draw.line(points, fill=MARK_COLOUR, width=line)
+            x, y = points[-1]  # at its last point
+        if mark.label:
+            draw.text((x + 6, y - 6), mark.label, fill=MARK_COLOUR, font=font, anchor="ls")
+    return image
 
 
 # --- the patient's other studies --------------------------------------------------------

@@ -812,6 +812,8 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
     page.locator(".vw-sr-show").click()
     page.wait_for_function(MARKED_SO, timeout=15_000)
     assert _edges_shown(page) == ("R", "P", "L", "A")
+    # with what it draws: the line measured on it (frozen at signing), and its words
+    assert _state(page)["seenMarks"] == 2
     # the presentation state itself is said to be one, and where to use it
     [views] = [s for s in series if s["modality"] == "PR"]
     assert views["description"] == "Key image views"

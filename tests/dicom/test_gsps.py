@@ -353,3 +353,72 @@ def test_reading_a_state_of_another_maker():
     del voi.WindowCenter, voi.WindowWidth
     voi.VOILUTSequence = [pydicom.Dataset()]
     assert gsps.seen_in(state, "1.2.5", 2).window is None
+    # what it draws on the image (not on the display), for every image where it names none
+    annotation = pydicom.Dataset()
+    on_image, on_display, malformed, text = (pydicom.Dataset() for _ in range(4))
+    on_image.GraphicAnnotationUnits, on_image.GraphicType = "PIXEL", "POLYLINE"
+    on_image.GraphicData = [1.0, 1.0, 5.0, 1.0, 5.0, 5.0, 1.0, 5.0]
+    on_display.GraphicAnnotationUnits, on_display.GraphicType = "DISPLAY", "POLYLINE"
+    on_display.GraphicData = [0.1, 0.1, 0.2, 0.2]
+    malformed.GraphicAnnotationUnits, malformed.GraphicType = "PIXEL", "POLYLINE"
+    malformed.GraphicData = [1.0, 2.0, 3.0]
+    annotation.GraphicObjectSequence = [on_image, on_display, malformed]
+    text.AnchorPointAnnotationUnits, text.AnchorPoint = "PIXEL", [3.0, 4.0]
+    text.UnformattedTextValue = "Calcification"
+    annotation.TextObjectSequence = [text]
+    state.GraphicAnnotationSequence = [annotation]
+    assert gsps.seen_in(state, "1.2.5", 3).marks == (
+        gsps.Mark("polyline", (1, 1, 5, 1, 5, 5, 1, 5)),
+        gsps.Mark("text", (3, 4), "Calcification"),
+    )
+
+
+def test_the_measurements_drawn_are_graphic_annotations(tmp_path):
+    """A length and an angle as POLYLINEs, an ROI as an ELLIPSE (its major axis' ends, then
+    its minor axis'), in image pixels, each with its words, on a layer of their own (after
+    the overlays'); DCMTK reads them so."""
+    path = make_ct(tmp_path / "ct.dcm", rows=96)
+    ds = pydicom.dcmread(path)
+    marks = [
+        gsps.Mark("length", (10.0, 20.0, 90.0, 20.0), "Length 40.1 mm"),
+        gsps.Mark("roi", (30.0, 30.0, 70.0, 50.0), "ROI mean 40 HU"),
+        gsps.Mark("angle", (10.0, 80.0, 40.0, 60.0, 80.0, 80.0), ""),
+    ]
+    shown = gsps.shown_image(ds, _ref(ds), 0, pixels.Window(40, 400), Turn(90), marks)
+    [(state, _)] = _states(shown, header=ds)
+    assert [
+        (layer.GraphicLayer, layer.GraphicLayerOrder) for layer in state.GraphicLayerSequence
+    ] == [("MEASUREMENTS", 1)]
+    [annotation] = state.GraphicAnnotationSequence
+    assert annotation.ReferencedImageSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    assert [
+        (g.GraphicType, g.NumberOfGraphicPoints, [float(v) for v in g.GraphicData])
+        for g in annotation.GraphicObjectSequence
+    ] == [
+        ("POLYLINE", 2, [10, 20, 90, 20]),
+        ("ELLIPSE", 4, [30, 40, 70, 40, 50, 30, 50, 50]),
+        ("POLYLINE", 3, [10, 80, 40, 60, 80, 80]),
+    ]
+    assert [
+        (t.UnformattedTextValue, [float(v) for v in t.AnchorPoint])
+        for t in annotation.TextObjectSequence
+    ] == [("Length 40.1 mm", [90, 20]), ("ROI mean 40 HU", [70, 50])]
+    (dcmp2pgm,) = required("dcmp2pgm")
+    done = subprocess.run(
+        [dcmp2pgm, "-v", "-p", str(_checked(state, tmp_path)), str(path), str(tmp_path / "o.pgm")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    dump = done.stdout + done.stderr
+    assert "Number of graphic objects: 3" in dump and "Number of text objects: 2" in dump, dump
+    assert 'text 1: "Length 40.1 mm"' in dump and "type=ellipse" in dump, dump
+    # read back for the viewer: the lines and the ellipse, then the words where they stand
+    assert gsps.seen_in(state, ds.SOPInstanceUID).marks == (
+        gsps.Mark("length", (10, 20, 90, 20)),
+        gsps.Mark("roi", (30, 30, 70, 50)),
+        gsps.Mark("angle", (10, 80, 40, 60, 80, 80)),
+        gsps.Mark("text", (90, 20), "Length 40.1 mm"),
+        gsps.Mark("text", (70, 50), "ROI mean 40 HU"),
+    )

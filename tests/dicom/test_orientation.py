@@ -146,3 +146,15 @@ def test_a_turn_moves_the_pixels_and_the_edges_together(rotation, flipped, pixel
 def test_a_turn_is_a_quarter():
     with pytest.raises(InvalidInput, match="0, 90, 180 or 270 degrees clockwise, not 45"):
         Turn(45)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+@pytest.mark.parametrize("flipped", [False, True])
+def test_a_point_turns_with_its_pixel(rotation, flipped):
+    """``Turn.point`` takes a position where ``Turn.pixels`` takes the pixel it lies in."""
+    turn = Turn(rotation, flipped)
+    image = np.zeros((5, 7), dtype=np.uint8)
+    image[1, 4] = 1  # row 1, column 4: the square [4, 5) x [1, 2)
+    turned = turn.pixels(image)
+    x, y = turn.point(4.25, 1.75, 7, 5)
+    assert turned[int(y), int(x)] == 1

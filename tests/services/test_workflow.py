@@ -1129,6 +1129,7 @@ def test_signing_files_the_key_images_with_the_study_as_a_key_object_selection(
             "rotation": 0,
             "flipped": False,
             "window": f"{float(v.WindowCenter):.8g},{float(v.WindowWidth):.8g},linear",
+            "marks": [],
         }
         for v in own
     ]
@@ -1204,3 +1205,65 @@ def test_a_failed_filing_leaves_the_report_unsigned_and_no_file(
     reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
     assert len(_key_object_series(session, study_row(session, sid))) == 1
     assert study_row(session, sid).num_series == 3
+
+
+def test_a_key_image_carries_the_measurements_drawn_on_it(session, world, storage, tmp_path):
+    """A key image prints with the measurements its marker drew on it (in the viewer's
+    colour, turned with it), and its presentation state carries them; the signature freezes
+    them: what is drawn after it changes neither."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pypdf import PdfReader
+
+    from pacs_app.models import KeyImage
+    from pacs_app.services import drawn
+
+    path = make_ct(tmp_path / "ct.dcm", rows=96)
+    sop = pydicom.dcmread(path).SOPInstanceUID
+    sid, tele = _claimed(session, world, storage, path)
+    reports.set_key_image(
+        session=session, actor=tele, study_id=sid, sop_instance_uid=sop, rotation=90
+    )
+    line = {"id": "a1", "kind": "length", "p": [10.0, 20.0, 90.0, 20.0]}
+    line["line"] = "Length 40.1 mm (series 1, image 1)"
+    drawn.save_drawn(session=session, actor=tele, study_id=sid, images={f"{sop}:0": [line]})
+    # another user's measurements are theirs: not on the print
+    other = {"id": "b1", "kind": "length", "p": [10.0, 80.0, 90.0, 80.0], "line": "x"}
+    drawn.save_drawn(
+        session=session, actor=world["admin"], study_id=sid, images={f"{sop}:0": [other]}
+    )
+
+    def printed() -> np.ndarray:
+        found = reports.report_pdf(session=session, actor=tele, study_id=sid, storage=storage)
+        [image] = [i for page in PdfReader(io.BytesIO(found.content)).pages for i in page.images]
+        return np.asarray(image.image.convert("RGB"), dtype=int)
+
+    def yellow(print_, x, y) -> bool:  # the viewer's #ffd43b, give or take JPEG's loss
+        r, g, b = print_[y, x]
+        return r > 190 and g > 150 and b < r - 70
+
+    # turned a quarter clockwise (128 x 96 becomes 96 x 128): the line along row 20, columns
+    # 10 to 90, runs down column 96 - 20 = 76, rows 10 to 90
+    reports.save_draft(session=session, actor=tele, study_id=sid, findings="F.", impression="I.")
+    draft = printed()
+    assert draft.shape == (128, 96, 3)
+    assert all(yellow(draft, 76, y) for y in range(15, 86, 5))
+    assert not any(yellow(draft, 16, y) for y in range(15, 86, 5))  # the admin's
+    reports.verify(session=session, actor=tele, study_id=sid, storage=storage)
+    key = session.exec(select(KeyImage)).one()
+    assert key.marks == [{"kind": "length", "p": line["p"], "label": "Length 40.1 mm"}]
+    [view] = _filed(session, sid, "PR")
+    state = pydicom.dcmread(storage.local_path(view.storage_key))
+    [annotation] = state.GraphicAnnotationSequence
+    assert annotation.ReferencedImageSequence[0].ReferencedSOPInstanceUID == sop
+    [graphic] = annotation.GraphicObjectSequence
+    assert (graphic.GraphicType, list(graphic.GraphicData)) == ("POLYLINE", line["p"])
+    assert annotation.TextObjectSequence[0].UnformattedTextValue == "Length 40.1 mm"
+    # drawn after signing: the signed print does not change
+    moved = {**line, "p": [10.0, 60.0, 90.0, 60.0]}
+    drawn.save_drawn(session=session, actor=tele, study_id=sid, images={f"{sop}:0": [moved]})
+    signed = printed()
+    assert all(yellow(signed, 76, y) for y in range(15, 86, 5))
+    assert not any(yellow(signed, 36, y) for y in range(15, 86, 5))

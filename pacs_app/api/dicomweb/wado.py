@@ -309,7 +309,7 @@ async def frame_overlays(
         "relationships number them), depth, relationship, value type, concept name, value as "
         "text and, for references to objects of this study, the series that holds them; an "
         "image item with a presentation state of this study, how that state shows it "
-        "(shown_as: rotation, flipped, window). "
+        "(shown_as: rotation, flipped, window, and the marks it draws on it). "
         "422 for an instance that is not a structured report."
     ),
     openapi_extra=READ,

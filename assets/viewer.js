@@ -708,7 +708,14 @@
       drawMeasure(ctx, img, m, dpr);
     });
     if (V.seenMarks && V.seenMarks.key === imageKey(img)) {
-      V.seenMarks.marks.forEach(function (m) { drawSeenMark(ctx, m, dpr); });
+      // (the reader's own measurements, which a key image's state copies, are drawn once;
+      // the state keeps coordinates as 32-bit floats)
+      var own = {}, at = function (kind, p) { return kind + ":" + p.map(function (v) { return v.toFixed(2); }).join(","); };
+      imageMeasures().forEach(function (m) {
+        var end = m.kind === "roi" ? [Math.max(m.p[0], m.p[2]), Math.max(m.p[1], m.p[3])] : m.p.slice(-2);
+        own[at(m.kind, m.p)] = own[at("text", end)] = true;
+      });
+      V.seenMarks.marks.forEach(function (m) { if (!own[at(m.kind, m.p || [])]) drawSeenMark(ctx, m, dpr); });
     }
     overlay();
   }

@@ -10,8 +10,12 @@ One presentation state carries one spatial transformation, one modality transfor
 Presentation LUT for all the images it references (PS3.3 C.11.6, C.10.6, C.11.1), so the key
 images are grouped by those; each image keeps its own window (Softcopy VOI LUT) and displayed
 area. An image is shown in it as this PACS renders it (:func:`pixels.shown_voi`): the reader's
-window, else the image's VOI LUT, else its first window, else its min-max. Colour images have
-no greyscale presentation state and are left out.
+window, else the image's VOI LUT, else its first window, else its min-max; with its own
+overlay planes activated, and the measurements drawn on it as graphic annotations. Colour
+images have no greyscale presentation state and are left out.
+
+:func:`seen_in` reads back how a state (this PACS's or another's) shows an image, as far as
+this PACS's viewer follows it: the turn, the window and what it draws on the image.
 
 ``tests/dicom/test_gsps.py`` checks each with DCMTK: ``dcmpschk`` reads it without error, and
 ``dcmp2pgm`` renders the image through it as this PACS prints the key image.
@@ -117,8 +121,8 @@ def shown_image(
 ) -> ShownImage | None:
     """Frame ``index`` of ``ds`` (the image ``ref`` names) as seen with ``window`` (``None``:
     as this PACS shows it by default) and ``turn``, with ``marks`` drawn on it; ``None`` for
-    a colour image, which a
-    greyscale presentation state cannot show, or an object that is no image. Raises
+    a colour image, which a greyscale presentation state cannot show, or an object that is
+    no image. Raises
     :class:`pixels.PixelDataError` where the image's VOI or Modality LUT cannot be read, or
     its min-max needs pixels that cannot be decoded."""
     if pixels.is_color(ds) or not ds.get("Rows") or not ds.get("Columns"):

@@ -710,7 +710,9 @@ def _edges_shown(page) -> tuple[str, ...]:
     )
 
 
-def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_url, tmp_path):
+def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(
+    page, new_page, app_url, tmp_path
+):
     """Rotate turns the image a quarter clockwise and Flip mirrors it left to right as seen;
     the pixels, the orientation markers and what is measured on it follow; a key image
     marked so keeps the turn (its print shows it); a reload keeps the turn and Reset undoes
@@ -795,6 +797,21 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
     page.locator("#vw-stage").press("r")
     expect(page.locator("#vw-orient-right")).to_have_text("L")
 
+    # a length drawn on it again (R cleared the first), kept on the server
+    stage = page.locator("#vw-stage").bounding_box()
+    cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
+    page.click("#vw-mode-measure")
+    _drag(page, (cx - 40, cy), (cx + 40, cy), steps=6)
+
+    def kept() -> list:
+        got = httpx.get(f"{app_url}/studies/{study_id}/drawn-measurements", headers=doctor)
+        return [m["kind"] for items in got.json()["images"].values() for m in items]
+
+    for _ in range(50):
+        if kept() == ["length"]:
+            break
+        page.wait_for_timeout(100)
+    assert kept() == ["length"]
     # signed: the key object selection filed with the study shows it as seen too, from the
     # presentation state filed beside it (a series of its own)
     body = {"findings": "Turned.", "impression": "Seen turned."}
@@ -814,12 +831,34 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(page, app_u
     assert _edges_shown(page) == ("R", "P", "L", "A")
     # with what it draws: the line measured on it (frozen at signing), and its words
     assert _state(page)["seenMarks"] == 2
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#vw-stage").screenshot(path=ARTIFACTS / "viewer-key-image-as-seen.png")
     # the presentation state itself is said to be one, and where to use it
     [views] = [s for s in series if s["modality"] == "PR"]
     assert views["description"] == "Key image views"
     page.locator(f'.vw-thumb[data-uid="{views["series_instance_uid"]}"]').click()
     expect(page.locator("#vw-message")).to_contain_text("This is a presentation state")
+    # the centre's user, who has none of the reader's measurements, sees the state's line and
+    # words (in green: not theirs to change)
+    centre = new_page()
+    sign_in(centre, "centre", "centre123")
+    expect(centre.locator("#dashboard-centre")).to_be_visible()
+    centre.goto(f"/viewer/{study_id}")
+    expect(centre.locator("#vw-stage")).to_have_attribute("data-ready", "1", timeout=30_000)
+    centre.locator(f'.vw-thumb[data-uid="{filed["series_instance_uid"]}"]').click()
+    centre.locator(".vw-sr-show").click()
+    centre.wait_for_function(MARKED_SO, timeout=15_000)
+    assert _state(centre)["measure"] is None and _state(centre)["seenMarks"] == 2
+    centre.wait_for_function(f"({GREEN_PIXELS})() > 20", timeout=5_000)
+    centre.locator("#vw-stage").screenshot(path=ARTIFACTS / "viewer-key-image-as-seen.png")
 
+
+# the canvas' pixels in the colour the viewer draws a presentation state's marks with
+GREEN_PIXELS = """() => { const c = document.getElementById("vw-canvas");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 140 && d[i + 1] > 200 && d[i + 2] > 150) n++;
+    return n; }"""
 
 # the image marked key in the test above, shown as it was marked
 MARKED_SO = """() => { const s = window.__pacsViewer && window.__pacsViewer.state();

@@ -725,22 +725,12 @@
   // angle three points, the vertex second (while the second arm is placed, two and a preview).
   function drawMeasure(ctx, img, m, dpr) {
     var p = m.p, label, at;
+    var points = m.kind !== "roi" && m.preview ? p.concat(m.preview) : p;
     ctx.strokeStyle = "#ffd43b"; ctx.lineWidth = 1.5 * dpr;
-    ctx.beginPath();
-    if (m.kind === "roi") {
-      var c = toScreen((p[0] + p[2]) / 2, (p[1] + p[3]) / 2);
-      var rx = Math.abs(p[2] - p[0]) / 2 * V.zoom, ry = Math.abs(p[3] - p[1]) / 2 * V.zoom;
-      ctx.ellipse(c[0], c[1], V.rot % 2 ? ry : rx, V.rot % 2 ? rx : ry, 0, 0, 2 * Math.PI);
-      at = toScreen(Math.max(p[0], p[2]), Math.max(p[1], p[3]));
-    } else {
-      var points = m.preview ? p.concat(m.preview) : p;
-      for (var k = 0; k + 1 < points.length; k += 2) {
-        var s = toScreen(points[k], points[k + 1]);
-        if (k) ctx.lineTo(s[0], s[1]); else ctx.moveTo(s[0], s[1]);
-      }
-      at = toScreen(points[points.length - 2], points[points.length - 1]);
-    }
+    tracePath(ctx, m.kind, points);
     ctx.stroke();
+    at = m.kind === "roi" ? toScreen(Math.max(p[0], p[2]), Math.max(p[1], p[3]))
+      : toScreen(points[points.length - 2], points[points.length - 1]);
     label = measureText(img, m);
     if (!label) return;
     ctx.fillStyle = "#ffd43b"; ctx.font = (12 * dpr) + "px monospace";
@@ -759,18 +749,24 @@
       ctx.fillText(m.label || "", a[0] + 6 * dpr, a[1] - 6 * dpr);
       return;
     }
+    tracePath(ctx, m.kind, p);
+    ctx.stroke();
+  }
+
+  // The path of a shape drawn on the image, on the screen: an ROI's ellipse (its bounding
+  // box's corners p; a quarter turn swaps its axes), else the polyline through p.
+  function tracePath(ctx, kind, p) {
     ctx.beginPath();
-    if (m.kind === "roi") {
+    if (kind === "roi") {
       var c = toScreen((p[0] + p[2]) / 2, (p[1] + p[3]) / 2);
       var rx = Math.abs(p[2] - p[0]) / 2 * V.zoom, ry = Math.abs(p[3] - p[1]) / 2 * V.zoom;
       ctx.ellipse(c[0], c[1], V.rot % 2 ? ry : rx, V.rot % 2 ? rx : ry, 0, 0, 2 * Math.PI);
-    } else {
-      for (var k = 0; k + 1 < p.length; k += 2) {
-        var s = toScreen(p[k], p[k + 1]);
-        if (k) ctx.lineTo(s[0], s[1]); else ctx.moveTo(s[0], s[1]);
-      }
+      return;
     }
-    ctx.stroke();
+    for (var k = 0; k + 1 < p.length; k += 2) {
+      var s = toScreen(p[k], p[k + 1]);
+      if (k) ctx.lineTo(s[0], s[1]); else ctx.moveTo(s[0], s[1]);
+    }
   }
 
   // A measurement as one line of a report: what, and where ("series 1, image 13").

@@ -712,8 +712,7 @@
       // the state keeps coordinates as 32-bit floats)
       var own = {}, at = function (kind, p) { return kind + ":" + p.map(function (v) { return v.toFixed(2); }).join(","); };
       imageMeasures().forEach(function (m) {
-        var end = m.kind === "roi" ? [Math.max(m.p[0], m.p[2]), Math.max(m.p[1], m.p[3])] : m.p.slice(-2);
-        own[at(m.kind, m.p)] = own[at("text", end)] = true;
+        own[at(m.kind, m.p)] = own[at("text", measureEnd(m.kind, m.p))] = true;
       });
       V.seenMarks.marks.forEach(function (m) { if (!own[at(m.kind, m.p || [])]) drawSeenMark(ctx, m, dpr); });
     }
@@ -729,8 +728,7 @@
     ctx.strokeStyle = "#ffd43b"; ctx.lineWidth = 1.5 * dpr;
     tracePath(ctx, m.kind, points);
     ctx.stroke();
-    at = m.kind === "roi" ? toScreen(Math.max(p[0], p[2]), Math.max(p[1], p[3]))
-      : toScreen(points[points.length - 2], points[points.length - 1]);
+    at = measureEnd(m.kind, points); at = toScreen(at[0], at[1]);
     label = measureText(img, m);
     if (!label) return;
     ctx.fillStyle = "#ffd43b"; ctx.font = (12 * dpr) + "px monospace";
@@ -751,6 +749,12 @@
     }
     tracePath(ctx, m.kind, p);
     ctx.stroke();
+  }
+
+  // Where a measurement's words go (image coordinates): past an ROI's lower right, at a
+  // line's last point (as gsps.Mark.ends puts a state's words).
+  function measureEnd(kind, p) {
+    return kind === "roi" ? [Math.max(p[0], p[2]), Math.max(p[1], p[3])] : p.slice(-2);
   }
 
   // The path of a shape drawn on the image, on the screen: an ROI's ellipse (its bounding

@@ -222,12 +222,8 @@ def presentation_states(
 
 
 def _image_reference(image: ShownImage) -> Dataset:
-    item = Dataset()
-    item.ReferencedSOPClassUID = image.ref.sop_class_uid
-    item.ReferencedSOPInstanceUID = image.ref.sop_instance_uid
-    if image.ref.multiframe:
-        item.ReferencedFrameNumber = image.ref.frame
-    return item
+    """The image a state shows, by class, instance and frame (its ``ref`` names no state)."""
+    return kos.reference(image.ref, frame=True)
 
 
 def _state(images: list[ShownImage], filing: Filing, instance_number: int) -> Dataset:

@@ -168,7 +168,7 @@ def key_object_selection(
             series.SeriesInstanceUID = image.series_instance_uid
             series.ReferencedSOPSequence = []
             evidence.ReferencedSeriesSequence.append(series)
-        series.ReferencedSOPSequence.append(_reference(image, frame=False))
+        series.ReferencedSOPSequence.append(reference(image, frame=False))
     ds.CurrentRequestedProcedureEvidenceSequence = [evidence]
     # SR Document Content: the title, its author, the description, then each image
     ds.ValueType = "CONTAINER"
@@ -189,15 +189,16 @@ def key_object_selection(
     for image in images:
         item = Dataset()
         item.RelationshipType, item.ValueType = "CONTAINS", "IMAGE"
-        item.ReferencedSOPSequence = [_reference(image, frame=True)]
+        item.ReferencedSOPSequence = [reference(image, frame=True)]
         content.append(item)
     ds.ContentSequence = content
     return ds
 
 
-def _reference(image: KeyImageRef | ObjectRef, *, frame: bool) -> Dataset:
-    """``image`` in a Referenced SOP Sequence; with ``frame``, as an IMAGE content item names
-    it: its frame (of a multi-frame image) and its presentation state."""
+def reference(image: KeyImageRef | ObjectRef, *, frame: bool) -> Dataset:
+    """``image`` in a Referenced SOP Sequence; with ``frame``, as an IMAGE content item (or
+    a presentation state's Referenced Image Sequence) names it: its frame (of a multi-frame
+    image) and its presentation state, if it has one."""
     item = Dataset()
     item.ReferencedSOPClassUID = image.sop_class_uid
     item.ReferencedSOPInstanceUID = image.sop_instance_uid
@@ -205,7 +206,7 @@ def _reference(image: KeyImageRef | ObjectRef, *, frame: bool) -> Dataset:
         if image.multiframe:
             item.ReferencedFrameNumber = image.frame
         if image.presentation is not None:
-            item.ReferencedSOPSequence = [_reference(image.presentation, frame=False)]
+            item.ReferencedSOPSequence = [reference(image.presentation, frame=False)]
     return item
 
 

@@ -35,7 +35,7 @@ from playwright.sync_api import expect
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from tests.browser.conftest import ROOT
-from tests.browser.test_viewer import _token, _upload
+from tests.browser.test_viewer import _signed_series, _token, _upload
 from tests.dicom_factory import TESTDATA, make_series, restamped
 from tests.processes import free_port
 
@@ -259,11 +259,7 @@ def test_ohif_opens_a_study_with_its_key_images_filed(browser, ohif, app_url, tm
         f"{app_url}/studies/{study_id}/key-images/{sop}?window=40,400&rotation=90", headers=doctor
     )
     assert marked.status_code == 200, marked.text
-    report = {"findings": "Key image.", "impression": "Normal."}
-    assert httpx.put(f"{app_url}/studies/{study_id}/report", json=report, headers=doctor)
-    verified = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
-    assert verified.status_code == 200, verified.text
-    series = httpx.get(f"{app_url}/studies/{study_id}", headers=doctor).json()["series"]
+    series = _signed_series(app_url, study_id, doctor)
     assert sorted(s["modality"] for s in series) == ["CT", "KO", "PR"]
     image = _open_in_ohif(browser, ohif, token, patient_id)
     [path] = [p for p in paths if f"/instances/{pydicom.dcmread(p).SOPInstanceUID}/" in image["id"]]

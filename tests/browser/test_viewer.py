@@ -54,6 +54,17 @@ def _upload(app_url: str, paths) -> str:
     return r.json()["study_id"]
 
 
+def _signed_series(app_url: str, study_id: str, doctor: dict) -> list[dict]:
+    """The study's report written and signed by the ``doctor`` (headers) reading it, and
+    its series then (the key images' documents filed with them)."""
+    body = {"findings": "Key image.", "impression": "Normal."}
+    saved = httpx.put(f"{app_url}/studies/{study_id}/report", json=body, headers=doctor)
+    assert saved.status_code == 200, saved.text
+    verified = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
+    assert verified.status_code == 200, verified.text
+    return httpx.get(f"{app_url}/studies/{study_id}", headers=doctor).json()["series"]
+
+
 def _server_rendering(app_url: str, token: str, path: str, **params: str | None) -> np.ndarray:
     """The server's PNG rendering of ``/dicomweb/studies/{path}`` at window 60/420 (or the
     ``window`` given; ``None``: none asked for), as grey."""
@@ -814,11 +825,7 @@ def test_an_image_turned_and_mirrored_keeps_its_markers_and_measures(
     assert kept() == ["length"]
     # signed: the key object selection filed with the study shows it as seen too, from the
     # presentation state filed beside it (a series of its own)
-    body = {"findings": "Turned.", "impression": "Seen turned."}
-    assert httpx.put(f"{app_url}/studies/{study_id}/report", json=body, headers=doctor)
-    verified = httpx.post(f"{app_url}/studies/{study_id}/report/verify", headers=doctor)
-    assert verified.status_code == 200, verified.text
-    series = httpx.get(f"{app_url}/studies/{study_id}", headers=doctor).json()["series"]
+    series = _signed_series(app_url, study_id, doctor)
     assert sorted(s["modality"] for s in series) == ["CT", "KO", "PR"]
     [filed] = [s for s in series if s["modality"] == "KO"]
     page.reload()

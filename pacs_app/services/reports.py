@@ -552,7 +552,8 @@ def report_pdf(
 
     study = workflow.load_visible(session, actor, study_id)
     report = _report_of(session, study)
-    signed = _versions(session, report) if _sees_signed(actor, study) else []
+    versions = _versions(session, report)  # signed: its key images' measurements are frozen
+    signed = versions if _sees_signed(actor, study) else []
     reader = can(actor, Action.VIEW_REPORT_DRAFT, study)
     if not signed and not (reader and report is not None):
         raise NotFound(f"Study {study.study_id} has no report to download yet.")
@@ -590,9 +591,7 @@ def report_pdf(
             for v in signed[1:]
         ),
         status_note=status_note,
-        key_images=tuple(
-            _key_image_prints(session, study, storage, signed=bool(_versions(session, report)))
-        )
+        key_images=tuple(_key_image_prints(session, study, storage, signed=bool(versions)))
         if storage
         else (),
     )
